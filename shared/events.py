@@ -1,0 +1,153 @@
+"""The events on the Redis streams and their codec.
+
+A prediction entry holds its features and probabilities as raw float32 bytes,
+so a batch read from the stream decodes with one ``np.frombuffer`` per column
+instead of per-row parsing. Field names are short because they are repeated in
+every stream entry.
+
+Schema version 1, prediction entry fields::
+
+    v   schema version ("1")
+    id  prediction id (shared.ids)
+    ts  prediction time, ms since the epoch
+    m   model name          mv  model version
+    x   features, float32 little-endian bytes, length F
+    y   predicted class index
+    p   class probabilities, float32 little-endian bytes, length K
+
+Feedback entry fields: ``v``, ``id`` (the prediction id), ``label`` (class
+index), ``ts`` (feedback time, ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+SCHEMA_VERSION = b"1"
+FLOAT = np.dtype("<f4")
+
+Fields = Mapping[bytes, bytes]
+
+
+class EventDecodeError(ValueError):
+    """A stream entry that cannot be decoded; the monitor dead-letters it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBatch:
+    """Decoded prediction entries, one row each."""
+
+    ids: list[str]
+    timestamps_ms: npt.NDArray[np.int64]
+    model_versions: list[str]
+    features: npt.NDArray[np.float32]  # (n, F)
+    classes: npt.NDArray[np.int64]  # (n,)
+    probabilities: npt.NDArray[np.float32]  # (n, K)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackBatch:
+    ids: list[str]
+    labels: npt.NDArray[np.int64]
+    timestamps_ms: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_predictions(
+    ids: Sequence[str],
+    timestamp_ms: int,
+    model: str,
+    version: str,
+    features: npt.NDArray[np.float32],
+    classes: npt.NDArray[np.integer],
+    probabilities: npt.NDArray[np.float32],
+) -> list[dict[bytes, bytes]]:
+    """Stream fields for a batch of predictions made at one instant."""
+    x = np.ascontiguousarray(features, dtype=FLOAT)
+    p = np.ascontiguousarray(probabilities, dtype=FLOAT)
+    ts = str(timestamp_ms).encode()
+    m, mv = model.encode(), version.encode()
+    return [
+        {
+            b"v": SCHEMA_VERSION,
+            b"id": pid.encode(),
+            b"ts": ts,
+            b"m": m,
+            b"mv": mv,
+            b"x": x[i].tobytes(),
+            b"y": str(int(classes[i])).encode(),
+            b"p": p[i].tobytes(),
+        }
+        for i, pid in enumerate(ids)
+    ]
+
+
+def encode_feedback(prediction_id: str, label: int, timestamp_ms: int) -> dict[bytes, bytes]:
+    return {
+        b"v": SCHEMA_VERSION,
+        b"id": prediction_id.encode(),
+        b"label": str(label).encode(),
+        b"ts": str(timestamp_ms).encode(),
+    }
+
+
+def _column(entries: Sequence[Fields], name: bytes) -> list[bytes]:
+    try:
+        return [e[name] for e in entries]
+    except KeyError as exc:
+        raise EventDecodeError(f"missing field {name.decode()!r}") from exc
+
+
+def _matrix(blobs: list[bytes], what: str) -> npt.NDArray[np.float32]:
+    width = len(blobs[0])
+    if width == 0 or width % FLOAT.itemsize or any(len(b) != width for b in blobs):
+        raise EventDecodeError(f"field {what!r} has inconsistent or invalid byte lengths")
+    return np.frombuffer(b"".join(blobs), dtype=FLOAT).reshape(len(blobs), -1)
+
+
+def _ints(values: list[bytes], what: str) -> npt.NDArray[np.int64]:
+    try:
+        return np.array(values, dtype=np.int64)
+    except ValueError as exc:
+        raise EventDecodeError(f"field {what!r} is not an integer") from exc
+
+
+def decode_predictions(entries: Sequence[Fields]) -> PredictionBatch:
+    """Decode entries that all share one feature and class count.
+
+    Raises ``EventDecodeError`` if any entry is malformed; callers that must
+    isolate a bad entry decode one by one after a batch failure.
+    """
+    if not entries:
+        raise EventDecodeError("empty batch")
+    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
+        raise EventDecodeError("unsupported schema version")
+    return PredictionBatch(
+        ids=[i.decode() for i in _column(entries, b"id")],
+        timestamps_ms=_ints(_column(entries, b"ts"), "ts"),
+        model_versions=[v.decode() for v in _column(entries, b"mv")],
+        features=_matrix(_column(entries, b"x"), "x"),
+        classes=_ints(_column(entries, b"y"), "y"),
+        probabilities=_matrix(_column(entries, b"p"), "p"),
+    )
+
+
+def decode_feedback(entries: Sequence[Fields]) -> FeedbackBatch:
+    if not entries:
+        raise EventDecodeError("empty batch")
+    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
+        raise EventDecodeError("unsupported schema version")
+    return FeedbackBatch(
+        ids=[i.decode() for i in _column(entries, b"id")],
+        labels=_ints(_column(entries, b"label"), "label"),
+        timestamps_ms=_ints(_column(entries, b"ts"), "ts"),
+    )

@@ -1,0 +1,122 @@
+"""Every Redis key Driftwatch uses, in one place.
+
+All keys of one model carry the model name as a Redis Cluster hash tag
+(``driftwatch:{digits-mlp}:...``), so a model's streams and state live in one
+slot: the Lua scripts that update state atomically may touch any of them, and
+models spread across a cluster by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONSUMER_GROUP = "monitor"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for one model."""
+
+    model: str
+
+    @property
+    def prefix(self) -> str:
+        return f"driftwatch:{{{self.model}}}"
+
+    # -- streams ---------------------------------------------------------
+    @property
+    def predictions(self) -> str:
+        return f"{self.prefix}:predictions"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}:feedback"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}:dlq"
+
+    # -- model registry --------------------------------------------------
+    @property
+    def model_info(self) -> str:
+        """Hash: the serving model's version and metadata JSON."""
+        return f"{self.prefix}:model"
+
+    def reference(self, version: str) -> str:
+        """String: the reference sample (``.npz`` bytes) of one model version."""
+        return f"{self.prefix}:reference:{version}"
+
+    # -- window state ----------------------------------------------------
+    @property
+    def ingested(self) -> str:
+        """Counter: distinct predictions ingested; window index = (n - 1) // size."""
+        return f"{self.prefix}:ingested"
+
+    def window_rows(self, window: int) -> str:
+        """List: the float32 feature rows of one window, in ingest order."""
+        return f"{self.prefix}:window:{window}:rows"
+
+    def window_meta(self, window: int) -> str:
+        """Hash: one window's bounds (first/last timestamps) and model version."""
+        return f"{self.prefix}:window:{window}:meta"
+
+    def window_classes(self, window: int) -> str:
+        """Hash: predicted class -> count within one window."""
+        return f"{self.prefix}:window:{window}:classes"
+
+    @property
+    def windows_to_report(self) -> str:
+        """Set: windows that are full and whose drift report is not stored yet."""
+        return f"{self.prefix}:windows:to-report"
+
+    # -- prediction/label join ---------------------------------------------
+    def joined_predictions(self, bucket: int) -> str:
+        """Hash: prediction id -> ``window:class`` for predictions of one time bucket."""
+        return f"{self.prefix}:join:{bucket}:pred"
+
+    def joined_labels(self, bucket: int) -> str:
+        """Hash: prediction id -> true label for predictions of one time bucket."""
+        return f"{self.prefix}:join:{bucket}:label"
+
+    def confusion(self, window: int) -> str:
+        """Hash: ``label:predicted`` -> count of joined pairs in one window."""
+        return f"{self.prefix}:window:{window}:confusion"
+
+    @property
+    def feedback_counts(self) -> str:
+        """Hash: totals of feedback received, joined and duplicated."""
+        return f"{self.prefix}:feedback:counts"
+
+    # -- reports -----------------------------------------------------------
+    @property
+    def drift_reports(self) -> str:
+        """Hash: window index -> drift report JSON."""
+        return f"{self.prefix}:drift:reports"
+
+    @property
+    def drift_index(self) -> str:
+        """Sorted set: window indexes with a report, scored by index."""
+        return f"{self.prefix}:drift:index"
+
+    # -- alerts --------------------------------------------------------------
+    @property
+    def alert_rules(self) -> str:
+        return f"{self.prefix}:alerts:rules"
+
+    @property
+    def alert_states(self) -> str:
+        return f"{self.prefix}:alerts:states"
+
+    @property
+    def alert_history(self) -> str:
+        return f"{self.prefix}:alerts:history"
+
+    @property
+    def alert_leader(self) -> str:
+        """String with TTL: the replica that currently sends notifications."""
+        return f"{self.prefix}:alerts:leader"
+
+    # -- liveness --------------------------------------------------------------
+    def heartbeat(self, consumer: str) -> str:
+        """String with TTL: present while the consumer is alive."""
+        return f"{self.prefix}:heartbeat:{consumer}"

@@ -1,0 +1,62 @@
+"""Process settings, read from the environment (and an optional ``.env`` file).
+
+Each service gets one settings class so a deployment can see at a glance which
+variables it reads. Redis settings are shared because both sides must agree on
+the stream names and caps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseSettings):
+    """Where the event streams live and how long they may grow."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    # Name used in every key, so several models can share one Redis.
+    model_name: str = Field(default="digits-mlp", alias="DRIFTWATCH_MODEL_NAME")
+    # Streams are capped with MAXLEN ~ so a stalled monitor cannot exhaust Redis memory.
+    stream_maxlen: int = Field(default=1_000_000, ge=1_000, alias="DRIFTWATCH_STREAM_MAXLEN")
+
+
+class ModelServiceSettings(RedisSettings):
+    """Settings of the model service (port 8000)."""
+
+    model_dir: Path = Field(default=Path("models/default"), alias="DRIFTWATCH_MODEL_DIR")
+    host: str = Field(default="127.0.0.1", alias="DRIFTWATCH_HOST")
+    port: int = Field(default=8000, alias="DRIFTWATCH_PORT")
+    # Publishing: events wait in memory and leave in pipelined batches.
+    publish_batch_size: int = Field(default=256, ge=1, alias="DRIFTWATCH_PUBLISH_BATCH_SIZE")
+    publish_queue_max: int = Field(default=100_000, ge=1, alias="DRIFTWATCH_PUBLISH_QUEUE_MAX")
+    publish_enabled: bool = Field(default=True, alias="DRIFTWATCH_PUBLISH_ENABLED")
+    max_batch_rows: int = Field(default=1_024, ge=1, alias="DRIFTWATCH_MAX_BATCH_ROWS")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
+    api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
+
+
+class MonitorSettings(RedisSettings):
+    """Settings of the monitor (port 8001)."""
+
+    host: str = Field(default="127.0.0.1", alias="DRIFTWATCH_HOST")
+    port: int = Field(default=8001, alias="DRIFTWATCH_PORT")
+    window_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_WINDOW_SIZE")
+    alpha: float = Field(default=0.05, gt=0, lt=1, alias="DRIFTWATCH_ALPHA")
+    correction: Literal["bonferroni", "fdr_bh", "none"] = Field(
+        default="bonferroni", alias="DRIFTWATCH_CORRECTION"
+    )
+    read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
+    read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
+    # A pending entry idle this long belongs to a dead consumer and is claimed.
+    claim_idle_ms: int = Field(default=30_000, ge=100, alias="DRIFTWATCH_CLAIM_IDLE_MS")
+    max_deliveries: int = Field(default=5, ge=1, alias="DRIFTWATCH_MAX_DELIVERIES")
+    # How long join state (prediction class, label) is kept for late feedback.
+    join_retention_s: int = Field(default=7 * 24 * 3600, ge=60, alias="DRIFTWATCH_JOIN_RETENTION_S")
+    history_max: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_HISTORY_MAX")
+    api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")

@@ -1,0 +1,44 @@
+"""Fixtures shared by every test folder.
+
+Tests talk to a real ``redis-server`` that this suite starts on a free port;
+nothing here assumes port 6379 is free or ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from shared.redis_server import LocalRedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[LocalRedisServer]:
+    with LocalRedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalRedisServer) -> Iterator[str]:
+    """A clean database on the session's server."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    yield redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
