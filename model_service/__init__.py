@@ -1,0 +1,1 @@
+"""The model service: serves a trained classifier and publishes every prediction."""
