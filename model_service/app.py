@@ -1,0 +1,69 @@
+"""The model service's FastAPI app factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from model_service.publisher import EventPublisher
+from model_service.registry import register_until_done
+from model_service.routes import feedback, health, predict
+from model_service.runtime import LiteRTModel
+from model_service.service import ModelService
+from shared.http import BodySizeLimitMiddleware
+from shared.keys import Keys
+from shared.model_metadata import Reference
+from shared.settings import ModelServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
+    settings = settings or ModelServiceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = LiteRTModel(settings.model_dir)
+        # Keys follow the served model's name, so one Redis can hold several models.
+        keys = Keys(model.metadata.name)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+        )
+        publisher = EventPublisher(
+            client,
+            maxlen=settings.stream_maxlen,
+            batch_size=settings.publish_batch_size,
+            queue_max=settings.publish_queue_max,
+        )
+        publisher.start()
+        registration = asyncio.create_task(
+            register_until_done(client, keys, model.metadata, Reference.load(settings.model_dir))
+        )
+        app.state.service = ModelService(model, client, publisher, keys, publish=settings.publish_enabled)
+        try:
+            yield
+        finally:
+            app.state.service = None
+            registration.cancel()
+            await asyncio.gather(registration, return_exceptions=True)
+            await publisher.close()
+            await client.aclose()
+
+    app = FastAPI(
+        title="Driftwatch model service",
+        version="0.1.0",
+        summary="Serves a classifier and streams every prediction to the monitor.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_key = settings.api_key
+    app.state.service = None
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    for module in (predict, feedback, health):
+        app.include_router(module.router)
+    return app

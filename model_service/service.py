@@ -1,0 +1,85 @@
+"""What the model service holds while it runs, and the request-to-event path.
+
+Routes stay thin: they parse and validate, then call into ``ModelService``,
+which owns the model and the publisher.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import redis.asyncio as aioredis
+
+from model_service.publisher import EventPublisher
+from model_service.runtime import LiteRTModel
+from shared.events import encode_feedback, encode_predictions
+from shared.ids import new_prediction_ids
+from shared.keys import Keys
+from shared.model_metadata import ModelMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionResult:
+    ids: list[str]
+    classes: npt.NDArray[np.int64]
+    probabilities: npt.NDArray[np.float32]
+
+
+class ModelService:
+    def __init__(
+        self,
+        model: LiteRTModel,
+        client: aioredis.Redis,
+        publisher: EventPublisher,
+        keys: Keys,
+        *,
+        publish: bool = True,
+    ) -> None:
+        self.model = model
+        self.client = client
+        self.publisher = publisher
+        self.keys = keys
+        self.publish = publish
+        self._feature_index = {name: i for i, name in enumerate(model.metadata.feature_names)}
+        self._class_index = {name: i for i, name in enumerate(model.metadata.class_names)}
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.model.metadata
+
+    def feature_position(self, name: str) -> int | None:
+        return self._feature_index.get(name)
+
+    def label_index(self, label: int | str) -> int | None:
+        """A label given as index or class name, as an index; None if unknown."""
+        if isinstance(label, int):
+            return label if 0 <= label < self.metadata.n_classes else None
+        return self._class_index.get(label)
+
+    def predict(self, features: npt.NDArray[np.float32]) -> PredictionResult:
+        probabilities = self.model.predict_proba(features)
+        classes = probabilities.argmax(axis=1).astype(np.int64)
+        now_ms = time.time_ns() // 1_000_000
+        ids = new_prediction_ids(len(features), now_ms)
+        if self.publish:
+            fields = encode_predictions(
+                ids, now_ms, self.metadata.name, self.metadata.version, features, classes, probabilities
+            )
+            stream = self.keys.predictions
+            self.publisher.submit([(stream, f) for f in fields])
+        return PredictionResult(ids, classes, probabilities)
+
+    def record_feedback(self, prediction_id: str, label: int) -> None:
+        entry = encode_feedback(prediction_id, label, time.time_ns() // 1_000_000)
+        self.publisher.submit([(self.keys.feedback, entry)])
+
+    async def redis_ok(self, timeout_s: float = 0.5) -> bool:
+        import asyncio
+
+        try:
+            return bool(await asyncio.wait_for(self.client.ping(), timeout_s))
+        except (TimeoutError, OSError, aioredis.RedisError):
+            return False

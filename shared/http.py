@@ -1,0 +1,97 @@
+"""HTTP pieces both services use: a body-size limit and JSON bodies parsed by pydantic.
+
+The size limit is pure ASGI middleware so an oversized body is refused with
+413 before it is buffered, whether or not the client sent Content-Length.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _send_413(send, self.max_bytes)
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _send_413(send, self.max_bytes)
+
+
+async def _send_413(send: Send, max_bytes: int) -> None:
+    body = orjson.dumps({"detail": f"request body larger than {max_bytes} bytes"})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def validation_error(loc: tuple[str | int, ...], msg: str, value: object = None) -> RequestValidationError:
+    """A 422 in FastAPI's own error shape, naming the field at fault."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", *loc), "msg": msg, "input": value}]
+    )
+
+
+async def parse_json_body(
+    request: Request, model: type[ModelT], drop_from_loc: frozenset[str] = frozenset()
+) -> ModelT:
+    """Validate the raw body with pydantic-core's JSON parser (no intermediate dicts).
+
+    ``drop_from_loc`` removes union tags from error locations so the client sees
+    the path of its own JSON, e.g. ``body.features.3``.
+    """
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(p for p in error["loc"] if p not in drop_from_loc)
+            errors.append({**error, "loc": ("body", *loc)})
+        raise RequestValidationError(errors, body=body) from None
