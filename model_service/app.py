@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from model_service.publisher import EventPublisher
-from model_service.registry import register_until_done
+from shared.registry import register_until_done
 from model_service.routes import feedback, health, predict
 from model_service.runtime import LiteRTModel
 from model_service.service import ModelService

@@ -83,6 +83,11 @@ class Keys:
         return f"{self.prefix}:window:{window}:confusion"
 
     @property
+    def confusion_total(self) -> str:
+        """Hash: ``label:predicted`` -> count over all windows."""
+        return f"{self.prefix}:confusion:total"
+
+    @property
     def feedback_counts(self) -> str:
         """Hash: totals of feedback received, joined and duplicated."""
         return f"{self.prefix}:feedback:counts"

@@ -20,7 +20,11 @@ from shared.model_metadata import ModelMetadata, Reference
 log = logging.getLogger(__name__)
 
 FIELD_VERSION = "version"
-FIELD_METADATA = "metadata"
+
+
+def metadata_field(version: str) -> str:
+    """Metadata is kept per version: windows of an older version still need theirs."""
+    return f"metadata:{version}"
 
 
 async def register_model(
@@ -31,7 +35,7 @@ async def register_model(
         pipe.set(keys.reference(metadata.version), reference.to_bytes(), nx=True)
         pipe.hset(
             keys.model_info,
-            mapping={FIELD_VERSION: metadata.version, FIELD_METADATA: metadata.model_dump_json()},
+            mapping={FIELD_VERSION: metadata.version, metadata_field(metadata.version): metadata.model_dump_json()},
         )
         await pipe.execute()
 
@@ -55,11 +59,16 @@ async def register_until_done(
             backoff = min(backoff * 2, max_backoff_s)
 
 
+async def read_current_version(client: aioredis.Redis, keys: Keys) -> str | None:
+    raw = await client.hget(keys.model_info, FIELD_VERSION)
+    return raw.decode() if raw is not None else None
+
+
 async def read_registered_model(
-    client: aioredis.Redis, keys: Keys
+    client: aioredis.Redis, keys: Keys, version: str
 ) -> tuple[ModelMetadata, Reference] | None:
-    """The model a model service registered last, or None if none has yet."""
-    raw = await client.hget(keys.model_info, FIELD_METADATA)
+    """A registered version's metadata and reference, or None if not registered (yet)."""
+    raw = await client.hget(keys.model_info, metadata_field(version))
     if raw is None:
         return None
     metadata = ModelMetadata.model_validate_json(raw)

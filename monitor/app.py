@@ -1,0 +1,43 @@
+"""The monitor's FastAPI app factory: the HTTP API and the consumer worker in one process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from monitor.consumer import default_consumer_name
+from monitor.routes import drift, health, performance
+from monitor.worker import MonitorWorker
+from shared.settings import MonitorSettings
+
+
+def create_app(settings: MonitorSettings | None = None, consumer_name: str | None = None) -> FastAPI:
+    settings = settings or MonitorSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        worker = MonitorWorker(client, settings, consumer_name or default_consumer_name())
+        app.state.redis = client
+        app.state.worker = worker
+        worker.start()
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await client.aclose()
+
+    app = FastAPI(
+        title="Driftwatch monitor",
+        version="0.1.0",
+        summary="Drift, performance and alerts for a served model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.api_key = settings.api_key
+    for module in (drift, performance, health):
+        app.include_router(module.router)
+    return app

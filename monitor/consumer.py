@@ -1,0 +1,267 @@
+"""The consumer-group loop: read both streams, update state, ack.
+
+Order of work per batch: decode (vectorised), update state in Redis (atomic,
+idempotent scripts), then XACK. A crash anywhere before the ack leaves the
+entries pending; they come back to this consumer on restart (it reads its own
+pending entries first) or to another one through XAUTOCLAIM, and the scripts
+make the second delivery a no-op. An entry that cannot be decoded, or keeps
+failing, goes to the dead-letter stream with its reason, so one bad event
+never stalls the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from monitor.state import WindowState
+from shared.events import EventDecodeError, Fields, decode_feedback, decode_predictions
+from shared.keys import CONSUMER_GROUP, Keys
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+WindowsClosed = Callable[[list[int]], Awaitable[None]]
+ExpectedFeatures = Callable[[str], Awaitable[int | None]]
+
+HEARTBEAT_TTL_MS = 15_000
+
+
+def _stream_id_order(entry_id: bytes) -> tuple[int, int]:
+    ms, seq = entry_id.split(b"-")
+    return int(ms), int(seq)
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    predictions: int = 0
+    feedback: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    claimed: int = 0
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        state: WindowState,
+        *,
+        consumer: str,
+        read_count: int,
+        block_ms: int,
+        claim_idle_ms: int,
+        max_deliveries: int,
+        dlq_maxlen: int = 100_000,
+        on_windows_closed: WindowsClosed | None = None,
+        expected_features: ExpectedFeatures | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.state = state
+        self.consumer = consumer
+        self.read_count = read_count
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.dlq_maxlen = dlq_maxlen
+        self.on_windows_closed = on_windows_closed
+        self.expected_features = expected_features
+        self.stats = ConsumerStats()
+        self._streams = (keys.predictions, keys.feedback)
+        self._last_claim = 0.0
+
+    async def ensure_groups(self) -> None:
+        """Create the group at the start of each stream, so events published before
+        the first monitor started are consumed too."""
+        for stream in self._streams:
+            try:
+                await self.client.xgroup_create(stream, CONSUMER_GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set. Redis outages are waited out, not fatal."""
+        backoff = 0.1
+        await self._drain_own_pending(stop)
+        while not stop.is_set():
+            try:
+                await self.heartbeat()
+                await self.claim_abandoned()
+                await self.step()
+                backoff = 0.1
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("monitor: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.ensure_groups()  # the stream was deleted under us
+
+    async def _drain_own_pending(self, stop: asyncio.Event) -> None:
+        """After a restart, entries this consumer name read but never acked come first."""
+        while not stop.is_set():
+            try:
+                if await self.step(pending=True) == 0:
+                    return
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await asyncio.sleep(0.5)
+
+    async def step(self, pending: bool = False) -> int:
+        """Read and process one batch from both streams; returns entries handled."""
+        start_id = "0" if pending else ">"
+        response = await self.client.xreadgroup(
+            CONSUMER_GROUP,
+            self.consumer,
+            dict.fromkeys(self._streams, start_id),
+            count=self.read_count,
+            block=None if pending else self.block_ms,
+        )
+        handled = 0
+        for stream_name, entries in response or []:
+            entries = [e for e in entries if e[1]]  # pending reads list deleted entries as empty
+            if entries:
+                await self.process(stream_name.decode(), entries)
+                handled += len(entries)
+        return handled
+
+    async def process(self, stream: str, entries: Sequence[Entry]) -> None:
+        if stream == self.keys.predictions:
+            await self._process_predictions(entries)
+        else:
+            await self._process_feedback(entries)
+
+    async def _process_predictions(self, entries: Sequence[Entry]) -> None:
+        good, bad = await self._split_decodable(entries, self._check_prediction)
+        if good:
+            fields = [f for _, f in good]
+            batch = decode_predictions(fields)
+            result = await self.state.ingest_predictions(batch, [f[b"x"] for f in fields])
+            self.stats.predictions += result.new
+            self.stats.duplicates += len(good) - result.new
+            await self._ack(self.keys.predictions, [i for i, _ in good])
+            if result.closed_windows and self.on_windows_closed is not None:
+                await self.on_windows_closed(result.closed_windows)
+        await self._dead_letter(self.keys.predictions, bad)
+
+    async def _process_feedback(self, entries: Sequence[Entry]) -> None:
+        good, bad = await self._split_decodable(entries, self._check_feedback)
+        if good:
+            batch = decode_feedback([f for _, f in good])
+            new = await self.state.ingest_feedback(batch)
+            self.stats.feedback += new
+            self.stats.duplicates += len(good) - new
+            await self._ack(self.keys.feedback, [i for i, _ in good])
+        await self._dead_letter(self.keys.feedback, bad)
+
+    async def _check_prediction(self, fields: Sequence[Fields]) -> None:
+        batch = decode_predictions(fields)
+        if self.expected_features is not None:
+            for version in set(batch.model_versions):
+                expected = await self.expected_features(version)
+                if expected is not None and batch.features.shape[1] != expected:
+                    raise EventDecodeError(
+                        f"{batch.features.shape[1]} features, model version {version} has {expected}"
+                    )
+
+    async def _check_feedback(self, fields: Sequence[Fields]) -> None:
+        decode_feedback(fields)
+
+    async def _split_decodable(
+        self, entries: Sequence[Entry], check: Callable[[Sequence[Fields]], Awaitable[None]]
+    ) -> tuple[list[Entry], list[tuple[Entry, str]]]:
+        """The whole batch decodes in one go in the normal case; only a failing batch
+        is decoded entry by entry to find the bad ones."""
+        try:
+            await check([f for _, f in entries])
+            return list(entries), []
+        except EventDecodeError:
+            pass
+        good: list[Entry] = []
+        bad: list[tuple[Entry, str]] = []
+        for entry in entries:
+            try:
+                await check([entry[1]])
+                good.append(entry)
+            except EventDecodeError as exc:
+                bad.append((entry, str(exc)))
+        if good:
+            # Entries can decode alone yet disagree with each other (feature counts).
+            try:
+                await check([f for _, f in good])
+            except EventDecodeError as exc:
+                width = len(good[0][1].get(b"x", b""))
+                bad += [(e, str(exc)) for e in good if len(e[1].get(b"x", b"")) != width]
+                good = [e for e in good if len(e[1].get(b"x", b"")) == width]
+        return good, bad
+
+    async def _ack(self, stream: str, ids: list[bytes]) -> None:
+        if ids:
+            await self.client.xack(stream, CONSUMER_GROUP, *ids)
+
+    async def _dead_letter(self, stream: str, bad: list[tuple[Entry, str]]) -> None:
+        if not bad:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            for (entry_id, fields), reason in bad:
+                record: dict[bytes | str, bytes | str] = {"stream": stream, "entry_id": entry_id, "reason": reason}
+                record.update({b"f:" + k: v for k, v in fields.items()})
+                pipe.xadd(self.keys.dlq, record, maxlen=self.dlq_maxlen, approximate=True)  # type: ignore[arg-type]
+                pipe.xack(stream, CONSUMER_GROUP, entry_id)
+            await pipe.execute()
+        self.stats.dead_lettered += len(bad)
+        log.warning("monitor: %d entries of %s dead-lettered: %s", len(bad), stream, bad[0][1])
+
+    async def heartbeat(self) -> None:
+        await self.client.set(self.keys.heartbeat(self.consumer), str(time.time()), px=HEARTBEAT_TTL_MS)
+
+    async def claim_abandoned(self) -> None:
+        """Take over entries a dead consumer read but never acked (XAUTOCLAIM),
+        dead-lettering those delivered too often: an entry that kills every
+        consumer that reads it must not kill them forever."""
+        now = time.monotonic()
+        if now - self._last_claim < self.claim_idle_ms / 2000:
+            return
+        self._last_claim = now
+        for stream in self._streams:
+            cursor = "0-0"
+            while True:
+                cursor, claimed, *_ = await self.client.xautoclaim(
+                    stream, CONSUMER_GROUP, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.read_count
+                )
+                claimed = [e for e in claimed if e[1]]
+                if claimed:
+                    self.stats.claimed += len(claimed)
+                    await self._process_claimed(stream, claimed)
+                if cursor in (b"0-0", "0-0"):
+                    break
+
+    async def _process_claimed(self, stream: str, claimed: list[Entry]) -> None:
+        ids = sorted((entry_id for entry_id, _ in claimed), key=_stream_id_order)
+        pending = await self.client.xpending_range(
+            stream, CONSUMER_GROUP, min=ids[0], max=ids[-1], count=len(ids), consumername=self.consumer
+        )
+        deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
+        poison = [(e, f"delivered {deliveries[e[0]]} times") for e in claimed
+                  if deliveries.get(e[0], 0) > self.max_deliveries]
+        healthy = [e for e in claimed if deliveries.get(e[0], 0) <= self.max_deliveries]
+        await self._dead_letter(stream, poison)
+        if healthy:
+            await self.process(stream, healthy)
