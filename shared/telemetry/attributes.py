@@ -1,0 +1,38 @@
+"""Attribute keys carried by Driftwatch metrics.
+
+Kept in one module so a dashboard, an alert rule and the code that records a
+value cannot disagree on a label's spelling. Every attribute here has a bounded
+set of values (model names, feature names, class labels, fixed reasons):
+prediction ids, timestamps or raw values never become attributes, because
+each distinct attribute set is a separate time series in Prometheus.
+
+Prometheus renders the dots as underscores (``model.version`` -> ``model_version``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MODEL: Final = "model"
+"""Model name (``DRIFTWATCH_MODEL_NAME``), e.g. ``digits-mlp``."""
+
+MODEL_VERSION: Final = "model.version"
+"""Version of the model that served the prediction or that a report refers to."""
+
+FEATURE: Final = "feature"
+"""Feature (input column) name from the model's metadata."""
+
+TEST: Final = "test"
+"""Statistical test behind a drift value, e.g. ``ks`` or ``chi2``."""
+
+EFFECT_SIZE_KIND: Final = "effect_size.kind"
+"""What an effect size measures, e.g. ``wasserstein`` or ``psi``."""
+
+PREDICTION_CLASS: Final = "class"
+"""Predicted class index (as a string); bounded by the model's class count."""
+
+STREAM: Final = "stream"
+"""Event stream: ``predictions`` or ``feedback``."""
+
+REASON: Final = "reason"
+"""Why events were dropped, e.g. ``queue_full`` or ``redis_error``."""

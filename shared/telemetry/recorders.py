@@ -1,0 +1,370 @@
+"""Recorder classes the services call: one line of wiring per event.
+
+The services never touch instruments directly. A recorder owns the
+instruments, pre-builds attribute dicts (the hot path allocates nothing it can
+avoid) and keeps attribute values bounded: classes, features, streams and
+reasons, never prediction ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.util.types import Attributes
+
+from shared.telemetry import attributes as attr
+from shared.telemetry import model_service_metrics as ms
+from shared.telemetry import monitor_metrics as mon
+
+log = logging.getLogger(__name__)
+
+StreamStats = Mapping[str, float | int | None]
+"""What a stream-stats callback returns: ``{"lag": ..., "pending": ...}`` (None = unknown)."""
+
+
+class ModelServiceMetrics:
+    """Metrics of the model service. Every method is cheap enough for the request path.
+
+    >>> metrics = ModelServiceMetrics(meter, model="digits-mlp", model_version="1")
+    >>> metrics.record_inference(0.0002, n=32)
+    >>> metrics.record_predictions(classes)        # np.ndarray of class indexes
+    """
+
+    def __init__(self, meter: Meter, *, model: str, model_version: str) -> None:
+        self._inference_duration = ms.create_driftwatch_inference_duration(meter)
+        self._batch_size = ms.create_driftwatch_inference_batch_size(meter)
+        self._predictions = ms.create_driftwatch_predictions(meter)
+        self._published = ms.create_driftwatch_events_published(meter)
+        self._dropped = ms.create_driftwatch_events_dropped(meter)
+        self._queue_depth: Callable[[], int | None] | None = None
+        ms.create_driftwatch_events_queued(meter, callbacks=[self._observe_queue])
+        self.set_model(model, model_version)
+
+    def set_model(self, model: str, model_version: str) -> None:
+        """Switch the ``model``/``model.version`` attributes (after loading another model)."""
+        self._base: dict[str, str] = {attr.MODEL: model, attr.MODEL_VERSION: model_version}
+        self._class_attrs: dict[int, dict[str, str]] = {}
+        self._stream_attrs: dict[str, dict[str, str]] = {}
+        self._drop_attrs: dict[tuple[str, str], dict[str, str]] = {}
+
+    def _for_class(self, cls: int) -> dict[str, str]:
+        found = self._class_attrs.get(cls)
+        if found is None:
+            found = {**self._base, attr.PREDICTION_CLASS: str(cls)}
+            self._class_attrs[cls] = found
+        return found
+
+    def _for_stream(self, stream: str) -> dict[str, str]:
+        found = self._stream_attrs.get(stream)
+        if found is None:
+            found = {**self._base, attr.STREAM: stream}
+            self._stream_attrs[stream] = found
+        return found
+
+    def record_inference(self, seconds: float, n: int = 1) -> None:
+        """One call into the model runtime that scored ``n`` rows in ``seconds``."""
+        self._inference_duration.record(seconds, self._base)
+        self._batch_size.record(n, self._base)
+
+    def record_predictions(self, classes: np.ndarray | Iterable[int]) -> None:
+        """Count predicted classes: one ``add`` per class present, not per row."""
+        arr = np.asarray(classes)
+        if arr.size == 0:
+            return
+        if arr.size == 1:
+            self._predictions.add(1, self._for_class(int(arr.reshape(-1)[0])))
+            return
+        counts = np.bincount(arr.reshape(-1).astype(np.intp, copy=False))
+        for cls in np.flatnonzero(counts):
+            self._predictions.add(int(counts[cls]), self._for_class(int(cls)))
+
+    def published(self, n: int, stream: str = "predictions") -> None:
+        """``n`` events were written to Redis."""
+        if n > 0:
+            self._published.add(n, self._for_stream(stream))
+
+    def dropped(self, n: int, reason: str, stream: str = "predictions") -> None:
+        """``n`` events were lost; ``reason`` must come from a fixed set (``queue_full``,
+        ``redis_error``, ``shutdown``...), never from an exception message."""
+        if n <= 0:
+            return
+        key = (stream, reason)
+        found = self._drop_attrs.get(key)
+        if found is None:
+            found = {**self._base, attr.STREAM: stream, attr.REASON: reason}
+            self._drop_attrs[key] = found
+        self._dropped.add(n, found)
+
+    def set_queue_depth_callback(self, fn: Callable[[], int | None]) -> None:
+        """Register how to read the publish queue depth (e.g. ``queue.qsize``).
+
+        Called from the exporter thread at each export: it must be cheap and must
+        not block (``asyncio.Queue.qsize`` is fine).
+        """
+        self._queue_depth = fn
+
+    def _observe_queue(self, _options: CallbackOptions) -> Iterable[Observation]:
+        fn = self._queue_depth
+        if fn is None:
+            return
+        try:
+            depth = fn()
+        except Exception:  # a broken callback must not break the export of the others
+            log.debug("queue depth callback failed", exc_info=True)
+            return
+        if depth is not None:
+            yield Observation(depth, self._for_stream("predictions"))
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for missing / NaN / non-numeric values (nothing is exported)."""
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+Snapshot = dict[str, list[tuple[float, Attributes]]]
+
+
+class ReportGauges:
+    """Thread-safe holder of the latest values, read by observable-gauge callbacks.
+
+    The monitor writes from its event loop; the exporter reads from its own
+    thread. Each update builds a new snapshot and swaps it in under a lock, so a
+    reader sees either the old or the new report, never half of each. Only the
+    metric groups passed to :meth:`replace` are replaced, so a performance
+    update does not erase drift values.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Snapshot = {}
+
+    def replace(self, values: Snapshot, names: Iterable[str]) -> None:
+        with self._lock:
+            merged = {k: v for k, v in self._values.items() if k not in set(names)}
+            merged.update({k: v for k, v in values.items() if v})
+            self._values = merged
+
+    def get(self, name: str) -> list[tuple[float, Attributes]]:
+        with self._lock:
+            return list(self._values.get(name, ()))
+
+    def callback(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        """An observable-instrument callback that reports ``name`` from the latest snapshot."""
+
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(value, attrs) for value, attrs in self.get(name)]
+
+        return observe
+
+
+_FEATURE_METRICS = (
+    mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC,
+    mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE,
+    mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
+    mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE,
+    mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED,
+)
+_DATASET_METRICS = (mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, mon.DRIFTWATCH_DATASET_DRIFT_SHARE)
+_PREDICTION_METRICS = (
+    mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC,
+    mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE,
+    mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
+    mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
+)
+_DRIFT_METRICS = _FEATURE_METRICS + _DATASET_METRICS + _PREDICTION_METRICS
+_PERFORMANCE_METRICS = (
+    mon.DRIFTWATCH_MODEL_ACCURACY,
+    mon.DRIFTWATCH_FEEDBACK_COVERAGE,
+    mon.DRIFTWATCH_FEEDBACK_LABELLED,
+)
+
+
+class MonitorMetrics:
+    """Metrics of the monitor.
+
+    >>> metrics = MonitorMetrics(meter, model="digits-mlp")
+    >>> metrics.update_drift(report.model_dump(mode="json"), model_version="1")
+    >>> metrics.update_performance(accuracy=0.93, coverage=0.4, labelled=400)
+    >>> metrics.processed(500, stream="predictions")
+    """
+
+    def __init__(self, meter: Meter, *, model: str) -> None:
+        self._model = model
+        self._gauges = ReportGauges()
+        g = self._gauges
+        for name, create in (
+            (mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC, mon.create_driftwatch_feature_drift_statistic),
+            (mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE, mon.create_driftwatch_feature_drift_p_value),
+            (
+                mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
+                mon.create_driftwatch_feature_drift_p_value_adjusted,
+            ),
+            (
+                mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE,
+                mon.create_driftwatch_feature_drift_effect_size,
+            ),
+            (mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED, mon.create_driftwatch_feature_drift_detected),
+            (mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, mon.create_driftwatch_dataset_drift_detected),
+            (mon.DRIFTWATCH_DATASET_DRIFT_SHARE, mon.create_driftwatch_dataset_drift_share),
+            (
+                mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC,
+                mon.create_driftwatch_prediction_drift_statistic,
+            ),
+            (
+                mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE,
+                mon.create_driftwatch_prediction_drift_p_value,
+            ),
+            (
+                mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
+                mon.create_driftwatch_prediction_drift_effect_size,
+            ),
+            (
+                mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
+                mon.create_driftwatch_prediction_drift_detected,
+            ),
+            (mon.DRIFTWATCH_MODEL_ACCURACY, mon.create_driftwatch_model_accuracy),
+            (mon.DRIFTWATCH_FEEDBACK_COVERAGE, mon.create_driftwatch_feedback_coverage),
+            (mon.DRIFTWATCH_FEEDBACK_LABELLED, mon.create_driftwatch_feedback_labelled),
+        ):
+            create(meter, [g.callback(name)])
+        self._processed = mon.create_driftwatch_events_processed(meter)
+        self._processed_attrs: dict[str, dict[str, str]] = {}
+        self._stream_stats: dict[str, Callable[[], StreamStats]] = {}
+        mon.create_driftwatch_stream_lag(meter, [self._stream_observer("lag")])
+        mon.create_driftwatch_stream_pending(meter, [self._stream_observer("pending")])
+
+    @property
+    def gauges(self) -> ReportGauges:
+        """The holder behind the drift and performance gauges (read-only use: tests, debugging)."""
+        return self._gauges
+
+    def update_drift(
+        self,
+        report: Mapping[str, Any],
+        *,
+        model_version: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Publish a drift report (a DriftReport as JSON) as the current gauge values.
+
+        ``model`` and ``model_version`` default to the report's ``model`` /
+        ``model_version`` keys, then to the recorder's model. Values that are
+        missing, None or NaN (an "insufficient data" window) are not exported:
+        absent, not zero, so a dashboard does not show a fake "no drift".
+        """
+        base = {
+            attr.MODEL: str(model or report.get("model") or self._model),
+            attr.MODEL_VERSION: str(model_version or report.get("model_version") or "unknown"),
+        }
+        values: Snapshot = {name: [] for name in _DRIFT_METRICS}
+
+        def put(name: str, raw: Any, attrs: dict[str, str]) -> None:
+            number = _number(raw)
+            if number is not None:
+                values[name].append((number, attrs))
+
+        for feature in report.get("features") or ():
+            fattrs = {
+                **base,
+                attr.FEATURE: str(feature.get("name")),
+                attr.TEST: str(feature.get("test") or "unknown"),
+            }
+            put(mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC, feature.get("statistic"), fattrs)
+            put(mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE, feature.get("p_value"), fattrs)
+            put(
+                mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
+                feature.get("p_value_adjusted"),
+                fattrs,
+            )
+            put(mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED, feature.get("drifted"), fattrs)
+            kind = feature.get("effect_size_kind")
+            eattrs = {**fattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else fattrs
+            put(mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE, feature.get("effect_size"), eattrs)
+
+        put(mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, report.get("dataset_drift"), base)
+        put(mon.DRIFTWATCH_DATASET_DRIFT_SHARE, report.get("drifted_share"), base)
+
+        prediction = report.get("prediction_drift")
+        if prediction:
+            pattrs = {**base, attr.TEST: str(prediction.get("test") or "chi2")}
+            put(mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC, prediction.get("statistic"), pattrs)
+            put(mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE, prediction.get("p_value"), pattrs)
+            put(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), pattrs)
+            put(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, prediction.get("drifted"), pattrs)
+
+        self._gauges.replace(values, _DRIFT_METRICS)
+
+    def update_performance(
+        self,
+        accuracy: float | None,
+        coverage: float | None,
+        labelled: int | None,
+        *,
+        model_version: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Publish the latest window's performance; None means "no labels yet" (not exported)."""
+        base = {
+            attr.MODEL: str(model or self._model),
+            attr.MODEL_VERSION: str(model_version or "unknown"),
+        }
+        values: Snapshot = {}
+        for name, raw in (
+            (mon.DRIFTWATCH_MODEL_ACCURACY, accuracy),
+            (mon.DRIFTWATCH_FEEDBACK_COVERAGE, coverage),
+            (mon.DRIFTWATCH_FEEDBACK_LABELLED, labelled),
+        ):
+            number = _number(raw)
+            if number is not None:
+                values[name] = [(number, base)]
+        self._gauges.replace(values, _PERFORMANCE_METRICS)
+
+    def processed(self, n: int, stream: str = "predictions") -> None:
+        """``n`` events were processed and acknowledged."""
+        if n <= 0:
+            return
+        found = self._processed_attrs.get(stream)
+        if found is None:
+            found = {attr.MODEL: self._model, attr.STREAM: stream}
+            self._processed_attrs[stream] = found
+        self._processed.add(n, found)
+
+    def set_stream_stats_callback(
+        self, fn: Callable[[], StreamStats], stream: str = "predictions"
+    ) -> None:
+        """Register how to read lag and pending counts of ``stream``.
+
+        ``fn`` runs in the exporter thread at each export: return cached values
+        (refreshed by the consumer loop, e.g. from ``XINFO GROUPS``), never do
+        Redis I/O in it. Call once per stream.
+        """
+        self._stream_stats[stream] = fn
+
+    def _stream_observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            out: list[Observation] = []
+            for stream, fn in list(self._stream_stats.items()):
+                try:
+                    number = _number(fn().get(key))
+                except Exception:  # one broken callback must not stop the export
+                    log.debug("stream stats callback failed", exc_info=True)
+                    continue
+                if number is not None:
+                    out.append(Observation(number, {attr.MODEL: self._model, attr.STREAM: stream}))
+            return out
+
+        return observe

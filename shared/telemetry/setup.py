@@ -1,0 +1,198 @@
+"""MeterProvider setup from the standard ``OTEL_*`` variables, and its shutdown.
+
+Why a function of our own rather than ``opentelemetry-instrument``: the
+services are started by our CLI (and by tests, in-process), so the provider
+must be built explicitly, chosen per protocol, and flushed on exit.
+
+Behaviour with no Collector: the exporter runs in the
+``PeriodicExportingMetricReader``'s own thread, so recording a value is an
+in-memory aggregation and never waits for the network. A failed export is
+logged by the SDK and retried at the next interval; ``shutdown_telemetry``
+is bounded by ``timeout_millis``.
+
+Variables honoured (all standard):
+``OTEL_SDK_DISABLED`` (true: no-op meters, no exporter thread),
+``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``
+(``grpc``, the Python default, or ``http/protobuf``),
+``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` / ``_HEADERS`` / ``_TIMEOUT`` (read by
+the exporters), ``OTEL_METRIC_EXPORT_INTERVAL`` / ``_TIMEOUT`` (read by the
+reader), ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (override the
+``service_name`` argument).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+
+from shared.telemetry.process_metrics import ProcessMetrics
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+METER_NAME = "driftwatch"
+"""Instrumentation scope of every ``driftwatch.*`` metric."""
+
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+DEFAULT_EXCLUDED_URLS = "/livez,/readyz"
+"""Health probes hit every few seconds; counting them would drown the request rate."""
+
+
+@dataclass
+class _State:
+    provider: MeterProvider
+    process_metrics: ProcessMetrics | None
+
+
+_lock = threading.Lock()
+_state: _State | None = None
+_global_set = False
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() == "true"
+
+
+def otlp_protocol() -> str:
+    """The metrics protocol from the environment: the signal-specific variable wins."""
+    value = (
+        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    )
+    return value.strip().lower()
+
+
+def make_exporter(protocol: str | None = None) -> MetricExporter:
+    """An OTLP metric exporter for ``protocol`` (``grpc`` or ``http/protobuf``).
+
+    Imports are local so only the chosen transport is loaded. ``http/json`` is
+    not implemented by the Python SDK: asking for it is a configuration error,
+    raised at start-up rather than found later as missing data.
+    """
+    chosen = (protocol or otlp_protocol()).strip().lower()
+    if chosen == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcExporter,
+        )
+
+        return GrpcExporter()
+    if chosen == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    raise ValueError(
+        f"unsupported OTLP metrics protocol {chosen!r}: use 'grpc' or 'http/protobuf'"
+    )
+
+
+def make_resource(service_name: str) -> Resource:
+    """``service.name`` from the caller unless the environment names it.
+
+    ``Resource.create`` lets its argument override ``OTEL_SERVICE_NAME``; an
+    operator's variable should win over a default in code, so the detector's
+    attributes are merged last. ``service.instance.id`` separates replicas
+    (the Collector's Prometheus exporter turns it into the ``instance`` label).
+    """
+    defaults = {
+        "service.name": service_name,
+        "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
+    }
+    return Resource.create(defaults).merge(OTELResourceDetector().detect())
+
+
+def setup_telemetry(
+    service_name: str,
+    *,
+    instrument_system: bool = True,
+    exporter: MetricExporter | None = None,
+    set_global: bool = True,
+) -> MeterProvider:
+    """Build (or rebuild) the process's MeterProvider and return it.
+
+    ``exporter`` replaces the OTLP exporter (tests use an in-memory one).
+    Calling it again shuts the previous provider down first, so tests can
+    build one per case. The first provider becomes the global one (the API
+    allows that once per process); the services should pass the returned
+    provider explicitly (``provider.get_meter(...)``, :func:`instrument_fastapi`).
+    """
+    global _state, _global_set
+    os.environ.setdefault(SEMCONV_OPT_IN, "http")
+    shutdown_telemetry()
+    resource = make_resource(service_name)
+    if _env_true("OTEL_SDK_DISABLED"):
+        # The SDK provider itself honours the variable (its meters are no-ops);
+        # no reader means no exporter thread either.
+        provider = MeterProvider(resource=resource)
+        process: ProcessMetrics | None = None
+    else:
+        reader = PeriodicExportingMetricReader(exporter or make_exporter())
+        provider = MeterProvider(resource=resource, metric_readers=[reader])
+        process = ProcessMetrics(provider.get_meter(METER_NAME)) if instrument_system else None
+    with _lock:
+        _state = _State(provider=provider, process_metrics=process)
+        if set_global and not _global_set:
+            metrics.set_meter_provider(provider)
+            _global_set = True
+    return provider
+
+
+def current_provider() -> MeterProvider | None:
+    """The provider built by the last :func:`setup_telemetry`, if any."""
+    return _state.provider if _state else None
+
+
+def shutdown_telemetry(timeout_millis: float = 5_000) -> None:
+    """Flush the last metrics and stop the exporter thread; safe to call twice.
+
+    Call it on exit (FastAPI lifespan shutdown): without it the values
+    recorded since the last periodic export are lost.
+    """
+    global _state
+    with _lock:
+        state, _state = _state, None
+    if state is None:
+        return
+    try:
+        state.provider.shutdown(timeout_millis=timeout_millis)
+    except Exception:  # shutdown must never turn a clean exit into a crash
+        log.warning("telemetry shutdown failed", exc_info=True)
+
+
+def instrument_fastapi(
+    app: FastAPI,
+    provider: MeterProvider | None = None,
+    *,
+    excluded_urls: str | None = None,
+) -> None:
+    """Record ``http.server.request.duration`` (seconds) for every route of ``app``.
+
+    The old ``http.server.duration`` (milliseconds) is emitted unless
+    ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` is set before the instrumentation
+    first reads it, so it is defaulted here (and in :func:`setup_telemetry`).
+    Health probes are excluded unless ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` says
+    otherwise. Server spans are no-ops: no tracer provider is configured.
+    """
+    os.environ.setdefault(SEMCONV_OPT_IN, "http")
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    if excluded_urls is None:
+        excluded_urls = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
+    kwargs: dict[str, Any] = {"excluded_urls": excluded_urls}
+    chosen = provider or current_provider()
+    if chosen is not None:
+        kwargs["meter_provider"] = chosen
+    FastAPIInstrumentor.instrument_app(app, **kwargs)
