@@ -11,13 +11,13 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from model_service.publisher import EventPublisher
-from shared.registry import register_until_done
 from model_service.routes import feedback, health, predict
 from model_service.runtime import LiteRTModel
 from model_service.service import ModelService
-from shared.http import BodySizeLimitMiddleware
+from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import Reference
+from shared.registry import register_until_done
 from shared.settings import ModelServiceSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     app.state.api_key = settings.api_key
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
     for module in (predict, feedback, health):
         app.include_router(module.router)
     return app

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from monitor.consumer import default_consumer_name
 from monitor.routes import drift, health, performance
 from monitor.worker import MonitorWorker
+from shared.http import install_error_handlers
 from shared.settings import MonitorSettings
 
 
@@ -38,6 +39,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     )
     app.state.settings = settings
     app.state.api_key = settings.api_key
+    install_error_handlers(app)
     for module in (drift, performance, health):
         app.include_router(module.router)
     return app

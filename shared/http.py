@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 import orjson
-from fastapi import Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -95,3 +95,29 @@ async def parse_json_body(
             loc = tuple(p for p in error["loc"] if p not in drop_from_loc)
             errors.append({**error, "loc": ("body", *loc)})
         raise RequestValidationError(errors, body=body) from None
+
+
+def _small_input(value: object) -> bool:
+    return value is None or (isinstance(value, bool | int | float | str) and len(str(value)) <= 200)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 shape, made safe for what bad input carries.
+
+    The default handler echoes each error's ``input`` with the stdlib JSON
+    encoder, which raises on NaN (a 500 for a bad request); and echoing a
+    whole 4 MB batch back is no help to anyone. Scalars are echoed (NaN as
+    null); larger inputs are left out.
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        shown = {k: v for k, v in error.items() if k not in ("input", "ctx", "url")}
+        if _small_input(error.get("input")):
+            shown["input"] = error.get("input")
+        errors.append(shown)
+    return Response(orjson.dumps({"detail": errors}, default=str), status_code=422, media_type="application/json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

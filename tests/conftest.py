@@ -7,6 +7,7 @@ nothing here assumes port 6379 is free or ours.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -42,3 +43,14 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real model trained once per session on the bundled digits (a few seconds)."""
+    from model_service.trainer.datasets import load_dataset
+    from model_service.trainer.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model")
+    train(load_dataset("digits"), out, TrainConfig(epochs=15, seed=0))
+    return out

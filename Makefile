@@ -1,0 +1,40 @@
+# Driftwatch: `make run` starts the local stack, `make test` runs the test suite.
+# Both set up the virtual environment (and redis-server, where apt can install it) first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@command -v redis-server >/dev/null || scripts/install-redis.sh
+
+run: setup
+	$(BIN)/driftwatch up
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not e2e and not docker"
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: setup
+	$(BIN)/python benchmarks/drift.py --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

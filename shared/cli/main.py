@@ -1,0 +1,143 @@
+"""``driftwatch``: train, serve, monitor, run the local stack, simulate traffic.
+
+Heavy imports (TensorFlow, the apps) happen inside the commands, so
+``driftwatch --help`` is instant and the serving image never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shared.cli.simulate import Scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drift and performance monitoring for ML models.")
+console = Console()
+
+DEFAULT_MODEL_DIR = Path("models/default")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Option(help="'digits' (bundled with scikit-learn) or a CSV path")] = "digits",
+    label_column: Annotated[str, typer.Option(help="Label column of a CSV")] = "label",
+    out: Annotated[Path, typer.Option(help="Model directory to write")] = DEFAULT_MODEL_DIR,
+    name: Annotated[str, typer.Option(help="Model name (keys in Redis carry it)")] = "digits-mlp",
+    version: Annotated[str, typer.Option(help="Model version")] = "1",
+    epochs: Annotated[int, typer.Option(min=1)] = 40,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    seed: int = 0,
+) -> None:
+    """Train the MLP and write a model directory (needs the 'train' extra)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from model_service.trainer.datasets import load_dataset
+    from model_service.trainer.train import TrainConfig
+    from model_service.trainer.train import train as run_training
+
+    dataset = load_dataset(data, label_column)
+    console.print(
+        f"Training on [bold]{dataset.source}[/]: {len(dataset.labels)} rows, "
+        f"{len(dataset.feature_names)} features, {len(dataset.class_names)} classes"
+    )
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, model_name=name, version=version)
+    with Progress(TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
+                  console=console) as progress:
+        task = progress.add_task("train", total=epochs, logs="")
+
+        def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in logs.items() if "accuracy" in k)
+            progress.update(task, completed=epoch, logs=shown)
+
+        metadata = run_training(dataset, out, config, on_epoch=on_epoch)
+    console.print(
+        f"Test accuracy [bold green]{metadata.training.test_accuracy:.4f}[/] "
+        f"(loss {metadata.training.test_loss:.4f}); model {metadata.name} v{metadata.version} written to {out}"
+    )
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path | None, typer.Option(help="Trained model directory")] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    log_level: str = "info",
+) -> None:
+    """Run the model service (POST /predict, POST /feedback)."""
+    import uvicorn
+
+    from model_service.app import create_app
+    from shared.settings import ModelServiceSettings
+
+    _logging(log_level)
+    overrides = {k: v for k, v in {"model_dir": model_dir, "host": host, "port": port}.items() if v is not None}
+    settings = ModelServiceSettings().model_copy(update=overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+                log_level=log_level, timeout_graceful_shutdown=15)
+
+
+@app.command()
+def monitor(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    log_level: str = "info",
+) -> None:
+    """Run the monitor (consumer worker + GET /drift, /performance, /alerts)."""
+    import uvicorn
+
+    from monitor.app import create_app
+    from shared.settings import MonitorSettings
+
+    _logging(log_level)
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = MonitorSettings().model_copy(update=overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+                log_level=log_level, timeout_graceful_shutdown=15)
+
+
+@app.command()
+def up(
+    model_dir: Annotated[Path, typer.Option(help="Model to serve; trained first if missing")] = DEFAULT_MODEL_DIR,
+    model_port: int = 8000,
+    monitor_port: int = 8001,
+    window_size: Annotated[int | None, typer.Option(help="Predictions per drift window")] = None,
+) -> None:
+    """Run the whole stack locally: redis-server (unless REDIS_URL is set), model service, monitor."""
+    from shared.cli.stack import LocalStack
+
+    if not (model_dir / "model.tflite").exists():
+        console.print(f"No model in {model_dir}: training the default model first.")
+        train(out=model_dir)
+    stack = LocalStack(model_dir, model_port, monitor_port, os.environ.get("REDIS_URL"), window_size, console)
+    stack.run_until_interrupted()
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Scenario, typer.Option(help="How to shift the held-out data")] = Scenario.none,
+    n: Annotated[int, typer.Option(min=1, help="Predictions to send")] = 2000,
+    model_dir: Annotated[Path, typer.Option(help="Model directory (its held-out sample is replayed)")] = (
+        DEFAULT_MODEL_DIR
+    ),
+    model_url: str = "http://127.0.0.1:8000",
+    monitor_url: str = "http://127.0.0.1:8001",
+    batch: Annotated[int, typer.Option(min=1, help="Rows per /predict call")] = 50,
+    seed: int = 0,
+) -> None:
+    """Send real traffic (and delayed feedback), then print the drift and performance reports."""
+    from shared.cli.simulate import run_simulation
+
+    raise typer.Exit(run_simulation(scenario, n, model_dir, model_url, monitor_url, batch, seed, console))
+
+
+if __name__ == "__main__":
+    app()

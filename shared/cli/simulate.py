@@ -1,0 +1,179 @@
+"""``driftwatch simulate``: real HTTP traffic from the model's held-out sample.
+
+Scenarios shift the held-out data in ways with a known answer, so a user (and
+the end-to-end tests) can check that the monitor finds what was done:
+
+- ``none``: rows drawn from the held-out sample as they are: no drift.
+- ``covariate-shift``: brightness added to the pixels of ``SHIFTED_FEATURES``
+  (the upper-left block), clipped to the pixel range: those features drift.
+- ``label-shift``: classes 0 and 1 make up most of the traffic: the predicted
+  class mix drifts, and features with it.
+
+Feedback (the true labels) is sent after all predictions, as labels arrive
+late in production. The monitor's windows are global, so traffic first tops
+up the window in progress and only windows made entirely of this run's
+traffic are shown.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+from rich.table import Table
+
+from shared.model_metadata import HOLDOUT_FILE
+
+# Digits pixels 0..16; rows 0-2, columns 2-5 of the 8x8 image.
+SHIFTED_FEATURES = [r * 8 + c for r in range(3) for c in range(2, 6)]
+PIXEL_MAX = 16.0
+SHIFT = 6.0
+
+
+class Scenario(enum.StrEnum):
+    none = "none"
+    covariate_shift = "covariate-shift"
+    label_shift = "label-shift"
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    features: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+
+
+def make_traffic(
+    scenario: Scenario, features: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], n: int, seed: int
+) -> Traffic:
+    rng = np.random.default_rng(seed)
+    if scenario is Scenario.label_shift:
+        weights = np.where(labels <= 1, 8.0, 1.0)
+        rows = rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
+    else:
+        rows = rng.choice(len(labels), size=n, replace=True)
+    x = features[rows].copy()
+    if scenario is Scenario.covariate_shift:
+        x[:, SHIFTED_FEATURES] = np.minimum(x[:, SHIFTED_FEATURES] + SHIFT, PIXEL_MAX)
+    return Traffic(x.astype(np.float32), labels[rows])
+
+
+def send_traffic(
+    client: httpx.Client, model_url: str, traffic: Traffic, batch: int
+) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """Prediction ids and predicted classes, in traffic order."""
+    ids: list[str] = []
+    classes: list[int] = []
+    for start in range(0, len(traffic.labels), batch):
+        rows = traffic.features[start : start + batch]
+        response = client.post(f"{model_url}/predict", json={"instances": rows.tolist()})
+        response.raise_for_status()
+        predictions = response.json()["predictions"]
+        ids += [p["prediction_id"] for p in predictions]
+        classes += [p["class"] for p in predictions]
+    return ids, np.array(classes, dtype=np.int64)
+
+
+def send_feedback(client: httpx.Client, model_url: str, ids: list[str], labels: npt.NDArray[np.int64]) -> None:
+    for prediction_id, label in zip(ids, labels.tolist(), strict=True):
+        client.post(f"{model_url}/feedback", json={"prediction_id": prediction_id, "label": label}).raise_for_status()
+
+
+def wait_for_windows(client: httpx.Client, monitor_url: str, last_window: int, timeout_s: float = 60.0) -> list[dict]:
+    """Reports of windows up to ``last_window``, once the monitor has them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        reports = client.get(f"{monitor_url}/drift/history", params={"limit": 1000}).json()["reports"]
+        if any(r["window"] >= last_window for r in reports):
+            return reports
+        time.sleep(0.3)
+    raise TimeoutError(f"monitor did not report window {last_window} within {timeout_s:.0f}s")
+
+
+def wait_for_labels(client: httpx.Client, monitor_url: str, expected: int, timeout_s: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"{monitor_url}/performance")
+        if response.status_code == 200 and response.json()["labelled"] >= expected:
+            return dict(response.json())
+        time.sleep(0.3)
+    raise TimeoutError(f"monitor did not join {expected} labels within {timeout_s:.0f}s")
+
+
+def drift_table(report: dict) -> Table:
+    table = Table(title=f"Window {report['window']}: {report['window_size']} predictions, "
+                  f"model v{report['model_version']}, correction {report['correction']}")
+    for column in ("feature", "test", "statistic", "p-value", "adjusted", "effect size", "drifted"):
+        table.add_column(column, justify="left" if column in ("feature", "test") else "right")
+    drifted = [f for f in report["features"] if f["drifted"]]
+    shown = drifted or sorted(report["features"], key=lambda f: f["p_value"] if f["p_value"] is not None else 1)[:5]
+    for f in shown:
+        table.add_row(f["name"], f["test"], f"{f['statistic']:.4f}", f"{f['p_value']:.3g}",
+                      f"{f['p_value_adjusted']:.3g}", f"{f['effect_size']:.3f}",
+                      "[red]yes[/]" if f["drifted"] else "no")
+    return table
+
+
+def run_simulation(
+    scenario: Scenario,
+    n: int,
+    model_dir: Path,
+    model_url: str,
+    monitor_url: str,
+    batch: int,
+    seed: int,
+    console: Console,
+) -> int:
+    with np.load(model_dir / HOLDOUT_FILE) as holdout:
+        features, labels = holdout["features"].astype(np.float32), holdout["labels"].astype(np.int64)
+    with httpx.Client(timeout=30.0) as client:
+        progress = client.get(f"{monitor_url}/drift/window").json()
+        size, filled, first_window = progress["size"], progress["filled"], progress["window"]
+        top_up = (size - filled) % size
+        if top_up:
+            first_window += 1
+        total = top_up + n
+        last_window = (first_window * size + n) // size - 1
+        if last_window < first_window:
+            console.print(f"[yellow]{n} predictions do not fill a window of {size}: send at least {size}.[/]")
+        traffic = make_traffic(scenario, features, labels, total, seed)
+        console.print(f"Scenario [bold]{scenario.value}[/]: sending {total} predictions "
+                      f"({top_up} to finish the window in progress) in batches of {batch}...")
+        started = time.monotonic()
+        ids, predicted = send_traffic(client, model_url, traffic, batch)
+        console.print(f"  {total} predictions in {time.monotonic() - started:.1f}s; now the delayed feedback...")
+        send_feedback(client, model_url, ids, traffic.labels)
+        if last_window < first_window:
+            return 1
+        reports = wait_for_windows(client, monitor_url, last_window)
+        performance = wait_for_labels(client, monitor_url, 0)
+
+    ours = sorted((r for r in reports if first_window <= r["window"] <= last_window), key=lambda r: r["window"])
+    summary = Table(title=f"Drift, scenario {scenario.value}")
+    for column in ("window", "status", "dataset drift", "drifted features", "prediction drift"):
+        summary.add_column(column)
+    for r in ours:
+        prediction = r.get("prediction_drift") or {}
+        summary.add_row(str(r["window"]), r["status"], "[red]YES[/]" if r["dataset_drift"] else "no",
+                        f"{r['n_drifted']}/{r['n_features']} ({100 * r['drifted_share']:.0f}%)",
+                        ("[red]yes[/]" if prediction.get("drifted") else "no") if prediction else "-")
+    console.print(summary)
+    if ours:
+        console.print(drift_table(ours[-1]))
+    perf = Table(title="Performance on feedback (all traffic so far)")
+    for column in ("predictions", "labelled", "coverage", "accuracy"):
+        perf.add_column(column, justify="right")
+    accuracy = performance["accuracy"]
+    coverage = performance["label_coverage"]
+    perf.add_row(str(performance["predictions"]), str(performance["labelled"]),
+                 f"{coverage:.1%}" if coverage is not None else "-",
+                 f"{accuracy:.4f}" if accuracy is not None else "-")
+    console.print(perf)
+    direct = float((predicted == traffic.labels).mean())
+    console.print(f"Accuracy of this run's predictions on the labels it sent: {direct:.4f}")
+    return 0

@@ -1,0 +1,107 @@
+"""``driftwatch up``: the compose stack as local processes.
+
+Each service is the same command a container runs (``driftwatch serve``,
+``driftwatch monitor``), so what works here works in compose. Stop order on
+Ctrl-C matters: the model service first (it flushes its queued events), then
+the monitor, then the private redis-server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from shared.redis_server import LocalRedisServer
+
+VAR_DIR = Path("var")
+
+
+class LocalStack:
+    def __init__(
+        self,
+        model_dir: Path,
+        model_port: int,
+        monitor_port: int,
+        redis_url: str | None,
+        window_size: int | None,
+        console: Console,
+    ) -> None:
+        self.model_dir = model_dir
+        self.model_port = model_port
+        self.monitor_port = monitor_port
+        self.redis_url = redis_url
+        self.window_size = window_size
+        self.console = console
+        self._redis: LocalRedisServer | None = None
+        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        process = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], env=env)
+        self._children.append((name, process))
+
+    def _wait_live(self, name: str, url: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for child_name, process in self._children:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{child_name} exited with code {process.returncode}")
+            try:
+                if httpx.get(f"{url}/livez", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not answer at {url} within {timeout_s:.0f}s")
+
+    def start(self) -> None:
+        if self.redis_url is None:
+            data_dir = VAR_DIR / "redis"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._redis = LocalRedisServer(data_dir=data_dir.resolve(), appendonly=True)
+            self._redis.start()
+            self.redis_url = self._redis.url
+            self.console.print(f"redis-server     {self.redis_url} (data in {data_dir})")
+        env = {**os.environ, "REDIS_URL": self.redis_url}
+        if self.window_size is not None:
+            env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
+        self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
+        self._spawn("model service", ["serve", "--model-dir", str(self.model_dir), "--port", str(self.model_port)], env)
+        self._wait_live("monitor", f"http://127.0.0.1:{self.monitor_port}")
+        self._wait_live("model service", f"http://127.0.0.1:{self.model_port}")
+        self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs)")
+        self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")
+
+    def stop(self) -> None:
+        for name, process in reversed(self._children):  # model service first
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.console.print(f"{name} did not stop in 20 s: killing it")
+                    process.kill()
+                    process.wait()
+        self._children.clear()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def run_until_interrupted(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        try:
+            self.start()
+            self.console.print("Stack is up. Ctrl-C stops it.")
+            while all(p.poll() is None for _, p in self._children):
+                time.sleep(0.5)
+            self.console.print("[red]a service exited; stopping the stack[/]")
+        except KeyboardInterrupt:
+            self.console.print("stopping...")
+        finally:
+            self.stop()
