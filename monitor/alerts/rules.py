@@ -1,0 +1,320 @@
+"""Alert rules: what to watch, when it counts as a problem, and how to say so.
+
+A rule is a threshold on one metric of the monitor's latest snapshot, shaped
+after a Prometheus alerting rule: ``for`` (how long the condition must hold
+before the alert fires), ``keep_firing_for`` (how long it keeps firing after
+the condition clears, against flapping), ``labels`` (routing, e.g.
+``severity``) and ``annotations`` (text for humans, templated with
+``{{ $value }}`` and ``{{ $labels.<name> }}``).
+
+Durations have one form: an object with exactly one of ``windows`` (count of
+evaluated windows, the natural clock of a count-based monitor) or ``seconds``
+(wall-clock, measured on the snapshots' ``at``).
+
+Feature metrics (``feature_p_value_adjusted``, ``feature_effect_size``) need
+``feature``: a feature name, or ``"*"`` for every feature of the snapshot. A
+``"*"`` rule makes one alert instance per feature, labelled ``feature=<name>``,
+each with its own state, so two drifting features are two alerts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+ANY_FEATURE = "*"
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
+LABEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Labels the evaluator sets itself: a rule may not override them.
+RESERVED_LABELS = frozenset({"alertname", "feature", "model"})
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+_SUPPORTED_PLACEHOLDER = re.compile(r"^\s*(\$value|\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
+
+
+class Metric(StrEnum):
+    """The metrics a rule may watch; each maps to one field of ``MetricSnapshot``."""
+
+    dataset_drift_share = "dataset_drift_share"
+    feature_p_value_adjusted = "feature_p_value_adjusted"
+    feature_effect_size = "feature_effect_size"
+    prediction_drift_p_value = "prediction_drift_p_value"
+    accuracy = "accuracy"
+    label_coverage = "label_coverage"
+    error_rate = "error_rate"
+    latency_p99_seconds = "latency_p99_seconds"
+    stream_lag = "stream_lag"
+
+
+FEATURE_METRICS = frozenset({Metric.feature_p_value_adjusted, Metric.feature_effect_size})
+# Metrics that are a probability or a share: a threshold outside [0, 1] can never
+# (or always) match, which is a mistake worth a 422 rather than a silent alert.
+UNIT_INTERVAL_METRICS = frozenset(
+    {
+        Metric.dataset_drift_share,
+        Metric.feature_p_value_adjusted,
+        Metric.prediction_drift_p_value,
+        Metric.accuracy,
+        Metric.label_coverage,
+        Metric.error_rate,
+    }
+)
+
+
+class Duration(BaseModel):
+    """A span of windows or of seconds: exactly one of the two."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"windows": 2}, {"seconds": 300}]},
+    )
+
+    windows: Annotated[int | None, Field(ge=1, le=100_000, description="Consecutive evaluated windows")] = None
+    seconds: Annotated[
+        float | None, Field(ge=0, le=30 * 24 * 3600, allow_inf_nan=False, description="Wall-clock seconds")
+    ] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.windows is None) == (self.seconds is None):
+            raise ValueError("give exactly one of 'windows' or 'seconds'")
+        return self
+
+
+_RULE_EXAMPLE: dict[str, Any] = {
+    "name": "FeatureDrift",
+    "metric": "feature_p_value_adjusted",
+    "feature": "*",
+    "op": "<",
+    "value": 0.01,
+    "for": {"windows": 2},
+    "keep_firing_for": {"windows": 1},
+    "labels": {"severity": "warning"},
+    "annotations": {
+        "summary": "Feature {{ $labels.feature }} drifted",
+        "description": "Adjusted KS p-value {{ $value }} below 0.01 for 2 windows",
+    },
+}
+
+
+class AlertRule(BaseModel):
+    """One alerting rule. ``for`` is spelled ``for`` on the wire (a Python keyword, hence ``for_``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        json_schema_extra={"examples": [_RULE_EXAMPLE]},
+    )
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="Alert name, the `alertname` label")]
+    metric: Metric
+    feature: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=256,
+            validate_default=True,
+            description="Feature name, or '*' for every feature (feature metrics only)",
+        ),
+    ] = None
+    op: Comparison
+    value: Annotated[float, Field(allow_inf_nan=False, description="Threshold compared as `metric op value`")]
+    for_: Annotated[
+        Duration | None,
+        Field(alias="for", description="How long the condition must hold before firing; absent: fire at once"),
+    ] = None
+    keep_firing_for: Annotated[
+        Duration | None, Field(description="How long to keep firing after the condition clears")
+    ] = None
+    min_samples: Annotated[
+        int | None,
+        Field(ge=1, description="Skip evaluation until the window has this many samples (labels for accuracy)"),
+    ] = None
+    labels: Annotated[dict[str, str], Field(description="Extra labels, e.g. severity")] = Field(default_factory=dict)
+    annotations: Annotated[dict[str, str], Field(description="summary, description; templated")] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, val in labels.items():
+            if not LABEL_NAME_PATTERN.match(key):
+                raise ValueError(f"label name {key!r} must match {LABEL_NAME_PATTERN.pattern}")
+            if key in RESERVED_LABELS:
+                raise ValueError(f"label {key!r} is set by the evaluator and cannot be overridden")
+            if len(val) > 1024:
+                raise ValueError(f"label {key!r} is longer than 1024 characters")
+        return labels
+
+    @field_validator("annotations")
+    @classmethod
+    def _templates(cls, annotations: dict[str, str]) -> dict[str, str]:
+        for key, text in annotations.items():
+            if len(text) > 4096:
+                raise ValueError(f"annotation {key!r} is longer than 4096 characters")
+            for placeholder in _PLACEHOLDER.findall(text):
+                if not _SUPPORTED_PLACEHOLDER.match(placeholder):
+                    raise ValueError(
+                        f"annotation {key!r}: unsupported template {{{{{placeholder}}}}};"
+                        " use {{ $value }} or {{ $labels.<name> }}"
+                    )
+        return annotations
+
+    # Cross-field checks live in field validators (metric is declared first, so
+    # it is in ``info.data``): the error then carries the field's location and a
+    # 422 names ``feature`` or ``value``, not the whole body.
+    @field_validator("feature")
+    @classmethod
+    def _feature_for_metric(cls, feature: str | None, info: ValidationInfo) -> str | None:
+        metric = info.data.get("metric")
+        if metric is None:
+            return feature
+        if metric in FEATURE_METRICS and feature is None:
+            raise ValueError(f"required for metric {metric.value} (a feature name or '*')")
+        if metric not in FEATURE_METRICS and feature is not None:
+            raise ValueError(f"only feature metrics take a feature, not {metric.value}")
+        return feature
+
+    @field_validator("value")
+    @classmethod
+    def _value_in_range(cls, value: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric")
+        if metric in UNIT_INTERVAL_METRICS and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{metric.value} lies in [0, 1], got {value}")
+        if metric is not None and metric not in UNIT_INTERVAL_METRICS and value < 0:
+            raise ValueError(f"{metric.value} is never negative, got {value}")
+        return value
+
+    @property
+    def per_feature(self) -> bool:
+        """True when the rule makes one instance per feature of the snapshot."""
+        return self.feature == ANY_FEATURE
+
+    def holds(self, observed: float) -> bool:
+        """Whether ``observed op value`` is true; NaN never holds (it means unknown)."""
+        if math.isnan(observed):
+            return False
+        match self.op:
+            case ">":
+                return observed > self.value
+            case ">=":
+                return observed >= self.value
+            case "<":
+                return observed < self.value
+            case "<=":
+                return observed <= self.value
+            case "==":
+                return observed == self.value
+            case "!=":
+                return observed != self.value
+        raise AssertionError(self.op)  # pragma: no cover - Literal is exhaustive
+
+
+def default_rules() -> list[AlertRule]:
+    """The rules a fresh install starts with (``AlertStore.ensure_defaults``)."""
+    return [
+        AlertRule(
+            name="DatasetDrift",
+            metric=Metric.dataset_drift_share,
+            op=">",
+            value=0.2,
+            for_=Duration(windows=2),
+            labels={"severity": "warning"},
+            annotations={
+                "summary": "Dataset drift: {{ $value }} of features drifted",
+                "description": "More than 20% of features drifted for 2 consecutive windows.",
+            },
+        ),
+        AlertRule(
+            name="PredictionDrift",
+            metric=Metric.prediction_drift_p_value,
+            op="<",
+            value=0.01,
+            labels={"severity": "warning"},
+            annotations={
+                "summary": "Prediction drift (chi-squared p = {{ $value }})",
+                "description": "The predicted-class distribution differs from the reference (p < 0.01).",
+            },
+        ),
+        AlertRule(
+            name="FeatureDrift",
+            metric=Metric.feature_p_value_adjusted,
+            feature=ANY_FEATURE,
+            op="<",
+            value=0.001,
+            for_=Duration(windows=3),
+            labels={"severity": "info"},
+            annotations={
+                "summary": "Feature {{ $labels.feature }} drifted (adjusted p = {{ $value }})",
+                "description": "The feature's adjusted KS p-value stayed below 0.001 for 3 windows.",
+            },
+        ),
+        AlertRule(
+            name="LowAccuracy",
+            metric=Metric.accuracy,
+            op="<",
+            value=0.8,
+            for_=Duration(windows=1),
+            min_samples=100,
+            labels={"severity": "critical"},
+            annotations={
+                "summary": "Accuracy {{ $value }} below 0.8",
+                "description": "Accuracy on labelled predictions fell below 0.8 (at least 100 labels).",
+            },
+        ),
+        AlertRule(
+            name="LowLabelCoverage",
+            metric=Metric.label_coverage,
+            op="<",
+            value=0.05,
+            for_=Duration(windows=3),
+            labels={"severity": "info"},
+            annotations={
+                "summary": "Only {{ $value }} of predictions have labels",
+                "description": "Accuracy cannot be trusted while fewer than 5% of predictions get feedback.",
+            },
+        ),
+        AlertRule(
+            name="HighErrorRate",
+            metric=Metric.error_rate,
+            op=">",
+            value=0.05,
+            for_=Duration(seconds=300),
+            labels={"severity": "critical"},
+            annotations={
+                "summary": "Error rate {{ $value }} above 5%",
+                "description": "More than 5% of prediction requests failed for 5 minutes.",
+            },
+        ),
+        AlertRule(
+            name="HighLatency",
+            metric=Metric.latency_p99_seconds,
+            op=">",
+            value=0.5,
+            for_=Duration(seconds=300),
+            labels={"severity": "warning"},
+            annotations={
+                "summary": "p99 latency {{ $value }} s above 0.5 s",
+                "description": "Prediction p99 latency stayed above 500 ms for 5 minutes.",
+            },
+        ),
+        AlertRule(
+            name="StreamLag",
+            metric=Metric.stream_lag,
+            op=">",
+            value=100_000,
+            labels={"severity": "critical"},
+            annotations={
+                "summary": "Monitor lags {{ $value }} events behind",
+                "description": "The monitor's consumer group is far behind; near the stream cap events are lost.",
+            },
+        ),
+    ]
