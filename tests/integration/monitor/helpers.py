@@ -1,0 +1,58 @@
+"""Put events on the streams the way the model service does, and wait for the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import redis.asyncio as aioredis
+
+from shared.events import encode_feedback, encode_predictions
+from shared.ids import new_prediction_ids
+from shared.keys import Keys
+from shared.model_metadata import ModelMetadata, Reference
+from shared.registry import register_model
+
+
+async def register(client: aioredis.Redis, model_dir: Path) -> tuple[ModelMetadata, Keys]:
+    metadata = ModelMetadata.load(model_dir)
+    keys = Keys(metadata.name)
+    await register_model(client, keys, metadata, Reference.load(model_dir))
+    return metadata, keys
+
+
+async def publish_predictions(
+    client: aioredis.Redis, keys: Keys, features: npt.NDArray[np.float32], classes: npt.NDArray[np.int64],
+    n_classes: int = 10,
+) -> list[str]:
+    ids = new_prediction_ids(len(features))
+    probabilities = np.eye(n_classes, dtype=np.float32)[classes]
+    entries = encode_predictions(ids, int(time.time() * 1000), keys.model, "1", features, classes, probabilities)
+    async with client.pipeline(transaction=False) as pipe:
+        for entry in entries:
+            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+        await pipe.execute()
+    return ids
+
+
+async def publish_feedback(client: aioredis.Redis, keys: Keys, ids: list[str], labels: list[int]) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        for pid, label in zip(ids, labels, strict=True):
+            pipe.xadd(keys.feedback, encode_feedback(pid, label, int(time.time() * 1000)))  # type: ignore[arg-type]
+        await pipe.execute()
+
+
+async def eventually(check: Callable[[], object], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")

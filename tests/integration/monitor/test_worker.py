@@ -1,0 +1,131 @@
+"""The monitor against a real redis-server: windows, acks, idempotency, joins, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from monitor.performance import performance_report
+from monitor.worker import MonitorWorker
+from shared.keys import CONSUMER_GROUP
+from shared.settings import MonitorSettings
+from tests.integration.monitor.helpers import eventually, publish_feedback, publish_predictions, register
+
+WINDOW = 200
+
+
+@pytest.fixture
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+    await register(aredis, model_dir)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = MonitorWorker(aredis, settings, "test-consumer")
+    monitor.start()
+    yield monitor
+    await monitor.stop()
+
+
+def reference_rows(model_dir: Path, n: int, seed: int = 0) -> np.ndarray:
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x = holdout["features"]
+    return x[np.random.default_rng(seed).integers(0, len(x), n)].astype(np.float32)
+
+
+async def test_n_events_make_the_right_windows_and_are_all_acked(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    x = reference_rows(model_dir, 2 * WINDOW + 50)
+    await publish_predictions(aredis, keys, x, np.zeros(len(x), dtype=np.int64))
+
+    await eventually(lambda: worker.consumer.stats.predictions == len(x))
+    await eventually(lambda: aredis.zcard(keys.drift_index))
+
+    async def two_reports() -> bool:
+        return await aredis.zcard(keys.drift_index) == 2
+
+    await eventually(two_reports)
+    assert int(await aredis.get(keys.ingested)) == len(x)
+    assert await aredis.llen(keys.window_rows(2)) == 50  # the window in progress
+    assert not await aredis.exists(keys.window_rows(0))  # reported windows drop their rows
+    pending = await aredis.xpending(keys.predictions, CONSUMER_GROUP)
+    assert pending["pending"] == 0
+    reports = await worker.reporter.history(10)
+    assert [r.window for r in reports] == [1, 0]
+    assert all(r.window_size == WINDOW for r in reports)
+
+
+async def test_redelivered_events_change_no_count(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    x = reference_rows(model_dir, 30)
+    ids = await publish_predictions(aredis, keys, x, np.arange(30) % 10)
+    await publish_feedback(aredis, keys, ids, list(np.arange(30) % 10))
+    await eventually(lambda: worker.consumer.stats.feedback == 30)
+
+    # Deliver everything again, as after a crash between the state update and the ack.
+    for stream in (keys.predictions, keys.feedback):
+        entries = await aredis.xrange(stream)
+        await worker.consumer.process(stream, entries)
+    assert int(await aredis.get(keys.ingested)) == 30
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    assert report.labelled == 30
+    assert report.feedback_duplicates == 30
+
+
+async def test_feedback_before_its_prediction_is_joined(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    from shared.ids import new_prediction_ids
+
+    n = 40
+    x = reference_rows(model_dir, n)
+    predicted = np.arange(n) % 10
+    labels = predicted.copy()
+    labels[:10] = (labels[:10] + 1) % 10  # 10 wrong out of 40
+    # Feedback first: ids are made before the predictions are published.
+    ids = new_prediction_ids(n)
+    await publish_feedback(aredis, keys, ids, labels.tolist())
+    await eventually(lambda: worker.consumer.stats.feedback == n)
+
+    import time
+
+    from shared.events import encode_predictions
+
+    probs = np.eye(10, dtype=np.float32)[predicted]
+    for entry in encode_predictions(ids, int(time.time() * 1000), keys.model, "1", x, predicted, probs):
+        await aredis.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+    await eventually(lambda: worker.consumer.stats.predictions == n)
+
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    assert report.labelled == n
+    assert report.accuracy == pytest.approx(30 / 40)
+    assert report.label_coverage == 1.0
+    assert report.feedback_unmatched == 0
+    confusion = np.array(report.confusion_matrix)
+    assert confusion.sum() == n and np.trace(confusion) == 30
+
+
+async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    x = reference_rows(model_dir, 10)
+    await publish_predictions(aredis, keys, x[:5], np.zeros(5, dtype=np.int64))
+    await aredis.xadd(keys.predictions, {"v": "1", "id": "garbage"})
+    await aredis.xadd(keys.predictions, {"v": "1", "id": "f" * 32, "ts": "1", "m": "m", "mv": "1",
+                                         "x": b"\x00" * 12, "y": "0", "p": b"\x00" * 40})  # 3 features, not 64
+    await publish_predictions(aredis, keys, x[5:], np.zeros(5, dtype=np.int64))
+
+    await eventually(lambda: worker.consumer.stats.predictions == 10)
+    await eventually(lambda: worker.consumer.stats.dead_lettered == 2)
+    dead = await aredis.xrange(keys.dlq)
+    assert len(dead) == 2
+    assert b"missing field" in dead[0][1][b"reason"]
+    assert b"features" in dead[1][1][b"reason"]
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
