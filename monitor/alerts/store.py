@@ -1,0 +1,216 @@
+"""Alert rules, states and history in Redis, shared by every monitor replica.
+
+- ``Keys.alert_rules``: hash rule name -> rule JSON, plus the field
+  ``#initialized`` once rules were ever set, so ``ensure_defaults`` never puts
+  back a default the user deleted (rule names start with a letter, so the
+  marker cannot collide with one).
+- ``Keys.alert_states``: hash fingerprint -> ``AlertInstance`` JSON.
+- ``Keys.alert_history``: stream of transitions (``XADD MAXLEN ~``); the
+  notifier reads it through a consumer group, so a transition is recorded and
+  delivered from one place.
+
+``apply`` runs read-evaluate-write as an optimistic transaction (``WATCH``
+rules and states, evaluate, ``MULTI``/``EXEC``, retry on conflict). When two
+replicas evaluate the same window, one commits; the other's ``EXEC`` fails,
+it re-reads the states the first wrote, and the evaluator (idempotent per
+window) finds nothing to change: one transition, not two. A Lua script would
+also be atomic, but would need the evaluator rewritten in Lua.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterable, Mapping
+
+import orjson
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
+
+from monitor.alerts.evaluator import DEFAULT_RESOLVED_RETENTION_S, evaluate
+from monitor.alerts.rules import AlertRule, default_rules
+from monitor.alerts.snapshot import MetricSnapshot
+from monitor.alerts.state import AlertInstance, AlertStatus, Transition
+from shared.keys import Keys
+
+log = logging.getLogger(__name__)
+
+INITIALIZED_FIELD = "#initialized"
+_STATE_ORDER = {AlertStatus.firing: 0, AlertStatus.pending: 1, AlertStatus.resolved: 2, AlertStatus.inactive: 3}
+
+# Install the defaults only if the marker was never set, atomically: two replicas
+# starting together install them once, and a crash cannot leave the marker without them.
+_ENSURE_DEFAULTS = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+
+class HistoryEntry(Transition):
+    """A recorded transition with its stream id (time-ordered, unique)."""
+
+    id: str
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def rule_json(rule: AlertRule) -> str:
+    return rule.model_dump_json(by_alias=True, exclude_none=True)
+
+
+class AlertStore:
+    """Persistence and the transactional evaluation of one model's alerts."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        history_maxlen: int = 10_000,
+        resolved_retention_s: float = DEFAULT_RESOLVED_RETENTION_S,
+        extra_labels: Mapping[str, str] | None = None,
+        max_conflicts: int = 50,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.history_maxlen = history_maxlen
+        self.resolved_retention_s = resolved_retention_s
+        # Every alert says which model it is about, for routing in Alertmanager.
+        self.extra_labels = dict(extra_labels) if extra_labels is not None else {"model": keys.model}
+        self.max_conflicts = max_conflicts
+
+    # -- rules ----------------------------------------------------------------
+    @staticmethod
+    def _parse_rules(raw: Mapping[bytes | str, bytes | str]) -> list[AlertRule]:
+        rules = []
+        for name, body in raw.items():
+            if _text(name) == INITIALIZED_FIELD:
+                continue
+            try:
+                rules.append(AlertRule.model_validate_json(body))
+            except ValidationError:
+                # A rule stored by another version must not stop every other rule.
+                log.exception("ignoring invalid stored alert rule %r", _text(name))
+        return sorted(rules, key=lambda r: r.name)
+
+    async def rules(self) -> list[AlertRule]:
+        return self._parse_rules(await self.redis.hgetall(self.keys.alert_rules))
+
+    async def get_rule(self, name: str) -> AlertRule | None:
+        raw = await self.redis.hget(self.keys.alert_rules, name) if name != INITIALIZED_FIELD else None
+        return AlertRule.model_validate_json(raw) if raw is not None else None
+
+    async def put_rule(self, rule: AlertRule) -> bool:
+        """Create or replace one rule; True when it was created."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.alert_rules, rule.name, rule_json(rule))
+            pipe.hset(self.keys.alert_rules, INITIALIZED_FIELD, "1")
+            created, _ = await pipe.execute()
+        return bool(created)
+
+    async def delete_rule(self, name: str) -> bool:
+        """Delete one rule; False when there was none. Its alerts resolve at the next evaluation."""
+        if name == INITIALIZED_FIELD:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.keys.alert_rules, name)
+            pipe.hset(self.keys.alert_rules, INITIALIZED_FIELD, "1")
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def replace_rules(self, rules: Iterable[AlertRule]) -> None:
+        """Replace the whole rule set atomically (an empty set is a valid choice)."""
+        bodies: dict[FieldT, EncodableT] = {r.name: rule_json(r) for r in rules}
+        bodies[INITIALIZED_FIELD] = "1"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.alert_rules)
+            pipe.hset(self.keys.alert_rules, mapping=bodies)
+            await pipe.execute()
+
+    async def ensure_defaults(self, rules: Iterable[AlertRule] | None = None) -> bool:
+        """Install the default rules unless rules were ever set; True when installed."""
+        args: list[str] = [INITIALIZED_FIELD]
+        for r in default_rules() if rules is None else rules:
+            args += [r.name, rule_json(r)]
+        installed = await self.redis.eval(_ENSURE_DEFAULTS, 1, self.keys.alert_rules, *args)
+        return bool(installed)
+
+    # -- states and history -------------------------------------------------------
+    @staticmethod
+    def _parse_states(raw: Mapping[bytes | str, bytes | str]) -> dict[str, AlertInstance]:
+        states = {}
+        for fp, body in raw.items():
+            try:
+                states[_text(fp)] = AlertInstance.model_validate_json(body)
+            except ValidationError:
+                log.exception("dropping invalid stored alert state %r", _text(fp))
+        return states
+
+    async def states(self) -> list[AlertInstance]:
+        """Current instances: firing first, then pending, then recently resolved."""
+        states = self._parse_states(await self.redis.hgetall(self.keys.alert_states))
+        return sorted(states.values(), key=lambda s: (_STATE_ORDER[s.state], s.rule, s.fingerprint))
+
+    async def history(self, limit: int = 100) -> list[HistoryEntry]:
+        """The latest transitions, newest first."""
+        entries = await self.redis.xrevrange(self.keys.alert_history, count=limit) or []
+        return [self.history_entry(entry_id, fields) for entry_id, fields in entries if entry_id and fields]
+
+    @staticmethod
+    def history_entry(entry_id: bytes | str, fields: Mapping[bytes | str, bytes | str]) -> HistoryEntry:
+        body = fields.get(b"t", fields.get("t"))
+        if body is None:
+            raise ValueError(f"history entry {_text(entry_id)} has no transition")
+        return HistoryEntry.model_validate({**orjson.loads(body), "id": _text(entry_id)})
+
+    # -- evaluation -------------------------------------------------------------
+    async def apply(self, snapshot: MetricSnapshot) -> list[HistoryEntry]:
+        """Evaluate ``snapshot`` against the stored rules and states, atomically.
+
+        Returns the transitions this call recorded (empty when another replica
+        already recorded them).
+        """
+        keys = self.keys
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for attempt in range(self.max_conflicts):
+                try:
+                    await pipe.watch(keys.alert_rules, keys.alert_states)
+                    rules = self._parse_rules(await pipe.hgetall(keys.alert_rules))
+                    before = self._parse_states(await pipe.hgetall(keys.alert_states))
+                    result = evaluate(
+                        rules,
+                        before,
+                        snapshot,
+                        extra_labels=self.extra_labels,
+                        resolved_retention_s=self.resolved_retention_s,
+                    )
+                    written, removed = result.changes(before)
+                    if not written and not removed and not result.transitions:
+                        await pipe.reset()
+                        return []
+                    pipe.multi()
+                    if written:
+                        pipe.hset(keys.alert_states, mapping={fp: s.model_dump_json() for fp, s in written.items()})
+                    if removed:
+                        pipe.hdel(keys.alert_states, *removed)
+                    for t in result.transitions:
+                        pipe.xadd(
+                            keys.alert_history, {"t": t.model_dump_json()}, maxlen=self.history_maxlen, approximate=True
+                        )
+                    replies = await pipe.execute()
+                except WatchError:
+                    # Another replica changed rules or states first: re-read and re-evaluate.
+                    await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                ids = replies[len(replies) - len(result.transitions) :]
+                return [
+                    HistoryEntry.model_validate({**t.model_dump(), "id": _text(i)})
+                    for i, t in zip(ids, result.transitions, strict=True)
+                ]
+        raise RuntimeError(f"alert evaluation lost {self.max_conflicts} optimistic races in a row")
