@@ -56,7 +56,10 @@ def make_traffic(
         weights = np.where(labels <= 1, 8.0, 1.0)
         rows = rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
     else:
-        rows = rng.choice(len(labels), size=n, replace=True)
+        # Whole permutations, one after another: no row repeats until every row
+        # was used, so a window no larger than the sample is a true no-drift draw.
+        cycles = -(-n // len(labels))
+        rows = np.concatenate([rng.permutation(len(labels)) for _ in range(cycles)])[:n]
     x = features[rows].copy()
     if scenario is Scenario.covariate_shift:
         x[:, SHIFTED_FEATURES] = np.minimum(x[:, SHIFTED_FEATURES] + SHIFT, PIXEL_MAX)
