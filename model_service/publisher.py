@@ -115,5 +115,5 @@ class EventPublisher:
         # dropped connection does not write half a batch twice.
         async with self._client.pipeline(transaction=True) as pipe:
             for stream, fields in batch:
-                pipe.xadd(stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+                pipe.xadd(stream, fields, maxlen=self._maxlen, approximate=True)
             await pipe.execute()

@@ -223,7 +223,7 @@ class StreamConsumer:
             for (entry_id, fields), reason in bad:
                 record: dict[bytes | str, bytes | str] = {"stream": stream, "entry_id": entry_id, "reason": reason}
                 record.update({b"f:" + k: v for k, v in fields.items()})
-                pipe.xadd(self.keys.dlq, record, maxlen=self.dlq_maxlen, approximate=True)  # type: ignore[arg-type]
+                pipe.xadd(self.keys.dlq, record, maxlen=self.dlq_maxlen, approximate=True)
                 pipe.xack(stream, CONSUMER_GROUP, entry_id)
             await pipe.execute()
         self.stats.dead_lettered += len(bad)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,7 +66,7 @@ def split_indices(labels: npt.NDArray[np.int64], seed: int) -> Split:
     return Split(np.sort(train), np.sort(reference), np.sort(test))
 
 
-def build_model(features: npt.NDArray[np.float32], n_classes: int, learning_rate: float):  # type: ignore[no-untyped-def]
+def build_model(features: npt.NDArray[np.float32], n_classes: int, learning_rate: float) -> Any:
     """The MLP of DESIGN.md, with input normalisation baked in so serving takes raw features."""
     import keras
 
@@ -95,7 +96,7 @@ def build_model(features: npt.NDArray[np.float32], n_classes: int, learning_rate
     return model
 
 
-def export_litert(model, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
+def export_litert(model: Any, out_dir: Path) -> Path:
     """SavedModel first, then convert: converting the live Keras model dropped the weights here."""
     import tensorflow as tf
 

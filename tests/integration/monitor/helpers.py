@@ -34,7 +34,7 @@ async def publish_predictions(
     entries = encode_predictions(ids, int(time.time() * 1000), keys.model, "1", features, classes, probabilities)
     async with client.pipeline(transaction=False) as pipe:
         for entry in entries:
-            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+            pipe.xadd(keys.predictions, entry)
         await pipe.execute()
     return ids
 
@@ -42,7 +42,7 @@ async def publish_predictions(
 async def publish_feedback(client: aioredis.Redis, keys: Keys, ids: list[str], labels: list[int]) -> None:
     async with client.pipeline(transaction=False) as pipe:
         for pid, label in zip(ids, labels, strict=True):
-            pipe.xadd(keys.feedback, encode_feedback(pid, label, int(time.time() * 1000)))  # type: ignore[arg-type]
+            pipe.xadd(keys.feedback, encode_feedback(pid, label, int(time.time() * 1000)))
         await pipe.execute()
 
 

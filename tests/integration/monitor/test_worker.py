@@ -99,7 +99,7 @@ async def test_feedback_before_its_prediction_is_joined(
 
     probs = np.eye(10, dtype=np.float32)[predicted]
     for entry in encode_predictions(ids, int(time.time() * 1000), keys.model, "1", x, predicted, probs):
-        await aredis.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+        await aredis.xadd(keys.predictions, entry)
     await eventually(lambda: worker.consumer.stats.predictions == n)
 
     report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)

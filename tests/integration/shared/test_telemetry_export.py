@@ -41,7 +41,7 @@ REPORT = {
          "drifted": False},
     ],
     "prediction_drift": {"statistic": 42.0, "p_value": 0.001, "effect_size": 0.2,
-                         "drifted": True},
+                         "drifted": True, "effect_size_kind": "jensen_shannon"},
 }  # fmt: skip
 
 
