@@ -146,8 +146,9 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
                "Chi-squared statistic of the predicted classes against the reference."),
     MetricSpec(mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE, "gauge", "1", (*_M, a.TEST), "monitor",
                "p-value of the prediction drift test."),
-    MetricSpec(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, "gauge", "", (*_M, a.TEST), "monitor",
-               "Effect size of the prediction drift."),
+    MetricSpec(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, "gauge", "",
+               (*_M, a.TEST, a.EFFECT_SIZE_KIND), "monitor",
+               "Effect size of the prediction drift (Jensen-Shannon...)."),
     MetricSpec(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, "gauge", "", (*_M, a.TEST), "monitor",
                "1 if the predicted classes drifted in the latest window, else 0."),
     # -- monitor: performance and consumption -------------------------------------

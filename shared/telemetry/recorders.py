@@ -303,7 +303,9 @@ class MonitorMetrics:
             pattrs = {**base, attr.TEST: str(prediction.get("test") or "chi2")}
             put(mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC, prediction.get("statistic"), pattrs)
             put(mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE, prediction.get("p_value"), pattrs)
-            put(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), pattrs)
+            kind = prediction.get("effect_size_kind")
+            peattrs = {**pattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else pattrs
+            put(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), peattrs)
             put(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, prediction.get("drifted"), pattrs)
 
         self._gauges.replace(values, _DRIFT_METRICS)

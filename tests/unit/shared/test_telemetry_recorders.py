@@ -1,0 +1,193 @@
+"""Recorders and the catalogue, against an in-memory reader (no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    InMemoryMetricReader,
+    Metric,
+    Sum,
+)
+
+from shared.telemetry import ModelServiceMetrics, MonitorMetrics
+from shared.telemetry.catalogue import CATALOGUE, HTTP_SERVER_REQUEST_DURATION, prometheus_name
+from shared.telemetry.process_metrics import ProcessMetrics
+
+
+def _provider_and_reader() -> tuple[MeterProvider, InMemoryMetricReader]:
+    r = InMemoryMetricReader()
+    return MeterProvider(metric_readers=[r]), r
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, Metric]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        m.name: m
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+
+
+def _values(metric: Metric) -> dict[frozenset[tuple[str, Any]], float]:
+    out = {}
+    for p in metric.data.data_points:
+        out[frozenset((p.attributes or {}).items())] = getattr(p, "value", None)
+    return out
+
+
+REPORT: dict[str, Any] = {
+    "status": "drift",
+    "model": "digits-mlp",
+    "model_version": "7",
+    "dataset_drift": True,
+    "drifted_share": 0.25,
+    "features": [
+        {"name": "a", "test": "ks", "statistic": 0.5, "p_value": 1e-9, "p_value_adjusted": 4e-9,
+         "effect_size": 1.5, "effect_size_kind": "wasserstein", "drifted": True},
+        {"name": "b", "test": "chi2", "statistic": None, "p_value": float("nan"),
+         "p_value_adjusted": None, "effect_size": None, "drifted": False},
+    ],
+    "prediction_drift": None,
+}  # fmt: skip
+
+
+def test_every_instrument_matches_the_catalogue() -> None:
+    provider, reader = _provider_and_reader()
+    meter = provider.get_meter("driftwatch")
+    svc = ModelServiceMetrics(meter, model="m", model_version="1")
+    svc.record_inference(0.001, n=2)
+    svc.record_predictions(np.array([0, 1]))
+    svc.published(2)
+    svc.dropped(1, "queue_full")
+    svc.set_queue_depth_callback(lambda: 3)
+    mon = MonitorMetrics(meter, model="m")
+    mon.update_drift({**REPORT, "prediction_drift": {"statistic": 1.0, "p_value": 0.5,
+                      "effect_size": 0.1, "effect_size_kind": "jensen_shannon",
+                      "drifted": False}})  # fmt: skip
+    mon.update_performance(0.9, 0.5, 10)
+    mon.processed(3)
+    mon.set_stream_stats_callback(lambda: {"lag": 1, "pending": 2})
+    ProcessMetrics(meter)
+    got = _metrics(reader)
+    expected = {s.name: s for s in CATALOGUE if s.name != HTTP_SERVER_REQUEST_DURATION}
+    assert set(got) == set(expected)
+    for name, spec in expected.items():
+        metric = got[name]
+        assert metric.unit == spec.unit, name
+        data = metric.data
+        if spec.instrument == "histogram":
+            assert isinstance(data, Histogram), name
+        elif spec.instrument == "gauge":
+            assert isinstance(data, Gauge), name
+        else:
+            assert isinstance(data, Sum), name
+            assert data.is_monotonic == (spec.instrument == "counter"), name
+        for point in data.data_points:
+            assert set(point.attributes or {}) <= set(spec.attributes), (name, point.attributes)
+    provider.shutdown()
+
+
+def test_record_predictions_counts_each_class_once_per_call() -> None:
+    provider, reader = _provider_and_reader()
+    svc = ModelServiceMetrics(provider.get_meter("t"), model="m", model_version="1")
+    svc.record_predictions(np.array([2, 2, 5, 2, 0], dtype=np.int64))
+    svc.record_predictions(np.array([5]))
+    svc.record_predictions(np.array([], dtype=np.int64))
+    svc.record_predictions([9, 9])
+    values = _values(_metrics(reader)["driftwatch.predictions"])
+    by_class = {dict(k)["class"]: v for k, v in values.items()}
+    assert by_class == {"0": 1, "2": 3, "5": 2, "9": 2}
+    assert all(dict(k)["model.version"] == "1" for k in values)
+    provider.shutdown()
+
+
+def test_set_model_switches_attributes() -> None:
+    provider, reader = _provider_and_reader()
+    svc = ModelServiceMetrics(provider.get_meter("t"), model="m", model_version="1")
+    svc.record_predictions(np.array([1]))
+    svc.set_model("m", "2")
+    svc.record_predictions(np.array([1]))
+    versions = {dict(k)["model.version"] for k in _values(_metrics(reader)["driftwatch.predictions"])}
+    assert versions == {"1", "2"}
+    provider.shutdown()
+
+
+def test_drift_gauges_skip_missing_values_and_follow_the_latest_report() -> None:
+    provider, reader = _provider_and_reader()
+    mon = MonitorMetrics(provider.get_meter("t"), model="fallback")
+    mon.update_drift(REPORT)
+    mon.update_performance(accuracy=None, coverage=0.0, labelled=0)
+    got = _metrics(reader)
+    stats = _values(got["driftwatch.feature.drift.statistic"])
+    # Feature b has no statistic (insufficient data): absent, not 0.
+    assert [dict(k)["feature"] for k in stats] == ["a"]
+    attrs = dict(next(iter(stats)))
+    assert attrs == {"model": "digits-mlp", "model.version": "7", "feature": "a", "test": "ks"}
+    assert "driftwatch.feature.drift.p_value" in got
+    assert len(got["driftwatch.feature.drift.p_value"].data.data_points) == 1  # NaN skipped
+    flags = {dict(k)["feature"]: v for k, v in _values(got["driftwatch.feature.drift.detected"]).items()}
+    assert flags == {"a": 1.0, "b": 0.0}
+    assert "driftwatch.prediction.drift.p_value" not in got  # prediction_drift is None
+    assert "driftwatch.model.accuracy" not in got  # no labels yet
+    assert list(_values(got["driftwatch.feedback.coverage"]).values()) == [0.0]
+
+    # A newer report for another version replaces the series; performance stays.
+    mon.update_drift({**REPORT, "model_version": "8", "features": REPORT["features"][:1]})
+    got = _metrics(reader)
+    versions = {dict(k)["model.version"] for k in _values(got["driftwatch.feature.drift.statistic"])}
+    assert versions == {"8"}
+    assert "driftwatch.feedback.coverage" in got
+    provider.shutdown()
+
+
+def test_broken_stream_callback_does_not_break_the_others() -> None:
+    provider, reader = _provider_and_reader()
+    mon = MonitorMetrics(provider.get_meter("t"), model="m")
+
+    def broken() -> dict[str, float]:
+        raise ConnectionError("redis down")
+
+    mon.set_stream_stats_callback(broken, stream="feedback")
+    mon.set_stream_stats_callback(lambda: {"lag": 4, "pending": None}, stream="predictions")
+    mon.processed(0)  # ignored
+    got = _metrics(reader)
+    lag = {dict(k)["stream"]: v for k, v in _values(got["driftwatch.stream.lag"]).items()}
+    assert lag == {"predictions": 4}
+    assert "driftwatch.stream.pending" not in got
+    assert "driftwatch.events.processed" not in got
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "instrument", "expected"),
+    [
+        ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
+        ("process.cpu.time", "s", "counter", "process_cpu_time_seconds_total"),
+        ("process.memory.usage", "By", "updowncounter", "process_memory_usage_bytes"),
+        ("process.cpu.utilization", "1", "gauge", "process_cpu_utilization_ratio"),
+        ("driftwatch.predictions", "{prediction}", "counter", "driftwatch_predictions_total"),
+        ("driftwatch.feature.drift.p_value", "1", "gauge", "driftwatch_feature_drift_p_value_ratio"),
+        ("driftwatch.feature.drift.statistic", "", "gauge", "driftwatch_feature_drift_statistic"),
+        ("driftwatch.stream.lag", "{event}", "gauge", "driftwatch_stream_lag"),
+        ("x.duration.seconds", "s", "histogram", "x_duration_seconds"),
+    ],
+)
+def test_prometheus_names(name: str, unit: str, instrument: Any, expected: str) -> None:
+    assert prometheus_name(name, unit, instrument) == expected
+
+
+def test_catalogue_names_are_unique_and_namespaced() -> None:
+    names = [s.name for s in CATALOGUE]
+    assert len(names) == len(set(names))
+    for spec in CATALOGUE:
+        assert spec.name.startswith(("driftwatch.", "process.", "http.")), spec.name
+        assert spec.meaning.endswith("."), spec.name
+        assert "prediction_id" not in spec.attributes and "prediction.id" not in spec.attributes
