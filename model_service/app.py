@@ -19,12 +19,14 @@ from shared.keys import Keys
 from shared.model_metadata import Reference
 from shared.registry import register_until_done
 from shared.settings import ModelServiceSettings
+from shared.telemetry import METER_NAME, ModelServiceMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     settings = settings or ModelServiceSettings()
+    provider = setup_telemetry("driftwatch-model-service")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,17 +36,22 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
+        metrics = ModelServiceMetrics(
+            provider.get_meter(METER_NAME), model=model.metadata.name, model_version=model.metadata.version
+        )
         publisher = EventPublisher(
             client,
+            metrics=metrics,
             maxlen=settings.stream_maxlen,
             batch_size=settings.publish_batch_size,
             queue_max=settings.publish_queue_max,
         )
+        metrics.set_queue_depth_callback(lambda: publisher.queued)
         publisher.start()
         registration = asyncio.create_task(
             register_until_done(client, keys, model.metadata, Reference.load(settings.model_dir))
         )
-        app.state.service = ModelService(model, client, publisher, keys, publish=settings.publish_enabled)
+        app.state.service = ModelService(model, client, publisher, keys, metrics, publish=settings.publish_enabled)
         try:
             yield
         finally:
@@ -53,6 +60,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             await asyncio.gather(registration, return_exceptions=True)
             await publisher.close()
             await client.aclose()
+            shutdown_telemetry()
 
     app = FastAPI(
         title="Driftwatch model service",
@@ -64,6 +72,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     app.state.api_key = settings.api_key
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    instrument_fastapi(app, provider)
     install_error_handlers(app)
     for module in (predict, feedback, health):
         app.include_router(module.router)

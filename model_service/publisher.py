@@ -18,6 +18,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.telemetry import ModelServiceMetrics
+
 log = logging.getLogger(__name__)
 
 StreamEntry = tuple[str, dict[bytes, bytes]]
@@ -38,6 +40,7 @@ class EventPublisher:
         client: aioredis.Redis,
         *,
         maxlen: int,
+        metrics: ModelServiceMetrics | None = None,
         batch_size: int = 256,
         queue_max: int = 100_000,
         backoff_initial_s: float = 0.05,
@@ -54,6 +57,7 @@ class EventPublisher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = PublisherStats()
+        self._metrics = metrics
 
     @property
     def queued(self) -> int:
@@ -67,6 +71,8 @@ class EventPublisher:
         dropped = len(entries) - len(accepted)
         if dropped:
             self.stats.dropped += dropped
+            if self._metrics is not None:
+                self._metrics.dropped(dropped, reason="queue_full")
             log.warning("publish queue full: dropped %d events", dropped)
         self._wakeup.set()
         return dropped
@@ -108,6 +114,8 @@ class EventPublisher:
             for _ in batch:
                 self._queue.popleft()
             self.stats.published += len(batch)
+            if self._metrics is not None:
+                self._metrics.published(len(batch))
             backoff = self._backoff_initial_s
 
     async def _write(self, batch: list[StreamEntry]) -> None:

@@ -19,6 +19,7 @@ from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
+from shared.telemetry import ModelServiceMetrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,11 @@ class ModelService:
         client: aioredis.Redis,
         publisher: EventPublisher,
         keys: Keys,
+        metrics: ModelServiceMetrics | None = None,
         *,
         publish: bool = True,
     ) -> None:
+        self.metrics = metrics
         self.model = model
         self.client = client
         self.publisher = publisher
@@ -60,8 +63,12 @@ class ModelService:
         return self._class_index.get(label)
 
     def predict(self, features: npt.NDArray[np.float32]) -> PredictionResult:
+        started = time.perf_counter()
         probabilities = self.model.predict_proba(features)
         classes = probabilities.argmax(axis=1).astype(np.int64)
+        if self.metrics is not None:
+            self.metrics.record_inference(time.perf_counter() - started, n=len(features))
+            self.metrics.record_predictions(classes)
         now_ms = time.time_ns() // 1_000_000
         ids = new_prediction_ids(len(features), now_ms)
         if self.publish:

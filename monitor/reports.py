@@ -20,7 +20,7 @@ from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from shared.events import FLOAT
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.registry import read_registered_model
+from shared.registry import read_current_version, read_registered_model
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class ModelCatalog:
             )
             self._detectors[version] = (metadata, detector)
         return self._detectors[version]
+
+    async def latest(self) -> tuple[ModelMetadata, DriftDetector] | None:
+        """The version the model service registered last."""
+        version = await read_current_version(self.client, self.keys)
+        return await self.get(version) if version else None
 
     async def n_features(self, version: str) -> int | None:
         entry = await self.get(version)

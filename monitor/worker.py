@@ -9,22 +9,38 @@ updated, entries acked) and returns, and cancellation is never caught, so no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from functools import partial
 
 import redis.asyncio as aioredis
 
 from monitor.consumer import StreamConsumer
 from monitor.drift import DriftConfig
-from monitor.reports import DriftReporter, ModelCatalog
+from monitor.performance import performance_report
+from monitor.reports import DriftReporter, ModelCatalog, WindowDriftReport
 from monitor.state import WindowState
-from shared.keys import Keys
+from shared.keys import CONSUMER_GROUP, Keys
 from shared.settings import MonitorSettings
+from shared.telemetry import MonitorMetrics
 
 log = logging.getLogger(__name__)
 
 
 class MonitorWorker:
-    def __init__(self, client: aioredis.Redis, settings: MonitorSettings, consumer_name: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: MonitorSettings,
+        consumer_name: str,
+        metrics: MonitorMetrics | None = None,
+        stats_interval_s: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.stats_interval_s = stats_interval_s
+        self.stream_stats: dict[str, dict[str, int | None]] = {}
+        self._reported_counts = {"predictions": 0, "feedback": 0}
         self.keys = Keys(settings.model_name)
         self.settings = settings
         self.catalog = ModelCatalog(
@@ -46,9 +62,52 @@ class MonitorWorker:
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        if metrics is not None:
+            for stream in ("predictions", "feedback"):
+                metrics.set_stream_stats_callback(partial(self._cached_stream_stats, stream), stream=stream)
+
+    def _cached_stream_stats(self, stream: str) -> dict[str, int | None]:
+        return self.stream_stats.get(stream, {})
 
     async def _on_windows_closed(self, windows: list[int]) -> None:
-        await self.reporter.report_pending()
+        self._publish_reports(await self.reporter.report_pending())
+
+    def _publish_reports(self, reports: list[WindowDriftReport]) -> None:
+        if self.metrics is not None:
+            for report in reports:
+                self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
+
+    async def refresh_stats(self) -> None:
+        """Lag and pending per stream (XINFO GROUPS), events processed, performance:
+        read here, in the event loop, and cached for the exporter thread."""
+        for name, stream in (("predictions", self.keys.predictions), ("feedback", self.keys.feedback)):
+            groups = await self.client.xinfo_groups(stream)
+            group = next((g for g in groups if g["name"] in (CONSUMER_GROUP, CONSUMER_GROUP.encode())), None)
+            if group is not None:
+                self.stream_stats[name] = {"lag": group.get("lag"), "pending": group.get("pending")}
+        if self.metrics is None:
+            return
+        stats = self.consumer.stats
+        for name, total in (("predictions", stats.predictions), ("feedback", stats.feedback)):
+            self.metrics.processed(total - self._reported_counts[name], stream=name)
+            self._reported_counts[name] = total
+        entry = await self.catalog.latest()
+        if entry is not None:
+            metadata, _ = entry
+            perf = await performance_report(self.client, self.keys, metadata.class_names, self.settings.window_size)
+            self.metrics.update_performance(
+                perf.accuracy, perf.label_coverage, perf.labelled, model_version=metadata.version
+            )
+
+    async def _stats_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.refresh_stats()
+            except (aioredis.RedisError, OSError) as exc:
+                log.debug("stats refresh failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.stats_interval_s)
 
     async def _run(self) -> None:
         while True:
@@ -60,11 +119,12 @@ class MonitorWorker:
                 await asyncio.sleep(1.0)
         # Windows that filled while no monitor could report them (a crash between
         # the ingest script and the report) are reported first.
-        await self.reporter.report_pending()
+        self._publish_reports(await self.reporter.report_pending())
         await self.consumer.run(self._stop)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="monitor-worker")
+        self._stats_task = asyncio.create_task(self._stats_loop(), name="monitor-stats")
 
     @property
     def running(self) -> bool:
@@ -72,9 +132,10 @@ class MonitorWorker:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(self._task, timeout_s)
-        except TimeoutError:
-            log.error("monitor worker did not stop within %.0fs", timeout_s)
+        for task in (self._task, self._stats_task):
+            if task is None:
+                continue
+            try:
+                await asyncio.wait_for(task, timeout_s)
+            except TimeoutError:
+                log.error("monitor task %s did not stop within %.0fs", task.get_name(), timeout_s)

@@ -6,6 +6,7 @@ nothing here assumes port 6379 is free or ours.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import redis
 import redis.asyncio as aioredis
 
 from shared.redis_server import LocalRedisServer
+
+# App tests do not export telemetry unless a test opts in (the export tests unset this).
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
