@@ -1,0 +1,225 @@
+"""Sends alert notifications: exactly one replica, in order, never blocking evaluation.
+
+Why a leader lease plus a consumer group on the history stream (and not "the
+replica whose transaction recorded the transition sends it"):
+
+- Evaluation records each transition once, in the same ``MULTI`` as the state
+  change (see ``store``). Sending is then a separate, durable step: if the
+  recording replica died before sending, a send-by-recorder scheme would lose
+  the notification; here the entry waits in the stream for whoever leads.
+- One leader (``SET NX PX`` lease, renewed) reads the stream through the
+  consumer group ``notifier``: a firing and its resolution reach receivers in
+  the order they happened, and the Alertmanager re-send loop runs once, not
+  once per replica.
+- An entry is acknowledged only after its delivery finished (or gave up after
+  bounded retries). Entries a dead leader had read but not acknowledged stay
+  pending and are claimed (``XAUTOCLAIM``) by the next leader once idle longer
+  than one delivery can take, so an old leader still sending is not doubled.
+
+The guarantee: every recorded transition is sent by one replica; a duplicate
+needs a leader to die (or stall past ``claim_idle_s``) between its POST and
+its ``XACK``. Each POST carries ``X-Driftwatch-Notification-Id`` (the stream
+id) so a receiver can drop such a duplicate. Exactly-once over HTTP needs the
+receiver's help; this is as close as the sender can get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+from redis.exceptions import RedisError, ResponseError
+
+from monitor.alerts.lease import LeaderLease
+from monitor.alerts.payloads import postable_alert, webhook_payload
+from monitor.alerts.settings import AlertSettings
+from monitor.alerts.state import AlertStatus
+from monitor.alerts.store import AlertStore, HistoryEntry
+
+log = logging.getLogger(__name__)
+
+GROUP = "notifier"
+ID_HEADER = "X-Driftwatch-Notification-Id"
+_RETRY_STATUS = frozenset({408, 425, 429})
+
+
+class HttpSender:
+    """POSTs JSON with a timeout per attempt and bounded, jittered exponential backoff."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: AlertSettings) -> None:
+        self.client = client
+        self.settings = settings
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.settings.backoff_initial_s * 2**attempt, self.settings.backoff_max_s)
+        return base / 2 + random.uniform(0, base / 2)
+
+    async def post(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> bool:
+        """True once the receiver answered 2xx; False after the last attempt or a final 4xx."""
+        s = self.settings
+        for attempt in range(s.max_attempts):
+            try:
+                response = await self.client.post(url, json=body, headers=headers, timeout=s.request_timeout_s)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.is_success:
+                    return True
+                problem = f"HTTP {response.status_code}"
+                if response.is_client_error and response.status_code not in _RETRY_STATUS:
+                    log.error("alert notification to %s rejected (%s); not retrying", url, problem)
+                    return False
+            if attempt + 1 < s.max_attempts:
+                delay = self._delay(attempt)
+                log.warning("alert notification to %s failed (%s); retry in %.2fs", url, problem, delay)
+                await asyncio.sleep(delay)
+        log.error("alert notification to %s failed %d times; giving up", url, s.max_attempts)
+        return False
+
+
+class Notifier:
+    """The background loop: hold the lease, deliver recorded transitions, keep Alertmanager current."""
+
+    def __init__(self, store: AlertStore, settings: AlertSettings, client: httpx.AsyncClient) -> None:
+        self.store = store
+        self.settings = settings
+        self.sender = HttpSender(client, settings)
+        self.lease = LeaderLease(store.redis, store.keys.alert_leader, settings.leader_ttl_s)
+        self.leader = asyncio.Event()
+        self._last_am_push = float("-inf")
+
+    @property
+    def consumer(self) -> str:
+        return self.lease.owner
+
+    @property
+    def has_targets(self) -> bool:
+        return bool(self.settings.webhook_urls or self.settings.alertmanager_url)
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group at the stream's end: history from before it existed is not sent."""
+        try:
+            await self.store.redis.xgroup_create(self.store.keys.alert_history, GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Run until cancelled. Errors are logged and retried; cancellation is never caught."""
+        while True:
+            try:
+                await self.ensure_group()
+                break
+            except RedisError:
+                log.exception("cannot create the alert notifier group yet; retrying")
+                await asyncio.sleep(1.0)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._hold_lease(), name="alerts-lease")
+            tasks.create_task(self._deliver_forever(), name="alerts-deliver")
+
+    async def close(self) -> None:
+        """Give the lease up so another replica leads at once rather than after a TTL."""
+        self.leader.clear()
+        try:
+            await self.lease.release()
+        except RedisError:
+            log.warning("could not release the alert leader lease; it expires by itself", exc_info=True)
+
+    # -- leadership -----------------------------------------------------------------
+    async def _hold_lease(self) -> None:
+        while True:
+            try:
+                held = await self.lease.acquire_or_renew()
+            except RedisError:
+                log.warning("alert leader lease check failed", exc_info=True)
+                held = False  # unsure is not leader: better late than twice
+            if held and not self.leader.is_set():
+                log.info("alert notifier %s is the leader", self.consumer)
+                self._last_am_push = float("-inf")  # a new leader re-sends the active alerts at once
+            (self.leader.set if held else self.leader.clear)()
+            await asyncio.sleep(self.settings.leader_ttl_s / 3)
+
+    # -- delivery ---------------------------------------------------------------------
+    async def _deliver_forever(self) -> None:
+        while True:
+            await self.leader.wait()
+            try:
+                await self.deliver_once()
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # The stream was deleted under us: start over at its (new) end.
+                    log.warning("alert history group vanished; recreating it")
+                    await self._retry_later(self.ensure_group)
+                    continue
+                log.exception("alert notification round failed; retrying")
+                await asyncio.sleep(1.0)
+
+    @staticmethod
+    async def _retry_later(step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except RedisError:
+            log.exception("alert notifier step failed")
+            await asyncio.sleep(1.0)
+
+    async def deliver_once(self, block_ms: int | None = None) -> int:
+        """Deliver abandoned entries, else wait (up to ``block_ms``) for new ones; returns how many."""
+        redis, key = self.store.redis, self.store.keys.alert_history
+        claim_idle_ms = int(self.settings.claim_idle_s * 1000)
+        reply = await redis.xautoclaim(key, GROUP, self.consumer, claim_idle_ms, start_id="0-0", count=100)
+        entries = reply[1]
+        if not entries:
+            if block_ms is None:
+                block_ms = int(min(1.0, self.settings.resend_interval_s) * 1000)
+            streams = await redis.xreadgroup(GROUP, self.consumer, {key: ">"}, count=100, block=block_ms)
+            entries = streams[0][1] if streams else []
+        delivered = 0
+        now = await self._server_time()
+        for entry_id, fields in entries:
+            if not self.leader.is_set():
+                break  # lost the lease: the rest stays pending for the next leader
+            if fields:  # trimmed entries come back empty; nothing left to send
+                try:
+                    entry = self.store.history_entry(entry_id, fields)
+                except ValueError:
+                    log.exception("skipping unreadable alert history entry %r", entry_id)
+                else:
+                    await self._deliver(entry, now)
+            await redis.xack(key, GROUP, entry_id)
+            delivered += 1
+        if delivered or now - self._last_am_push >= self.settings.resend_interval_s:
+            await self._push_alertmanager(now)
+        return delivered
+
+    async def _server_time(self) -> float:
+        seconds, micros = await self.store.redis.time()
+        return float(seconds) + micros / 1e6
+
+    async def _deliver(self, entry: HistoryEntry, now: float) -> None:
+        if not entry.notifies or not self.settings.webhook_urls:
+            return
+        recorded_at = int(entry.id.split("-")[0]) / 1000
+        if now - recorded_at > self.settings.max_notification_age_s:
+            log.warning("dropping alert notification %s recorded %.0fs ago", entry.id, now - recorded_at)
+            return
+        body = webhook_payload(entry, receiver=self.settings.receiver, external_url=self.settings.external_url)
+        headers = {ID_HEADER: entry.id}
+        await asyncio.gather(*(self.sender.post(url, body, headers) for url in self.settings.webhook_urls))
+
+    async def _push_alertmanager(self, now: float) -> None:
+        """Send every firing (and recently resolved) alert; Alertmanager needs them re-sent to stay active."""
+        self._last_am_push = now
+        if self.settings.alertmanager_url is None:
+            return
+        valid_for = 4 * self.settings.resend_interval_s
+        alerts = [
+            postable_alert(s, now=now, valid_for_s=valid_for, external_url=self.settings.external_url)
+            for s in await self.store.states()
+            if s.state in (AlertStatus.firing, AlertStatus.resolved)
+        ]
+        if alerts:
+            await self.sender.post(f"{self.settings.alertmanager_url}/api/v2/alerts", alerts)

@@ -1,0 +1,161 @@
+"""HTTP API of the alerting part: current alerts, their history, and the rules.
+
+Mounted by the monitor app, which sets ``app.state.alert_store`` (and
+``app.state.api_key`` to protect the write endpoints). Rules are called
+"thresholds" on the wire, as in the design's ``/alerts/thresholds``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from monitor.alerts.rules import NAME_PATTERN, AlertRule, default_rules
+from monitor.alerts.state import AlertInstance, AlertStatus
+from monitor.alerts.store import AlertStore, HistoryEntry
+from shared.api_auth import WriteAccess
+
+
+def get_alert_store(request: Request) -> AlertStore:
+    store: AlertStore | None = getattr(request.app.state, "alert_store", None)
+    if store is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="alerting is not configured")
+    return store
+
+
+Store = Annotated[AlertStore, Depends(get_alert_store)]
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+class AlertsResponse(BaseModel):
+    alerts: list[AlertInstance]
+
+
+class HistoryResponse(BaseModel):
+    transitions: list[HistoryEntry] = Field(description="Newest first")
+
+
+class AlertRuleBody(AlertRule):
+    """A rule in ``PUT /alerts/thresholds/{name}``: the name comes from the path and may be left out."""
+
+    name: Annotated[str | None, Field(pattern=NAME_PATTERN)] = None  # type: ignore[assignment]
+
+
+_RULE_EXAMPLES: dict[str, Any] = {
+    "accuracy": {
+        "summary": "Accuracy below 0.8 once 100 labels arrived",
+        "value": {
+            "metric": "accuracy",
+            "op": "<",
+            "value": 0.8,
+            "for": {"windows": 1},
+            "min_samples": 100,
+            "labels": {"severity": "critical"},
+            "annotations": {"summary": "Accuracy {{ $value }} below 0.8"},
+        },
+    },
+    "any_feature": {
+        "summary": "Any feature drifting for 2 windows",
+        "value": {
+            "metric": "feature_p_value_adjusted",
+            "feature": "*",
+            "op": "<",
+            "value": 0.01,
+            "for": {"windows": 2},
+            "labels": {"severity": "warning"},
+            "annotations": {"summary": "{{ $labels.feature }} drifted (p = {{ $value }})"},
+        },
+    },
+}
+
+
+def _invalid(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
+
+
+@router.get("", response_model=AlertsResponse)
+async def list_alerts(
+    store: Store, state: Annotated[AlertStatus | None, Query(description="Only alerts in this state")] = None
+) -> AlertsResponse:
+    """Alert instances now: firing, pending, and resolved within the retention period."""
+    alerts = await store.states()
+    return AlertsResponse(alerts=[a for a in alerts if state is None or a.state is state])
+
+
+@router.get("/history", response_model=HistoryResponse)
+async def alert_history(store: Store, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> HistoryResponse:
+    """The latest state transitions (pending, firing, resolved, back to inactive)."""
+    return HistoryResponse(transitions=await store.history(limit))
+
+
+@router.get("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
+async def list_rules(store: Store) -> list[AlertRule]:
+    return await store.rules()
+
+
+@router.put("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
+async def replace_rules(
+    store: Store,
+    _: WriteAccess,
+    rules: Annotated[
+        list[AlertRule],
+        Body(
+            openapi_examples={
+                "defaults": {
+                    "summary": "The shipped defaults",
+                    "value": [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in default_rules()],
+                }
+            }
+        ),
+    ],
+) -> list[AlertRule]:
+    """Replace the whole rule set (an empty list disables alerting and is kept across restarts)."""
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise _invalid(("body", i, "name"), f"duplicate rule name {rule.name!r}", rule.name)
+        seen.add(rule.name)
+    await store.replace_rules(rules)
+    return sorted(rules, key=lambda r: r.name)
+
+
+@router.get("/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True)
+async def get_rule(store: Store, name: str) -> AlertRule:
+    rule = await store.get_rule(name)
+    if rule is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")
+    return rule
+
+
+@router.put(
+    "/thresholds/{name}",
+    response_model=AlertRule,
+    response_model_exclude_none=True,
+    responses={201: {"description": "Created", "model": AlertRule}},
+)
+async def put_rule(
+    store: Store,
+    _: WriteAccess,
+    response: Response,
+    name: Annotated[str, Path(pattern=NAME_PATTERN)],
+    body: Annotated[AlertRuleBody, Body(openapi_examples=_RULE_EXAMPLES)],
+) -> AlertRule:
+    """Create (201) or replace (200) one rule. A name in the body must equal the path's."""
+    if body.name is not None and body.name != name:
+        raise _invalid(("body", "name"), f"must match the path ({name!r}) or be left out", body.name)
+    rule = AlertRule.model_validate({**body.model_dump(by_alias=True, exclude={"name"}), "name": name})
+    if await store.put_rule(rule):
+        response.status_code = status.HTTP_201_CREATED
+    return rule
+
+
+@router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(store: Store, _: WriteAccess, name: str) -> Response:
+    """Delete one rule; its firing alerts resolve at the next evaluation."""
+    if not await store.delete_rule(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

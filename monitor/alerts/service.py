@@ -1,0 +1,85 @@
+"""What the monitor app holds: store + evaluator + notifier behind three calls.
+
+``evaluate`` only reads and writes Redis (one optimistic transaction), so a
+slow or dead webhook never delays the monitor's report loop; the notifier
+runs as a background task started by ``start`` and ended by ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import redis.asyncio as aioredis
+
+from monitor.alerts.notifier import Notifier
+from monitor.alerts.settings import AlertSettings
+from monitor.alerts.snapshot import MetricSnapshot
+from monitor.alerts.store import AlertStore, HistoryEntry
+from shared.keys import Keys
+
+log = logging.getLogger(__name__)
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: AlertStore,
+        settings: AlertSettings | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or AlertSettings()
+        self._own_client = client is None
+        self.client = client or httpx.AsyncClient()
+        self.notifier = Notifier(store, self.settings, self.client)
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def create(cls, redis: aioredis.Redis, keys: Keys, settings: AlertSettings | None = None) -> AlertService:
+        """A service whose store uses the settings' retention and history cap."""
+        settings = settings or AlertSettings()
+        store = AlertStore(
+            redis, keys, history_maxlen=settings.history_maxlen, resolved_retention_s=settings.resolved_retention_s
+        )
+        return cls(store, settings)
+
+    async def evaluate(self, snapshot: MetricSnapshot) -> list[HistoryEntry]:
+        """Evaluate every rule on ``snapshot``; returns the transitions this call recorded."""
+        transitions = await self.store.apply(snapshot)
+        for t in transitions:
+            log.info("alert %s %s: %s -> %s", t.alertname, t.fingerprint, t.from_state, t.to_state)
+        return transitions
+
+    async def start(self, *, install_defaults: bool = True) -> None:
+        """Install the default rules on a fresh Redis and start the notifier in the background."""
+        if install_defaults and await self.store.ensure_defaults():
+            log.info("installed the default alert rules")
+        # Create the group before any evaluation this process makes, so none is skipped.
+        await self.notifier.ensure_group()
+        if self._task is None:
+            self._task = asyncio.create_task(self.notifier.run(), name="alerts-notifier")
+
+    async def stop(self) -> None:
+        """Stop the notifier, give up the leader lease, close the HTTP client.
+
+        Our own ``cancel()`` ends the task with ``CancelledError``, which is
+        expected; if the caller of ``stop`` is itself being cancelled, that
+        cancellation propagates instead of being swallowed.
+        """
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            await self.notifier.close()
+            if self._own_client:
+                await self.client.aclose()
