@@ -53,6 +53,7 @@ DEFAULT_EXCLUDED_URLS = "/livez,/readyz"
 class _State:
     provider: MeterProvider
     process_metrics: ProcessMetrics | None
+    users: int = 1
 
 
 _lock = threading.Lock()
@@ -121,33 +122,39 @@ def setup_telemetry(
     exporter: MetricExporter | None = None,
     set_global: bool = True,
 ) -> MeterProvider:
-    """Build (or rebuild) the process's MeterProvider and return it.
+    """Build the process's MeterProvider (once) and return it.
 
-    ``exporter`` replaces the OTLP exporter (tests use an in-memory one).
-    Calling it again shuts the previous provider down first, so tests can
-    build one per case. The first provider becomes the global one (the API
-    allows that once per process); the services should pass the returned
-    provider explicitly (``provider.get_meter(...)``, :func:`instrument_fastapi`).
+    One provider per process: a second call (a test that builds the model
+    service and the monitor apps in one process) gets the same provider, and
+    its ``service_name`` is ignored; each call must be matched by one
+    :func:`shutdown_telemetry`, and the last one flushes. ``exporter``
+    replaces the OTLP exporter (tests use an in-memory one). The provider also
+    becomes the global one (the API allows that once per process); services
+    should still pass it explicitly (``provider.get_meter(...)``,
+    :func:`instrument_fastapi`).
     """
     global _state, _global_set
     os.environ.setdefault(SEMCONV_OPT_IN, "http")
-    shutdown_telemetry()
-    resource = make_resource(service_name)
-    if _env_true("OTEL_SDK_DISABLED"):
-        # The SDK provider itself honours the variable (its meters are no-ops);
-        # no reader means no exporter thread either.
-        provider = MeterProvider(resource=resource)
-        process: ProcessMetrics | None = None
-    else:
-        reader = PeriodicExportingMetricReader(exporter or make_exporter())
-        provider = MeterProvider(resource=resource, metric_readers=[reader])
-        process = ProcessMetrics(provider.get_meter(METER_NAME)) if instrument_system else None
     with _lock:
+        if _state is not None:
+            _state.users += 1
+            return _state.provider
+        resource = make_resource(service_name)
+        if _env_true("OTEL_SDK_DISABLED"):
+            # The SDK provider itself honours the variable (its meters are no-ops);
+            # no reader means no exporter thread either.
+            provider = MeterProvider(resource=resource)
+            process: ProcessMetrics | None = None
+        else:
+            reader = PeriodicExportingMetricReader(exporter or make_exporter())
+            provider = MeterProvider(resource=resource, metric_readers=[reader])
+            meter = provider.get_meter(METER_NAME)
+            process = ProcessMetrics(meter) if instrument_system else None
         _state = _State(provider=provider, process_metrics=process)
         if set_global and not _global_set:
             metrics.set_meter_provider(provider)
             _global_set = True
-    return provider
+        return provider
 
 
 def current_provider() -> MeterProvider | None:
@@ -155,17 +162,22 @@ def current_provider() -> MeterProvider | None:
     return _state.provider if _state else None
 
 
-def shutdown_telemetry(timeout_millis: float = 5_000) -> None:
-    """Flush the last metrics and stop the exporter thread; safe to call twice.
+def shutdown_telemetry(timeout_millis: float = 5_000, *, force: bool = False) -> None:
+    """Release one :func:`setup_telemetry`; the last release flushes and stops the exporter.
 
     Call it on exit (FastAPI lifespan shutdown): without it the values
-    recorded since the last periodic export are lost.
+    recorded since the last periodic export are lost. ``force`` shuts down
+    whatever the count (tests, atexit). Safe to call when nothing is set up.
     """
     global _state
     with _lock:
-        state, _state = _state, None
-    if state is None:
-        return
+        state = _state
+        if state is None:
+            return
+        state.users -= 1
+        if state.users > 0 and not force:
+            return
+        _state = None
     try:
         state.provider.shutdown(timeout_millis=timeout_millis)
     except Exception:  # shutdown must never turn a clean exit into a crash

@@ -21,6 +21,7 @@ from shared.telemetry import (
     METER_NAME,
     ModelServiceMetrics,
     MonitorMetrics,
+    current_provider,
     instrument_fastapi,
     setup_telemetry,
     shutdown_telemetry,
@@ -59,7 +60,7 @@ def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)  # fmt: skip
     yield
-    shutdown_telemetry()
+    shutdown_telemetry(force=True)
 
 
 def _point(points: list[DataPoint], **attrs: str) -> DataPoint:
@@ -225,6 +226,25 @@ def test_no_receiver_is_harmless(monkeypatch: pytest.MonkeyPatch, protocol: str)
     provider.force_flush(timeout_millis=1_000)
     shutdown_telemetry(timeout_millis=1_000)
     assert time.perf_counter() - started < 8
+
+
+def test_one_provider_per_process_released_by_the_last_user(
+    receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps in one process share the provider; the first to stop must not
+    stop the other's export."""
+    receiver.clear()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    first = setup_telemetry("model-service", instrument_system=False)
+    second = setup_telemetry("monitor", instrument_system=False)
+    assert first is second
+    shutdown_telemetry()  # the model service stops first
+    MonitorMetrics(second.get_meter(METER_NAME), model="m").processed(2)
+    assert second.force_flush(timeout_millis=10_000)
+    assert not receiver.wait_for(["driftwatch.events.processed"], timeout=10)
+    shutdown_telemetry()
+    assert current_provider() is None
 
 
 def test_sdk_disabled_exports_nothing(

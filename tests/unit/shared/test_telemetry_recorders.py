@@ -20,6 +20,12 @@ from shared.telemetry.catalogue import CATALOGUE, HTTP_SERVER_REQUEST_DURATION, 
 from shared.telemetry.process_metrics import ProcessMetrics
 
 
+@pytest.fixture(autouse=True)
+def _sdk_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests/conftest.py disables the SDK for the suite; these tests need real meters.
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+
+
 def _provider_and_reader() -> tuple[MeterProvider, InMemoryMetricReader]:
     r = InMemoryMetricReader()
     return MeterProvider(metric_readers=[r]), r

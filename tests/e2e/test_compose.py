@@ -1,0 +1,231 @@
+"""The compose stack for real: build the image, start it, send traffic, read metrics.
+
+Opt-in (it builds an image with TensorFlow in a builder stage: minutes the
+first time). Runs when ``DRIFTWATCH_COMPOSE_E2E=1`` and a Docker engine answers::
+
+    eval "$(../shared/containers/docker-up.sh)"      # here: a local engine + stand-in images
+    DRIFTWATCH_COMPOSE_E2E=1 .venv/bin/pytest -m docker tests/e2e/test_compose.py
+
+No Collector image exists on the test machines: ``deploy/compose.e2e.yml``
+runs the project's OTLP test receiver in its place, and the test reads what it
+received over HTTP. Every host port is a free one (nothing standard is assumed
+free: Redis, PostgreSQL... already listen here). Prometheus and Grafana are
+not started; their configuration is checked by tests/unit/shared.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pytest
+
+from shared.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "dwtest"
+SERVICES = ["redis", "model-service", "monitor", "otel-collector"]
+WINDOW = 200
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def _skip_reason() -> str | None:
+    if os.environ.get("DRIFTWATCH_COMPOSE_E2E") != "1":
+        return "compose e2e is opt-in: set DRIFTWATCH_COMPOSE_E2E=1 (it builds the image)"
+    if shutil.which("docker") is None:
+        return "no docker CLI on PATH"
+    info = subprocess.run(["docker", "info"], capture_output=True, timeout=60)
+    if info.returncode != 0:
+        return (
+            "no Docker engine answers (DOCKER_HOST="
+            f"{os.environ.get('DOCKER_HOST', '<unset>')}); here run "
+            'eval "$(../shared/containers/docker-up.sh)" first'
+        )
+    if _compose_command() is None:
+        return "neither docker-compose nor `docker compose` is available"
+    return None
+
+
+@dataclass
+class Stack:
+    model_url: str
+    monitor_url: str
+    receiver_url: str
+    redis_port: int
+    compose: list[str]
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.compose, *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+
+
+def _wait(what: str, fn: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got is not None:
+                return got
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    compose = [*(_compose_command() or []), "-f", "docker-compose.yml",
+               "-f", "deploy/compose.e2e.yml", "-p", PROJECT]  # fmt: skip
+    ports = {name: free_port() for name in ("model", "monitor", "redis", "grpc", "http")}
+    env = {
+        **os.environ,
+        "REDIS_PASSWORD": secrets.token_urlsafe(18),
+        "DRIFTWATCH_BIND": "127.0.0.1",
+        "MODEL_SERVICE_HOST_PORT": str(ports["model"]),
+        "MONITOR_HOST_PORTS": str(ports["monitor"]),
+        "REDIS_HOST_PORT": str(ports["redis"]),
+        "OTLP_GRPC_HOST_PORT": str(ports["grpc"]),
+        "OTLP_HTTP_HOST_PORT": str(ports["http"]),
+        "DRIFTWATCH_WINDOW_SIZE": str(WINDOW),
+    }
+    st = Stack(
+        model_url=f"http://127.0.0.1:{ports['model']}",
+        monitor_url=f"http://127.0.0.1:{ports['monitor']}",
+        receiver_url=f"http://127.0.0.1:{ports['http']}",
+        redis_port=ports["redis"],
+        compose=compose,
+        env=env,
+    )
+    st.run("down", "-v", "--remove-orphans", timeout=300)  # leftovers of an aborted run
+    up = st.run("up", "-d", "--build", *SERVICES, timeout=3000)
+    try:
+        assert up.returncode == 0, f"compose up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
+        for url in (st.model_url, st.monitor_url):
+            _wait(f"{url}/readyz", lambda u=url: True if httpx.get(f"{u}/readyz", timeout=5)
+                  .status_code == 200 else None, timeout=240, every=2)  # fmt: skip
+        yield st
+    except BaseException:
+        logs = st.run("logs", "--no-color", "--tail", "60", timeout=120)
+        print(logs.stdout[-12000:], logs.stderr[-2000:])
+        raise
+    finally:
+        down = st.run("down", "-v", "--remove-orphans", timeout=300)
+        if down.returncode != 0:
+            print("compose down failed:", down.stderr[-2000:])
+
+
+def test_redis_requires_the_password_and_is_local_only(stack: Stack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.redis_port), timeout=5) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(64).startswith(b"-NOAUTH")
+    ps = stack.run("port", "redis", "6379", timeout=60)
+    assert ps.stdout.strip().startswith("127.0.0.1:"), ps.stdout
+
+
+def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 17, size=(2 * WINDOW + 10, 64)).astype(float)
+    predictions: list[dict[str, Any]] = []
+    with httpx.Client(timeout=30) as client:
+        one = client.post(f"{stack.model_url}/predict", json={"features": rows[0].tolist()})
+        assert one.status_code == 200, one.text
+        body = one.json()
+        assert {"prediction_id", "class"} <= set(body)
+        predictions.append(body)
+        for start in range(1, len(rows), 50):
+            batch = rows[start : start + 50].tolist()
+            resp = client.post(f"{stack.model_url}/predict", json={"instances": batch})
+            assert resp.status_code == 200, resp.text
+            predictions.extend(resp.json()["predictions"])
+        bad = client.post(f"{stack.model_url}/predict", json={"features": [1.0, 2.0]})
+        assert bad.status_code == 422
+        for p in predictions[:100]:
+            resp = client.post(
+                f"{stack.model_url}/feedback",
+                json={"prediction_id": p["prediction_id"], "label": int(p["class"])},
+            )
+            assert resp.status_code in (200, 202), resp.text
+
+        def drift_ready() -> dict[str, Any] | None:
+            report = client.get(f"{stack.monitor_url}/drift").json()
+            return report if report.get("status") != "insufficient_data" else None
+
+        report = _wait("a drift report from the monitor", drift_ready, timeout=180, every=2)
+        assert report["features"] and "dataset_drift" in report
+        performance = client.get(f"{stack.monitor_url}/performance")
+        assert performance.status_code == 200
+
+    expected = {
+        "model-service": {
+            "http.server.request.duration", "driftwatch.inference.duration",
+            "driftwatch.predictions", "driftwatch.events.published",
+            "process.cpu.time", "process.memory.usage",
+        },
+        "monitor": {
+            "http.server.request.duration", "driftwatch.events.processed",
+            "driftwatch.feature.drift.statistic", "driftwatch.dataset.drift.share",
+            "process.cpu.time", "process.memory.usage",
+        },
+    }  # fmt: skip
+
+    def received() -> dict[str, set[str]] | None:
+        points = httpx.get(f"{stack.receiver_url}/points", timeout=10).json()
+        by_service: dict[str, set[str]] = {}
+        for p in points:
+            by_service.setdefault(p["resource"].get("service.name", "?"), set()).add(p["name"])
+        done = all(names <= by_service.get(svc, set()) for svc, names in expected.items())
+        return by_service if done else None
+
+    try:
+        _wait("metrics of both services at the OTLP receiver", received, timeout=90, every=3)
+    except AssertionError:
+        points = httpx.get(f"{stack.receiver_url}/points", timeout=10).json()
+        got: dict[str, set[str]] = {}
+        for p in points:
+            got.setdefault(p["resource"].get("service.name", "?"), set()).add(p["name"])
+        missing = {svc: sorted(n - got.get(svc, set())) for svc, n in expected.items()}
+        raise AssertionError(f"metrics missing at the receiver: {missing}") from None
+
+    def all_counted() -> list[dict[str, Any]] | None:
+        # Cumulative counter: the latest export of the model service carries the total.
+        points = httpx.get(f"{stack.receiver_url}/points", timeout=10).json()
+        mine = [p for p in points if p["name"] == "driftwatch.predictions"
+                and p["resource"]["service.name"] == "model-service"]  # fmt: skip
+        last = max(p["time_unix_nano"] for p in mine)
+        served = sum(p["value"] for p in mine if p["time_unix_nano"] == last)
+        return points if served == len(predictions) else None
+
+    points = _wait("driftwatch.predictions to count every prediction", all_counted, timeout=30)
+    routes = {p["attributes"].get("http.route") for p in points
+              if p["name"] == "http.server.request.duration"}  # fmt: skip
+    assert "/predict" in routes
+    assert all(p["transport"] == "grpc" for p in points)
