@@ -1,0 +1,192 @@
+"""Incremental two-sample KS over a sliding window (pure, in memory).
+
+Why: a sliding window of ``m`` rows that advances by ``k << m`` rows would
+otherwise re-sort ``m`` values and re-locate all of them in the reference on
+every step. Here each feature keeps two histograms of the window over the
+reference's rank buckets: ``A[j] = #{w : #ref < w = j}`` and
+``B[j] = #{w : #ref <= w = j}``. A step locates only the ``k`` new values in
+the reference (``O(k log n)``), takes the ``k`` leaving values' ranks from a
+ring buffer, and updates both histograms; the statistic is one vectorised
+cumulative sum over the ``n + 1`` buckets of every feature.
+
+Exactness (the window's own jumps included). For a reference value ``v``
+with ``lo = #ref < v`` and ``hi = #ref <= v``:
+
+- ``#win <= v = #{w : rank_left(w) <= hi - 1}`` and
+  ``#win < v = #{w : rank_right(w) <= lo}``;
+- ``F_ref - F_win`` is largest at a reference value (between two reference
+  values ``F_ref`` is flat and ``F_win`` grows);
+- ``F_win - F_ref`` is largest just before a reference value, after all the
+  window points of the gap, which is ``#win < v`` against ``#ref < v``.
+
+So both suprema over the real line are read at the reference values, with
+every window jump counted, and the lattice statistic ``h = D * lcm(n, m)``
+is the same integer as :class:`monitor.drift.ks.SortedReference` gives and
+as scipy's ``ks_2samp``. Cost per step: ``O(F (k log n + n))``, independent
+of the window size, so it suits references up to ~10x the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from monitor.drift._checks import as_finite_2d, check_alpha
+from monitor.drift.corrections import Correction, reject
+from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
+
+__all__ = ["SlidingKS"]
+
+
+class SlidingKS:
+    """KS statistics of a fixed-size sliding window against a fixed reference.
+
+    Parameters
+    ----------
+    reference : SortedReference or array_like (n, F)
+        The reference (sorted once).
+    window : array_like, shape (m, F)
+        The initial window, oldest row first.
+
+    Examples
+    --------
+    >>> from scipy.stats import ks_2samp
+    >>> rng = np.random.default_rng(0)
+    >>> ref, stream = rng.normal(size=(1000, 2)), rng.normal(size=(700, 2))
+    >>> sk = SlidingKS(ref, stream[:500])
+    >>> sk.step(stream[500:600])  # 100 new rows in, 100 oldest out
+    >>> d = sk.statistic()
+    >>> bool(abs(d[1] - ks_2samp(ref[:, 1], stream[100:600, 1]).statistic) < 1e-12)
+    True
+    """
+
+    def __init__(self, reference: SortedReference | ArrayLike, window: ArrayLike) -> None:
+        self.reference = (
+            reference if isinstance(reference, SortedReference) else SortedReference(reference)
+        )
+        ref = self.reference
+        f, n = ref.n_features, ref.n
+        win = as_finite_2d(window, "window", f)
+        if win.shape[0] == 0:
+            raise ValueError("window must have at least one row")
+        self.m: int = int(win.shape[0])
+        # Ring buffer (F, m) of raw rows and their reference ranks; column
+        # `self._head` is the oldest row.
+        self._raw: NDArray[np.float64] = np.ascontiguousarray(win.T)
+        self._rl, self._rr = self._ranks(self._raw)
+        self._head = 0
+        self._base = (np.arange(f, dtype=np.int64) * (n + 1))[:, None]
+        size = f * (n + 1)
+        self._hist_l = np.bincount((self._rl + self._base).ravel(), minlength=size)
+        self._hist_r = np.bincount((self._rr + self._base).ravel(), minlength=size)
+        # Window points equal to a reference value (rank_right > rank_left):
+        # while there are none, the two histograms coincide.
+        self._n_equal = int((self._rr != self._rl).sum())
+        # Per reference position i: lo(i) = #ref < r_i, hi(i) = #ref <= r_i.
+        self._lo: NDArray[np.int64] | None = None
+        self._hi: NDArray[np.int64] | None = None
+        if ref.has_ties.any():
+            self._lo, self._hi = self._ranks(ref.sorted)
+
+    def _ranks(self, values: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """``#ref < v`` and ``#ref <= v`` for each row of ``values`` (F, k).
+
+        Keys are searched in sorted order (3x faster binary searches: each
+        search starts where the previous ended) and scattered back.
+        """
+        ref = self.reference.sorted
+        rl = np.empty(values.shape, dtype=np.int64)
+        rr = np.empty(values.shape, dtype=np.int64)
+        last = self.reference.n - 1
+        order = np.argsort(values, axis=1)
+        keys = np.take_along_axis(values, order, axis=1)
+        for f in range(values.shape[0]):
+            left = np.searchsorted(ref[f], keys[f], side="left")
+            right = (
+                np.searchsorted(ref[f], keys[f], side="right")
+                if self.reference.has_ties[f]
+                else left + (ref[f][np.minimum(left, last)] == keys[f])
+            )
+            rl[f, order[f]] = left
+            rr[f, order[f]] = right
+        return rl, rr
+
+    @property
+    def window(self) -> NDArray[np.float64]:
+        """The current window as (m, F), oldest row first (a copy)."""
+        order = (np.arange(self.m) + self._head) % self.m
+        return self._raw[:, order].T.copy()
+
+    def step(self, new_rows: ArrayLike) -> None:
+        """Slide by ``k = len(new_rows)``: drop the ``k`` oldest rows, append the new ones.
+
+        ``k`` must not exceed the window size (use a new instance for a jump).
+        """
+        f = self.reference.n_features
+        new = as_finite_2d(new_rows, "new_rows", f)
+        k = int(new.shape[0])
+        if k == 0:
+            return
+        if k > self.m:
+            raise ValueError(f"a step of {k} rows exceeds the window of {self.m}")
+        cols = (self._head + np.arange(k)) % self.m
+        vals = np.ascontiguousarray(new.T)
+        add_l, add_r = self._ranks(vals)
+        self._n_equal += int((add_r != add_l).sum())
+        self._n_equal -= int((self._rr[:, cols] != self._rl[:, cols]).sum())
+        np.subtract.at(self._hist_l, (self._rl[:, cols] + self._base).ravel(), 1)
+        np.subtract.at(self._hist_r, (self._rr[:, cols] + self._base).ravel(), 1)
+        np.add.at(self._hist_l, (add_l + self._base).ravel(), 1)
+        np.add.at(self._hist_r, (add_r + self._base).ravel(), 1)
+        self._raw[:, cols] = vals
+        self._rl[:, cols] = add_l
+        self._rr[:, cols] = add_r
+        self._head = (self._head + k) % self.m
+
+    def statistic_h(self) -> NDArray[np.int64]:
+        """Lattice statistics ``h = D * lcm(n, m)`` per feature."""
+        ref = self.reference
+        f, n = ref.n_features, ref.n
+        _, a, b = ks_lattice(n, self.m)
+        cum_l = np.cumsum(self._hist_l.reshape(f, n + 1), axis=1)  # #win with rank_left <= j
+        if self._lo is None and self._n_equal == 0:
+            # Common continuous case: one pass, t_i = b #win<=r_i - a i, and
+            # a (i + 1) - b #win<=r_i = a - t_i.
+            t = cum_l[:, :n] * b
+            t -= a * np.arange(n, dtype=np.int64)
+            d_plus = a - t.min(axis=1)
+            d_minus = t.max(axis=1)
+            return np.maximum(np.maximum(d_plus, d_minus), 0).astype(np.int64)
+        cum_r = np.cumsum(self._hist_r.reshape(f, n + 1), axis=1)  # #win with rank_right <= j
+        if self._lo is None or self._hi is None:
+            i = np.arange(n, dtype=np.int64)
+            d_plus = ((i + 1) * a - b * cum_l[:, :n]).max(axis=1)
+            d_minus = (b * cum_r[:, :n] - a * i).max(axis=1)
+        else:
+            d_plus = (a * self._hi - b * np.take_along_axis(cum_l, self._hi - 1, axis=1)).max(
+                axis=1
+            )
+            d_minus = (b * np.take_along_axis(cum_r, self._lo, axis=1) - a * self._lo).max(axis=1)
+        return np.maximum(np.maximum(d_plus, d_minus), 0).astype(np.int64)
+
+    def statistic(self) -> NDArray[np.float64]:
+        """KS statistic ``D`` per feature, identical to ``scipy.stats.ks_2samp``."""
+        lcm, _, _ = ks_lattice(self.reference.n, self.m)
+        return self.statistic_h() / lcm
+
+    def pvalues(self, method: KSMethod = "auto") -> NDArray[np.float64]:
+        """scipy-identical p-values per feature (costly for large windows, see ks.py)."""
+        return ks_pvalues(self.reference.n, self.m, self.statistic_h(), method)[0]
+
+    def drifted(
+        self, alpha: float = 0.05, correction: Correction = "bonferroni", method: KSMethod = "auto"
+    ) -> NDArray[np.bool_]:
+        """Per-feature decisions; Bonferroni and none use the cached critical value."""
+        check_alpha(alpha)
+        f = self.reference.n_features
+        if correction == "fdr_bh":
+            return reject(self.pvalues(method), alpha, correction)
+        if correction not in ("bonferroni", "none"):
+            raise ValueError(f"unknown correction {correction!r}")
+        level = alpha / f if correction == "bonferroni" else alpha
+        return self.statistic_h() >= ks_critical_h(self.reference.n, self.m, level, method)
