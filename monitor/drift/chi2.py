@@ -13,6 +13,17 @@ expected count is positive because the column total is. Window values of a
 categorical feature that the reference never had go to one extra "unseen"
 bucket. Yates' continuity correction is not applied: it is conservative and
 the windows here are large.
+
+Sparse categories are pooled (``min_expected``). The chi-squared
+approximation fails when expected counts are small: a pixel that is 0 in
+99% of digits and takes a dozen rare values elsewhere gave p-values so
+unreliable that windows of unshifted held-out digits raised dataset drift in
+28% of draws at a family-wise alpha of 5% (a value the reference never had,
+seen twice in a window, has an expected count of 0.4). Categories whose expected count
+in either sample is below ``min_expected`` (Cochran's rule: 5) are merged
+into one "other" category; if that is still sparse it joins the smallest
+remaining category. The detector applies the rule; with ``min_expected=0``
+the function is exactly ``chi2_contingency(correction=False)``.
 """
 
 from __future__ import annotations
@@ -24,7 +35,34 @@ from scipy.stats import chi2 as chi2_dist
 __all__ = ["CategoricalReference", "chi2_homogeneity"]
 
 
-def chi2_homogeneity(ref_counts: ArrayLike, win_counts: ArrayLike) -> tuple[float, float, int]:
+MIN_EXPECTED = 5.0
+"""Cochran's rule: the smallest expected count the chi-squared approximation trusts."""
+
+
+def _pool_sparse(
+    r: NDArray[np.float64], w: NDArray[np.float64], min_expected: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Merge categories with an expected count below ``min_expected`` in either sample."""
+    total = r.sum() + w.sum()
+    smaller = min(r.sum(), w.sum()) / total
+    expected = (r + w) * smaller  # the smaller sample has the smaller expected counts
+    sparse = expected < min_expected
+    if not sparse.any() or (sparse.all() and sparse.size <= 1):
+        return r, w
+    r_keep, w_keep = r[~sparse], w[~sparse]
+    other_r, other_w = r[sparse].sum(), w[sparse].sum()
+    if (other_r + other_w) * smaller < min_expected and r_keep.size:
+        smallest = int(np.argmin(r_keep + w_keep))
+        r_keep, w_keep = r_keep.copy(), w_keep.copy()
+        r_keep[smallest] += other_r
+        w_keep[smallest] += other_w
+        return r_keep, w_keep
+    return np.append(r_keep, other_r), np.append(w_keep, other_w)
+
+
+def chi2_homogeneity(
+    ref_counts: ArrayLike, win_counts: ArrayLike, min_expected: float = 0.0
+) -> tuple[float, float, int]:
     """Chi-squared test that two count vectors come from one distribution.
 
     Returns ``(statistic, p_value, dof)``. With fewer than two categories
@@ -50,6 +88,8 @@ def chi2_homogeneity(ref_counts: ArrayLike, win_counts: ArrayLike) -> tuple[floa
         raise ValueError("each sample needs at least one observation")
     keep = (r + w) > 0
     r, w = r[keep], w[keep]
+    if min_expected > 0:
+        r, w = _pool_sparse(r, w, min_expected)
     k = r.size
     if k < 2:
         return 0.0, 1.0, 0

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.drift._checks import as_finite_2d
-from monitor.drift.chi2 import CategoricalReference, chi2_homogeneity
+from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
 from monitor.drift.effect_size import jensen_shannon, wasserstein_std_scale
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
@@ -246,7 +246,7 @@ class DriftDetector:
         # Categorical features: chi-squared and Jensen-Shannon.
         for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
             wc = cref.window_counts(win[:, f])
-            s, p, _ = chi2_homogeneity(cref.counts, wc)
+            s, p, _ = chi2_homogeneity(cref.counts, wc, MIN_EXPECTED)
             stat[f], pval[f], method[f] = s, p, "chi2"
             effect[f] = jensen_shannon(cref.counts, wc)
 
@@ -315,7 +315,7 @@ class DriftDetector:
 
         prediction: PredictionDrift | None = None
         if classes_counts is not None and self._class_counts is not None:
-            s, p, dof = chi2_homogeneity(self._class_counts, classes_counts)
+            s, p, dof = chi2_homogeneity(self._class_counts, classes_counts, MIN_EXPECTED)
             js = jensen_shannon(self._class_counts, classes_counts)
             pred_drift = p < cfg.alpha
             if cfg.min_effect_size is not None:

@@ -47,3 +47,25 @@ def test_bad_counts() -> None:
         chi2_homogeneity([-1, 2], [1, 2])
     with pytest.raises(ValueError):
         CategoricalReference([])
+
+
+def test_two_rows_of_an_unseen_rare_value_are_not_drift_once_pooled() -> None:
+    """Digits' edge pixels: 0 in almost every row, a few rare values. Two window rows
+    with a value the 1,078-row reference never had (expected count 0.4) made the
+    unpooled test reject; with sparse categories pooled there is nothing to test."""
+    ref, win = [1070, 8, 0], [296, 2, 2]
+    _, p_unpooled, _ = chi2_homogeneity(ref, win)
+    _, p_pooled, dof = chi2_homogeneity(ref, win, 5.0)
+    assert p_unpooled < 0.05
+    assert p_pooled == 1.0
+    assert dof == 0  # the rare values together are still too sparse to stand alone
+
+
+def test_pooling_keeps_a_real_shift_significant() -> None:
+    _, p, _ = chi2_homogeneity([1070, 8, 0], [240, 20, 40], 5.0)
+    assert p < 1e-10
+
+
+def test_pooling_changes_nothing_when_every_expected_count_is_large() -> None:
+    ref, win = [500, 300, 200], [100, 90, 110]
+    assert chi2_homogeneity(ref, win, 5.0) == chi2_homogeneity(ref, win)
