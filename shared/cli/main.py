@@ -124,7 +124,7 @@ def up(
 @app.command()
 def simulate(
     scenario: Annotated[Scenario, typer.Option(help="How to shift the held-out data")] = Scenario.none,
-    n: Annotated[int, typer.Option(min=1, help="Predictions to send")] = 2000,
+    n: Annotated[int, typer.Option(min=1, help="Predictions to send")] = 600,
     model_dir: Annotated[Path, typer.Option(help="Model directory (its held-out sample is replayed)")] = (
         DEFAULT_MODEL_DIR
     ),
