@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "dwtest"
 SERVICES = ["redis", "model-service", "monitor", "otel-collector"]
 WINDOW = 200
+MONITORS = 2  # replicas: one consumer group, one host port each from a range
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
@@ -68,10 +69,30 @@ def _skip_reason() -> str | None:
     return None
 
 
+def free_port_range(n: int) -> int:
+    """First port of ``n`` consecutive free ports (monitor replicas publish from a range)."""
+    rng = np.random.default_rng()
+    for _ in range(200):
+        base = int(rng.integers(20_000, 60_000))
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 @dataclass
 class Stack:
     model_url: str
-    monitor_url: str
+    monitor_urls: list[str]
     receiver_url: str
     redis_port: int
     compose: list[str]
@@ -105,13 +126,14 @@ def stack() -> Iterator[Stack]:
         pytest.skip(reason)
     compose = [*(_compose_command() or []), "-f", "docker-compose.yml",
                "-f", "deploy/compose.e2e.yml", "-p", PROJECT]  # fmt: skip
-    ports = {name: free_port() for name in ("model", "monitor", "redis", "grpc", "http")}
+    ports = {name: free_port() for name in ("model", "redis", "grpc", "http")}
+    monitor_base = free_port_range(MONITORS)
     env = {
         **os.environ,
         "REDIS_PASSWORD": secrets.token_urlsafe(18),
         "DRIFTWATCH_BIND": "127.0.0.1",
         "MODEL_SERVICE_HOST_PORT": str(ports["model"]),
-        "MONITOR_HOST_PORTS": str(ports["monitor"]),
+        "MONITOR_HOST_PORTS": f"{monitor_base}-{monitor_base + MONITORS - 1}",
         "REDIS_HOST_PORT": str(ports["redis"]),
         "OTLP_GRPC_HOST_PORT": str(ports["grpc"]),
         "OTLP_HTTP_HOST_PORT": str(ports["http"]),
@@ -119,17 +141,17 @@ def stack() -> Iterator[Stack]:
     }
     st = Stack(
         model_url=f"http://127.0.0.1:{ports['model']}",
-        monitor_url=f"http://127.0.0.1:{ports['monitor']}",
+        monitor_urls=[f"http://127.0.0.1:{monitor_base + i}" for i in range(MONITORS)],
         receiver_url=f"http://127.0.0.1:{ports['http']}",
         redis_port=ports["redis"],
         compose=compose,
         env=env,
     )
     st.run("down", "-v", "--remove-orphans", timeout=300)  # leftovers of an aborted run
-    up = st.run("up", "-d", "--build", *SERVICES, timeout=3000)
+    up = st.run("up", "-d", "--build", "--scale", f"monitor={MONITORS}", *SERVICES, timeout=3000)
     try:
         assert up.returncode == 0, f"compose up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
-        for url in (st.model_url, st.monitor_url):
+        for url in (st.model_url, *st.monitor_urls):
             _wait(f"{url}/readyz", lambda u=url: True if httpx.get(f"{u}/readyz", timeout=5)
                   .status_code == 200 else None, timeout=240, every=2)  # fmt: skip
         yield st
@@ -176,13 +198,15 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
             assert resp.status_code in (200, 202), resp.text
 
         def drift_ready() -> dict[str, Any] | None:
-            report = client.get(f"{stack.monitor_url}/drift").json()
+            report = client.get(f"{stack.monitor_urls[0]}/drift").json()
             return report if report.get("status") != "insufficient_data" else None
 
         report = _wait("a drift report from the monitor", drift_ready, timeout=180, every=2)
         assert report["features"] and "dataset_drift" in report
-        performance = client.get(f"{stack.monitor_url}/performance")
-        assert performance.status_code == 200
+        # Every replica answers from the shared state in Redis.
+        for url in stack.monitor_urls:
+            assert client.get(f"{url}/drift").json()["window"] == report["window"]
+            assert client.get(f"{url}/performance").status_code == 200
 
     expected = {
         "model-service": {
@@ -229,3 +253,7 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
               if p["name"] == "http.server.request.duration"}  # fmt: skip
     assert "/predict" in routes
     assert all(p["transport"] == "grpc" for p in points)
+    # Each replica exports under its own service.instance.id (Prometheus `instance`).
+    monitor_instances = {p["resource"]["service.instance.id"] for p in points
+                         if p["resource"]["service.name"] == "monitor"}  # fmt: skip
+    assert len(monitor_instances) == MONITORS
