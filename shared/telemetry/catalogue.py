@@ -117,8 +117,6 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
     # -- model service ------------------------------------------------------
     MetricSpec(ms.DRIFTWATCH_INFERENCE_DURATION, "histogram", "s", _M, "model-service",
                "Time in the model runtime per call (one request, one or many rows)."),
-    MetricSpec(ms.DRIFTWATCH_INFERENCE_BATCH_SIZE, "histogram", "{row}", _M, "model-service",
-               "Rows scored per inference call."),
     MetricSpec(ms.DRIFTWATCH_PREDICTIONS, "counter", "{prediction}", (*_M, a.PREDICTION_CLASS),
                "model-service", "Predictions served, by predicted class."),
     MetricSpec(ms.DRIFTWATCH_EVENTS_PUBLISHED, "counter", "{event}", (*_M, a.STREAM),

@@ -28,8 +28,42 @@ StreamStats = Mapping[str, float | int | None]
 """What a stream-stats callback returns: ``{"lag": ..., "pending": ...}`` (None = unknown)."""
 
 
+AttrKey = tuple[tuple[str, str], ...]
+
+
+class LocalTotals:
+    """Monotonic totals kept in-process and reported by an observable counter.
+
+    For counters updated on every request: one dict update under an
+    uncontended lock instead of an SDK ``Counter.add`` (~5 us each here). The
+    lock is there because the exporter thread reads while the event loop adds.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[AttrKey, int] = {}
+
+    def add(self, key: AttrKey, n: int) -> None:
+        with self._lock:
+            self._totals[key] = self._totals.get(key, 0) + n
+
+    def add_many(self, pairs: Iterable[tuple[AttrKey, int]]) -> None:
+        with self._lock:
+            totals = self._totals
+            for key, n in pairs:
+                totals[key] = totals.get(key, 0) + n
+
+    def snapshot(self) -> dict[AttrKey, int]:
+        with self._lock:
+            return dict(self._totals)
+
+    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, dict(key)) for key, n in self.snapshot().items()]
+
+
 class ModelServiceMetrics:
-    """Metrics of the model service. Every method is cheap enough for the request path.
+    """Metrics of the model service. Every method is cheap enough for the request path
+    (about 7 us per request in all: one histogram record and one in-process add).
 
     >>> metrics = ModelServiceMetrics(meter, model="digits-mlp", model_version="1")
     >>> metrics.record_inference(0.0002, n=32)
@@ -38,8 +72,8 @@ class ModelServiceMetrics:
 
     def __init__(self, meter: Meter, *, model: str, model_version: str) -> None:
         self._inference_duration = ms.create_driftwatch_inference_duration(meter)
-        self._batch_size = ms.create_driftwatch_inference_batch_size(meter)
-        self._predictions = ms.create_driftwatch_predictions(meter)
+        self._predictions = LocalTotals()
+        ms.create_driftwatch_predictions(meter, callbacks=[self._predictions.observe])
         self._published = ms.create_driftwatch_events_published(meter)
         self._dropped = ms.create_driftwatch_events_dropped(meter)
         self._queue_depth: Callable[[], int | None] | None = None
@@ -49,15 +83,15 @@ class ModelServiceMetrics:
     def set_model(self, model: str, model_version: str) -> None:
         """Switch the ``model``/``model.version`` attributes (after loading another model)."""
         self._base: dict[str, str] = {attr.MODEL: model, attr.MODEL_VERSION: model_version}
-        self._class_attrs: dict[int, dict[str, str]] = {}
+        self._class_keys: dict[int, AttrKey] = {}
         self._stream_attrs: dict[str, dict[str, str]] = {}
         self._drop_attrs: dict[tuple[str, str], dict[str, str]] = {}
 
-    def _for_class(self, cls: int) -> dict[str, str]:
-        found = self._class_attrs.get(cls)
+    def _class_key(self, cls: int) -> AttrKey:
+        found = self._class_keys.get(cls)
         if found is None:
-            found = {**self._base, attr.PREDICTION_CLASS: str(cls)}
-            self._class_attrs[cls] = found
+            found = (*self._base.items(), (attr.PREDICTION_CLASS, str(cls)))
+            self._class_keys[cls] = found
         return found
 
     def _for_stream(self, stream: str) -> dict[str, str]:
@@ -68,24 +102,29 @@ class ModelServiceMetrics:
         return found
 
     def record_inference(self, seconds: float, n: int = 1) -> None:
-        """One call into the model runtime that scored ``n`` rows in ``seconds``."""
+        """One call into the model runtime that scored ``n`` rows in ``seconds``.
+
+        ``n`` is accepted for the callers' convenience; rows are counted by
+        :meth:`record_predictions`.
+        """
         self._inference_duration.record(seconds, self._base)
-        self._batch_size.record(n, self._base)
 
     def record_predictions(self, classes: np.ndarray | Iterable[int]) -> None:
-        """Count predicted classes: one ``add`` per class present, not per row."""
+        """Count predicted classes: one ``bincount``, then one add per class present."""
         arr = np.asarray(classes)
         if arr.size == 0:
             return
         if arr.size == 1:
-            self._predictions.add(1, self._for_class(int(arr.reshape(-1)[0])))
+            self._predictions.add(self._class_key(int(arr.reshape(-1)[0])), 1)
             return
         counts = np.bincount(arr.reshape(-1).astype(np.intp, copy=False))
-        for cls in np.flatnonzero(counts):
-            self._predictions.add(int(counts[cls]), self._for_class(int(cls)))
+        present = np.flatnonzero(counts)
+        self._predictions.add_many(
+            (self._class_key(int(cls)), int(n)) for cls, n in zip(present, counts[present], strict=True)
+        )
 
     def published(self, n: int, stream: str = "predictions") -> None:
-        """``n`` events were written to Redis."""
+        """``n`` events were written to Redis (called per batch, not per request)."""
         if n > 0:
             self._published.add(n, self._for_stream(stream))
 

@@ -138,8 +138,6 @@ def test_every_metric_reaches_the_receiver(
     assert inf.count == 2 and inf.sum == pytest.approx(0.0042)
     assert inf.attributes == {"model": "digits-mlp", "model.version": "v1"}
     assert inf.explicit_bounds[0] == pytest.approx(1e-5)
-    batch = receiver.points("driftwatch.inference.batch_size")[0]
-    assert batch.count == 2 and batch.sum == 4
     preds = receiver.points("driftwatch.predictions")
     assert {p.attributes["class"]: p.value for p in preds} == {"3": 2, "7": 2}
     assert receiver.points("driftwatch.events.published")[0].value == 4
