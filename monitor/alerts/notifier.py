@@ -47,6 +47,19 @@ ID_HEADER = "X-Driftwatch-Notification-Id"
 _RETRY_STATUS = frozenset({408, 425, 429})
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside redis-py) returns the
+    inner result and drops the cancel when both land in the same step: a loop
+    around Redis calls would then ignore ``stop()``. The task still counts the
+    request (``cancelling()``), so each loop checks it once per round.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class HttpSender:
     """POSTs JSON with a timeout per attempt and bounded, jittered exponential backoff."""
 
@@ -111,12 +124,14 @@ class Notifier:
     async def run(self) -> None:
         """Run until cancelled. Errors are logged and retried; cancellation is never caught."""
         while True:
+            raise_if_cancelling()
             try:
                 await self.ensure_group()
                 break
             except RedisError:
                 log.exception("cannot create the alert notifier group yet; retrying")
                 await asyncio.sleep(1.0)
+        raise_if_cancelling()
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._hold_lease(), name="alerts-lease")
             tasks.create_task(self._deliver_forever(), name="alerts-deliver")
@@ -132,6 +147,7 @@ class Notifier:
     # -- leadership -----------------------------------------------------------------
     async def _hold_lease(self) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 held = await self.lease.acquire_or_renew()
             except RedisError:
@@ -140,12 +156,14 @@ class Notifier:
             if held and not self.leader.is_set():
                 log.info("alert notifier %s is the leader", self.consumer)
                 self._last_am_push = float("-inf")  # a new leader re-sends the active alerts at once
+            raise_if_cancelling()
             (self.leader.set if held else self.leader.clear)()
             await asyncio.sleep(self.settings.leader_ttl_s / 3)
 
     # -- delivery ---------------------------------------------------------------------
     async def _deliver_forever(self) -> None:
         while True:
+            raise_if_cancelling()
             await self.leader.wait()
             try:
                 await self.deliver_once()
@@ -180,6 +198,7 @@ class Notifier:
         delivered = 0
         now = await self._server_time()
         for entry_id, fields in entries:
+            raise_if_cancelling()
             if not self.leader.is_set():
                 break  # lost the lease: the rest stays pending for the next leader
             if fields:  # trimmed entries come back empty; nothing left to send
