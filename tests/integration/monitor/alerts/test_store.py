@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
+import redis
 import redis.asyncio as aioredis
 
+from monitor.alerts.evaluator import Evaluation, evaluate
 from monitor.alerts.rules import AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.state import AlertStatus
@@ -106,3 +110,26 @@ async def test_history_is_capped(aredis: aioredis.Redis) -> None:
         await store.apply(snap(window, 0.5 if window % 2 == 0 else 0.0))
     assert await aredis.xlen(KEYS.alert_history) < 400
     assert len(await store.history(limit=5)) == 5
+
+
+async def test_a_conflicting_write_makes_evaluation_retry(
+    aredis: aioredis.Redis, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica's write between our read and our EXEC aborts ours; the retry sees it."""
+    store = AlertStore(aredis, KEYS)
+    await store.replace_rules([DRIFT.model_copy(update={"for_": None})])
+    calls: list[int] = []
+
+    def racing_evaluate(*args: Any, **kwargs: Any) -> Evaluation:
+        calls.append(1)
+        if len(calls) == 1:
+            # The other replica records the same window first (synchronously, mid-transaction).
+            other = evaluate(*args, **kwargs)
+            redis_client.hset(KEYS.alert_states, mapping={fp: s.model_dump_json() for fp, s in other.states.items()})
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr("monitor.alerts.store.evaluate", racing_evaluate)
+    assert await store.apply(snap(1, 0.9)) == []  # the retry found the transition already made
+    assert len(calls) == 2
+    (state,) = await store.states()
+    assert state.state is AlertStatus.firing
