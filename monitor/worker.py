@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import redis.asyncio as aioredis
@@ -26,6 +27,9 @@ from shared.telemetry import MonitorMetrics
 
 log = logging.getLogger(__name__)
 
+ReportsListener = Callable[[list[WindowDriftReport]], Awaitable[None]]
+StatsListener = Callable[[], Awaitable[None]]
+
 
 class MonitorWorker:
     def __init__(
@@ -35,8 +39,14 @@ class MonitorWorker:
         consumer_name: str,
         metrics: MonitorMetrics | None = None,
         stats_interval_s: float = 5.0,
+        on_reports: ReportsListener | None = None,
+        on_stats: StatsListener | None = None,
     ) -> None:
+        """``on_reports`` runs after new window reports are stored (alert evaluation);
+        ``on_stats`` after each periodic stats refresh (alerts on lag)."""
         self.client = client
+        self.on_reports = on_reports
+        self.on_stats = on_stats
         self.metrics = metrics
         self.stats_interval_s = stats_interval_s
         self.stream_stats: dict[str, dict[str, int | None]] = {}
@@ -71,12 +81,16 @@ class MonitorWorker:
         return self.stream_stats.get(stream, {})
 
     async def _on_windows_closed(self, windows: list[int]) -> None:
-        self._publish_reports(await self.reporter.report_pending())
+        await self._publish_reports(await self.reporter.report_pending())
 
-    def _publish_reports(self, reports: list[WindowDriftReport]) -> None:
+    async def _publish_reports(self, reports: list[WindowDriftReport]) -> None:
+        if not reports:
+            return
         if self.metrics is not None:
             for report in reports:
                 self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
+        if self.on_reports is not None:
+            await self.on_reports(reports)
 
     async def refresh_stats(self) -> None:
         """Lag and pending per stream (XINFO GROUPS), events processed, performance:
@@ -104,6 +118,8 @@ class MonitorWorker:
         while not self._stop.is_set():
             try:
                 await self.refresh_stats()
+                if self.on_stats is not None:
+                    await self.on_stats()
             except (aioredis.RedisError, OSError) as exc:
                 log.debug("stats refresh failed: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -119,7 +135,7 @@ class MonitorWorker:
                 await asyncio.sleep(1.0)
         # Windows that filled while no monitor could report them (a crash between
         # the ingest script and the report) are reported first.
-        self._publish_reports(await self.reporter.report_pending())
+        await self._publish_reports(await self.reporter.report_pending())
         await self.consumer.run(self._stop)
 
     def start(self) -> None:
