@@ -39,6 +39,8 @@ class ModelServiceSettings(RedisSettings):
     max_batch_rows: int = Field(default=1_024, ge=1, alias="DRIFTWATCH_MAX_BATCH_ROWS")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
     api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
+    # With a key set, also require it on read endpoints (not on /livez, /readyz).
+    protect_reads: bool = Field(default=False, alias="DRIFTWATCH_PROTECT_READS")
 
 
 class MonitorSettings(RedisSettings):
@@ -60,3 +62,6 @@ class MonitorSettings(RedisSettings):
     join_retention_s: int = Field(default=7 * 24 * 3600, ge=60, alias="DRIFTWATCH_JOIN_RETENTION_S")
     history_max: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_HISTORY_MAX")
     api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
+    protect_reads: bool = Field(default=False, alias="DRIFTWATCH_PROTECT_READS")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
+    alerts_enabled: bool = Field(default=True, alias="DRIFTWATCH_ALERTS_ENABLED")
