@@ -41,6 +41,17 @@ class ModelServiceSettings(RedisSettings):
     api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
     # With a key set, also require it on read endpoints (not on /livez, /readyz).
     protect_reads: bool = Field(default=False, alias="DRIFTWATCH_PROTECT_READS")
+    # Spill file: where queued events go while Redis is unreachable or slow, replayed in order on return.
+    spill_dir: Path = Field(default=Path("var/spill"), alias="DRIFTWATCH_SPILL_DIR")
+    spill_max_bytes: int = Field(default=1 << 30, ge=1 << 16, alias="DRIFTWATCH_SPILL_MAX_BYTES")
+    # "batch": fsync after every spilled batch; "never": leave it to the OS.
+    spill_fsync: Literal["batch", "never"] = Field(default="batch", alias="DRIFTWATCH_SPILL_FSYNC")
+    # Queue length past which the publisher stops waiting on Redis and spills to the file.
+    publish_high_water: int = Field(default=20_000, ge=1, alias="DRIFTWATCH_PUBLISH_HIGH_WATER")
+    # How long a batch id is remembered in Redis, so an ambiguous write retried within it lands once.
+    publish_dedup_ttl_s: int = Field(default=3_600, ge=1, alias="DRIFTWATCH_PUBLISH_DEDUP_TTL_S")
+    # Graceful shutdown: how long the queue may take to reach Redis before the rest is spilled.
+    publish_close_timeout_s: float = Field(default=8.0, gt=0, alias="DRIFTWATCH_PUBLISH_CLOSE_TIMEOUT_S")
 
 
 class MonitorSettings(RedisSettings):
@@ -65,3 +76,5 @@ class MonitorSettings(RedisSettings):
     protect_reads: bool = Field(default=False, alias="DRIFTWATCH_PROTECT_READS")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
     alerts_enabled: bool = Field(default=True, alias="DRIFTWATCH_ALERTS_ENABLED")
+    # Lag (undelivered entries) above this share of the stream cap is reported as a warning.
+    lag_warn_ratio: float = Field(default=0.8, gt=0, le=1, alias="DRIFTWATCH_LAG_WARN_RATIO")
