@@ -1,4 +1,4 @@
-"""The monitor's FastAPI app factory: the HTTP API and the consumer worker in one process."""
+"""The monitor's FastAPI app factory: the HTTP API, the consumer worker and alerting in one process."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from monitor.alert_bridge import AlertBridge
+from monitor.alerts import AlertService, AlertSettings, alerts_router
+from monitor.calibrations import CalibrationCatalog
 from monitor.consumer import default_consumer_name
 from monitor.routes import drift, health, performance
 from monitor.worker import MonitorWorker
-from shared.http import install_error_handlers
+from shared.api_auth import require_api_key
+from shared.http import BodySizeLimitMiddleware, install_error_handlers
+from shared.keys import Keys
 from shared.settings import MonitorSettings
 from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 
@@ -25,13 +30,23 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
         metrics = MonitorMetrics(provider.get_meter(METER_NAME), model=settings.model_name)
         worker = MonitorWorker(client, settings, consumer_name or default_consumer_name(), metrics)
+        alerts = AlertService.create(client, Keys(settings.model_name), AlertSettings())
+        if settings.alerts_enabled:
+            bridge = AlertBridge(alerts, worker)
+            worker.on_reports = bridge.on_reports
+            worker.on_stats = bridge.on_stats
+            await alerts.start()
         app.state.redis = client
         app.state.worker = worker
+        app.state.alert_store = alerts.store
+        app.state.calibrations = CalibrationCatalog(client, worker.keys)
         worker.start()
         try:
             yield
         finally:
             await worker.stop()
+            if settings.alerts_enabled:
+                await alerts.stop()
             await client.aclose()
             shutdown_telemetry()
 
@@ -43,8 +58,11 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     )
     app.state.settings = settings
     app.state.api_key = settings.api_key
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_fastapi(app, provider)
     install_error_handlers(app)
-    for module in (drift, performance, health):
-        app.include_router(module.router)
+    reads = [Depends(require_api_key)] if settings.protect_reads else []
+    app.include_router(health.router)
+    for router in (drift.router, performance.router, alerts_router):
+        app.include_router(router, dependencies=reads)
     return app

@@ -1,8 +1,9 @@
-"""Accuracy on labelled feedback, from the confusion counts the join script keeps.
+"""Performance on labelled feedback, and an estimate where labels are missing.
 
-Counts are kept per window of prediction time and in total; everything here
-is derived from them with numpy, so a late label that updates an old window
-shows up in that window's figures and in the totals at once.
+Everything is derived with numpy from counts the state scripts keep per
+window of prediction time (confusion pairs, label-delay buckets, confidence
+buckets) and in total, so a late label that lands in an old window shows up
+in that window's figures and the totals at once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from monitor.estimate import ConfidenceCalibration, histogram_from_hash
+from monitor.state import delay_bucket_bounds_s
 from shared.keys import Keys
 
 
@@ -23,14 +26,31 @@ class ClassMetrics(BaseModel):
     support: int = Field(description="Labelled predictions whose true class is this one")
 
 
+class LabelDelay(BaseModel):
+    """Time from prediction to its label, from quarter-octave buckets (within ~9%)."""
+
+    count: int
+    median_s: float | None
+    p95_s: float | None
+
+
 class WindowPerformance(BaseModel):
     window: int
+    predictions: int
     labelled: int
-    accuracy: float | None
+    label_coverage: float | None
+    accuracy: float | None = Field(description="Realised, on the labels received so far")
+    estimated_accuracy: float | None = Field(
+        description="Label-free (ATC, calibrated on the reference): read it while labels are missing"
+    )
+    label_delay: LabelDelay
+    classes: list[ClassMetrics]
+    confusion_matrix: list[list[int]]
 
 
 class PerformanceReport(BaseModel):
     model: str
+    model_version: str | None
     predictions: int = Field(description="Distinct predictions ingested")
     labelled: int = Field(description="Predictions joined to a label")
     label_coverage: float | None
@@ -38,9 +58,11 @@ class PerformanceReport(BaseModel):
     feedback_received: int
     feedback_duplicates: int
     feedback_unmatched: int = Field(description="Labels whose prediction has not arrived (yet)")
+    label_delay: LabelDelay
+    reference_accuracy: float | None = Field(description="Accuracy on the held-out reference at training")
     classes: list[ClassMetrics]
     confusion_matrix: list[list[int]] = Field(description="Rows: true class; columns: predicted class")
-    windows: list[WindowPerformance]
+    windows: list[WindowPerformance] = Field(description="Newest first")
 
 
 def confusion_from_hash(raw: dict[bytes, bytes], n_classes: int) -> npt.NDArray[np.int64]:
@@ -74,33 +96,81 @@ def accuracy(matrix: npt.NDArray[np.int64]) -> float | None:
     return float(np.trace(matrix) / total) if total else None
 
 
+def label_delay(raw: dict[bytes, bytes]) -> LabelDelay:
+    """Median and p95 from bucket counts, interpolating linearly inside a bucket."""
+    if not raw:
+        return LabelDelay(count=0, median_s=None, p95_s=None)
+    buckets = np.array([int(k) for k in raw], dtype=np.int64)
+    counts = np.array([int(v) for v in raw.values()], dtype=np.float64)
+    order = np.argsort(buckets)
+    buckets, counts = buckets[order], counts[order]
+    cumulative = np.cumsum(counts)
+    total = cumulative[-1]
+
+    def quantile(q: float) -> float:
+        i = int(np.searchsorted(cumulative, q * total))
+        low, high = delay_bucket_bounds_s(int(buckets[i]))
+        before = cumulative[i - 1] if i else 0.0
+        return float(low + (high - low) * (q * total - before) / counts[i])
+
+    return LabelDelay(count=int(total), median_s=quantile(0.5), p95_s=quantile(0.95))
+
+
 async def performance_report(
-    client: aioredis.Redis, keys: Keys, class_names: list[str], window_size: int, last_windows: int = 20
+    client: aioredis.Redis,
+    keys: Keys,
+    class_names: list[str],
+    window_size: int,
+    last_windows: int = 10,
+    calibration: ConfidenceCalibration | None = None,
+    model_version: str | None = None,
 ) -> PerformanceReport:
     n_classes = len(class_names)
     async with client.pipeline(transaction=True) as pipe:
         pipe.get(keys.ingested)
         pipe.hgetall(keys.confusion_total)
         pipe.hgetall(keys.feedback_counts)
-        ingested_raw, total_raw, counts = await pipe.execute()
+        pipe.hgetall(keys.label_delays_total)
+        ingested_raw, total_raw, counts, delays_raw = await pipe.execute()
     ingested = int(ingested_raw or 0)
     matrix = confusion_from_hash(total_raw, n_classes)
     labelled = int(matrix.sum())
     received = int(counts.get(b"received", 0))
 
     newest = (ingested - 1) // window_size if ingested else -1
-    windows = list(range(max(0, newest - last_windows + 1), newest + 1))
+    windows = list(range(newest, max(-1, newest - last_windows), -1))
     per_window: list[WindowPerformance] = []
     if windows:
         async with client.pipeline(transaction=False) as pipe:
             for w in windows:
                 pipe.hgetall(keys.confusion(w))
-            for w, raw in zip(windows, await pipe.execute(), strict=True):
-                m = confusion_from_hash(raw, n_classes)
-                per_window.append(WindowPerformance(window=w, labelled=int(m.sum()), accuracy=accuracy(m)))
+                pipe.hgetall(keys.window_classes(w))
+                pipe.hgetall(keys.window_label_delays(w))
+                pipe.hgetall(keys.window_confidence(w))
+            raw = await pipe.execute()
+        for i, w in enumerate(windows):
+            confusion_raw, classes_raw, delay_raw, confidence_raw = raw[4 * i : 4 * i + 4]
+            m = confusion_from_hash(confusion_raw, n_classes)
+            predictions = sum(int(v) for v in classes_raw.values())
+            per_window.append(
+                WindowPerformance(
+                    window=w,
+                    predictions=predictions,
+                    labelled=int(m.sum()),
+                    label_coverage=int(m.sum()) / predictions if predictions else None,
+                    accuracy=accuracy(m),
+                    estimated_accuracy=(
+                        calibration.estimate(histogram_from_hash(confidence_raw)) if calibration else None
+                    ),
+                    label_delay=label_delay(delay_raw),
+                    classes=class_metrics(m, class_names),
+                    confusion_matrix=m.tolist(),
+                )
+            )
 
     return PerformanceReport(
         model=keys.model,
+        model_version=model_version,
         predictions=ingested,
         labelled=labelled,
         label_coverage=labelled / ingested if ingested else None,
@@ -108,6 +178,8 @@ async def performance_report(
         feedback_received=received,
         feedback_duplicates=int(counts.get(b"duplicate", 0)),
         feedback_unmatched=received - labelled,
+        label_delay=label_delay(delays_raw),
+        reference_accuracy=calibration.reference_accuracy if calibration else None,
         classes=class_metrics(matrix, class_names),
         confusion_matrix=matrix.tolist(),
         windows=per_window,

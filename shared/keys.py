@@ -1,5 +1,9 @@
 """Every Redis key Driftwatch uses, in one place.
 
+The Lua scripts in ``monitor/state.py`` build the per-window and join keys
+from ``prefix`` with the same suffixes as the methods here; a change of name
+is made in both places (a test checks they agree).
+
 All keys of one model carry the model name as a Redis Cluster hash tag
 (``driftwatch:{digits-mlp}:...``), so a model's streams and state live in one
 slot: the Lua scripts that update state atomically may touch any of them, and
@@ -63,6 +67,18 @@ class Keys:
     def window_classes(self, window: int) -> str:
         """Hash: predicted class -> count within one window."""
         return f"{self.prefix}:window:{window}:classes"
+
+    def window_confidence(self, window: int) -> str:
+        """Hash: top-class probability percent bucket -> count within one window."""
+        return f"{self.prefix}:window:{window}:confidence"
+
+    def window_label_delays(self, window: int) -> str:
+        """Hash: label-delay bucket (quarter octaves of seconds) -> count, by prediction window."""
+        return f"{self.prefix}:window:{window}:label-delay"
+
+    @property
+    def label_delays_total(self) -> str:
+        return f"{self.prefix}:label-delay:total"
 
     @property
     def windows_to_report(self) -> str:

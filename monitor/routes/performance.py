@@ -1,18 +1,38 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from monitor.calibrations import CalibrationCatalog
 from monitor.deps import Redis, Settings, Worker
 from monitor.performance import PerformanceReport, performance_report
 
 router = APIRouter(tags=["performance"])
 
 
-@router.get("/performance", response_model=PerformanceReport)
-async def performance(worker: Worker, redis: Redis, settings: Settings) -> PerformanceReport:
-    """Accuracy, per-class metrics and label coverage on the feedback received so far."""
+@router.get("/performance", response_model=PerformanceReport, responses={404: {"description": "No model registered"}})
+async def performance(
+    request: Request,
+    worker: Worker,
+    redis: Redis,
+    settings: Settings,
+    windows: Annotated[int, Query(ge=1, le=100, description="How many recent windows to detail")] = 10,
+) -> PerformanceReport:
+    """Realised accuracy, per-class precision/recall/F1, confusion matrix, label
+    coverage and label delay, in total and per window of prediction time, with a
+    label-free accuracy estimate per window for while labels are missing."""
     entry = await worker.catalog.latest()
     if entry is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no model {worker.keys.model!r} registered yet")
     metadata, _ = entry
-    return await performance_report(redis, worker.keys, metadata.class_names, settings.window_size)
+    calibrations: CalibrationCatalog = request.app.state.calibrations
+    return await performance_report(
+        redis,
+        worker.keys,
+        metadata.class_names,
+        settings.window_size,
+        last_windows=windows,
+        calibration=await calibrations.get(metadata.version),
+        model_version=metadata.version,
+    )

@@ -1,0 +1,66 @@
+"""Turn the monitor's reports into alert snapshots.
+
+Drift figures come from each new window report. Accuracy is read over the
+last few windows of prediction time, not the window just reported: labels
+arrive late, so the newest window has almost none when its drift report is
+made, and a rule's ``min_samples`` would otherwise never be met. Stream lag
+is evaluated on every stats refresh, without a window (seconds-based rules).
+"""
+
+from __future__ import annotations
+
+import time
+
+from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
+from monitor.performance import performance_report
+from monitor.reports import WindowDriftReport
+from monitor.worker import MonitorWorker
+
+ACCURACY_WINDOWS = 5
+
+
+class AlertBridge:
+    def __init__(self, alerts: AlertService, worker: MonitorWorker) -> None:
+        self.alerts = alerts
+        self.worker = worker
+
+    def _lag(self) -> int | None:
+        lag = self.worker.stream_stats.get("predictions", {}).get("lag")
+        return int(lag) if lag is not None else None
+
+    async def on_reports(self, reports: list[WindowDriftReport]) -> None:
+        entry = await self.worker.catalog.latest()
+        recent = None
+        if entry is not None:
+            metadata, _ = entry
+            recent = await performance_report(
+                self.worker.client, self.worker.keys, metadata.class_names,
+                self.worker.settings.window_size, last_windows=ACCURACY_WINDOWS,
+            )
+        labelled = sum(w.labelled for w in recent.windows) if recent else 0
+        correct = sum(round((w.accuracy or 0.0) * w.labelled) for w in recent.windows) if recent else 0
+        predictions = sum(w.predictions for w in recent.windows) if recent else 0
+        for report in sorted(reports, key=lambda r: r.window):
+            prediction = report.prediction_drift
+            await self.alerts.evaluate(
+                MetricSnapshot(
+                    window=report.window,
+                    at=time.time(),
+                    sample_count=report.window_size,
+                    dataset_drift_share=report.drifted_share if report.status != "insufficient_data" else None,
+                    prediction_drift_p_value=prediction.p_value if prediction else None,
+                    features={
+                        f.name: FeatureStats(p_value_adjusted=f.p_value_adjusted, effect_size=f.effect_size)
+                        for f in report.features
+                    },
+                    accuracy=correct / labelled if labelled else None,
+                    labelled_count=labelled,
+                    label_coverage=labelled / predictions if predictions else None,
+                    stream_lag=self._lag(),
+                )
+            )
+
+    async def on_stats(self) -> None:
+        lag = self._lag()
+        if lag is not None:
+            await self.alerts.evaluate(MetricSnapshot(at=time.time(), stream_lag=lag))
