@@ -14,6 +14,7 @@ from model_service.publisher import EventPublisher
 from model_service.routes import feedback, health, predict
 from model_service.runtime import LiteRTModel
 from model_service.service import ModelService
+from model_service.spill import open_spill_files
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import Reference
@@ -39,12 +40,21 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         metrics = ModelServiceMetrics(
             provider.get_meter(METER_NAME), model=model.metadata.name, model_version=model.metadata.version
         )
+        # The spill file keeps events while Redis is away; one left by a stopped or
+        # crashed process is replayed before anything this process publishes.
+        spill, orphan_spills = open_spill_files(
+            settings.spill_dir, model.metadata.name, max_bytes=settings.spill_max_bytes, fsync=settings.spill_fsync
+        )
         publisher = EventPublisher(
             client,
             metrics=metrics,
             maxlen=settings.stream_maxlen,
             batch_size=settings.publish_batch_size,
             queue_max=settings.publish_queue_max,
+            high_water=settings.publish_high_water,
+            spill=spill,
+            orphan_spills=orphan_spills,
+            dedup_ttl_s=settings.publish_dedup_ttl_s,
         )
         metrics.set_queue_depth_callback(lambda: publisher.queued)
         publisher.start()
@@ -58,7 +68,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             app.state.service = None
             registration.cancel()
             await asyncio.gather(registration, return_exceptions=True)
-            await publisher.close()
+            await publisher.close(settings.publish_close_timeout_s)
             await client.aclose()
             shutdown_telemetry()
 

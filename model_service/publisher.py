@@ -1,23 +1,50 @@
 """Background publisher: requests hand events over in memory, a task writes them in batches.
 
 An awaited XADD per request cost 43% of throughput here; a queue drained by
-one task into pipelined XADDs costs about 11%. The queue is bounded: past the
-bound an event is dropped and counted, never silently, so a dead Redis can
-not take the model's memory down with it. Order is kept: a batch that fails
-is retried as a whole before anything behind it.
+one task into batched XADDs costs about 11%. ``submit`` never waits and never
+touches Redis or the disk, so neither a dead nor a slow Redis can fail or slow
+a prediction.
+
+Fault handling, in order of the events' age:
+
+- **Spill.** When a write fails (Redis unreachable, a timeout) or the queue
+  passes its high-water mark (Redis too slow), the publisher stops waiting on
+  Redis: the batch in hand and everything queued go, in order, to a local
+  append-only file (:mod:`model_service.spill`), and new events follow them
+  there while Redis stays away. It probes Redis with backoff; when Redis
+  answers, the file is replayed, oldest batch first, before anything newer in
+  memory, and truncated only once every batch in it is in Redis. A file left
+  by a stopped or crashed process is replayed first at the next start.
+- **Exactly once.** A batch is written by one Lua script, in one round trip:
+  it sets the batch's marker key (``SET NX PX``) and XADDs the entries only if
+  the marker was new, atomically. A batch id is fixed when the batch leaves
+  the queue and travels with it into the spill file, so every retry of an
+  ambiguous write (the connection dropped after the script was sent; the
+  process died before moving the file's cursor) lands at most once while the
+  marker lives (``dedup_ttl_s``).
+- **Bounded.** Past ``queue_max`` in memory or ``spill.max_bytes`` on disk
+  events are dropped and counted (metric ``driftwatch.events.dropped`` with a
+  reason, and ``/readyz``), never silently.
+- **Shutdown** (``close``): the queue and the file drain to Redis while it
+  answers, within a deadline; whatever is left goes to the spill file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from model_service.spill import SpillCorruptError, SpillFile, encode_batch
 from shared.telemetry import ModelServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -26,12 +53,48 @@ StreamEntry = tuple[str, dict[bytes, bytes]]
 
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+# KEYS[1]: the batch marker; KEYS[2..]: the streams. ARGV: marker TTL (ms), MAXLEN,
+# then per entry: the stream's KEYS index, the number of fields, the fields.
+_WRITE_BATCH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 2, i + 1 + 2 * n))
+  i = i + 2 + 2 * n
+end
+return 1
+"""
+
+
+def hash_tag_prefix(stream: str) -> str:
+    """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: a key in the stream's cluster slot."""
+    end = stream.find("}")
+    return stream[: end + 1] if end > 0 else stream
+
 
 @dataclass(slots=True)
 class PublisherStats:
     published: int = 0
     dropped: int = 0
+    dropped_queue_full: int = 0
+    dropped_spill_full: int = 0
     failed_writes: int = 0
+    duplicate_batches: int = 0  # replays Redis had already (marker present)
+    spilled: int = 0
+    replayed: int = 0
+    spilling: bool = False
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    id: bytes
+    entries: list[StreamEntry]
+    # Set when the batch was read from a spill file: (file, cursor after it).
+    source: tuple[SpillFile, int] | None = field(default=None)
 
 
 class EventPublisher:
@@ -43,25 +106,48 @@ class EventPublisher:
         metrics: ModelServiceMetrics | None = None,
         batch_size: int = 256,
         queue_max: int = 100_000,
+        high_water: int | None = None,
+        spill: SpillFile | None = None,
+        orphan_spills: Sequence[SpillFile] = (),
+        dedup_ttl_s: int = 3_600,
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
+        spill_interval_s: float = 0.05,
     ) -> None:
         self._client = client
         self._maxlen = maxlen
         self._batch_size = batch_size
         self._queue_max = queue_max
+        self._high_water = min(high_water or queue_max // 2, queue_max)
         self._queue: collections.deque[StreamEntry] = collections.deque()
+        self._inflight: _Batch | None = None
+        self._spill = spill
+        # Files to replay, oldest first: those of dead processes, then our own.
+        self._replay_files: list[SpillFile] = [*orphan_spills, *([spill] if spill else [])]
+        self._dedup_ttl_ms = dedup_ttl_s * 1000
         self._wakeup = asyncio.Event()
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
+        self._spill_interval_s = spill_interval_s
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = PublisherStats()
         self._metrics = metrics
+        self._script = client.register_script(_WRITE_BATCH)
 
+    # -- the request side -----------------------------------------------------
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + (len(self._inflight.entries) if self._inflight else 0)
+
+    @property
+    def spill_pending(self) -> int:
+        """Events in spill files, not replayed to Redis yet."""
+        return sum(f.pending_events for f in self._replay_files)
+
+    @property
+    def spill_bytes(self) -> int:
+        return sum(f.size_bytes for f in self._replay_files)
 
     def submit(self, entries: list[StreamEntry]) -> int:
         """Queue entries without waiting; returns how many were dropped for lack of room."""
@@ -70,58 +156,207 @@ class EventPublisher:
         self._queue.extend(accepted)
         dropped = len(entries) - len(accepted)
         if dropped:
-            self.stats.dropped += dropped
-            if self._metrics is not None:
-                self._metrics.dropped(dropped, reason="queue_full")
-            log.warning("publish queue full: dropped %d events", dropped)
+            self._count_drop(dropped, "queue_full")
         self._wakeup.set()
         return dropped
 
+    def _count_drop(self, n: int, reason: str) -> None:
+        self.stats.dropped += n
+        if reason == "queue_full":
+            self.stats.dropped_queue_full += n
+        else:
+            self.stats.dropped_spill_full += n
+        if self._metrics is not None:
+            self._metrics.dropped(n, reason=reason)
+        log.warning("publisher: dropped %d events (%s)", n, reason)
+
+    # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-publisher")
 
     async def close(self, timeout_s: float = 10.0) -> None:
-        """Flush what is queued (bounded by ``timeout_s``), then stop."""
+        """Flush to Redis within ``timeout_s``; spill what is left (if a spill file is set), then stop."""
         self._closing = True
         self._wakeup.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
-        except TimeoutError:
-            log.error("publisher: %d events not flushed at shutdown", len(self._queue))
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            except Exception:
+                log.exception("publisher task failed")
+        left = self.queued
+        if left and self._spill is not None:
+            self._spill_all_sync()
+            left = self.queued
+        if left:
+            log.error("publisher: %d events not flushed at shutdown", left)
+        for spill in self._replay_files:
+            if spill.has_pending:
+                log.warning("publisher: %d events stay in %s for the next start", spill.pending_events, spill.path)
+            spill.close(remove_if_empty=spill is not self._spill)
 
+    # -- the writer task -----------------------------------------------------------
     async def _run(self) -> None:
         backoff = self._backoff_initial_s
+        next_probe = 0.0
         while True:
-            if not self._queue:
+            if self._spill is not None and self.stats.spilling:
+                await self._spill_memory()
+                if self._closing:
+                    return  # Redis is away: what was queued is on disk
+                now = time.monotonic()
+                if now >= next_probe:
+                    if await self._probe():
+                        self._set_spilling(False, "Redis answers again")
+                        backoff = self._backoff_initial_s
+                        continue
+                    backoff = min(backoff * 2, self._backoff_max_s)
+                    next_probe = now + backoff
+                await self._sleep(min(self._spill_interval_s, max(next_probe - time.monotonic(), 0.0)))
+                continue
+            if self._spill is not None and len(self._queue) > self._high_water:
+                self._set_spilling(True, f"queue above its high-water mark ({self._high_water})")
+                next_probe = time.monotonic() + self._backoff_initial_s
+                continue
+            batch = self._next_batch()
+            if batch is None:
                 if self._closing:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = [self._queue[i] for i in range(min(self._batch_size, len(self._queue)))]
             try:
-                await self._write(batch)
+                written = await self._write(batch)
             except _RETRYABLE as exc:
                 self.stats.failed_writes += 1
-                log.warning("publisher: Redis write failed (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._backoff_max_s)
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                if self._spill is not None:
+                    self._set_spilling(True, f"write failed ({exc})")
+                    backoff = self._backoff_initial_s
+                    next_probe = time.monotonic() + backoff
+                else:
+                    log.warning("publisher: Redis write failed (%s); retrying in %.2fs", exc, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, self._backoff_max_s)
                 continue
-            for _ in batch:
-                self._queue.popleft()
-            self.stats.published += len(batch)
-            if self._metrics is not None:
-                self._metrics.published(len(batch))
+            self._done(batch, written)
             backoff = self._backoff_initial_s
 
-    async def _write(self, batch: list[StreamEntry]) -> None:
-        # MULTI/EXEC: a batch lands whole or not at all, so a retry after a
-        # dropped connection does not write half a batch twice.
-        async with self._client.pipeline(transaction=True) as pipe:
-            for stream, fields in batch:
-                pipe.xadd(stream, fields, maxlen=self._maxlen, approximate=True)
-            await pipe.execute()
+    def _next_batch(self) -> _Batch | None:
+        """The oldest unwritten batch: spill files first, then the batch in hand, then the queue."""
+        for spill in self._replay_files:
+            if not spill.has_pending:
+                continue
+            try:
+                found = spill.peek()
+            except SpillCorruptError:
+                log.exception("publisher: unreadable spill file")
+                spill.skip_corrupt()
+                continue
+            if found is not None:
+                batch_id, entries, next_offset = found
+                return _Batch(batch_id, entries, (spill, next_offset))
+        if self._inflight is None and self._queue:
+            self._inflight = self._take()
+        return self._inflight
+
+    def _take(self) -> _Batch:
+        """Fix the next batch (and its id) from the queue: entries of one cluster slot only."""
+        first = self._queue.popleft()
+        entries = [first]
+        stream, tag = first[0], hash_tag_prefix(first[0])
+        while self._queue and len(entries) < self._batch_size:
+            nxt = self._queue[0]
+            if nxt[0] != stream:
+                if hash_tag_prefix(nxt[0]) != tag:
+                    break
+                stream = nxt[0]
+            entries.append(self._queue.popleft())
+        return _Batch(os.urandom(16), entries)
+
+    def _done(self, batch: _Batch, written: bool) -> None:
+        n = len(batch.entries)
+        if batch.source is not None:
+            spill, next_offset = batch.source
+            spill.advance(next_offset, n)
+            self.stats.replayed += n
+        else:
+            self._inflight = None
+        if not written:
+            self.stats.duplicate_batches += 1
+            return
+        self.stats.published += n
+        if self._metrics is not None:
+            self._metrics.published(n)
+
+    async def _write(self, batch: _Batch) -> bool:
+        """Write a batch once: True if written now, False if Redis already had it."""
+        streams: dict[str, int] = {}
+        args: list[bytes | str | int] = [self._dedup_ttl_ms, self._maxlen]
+        for stream, fields in batch.entries:
+            index = streams.setdefault(stream, len(streams) + 2)
+            args.append(index)
+            args.append(len(fields))
+            for kv in fields.items():
+                args.extend(kv)
+        marker = f"{hash_tag_prefix(batch.entries[0][0])}:publish:batch:{batch.id.hex()}"
+        return bool(await self._script(keys=[marker, *streams], args=args))
+
+    async def _probe(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except _RETRYABLE as exc:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once for a shutdown."""
+        if seconds <= 0 or self._closing:
+            return
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    def _set_spilling(self, on: bool, why: str) -> None:
+        if on != self.stats.spilling:
+            log.warning("publisher: %s; %s", why, "spilling to disk" if on else "replaying the spill file")
+        self.stats.spilling = on
+
+    # -- spilling ----------------------------------------------------------------------
+    async def _spill_memory(self) -> None:
+        """Move the batch in hand, then the queue, batch by batch, to the spill file (in a thread)."""
+        while self._inflight is not None or self._queue:
+            if self._inflight is None:
+                self._inflight = self._take()
+            batch = self._inflight
+            record = encode_batch(batch.id, batch.entries)
+            assert self._spill is not None
+            try:
+                stored = await asyncio.to_thread(self._spill.append, record, len(batch.entries))
+            except OSError:
+                log.exception("publisher: cannot write the spill file")
+                stored = False
+            self._after_spill(batch, stored)
+
+    def _spill_all_sync(self) -> None:
+        """At shutdown, past the deadline: the rest goes to disk from the event loop's thread."""
+        assert self._spill is not None
+        while self._inflight is not None or self._queue:
+            if self._inflight is None:
+                self._inflight = self._take()
+            batch = self._inflight
+            try:
+                stored = self._spill.append(encode_batch(batch.id, batch.entries), len(batch.entries))
+            except OSError:
+                log.exception("publisher: cannot write the spill file")
+                stored = False
+            self._after_spill(batch, stored)
+
+    def _after_spill(self, batch: _Batch, stored: bool) -> None:
+        if stored:
+            self.stats.spilled += len(batch.entries)
+        else:
+            self._count_drop(len(batch.entries), "spill_full")
+        self._inflight = None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel
 
 from model_service.deps import Service
 from model_service.schemas import ModelInfo, Readiness
@@ -9,25 +10,67 @@ from model_service.service import ModelService
 router = APIRouter(tags=["health"])
 
 
+class PublisherDetail(BaseModel):
+    """Where the events stand: in memory, in the spill file, in Redis, or dropped (by reason)."""
+
+    spilling: bool
+    queued: int
+    spill_pending: int
+    spill_bytes: int
+    spilled: int
+    replayed: int
+    published: int
+    duplicate_batches: int
+    failed_writes: int
+    dropped_queue_full: int
+    dropped_spill_full: int
+    last_error: str | None
+
+
+class ReadinessDetail(Readiness):
+    publisher: PublisherDetail | None = None
+
+
 @router.get("/livez")
 async def livez() -> dict[str, str]:
     """The process answers; says nothing about Redis or the model."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when the model is loaded and Redis answers."""
+@router.get("/readyz", response_model=ReadinessDetail, responses={503: {"model": ReadinessDetail}})
+async def readyz(request: Request, response: Response) -> ReadinessDetail:
+    """Ready when the model is loaded and Redis answers.
+
+    While Redis is away predictions are still served (events wait in the spill
+    file), but the service reports not ready so an operator sees it.
+    """
     service: ModelService | None = getattr(request.app.state, "service", None)
     redis_ok = service is not None and await service.redis_ok()
-    stats = service.publisher.stats if service else None
-    readiness = Readiness(
+    publisher = service.publisher if service else None
+    stats = publisher.stats if publisher else None
+    readiness = ReadinessDetail(
         ready=service is not None and redis_ok,
         model_loaded=service is not None,
         redis=redis_ok,
-        events_queued=service.publisher.queued if service else 0,
+        events_queued=publisher.queued if publisher else 0,
         events_published=stats.published if stats else 0,
         events_dropped=stats.dropped if stats else 0,
+        publisher=None
+        if publisher is None or stats is None
+        else PublisherDetail(
+            spilling=stats.spilling,
+            queued=publisher.queued,
+            spill_pending=publisher.spill_pending,
+            spill_bytes=publisher.spill_bytes,
+            spilled=stats.spilled,
+            replayed=stats.replayed,
+            published=stats.published,
+            duplicate_batches=stats.duplicate_batches,
+            failed_writes=stats.failed_writes,
+            dropped_queue_full=stats.dropped_queue_full,
+            dropped_spill_full=stats.dropped_spill_full,
+            last_error=stats.last_error,
+        ),
     )
     if not readiness.ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

@@ -1,0 +1,157 @@
+"""The publisher against a real redis-server that goes away: spill, replay in order, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from model_service.publisher import EventPublisher
+from model_service.spill import SpillFile, encode_batch, open_spill_files
+from shared.redis_server import LocalRedisServer
+
+STREAM = "driftwatch:{test}:predictions"
+pytestmark = pytest.mark.timeout(60)
+
+
+def entry(i: int) -> tuple[str, dict[bytes, bytes]]:
+    return STREAM, {b"id": str(i).encode(), b"x": bytes([i % 256]) * 16}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalRedisServer]:
+    (tmp_path / "redis").mkdir()
+    with LocalRedisServer(data_dir=tmp_path / "redis", appendonly=True) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(server: LocalRedisServer) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    yield c
+    await c.aclose()
+
+
+async def ids_on_stream(client: aioredis.Redis) -> list[int]:
+    return [int(f[b"id"]) for _, f in await client.xrange(STREAM)]
+
+
+async def wait_for(cond, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def make(client: aioredis.Redis, spill: SpillFile | None, **kw) -> EventPublisher:  # type: ignore[no-untyped-def]
+    return EventPublisher(client, maxlen=1_000_000, spill=spill, batch_size=50, backoff_max_s=0.2, **kw)
+
+
+async def test_redis_down_spills_then_replays_in_order_exactly_once(
+    server: LocalRedisServer, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    spill = SpillFile(tmp_path / "p.spill", max_bytes=1 << 24)
+    publisher = make(client, spill)
+    publisher.start()
+    publisher.submit([entry(i) for i in range(100)])
+    await wait_for(lambda: _len_is(client, 100))
+    server.stop()
+    for i in range(100, 400, 10):
+        publisher.submit([entry(j) for j in range(i, i + 10)])
+        await asyncio.sleep(0.01)
+    await wait_for(_true(lambda: spill.pending_events == 300))
+    assert publisher.stats.spilling
+    server.start()
+    for i in range(400, 500, 10):  # newer events, while the file replays
+        publisher.submit([entry(j) for j in range(i, i + 10)])
+    await wait_for(lambda: _len_is(client, 500))
+    await publisher.close()
+    assert await ids_on_stream(client) == list(range(500))
+    assert spill.size_bytes == 0 and publisher.stats.dropped == 0
+    assert publisher.stats.spilled >= 300 and publisher.stats.replayed == publisher.stats.spilled
+
+
+async def test_a_batch_replayed_after_an_ambiguous_write_lands_once(client: aioredis.Redis) -> None:
+    publisher = make(client, None)
+    from model_service.publisher import _Batch
+
+    batch = _Batch(b"0123456789abcdef", [entry(i) for i in range(20)])
+    assert await publisher._write(batch) is True
+    assert await publisher._write(batch) is False  # the retry after "connection lost after EXEC"
+    assert len(await ids_on_stream(client)) == 20
+
+
+async def test_shutdown_with_redis_down_spills_and_the_next_start_replays(
+    server: LocalRedisServer, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    server.stop()
+    own, orphans = open_spill_files(tmp_path, "m", max_bytes=1 << 24)
+    publisher = make(client, own, orphan_spills=orphans)
+    publisher.start()
+    publisher.submit([entry(i) for i in range(120)])
+    await publisher.close(timeout_s=3)
+    assert publisher.stats.spilled == 120
+    server.start()
+    own, orphans = open_spill_files(tmp_path, "m", max_bytes=1 << 24)
+    assert own.pending_events == 120 and orphans == []
+    publisher = make(client, own)
+    publisher.start()
+    publisher.submit([entry(i) for i in range(120, 130)])
+    await wait_for(lambda: _len_is(client, 130))
+    await publisher.close()
+    assert await ids_on_stream(client) == list(range(130))
+
+
+async def test_a_torn_tail_is_cut_and_a_replayed_batch_already_in_redis_is_skipped(
+    client: aioredis.Redis, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.spill"
+    spill = SpillFile(path, max_bytes=1 << 24)
+    first = [entry(i) for i in range(10)]
+    spill.append(encode_batch(b"A" * 16, first), 10)
+    spill.append(encode_batch(b"B" * 16, [entry(i) for i in range(10, 20)]), 10)
+    spill.close()
+    with path.open("ab") as f:
+        f.write(encode_batch(b"C" * 16, [entry(99)])[:-3])  # died mid-append
+    from model_service.publisher import _Batch
+
+    await make(client, None)._write(_Batch(b"A" * 16, first))  # batch A reached Redis before the crash
+    spill = SpillFile(path, max_bytes=1 << 24)
+    assert spill.pending_events == 20
+    publisher = make(client, spill)
+    publisher.start()
+    await wait_for(_true(lambda: not spill.has_pending))
+    await publisher.close()
+    assert await ids_on_stream(client) == list(range(20))
+    assert publisher.stats.duplicate_batches == 1
+
+
+async def test_past_the_spill_bound_events_are_dropped_and_counted(
+    server: LocalRedisServer, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    server.stop()
+    spill = SpillFile(tmp_path / "b.spill", max_bytes=1 << 16)
+    publisher = make(client, spill)
+    publisher.start()
+    for i in range(0, 3000, 50):
+        publisher.submit([entry(j) for j in range(i, i + 50)])
+        await asyncio.sleep(0)
+    await publisher.close(timeout_s=3)
+    stats = publisher.stats
+    assert stats.dropped_spill_full > 0
+    assert stats.spilled + stats.dropped == 3000
+    assert spill.size_bytes <= 1 << 16
+
+
+async def _len_is(client: aioredis.Redis, n: int) -> bool:
+    return int(await client.xlen(STREAM)) == n
+
+
+def _true(fn):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return bool(fn())
+
+    return check
