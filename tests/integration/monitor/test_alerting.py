@@ -1,0 +1,91 @@
+"""A drift episode through the real monitor app: a rule goes pending, fires after
+`for`, resolves; a webhook receiver gets exactly one firing and one resolved
+notification; a restarted monitor keeps rules and states."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from monitor.app import create_app
+from shared.cli.simulate import Scenario, make_traffic
+from shared.settings import MonitorSettings
+from tests.integration.monitor.alerts.receiver import Receiver
+from tests.integration.monitor.helpers import publish_predictions, register
+
+WINDOW = 150
+RULE = {
+    "name": "DriftEpisode",
+    "metric": "dataset_drift_share",
+    "op": ">",
+    "value": 0.1,
+    "for": {"windows": 2},
+    "labels": {"severity": "warning"},
+    "annotations": {"summary": "{{ $value }} of features drifted"},
+}
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    with Receiver() as rec:
+        monkeypatch.setenv("DRIFTWATCH_ALERT_WEBHOOK_URLS", f"{rec.url}/hook")
+        monkeypatch.setenv("DRIFTWATCH_ALERT_LEADER_TTL_S", "2")
+        yield rec
+
+
+def _wait(check, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _alert(client: TestClient) -> dict | None:
+    alerts = [a for a in client.get("/alerts").json()["alerts"] if a["labels"]["alertname"] == "DriftEpisode"]
+    return alerts[0] if alerts else None
+
+
+async def test_episode_pending_firing_resolved_with_one_notification_each(
+    receiver: Receiver, redis_url: str, model_dir: Path, aredis
+) -> None:
+    _, keys = await register(aredis, model_dir)
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x, y = holdout["features"], holdout["labels"]
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+
+    async def send(scenario: Scenario, seed: int) -> None:
+        traffic = make_traffic(scenario, x, y, WINDOW, seed)
+        await publish_predictions(aredis, keys, traffic.features, traffic.labels)
+
+    with TestClient(create_app(settings, consumer_name="alert-test")) as client:
+        assert client.put("/alerts/thresholds", json=[RULE]).status_code == 200
+        await send(Scenario.covariate_shift, 1)
+        _wait(lambda: (_alert(client) or {}).get("state") == "pending")
+        await send(Scenario.covariate_shift, 2)
+        _wait(lambda: (_alert(client) or {}).get("state") == "firing")
+        _wait(lambda: len(receiver.bodies("/hook")) == 1)
+
+    # A restart keeps the rule and the firing state.
+    with TestClient(create_app(settings, consumer_name="alert-test-2")) as client:
+        assert [r["name"] for r in client.get("/alerts/thresholds").json()] == ["DriftEpisode"]
+        assert _alert(client)["state"] == "firing"
+        await send(Scenario.none, 3)
+        _wait(lambda: (_alert(client) or {}).get("state") == "resolved")
+        _wait(lambda: len(receiver.bodies("/hook")) == 2)
+        history = client.get("/alerts/history").json()["transitions"]
+
+    firing, resolved = receiver.bodies("/hook")
+    assert firing["status"] == "firing" and resolved["status"] == "resolved"
+    assert firing["alerts"][0]["labels"]["alertname"] == "DriftEpisode"
+    episode = sorted((h for h in history if h["alertname"] == "DriftEpisode"), key=lambda h: h["id"])
+    assert [(h["from_state"], h["to_state"]) for h in episode] == [
+        ("inactive", "pending"), ("pending", "firing"), ("firing", "resolved")
+    ]
+    assert [h["window"] for h in episode] == [0, 1, 2]
+    time.sleep(0.5)
+    assert len(receiver.bodies("/hook")) == 2  # exactly one of each

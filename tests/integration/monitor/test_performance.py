@@ -1,0 +1,120 @@
+"""Performance state through the real Lua scripts: label delays, per-window figures,
+the label-free estimate on a real model, and key names that agree with shared.keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from model_service.runtime import LiteRTModel
+from monitor.calibrations import CalibrationCatalog
+from monitor.performance import performance_report
+from monitor.state import JOIN_BUCKET_MS
+from monitor.worker import MonitorWorker
+from shared.events import encode_feedback, encode_predictions
+from shared.ids import new_prediction_ids
+from shared.keys import CONSUMER_GROUP, Keys
+from shared.settings import MonitorSettings
+from tests.integration.monitor.helpers import eventually, register
+
+WINDOW = 120
+CLASSES = [str(i) for i in range(10)]
+
+
+@pytest.fixture
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+    await register(aredis, model_dir)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = MonitorWorker(settings=settings, client=aredis, consumer_name="perf-test")
+    monitor.start()
+    yield monitor
+    await monitor.stop()
+
+
+async def publish_real_predictions(
+    aredis: aioredis.Redis, keys: Keys, model_dir: Path, predicted_at_ms: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The held-out digits through the real LiteRT model, as the model service would publish them."""
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x, y = holdout["features"].astype(np.float32), holdout["labels"]
+    probs = LiteRTModel(model_dir).predict_proba(x)
+    predicted = probs.argmax(axis=1)
+    ids = new_prediction_ids(len(x), predicted_at_ms)
+    async with aredis.pipeline(transaction=False) as pipe:
+        for entry in encode_predictions(ids, predicted_at_ms, keys.model, "1", x, predicted, probs):
+            pipe.xadd(keys.predictions, entry)
+        await pipe.execute()
+    return ids, predicted, y
+
+
+async def test_delays_coverage_and_estimate_per_window(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    t0 = int(time.time() * 1000) - 3_600_000
+    ids, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, t0)
+    n = len(ids)  # 360: three windows
+    # Labels for 70% of predictions after 100 s, 30% after 10 s; window 2 gets none.
+    labelled = n - WINDOW
+    delays = np.where(np.arange(labelled) % 10 < 3, 10_000, 100_000)
+    async with aredis.pipeline(transaction=False) as pipe:
+        for pid, label, delay in zip(ids[:labelled], labels[:labelled].tolist(), delays.tolist(), strict=True):
+            pipe.xadd(keys.feedback, encode_feedback(pid, label, t0 + delay))
+        await pipe.execute()
+    await eventually(lambda: worker.consumer.stats.predictions == n and worker.consumer.stats.feedback == labelled)
+
+    calibration = await CalibrationCatalog(aredis, keys).get("1")
+    report = await performance_report(aredis, keys, CLASSES, WINDOW, calibration=calibration)
+
+    assert report.labelled == labelled
+    assert report.accuracy == pytest.approx(float((predicted[:labelled] == labels[:labelled]).mean()))
+    assert report.label_delay.count == labelled
+    assert report.label_delay.median_s == pytest.approx(100, rel=0.09)
+    assert report.label_delay.p95_s == pytest.approx(100, rel=0.09)
+    by_window = {w.window: w for w in report.windows}
+    assert [w.window for w in report.windows] == [2, 1, 0]
+    assert by_window[2].labelled == 0 and by_window[2].accuracy is None
+    assert by_window[2].label_coverage == 0.0 and by_window[0].label_coverage == 1.0
+    for w in (0, 1):
+        rows = slice(w * WINDOW, (w + 1) * WINDOW)
+        assert by_window[w].accuracy == pytest.approx(float((predicted[rows] == labels[rows]).mean()))
+        assert np.array(by_window[w].confusion_matrix).sum() == WINDOW
+    # The label-free estimate tracks realised accuracy on unshifted traffic.
+    realised = float((predicted == labels).mean())
+    estimates = [w.estimated_accuracy for w in report.windows]
+    assert all(e is not None for e in estimates)
+    assert np.mean(estimates) == pytest.approx(realised, abs=0.05)
+    assert by_window[2].estimated_accuracy == pytest.approx(
+        float((predicted[2 * WINDOW :] == labels[2 * WINDOW :]).mean()), abs=0.05
+    )
+
+
+async def test_every_key_the_scripts_write_is_named_in_shared_keys(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    t0 = int(time.time() * 1000)
+    ids, _, labels = await publish_real_predictions(aredis, keys, model_dir, t0)
+    async with aredis.pipeline(transaction=False) as pipe:
+        for pid, label in zip(ids[:50], labels[:50].tolist(), strict=True):
+            pipe.xadd(keys.feedback, encode_feedback(pid, label, t0 + 5_000))
+        await pipe.execute()
+    await eventually(lambda: worker.consumer.stats.feedback == 50)
+    await eventually(lambda: aredis.zcard(keys.drift_index))
+
+    bucket = t0 // JOIN_BUCKET_MS
+    named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
+             keys.windows_to_report, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
+             keys.drift_index, keys.label_delays_total, keys.joined_predictions(bucket), keys.joined_labels(bucket),
+             keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
+    for w in range(3):
+        named |= {keys.window_rows(w), keys.window_meta(w), keys.window_classes(w), keys.confusion(w),
+                  keys.window_confidence(w), keys.window_label_delays(w)}
+    written = {k.decode() async for k in aredis.scan_iter(match=f"{keys.prefix}:*")}
+    assert written - named == set()
+    assert (await aredis.xpending(keys.feedback, CONSUMER_GROUP))["pending"] == 0
