@@ -4,8 +4,9 @@ notification; a restarted monitor keeps rules and states."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,11 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
         yield rec
 
 
-def _wait(check, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def _wait(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
 def _alert(client: TestClient) -> dict | None:
@@ -65,18 +66,18 @@ async def test_episode_pending_firing_resolved_with_one_notification_each(
     with TestClient(create_app(settings, consumer_name="alert-test")) as client:
         assert client.put("/alerts/thresholds", json=[RULE]).status_code == 200
         await send(Scenario.covariate_shift, 1)
-        _wait(lambda: (_alert(client) or {}).get("state") == "pending")
+        await _wait(lambda: (_alert(client) or {}).get("state") == "pending")
         await send(Scenario.covariate_shift, 2)
-        _wait(lambda: (_alert(client) or {}).get("state") == "firing")
-        _wait(lambda: len(receiver.bodies("/hook")) == 1)
+        await _wait(lambda: (_alert(client) or {}).get("state") == "firing")
+        await _wait(lambda: len(receiver.bodies("/hook")) == 1)
 
     # A restart keeps the rule and the firing state.
     with TestClient(create_app(settings, consumer_name="alert-test-2")) as client:
         assert [r["name"] for r in client.get("/alerts/thresholds").json()] == ["DriftEpisode"]
         assert _alert(client)["state"] == "firing"
         await send(Scenario.none, 3)
-        _wait(lambda: (_alert(client) or {}).get("state") == "resolved")
-        _wait(lambda: len(receiver.bodies("/hook")) == 2)
+        await _wait(lambda: (_alert(client) or {}).get("state") == "resolved")
+        await _wait(lambda: len(receiver.bodies("/hook")) == 2)
         history = client.get("/alerts/history").json()["transitions"]
 
     firing, resolved = receiver.bodies("/hook")
@@ -87,5 +88,5 @@ async def test_episode_pending_firing_resolved_with_one_notification_each(
         ("inactive", "pending"), ("pending", "firing"), ("firing", "resolved")
     ]
     assert [h["window"] for h in episode] == [0, 1, 2]
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)
     assert len(receiver.bodies("/hook")) == 2  # exactly one of each
