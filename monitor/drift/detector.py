@@ -237,8 +237,8 @@ class DriftDetector:
         h = np.zeros(0, dtype=np.int64)
         lcm = 1
         if self._num_ref is not None:
-            ws = np.sort(win[:, self._num_idx].T, axis=1)
-            h, w1 = self._num_ref.test_sorted(ws)
+            num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
+            h, w1 = self._num_ref.test_window(num)
             assert w1 is not None and self._w1_scale is not None
             lcm = ks_lattice(self._num_ref.n, m)[0]
             stat[self._num_idx] = h / lcm

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from scipy.stats import kstwo
 
+from monitor.drift import _kernels
 from monitor.drift._checks import as_finite_2d
 from monitor.drift.effect_size import wasserstein_prefix, wasserstein_sorted
 
@@ -220,6 +221,27 @@ def ks_critical_h(n: int, m: int, level: float, method: KSMethod = "auto") -> in
     return hi
 
 
+MERGE_MAX_RATIO = 30
+"""Merge kernel while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
+
+_BLOCK = 512
+
+
+def _transpose_padded(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(rows, F) -> contiguous (F, rows + 1) with ``+inf`` in the last column.
+
+    Copied in blocks of rows so each block stays in cache: a plain
+    ``x.T.copy()`` of a 10k x 64 array is ~4x slower here.
+    """
+    rows, cols = x.shape
+    out = np.empty((cols, rows + 1), dtype=np.float64)
+    out[:, rows] = np.inf
+    for s in range(0, rows, _BLOCK):
+        e = min(s + _BLOCK, rows)
+        out[:, s:e] = x[s:e].T
+    return out
+
+
 def _tie_counts(ws: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Per sorted row: ``#(w < w_i)`` and ``#(w <= w_i)`` for every position ``i``.
 
@@ -273,8 +295,12 @@ class SortedReference:
             raise ValueError("reference must have at least one row")
         self.n: int = int(ref.shape[0])
         self.n_features: int = int(ref.shape[1])
-        # Row-major (F, n): each feature's sorted column is contiguous.
-        self.sorted: NDArray[np.float64] = np.ascontiguousarray(np.sort(ref.T, axis=1))
+        # Row-major (F, n + 1): each feature's sorted column is contiguous and
+        # ends with a +inf sentinel for the merge kernel; ``sorted`` is the
+        # (F, n) view without it.
+        self.padded: NDArray[np.float64] = _transpose_padded(ref)
+        self.padded[:, : self.n].sort(axis=1)
+        self.sorted: NDArray[np.float64] = self.padded[:, : self.n]
         self.has_ties: NDArray[np.bool_] = (
             (self.sorted[:, 1:] == self.sorted[:, :-1]).any(axis=1)
             if self.n > 1
@@ -290,10 +316,52 @@ class SortedReference:
 
     def sort_window(self, window: ArrayLike) -> NDArray[np.float64]:
         """Validate a (m, F) window and return its columns sorted as (F, m)."""
+        return self.sort_window_padded(window)[:, :-1]
+
+    def sort_window_padded(self, window: ArrayLike) -> NDArray[np.float64]:
+        """Validate a (m, F) window; its columns sorted as (F, m + 1), ``+inf`` last.
+
+        A blocked transpose (4x faster than ``np.sort(w.T, axis=1)``, which
+        sorts strided rows) into a padded buffer, then an in-place row sort.
+        """
         w = as_finite_2d(window, "window", self.n_features)
         if w.shape[0] == 0:
             raise ValueError("window must have at least one row")
-        return np.sort(w.T, axis=1)
+        out = _transpose_padded(w)
+        out[:, :-1].sort(axis=1)
+        return out
+
+    def use_merge(self, m: int) -> bool:
+        """Whether the compiled merge beats binary searches for a window of ``m`` rows.
+
+        The merge costs ``O(n + m)`` per feature, the searches ``O(m log n)``
+        plus an ``O(m)`` W1 pass: measured here, the merge wins up to a
+        reference ~30 times the window (and always when the window is larger).
+        """
+        return _kernels.HAVE_NUMBA and self.n <= MERGE_MAX_RATIO * m
+
+    def test_window(
+        self, window: ArrayLike, wasserstein: bool = True
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
+        """KS lattice statistics and raw W1 per feature for an unsorted (m, F) window."""
+        return self.test_padded(self.sort_window_padded(window), wasserstein)
+
+    def test_padded(
+        self, window_padded: NDArray[np.float64], wasserstein: bool = True
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
+        """As :meth:`test_sorted`, for sorted rows padded with ``+inf`` (F, m + 1)."""
+        m = int(window_padded.shape[1]) - 1
+        if not self.use_merge(m):
+            return self.test_sorted(window_padded[:, :m], wasserstein)
+        if window_padded.ndim != 2 or window_padded.shape[0] != self.n_features or m < 1:
+            raise ValueError(
+                f"window_padded must have shape ({self.n_features}, m + 1), got {window_padded.shape}"
+            )
+        lcm, a, b = ks_lattice(self.n, m)
+        h = np.zeros(self.n_features, dtype=np.int64)
+        acc = np.zeros(self.n_features, dtype=np.float64)
+        _kernels.merge_ks_w1(self.padded, window_padded, a, b, wasserstein, h, acc)
+        return h, (acc / lcm if wasserstein else None)
 
     def statistic_h(self, window_sorted: NDArray[np.float64]) -> NDArray[np.int64]:
         """Lattice statistics ``h = D * lcm(n, m)`` for presorted window rows (F, m)."""
@@ -314,6 +382,11 @@ class SortedReference:
         if wasserstein and self.prefix is None:
             raise ValueError("built without with_wasserstein=True")
         m = int(window_sorted.shape[1])
+        if self.use_merge(m):
+            padded = np.empty((self.n_features, m + 1), dtype=np.float64)
+            padded[:, :m] = window_sorted
+            padded[:, m] = np.inf
+            return self.test_padded(padded, wasserstein)
         _, a, b = ks_lattice(self.n, m)
         cw_left, cw_right = _tie_counts(window_sorted)
         out = np.zeros(self.n_features, dtype=np.int64)
@@ -339,9 +412,9 @@ class SortedReference:
 
     def statistic(self, window: ArrayLike) -> NDArray[np.float64]:
         """KS statistic ``D`` per feature for an unsorted (m, F) window."""
-        ws = self.sort_window(window)
-        lcm, _, _ = ks_lattice(self.n, ws.shape[1])
-        return self.statistic_h(ws) / lcm
+        wp = self.sort_window_padded(window)
+        lcm, _, _ = ks_lattice(self.n, wp.shape[1] - 1)
+        return self.test_padded(wp, wasserstein=False)[0] / lcm
 
 
 def ks_2samp_many(
@@ -370,9 +443,9 @@ def ks_2samp_many(
     True
     """
     ref = SortedReference(reference)
-    ws = ref.sort_window(window)
-    m = int(ws.shape[1])
+    wp = ref.sort_window_padded(window)
+    m = int(wp.shape[1]) - 1
     lcm, _, _ = ks_lattice(ref.n, m)
-    h = ref.statistic_h(ws)
+    h = ref.test_padded(wp, wasserstein=False)[0]
     p, _ = ks_pvalues(ref.n, m, h, method)
     return h / lcm, p

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from monitor.drift import _kernels
 from monitor.drift._checks import as_finite_2d, check_alpha
 from monitor.drift.corrections import Correction, reject
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
@@ -97,6 +98,16 @@ class SlidingKS:
         ref = self.reference.sorted
         rl = np.empty(values.shape, dtype=np.int64)
         rr = np.empty(values.shape, dtype=np.int64)
+        if _kernels.HAVE_NUMBA and values.shape[1]:
+            _kernels.ranks(
+                self.reference.padded,
+                self.reference.n,
+                self.reference.has_ties,
+                np.ascontiguousarray(values),
+                rl,
+                rr,
+            )
+            return rl, rr
         last = self.reference.n - 1
         order = np.argsort(values, axis=1)
         keys = np.take_along_axis(values, order, axis=1)
@@ -134,10 +145,15 @@ class SlidingKS:
         add_l, add_r = self._ranks(vals)
         self._n_equal += int((add_r != add_l).sum())
         self._n_equal -= int((self._rr[:, cols] != self._rl[:, cols]).sum())
-        np.subtract.at(self._hist_l, (self._rl[:, cols] + self._base).ravel(), 1)
-        np.subtract.at(self._hist_r, (self._rr[:, cols] + self._base).ravel(), 1)
-        np.add.at(self._hist_l, (add_l + self._base).ravel(), 1)
-        np.add.at(self._hist_r, (add_r + self._base).ravel(), 1)
+        if _kernels.HAVE_NUMBA:
+            n1 = self.reference.n + 1
+            _kernels.hist_move(self._hist_l.reshape(f, n1), self._rl, add_l, cols)
+            _kernels.hist_move(self._hist_r.reshape(f, n1), self._rr, add_r, cols)
+        else:
+            np.subtract.at(self._hist_l, (self._rl[:, cols] + self._base).ravel(), 1)
+            np.subtract.at(self._hist_r, (self._rr[:, cols] + self._base).ravel(), 1)
+            np.add.at(self._hist_l, (add_l + self._base).ravel(), 1)
+            np.add.at(self._hist_r, (add_r + self._base).ravel(), 1)
         self._raw[:, cols] = vals
         self._rl[:, cols] = add_l
         self._rr[:, cols] = add_r
@@ -148,6 +164,21 @@ class SlidingKS:
         ref = self.reference
         f, n = ref.n_features, ref.n
         _, a, b = ks_lattice(n, self.m)
+        if _kernels.HAVE_NUMBA:
+            out = np.empty(f, dtype=np.int64)
+            has_lohi = self._lo is not None and self._hi is not None
+            empty = np.zeros((f, 0), dtype=np.int64)
+            _kernels.sliding_h(
+                self._hist_l.reshape(f, n + 1),
+                self._hist_r.reshape(f, n + 1),
+                self._lo if self._lo is not None else empty,
+                self._hi if self._hi is not None else empty,
+                has_lohi,
+                a,
+                b,
+                out,
+            )
+            return out
         cum_l = np.cumsum(self._hist_l.reshape(f, n + 1), axis=1)  # #win with rank_left <= j
         if self._lo is None and self._n_equal == 0:
             # Common continuous case: one pass, t_i = b #win<=r_i - a i, and

@@ -1,0 +1,223 @@
+"""Compiled inner loops (numba), with the pure-numpy engine as the fallback.
+
+Why numba: the vectorised numpy KS pays one binary search per window point
+per feature (``O(m log n)``, ~12 ms at 64 features x 10k x 10k) and a
+second pass for the Wasserstein distance (~13 ms). A branch-free merge of the
+presorted reference column with the sorted window column computes the exact
+lattice KS statistic *and* W1 in one ``O(n + m)`` pass (~3.6 ms for the same
+case), which is what takes the engine past 10x Alibi Detect. Without numba
+(``import numba`` fails, or ``DRIFTWATCH_NO_NUMBA=1``) every caller falls back
+to the numpy code, which gives the same integers.
+
+The kernels take their inputs already validated (finite floats, rows padded
+with one ``+inf`` sentinel): they are private to :mod:`monitor.drift`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["HAVE_NUMBA", "hist_move", "merge_ks_w1", "ranks", "sliding_h"]
+
+_jit: Callable[..., Any] | None
+try:
+    if os.environ.get("DRIFTWATCH_NO_NUMBA", "").strip() not in ("", "0"):
+        raise ImportError("disabled by DRIFTWATCH_NO_NUMBA")
+    from numba import njit as _numba_njit
+
+    _jit = _numba_njit(cache=True, nogil=True)
+except ImportError:  # pragma: no cover - exercised when numba is absent
+    _jit = None
+
+HAVE_NUMBA: bool = _jit is not None
+
+
+def _merge_ks_w1_py(
+    ref: NDArray[np.float64],
+    win: NDArray[np.float64],
+    a: int,
+    b: int,
+    want_w1: bool,
+    h_out: NDArray[np.int64],
+    w1_out: NDArray[np.float64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """Per feature row: lattice KS ``h`` and ``lcm * W1`` of two padded sorted rows.
+
+    ``ref`` is (F, n + 1) and ``win`` (F, m + 1), each row sorted with a
+    ``+inf`` sentinel in its last slot. Walking the merged order (reference
+    first on ties), ``d = a * i - b * j`` is ``lcm * (F_ref - F_win)`` after
+    ``i`` reference and ``j`` window points. The ECDFs are right-continuous,
+    so ``d`` is a value of the difference only where the next merged value
+    differs from the current one (after a whole tie group): only there does it
+    enter the supremum. Between two merged values the difference is constant,
+    so ``W1 * lcm = sum |d| (next - current)`` (ties contribute 0 width).
+    The selects compile to conditional moves: no unpredictable branch.
+    """
+    n_feat = ref.shape[0]
+    n = ref.shape[1] - 1
+    m = win.shape[1] - 1
+    for f in range(n_feat):
+        r = ref[f]
+        w = win[f]
+        i = 0
+        j = 0
+        hmax = 0
+        hmin = 0
+        acc = 0.0
+        for _ in range(n + m - 1):
+            rv = r[i]
+            wv = w[j]
+            take = 1 if rv <= wv else 0
+            v = min(rv, wv)
+            i += take
+            j += 1 - take
+            d = a * i - b * j
+            nxt = min(r[i], w[j])
+            at_value = nxt != v
+            hmax = max(hmax, d if at_value else 0)
+            hmin = min(hmin, d if at_value else 0)
+            if want_w1:
+                acc += abs(d) * (nxt - v)
+        h_out[f] = max(hmax, -hmin)
+        w1_out[f] = acc
+
+
+def _sliding_h_py(
+    hist_l: NDArray[np.int64],
+    hist_r: NDArray[np.int64],
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+    has_lohi: bool,
+    a: int,
+    b: int,
+    h_out: NDArray[np.int64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """Lattice KS ``h`` from the rank-bucket histograms of :class:`SlidingKS`.
+
+    ``hist_l``/``hist_r`` are (F, n + 1): window points per reference rank
+    ``#ref < w`` / ``#ref <= w``. At the ``i``-th sorted reference value
+    ``r_i`` (``lo = #ref < r_i``, ``hi = #ref <= r_i``; ``i`` and ``i + 1``
+    without ties): ``#win < r_i = cum_r[lo]`` and ``#win <= r_i = cum_l[hi - 1]``
+    (cumulative sums), so ``d+ = a hi - b cum_l[hi - 1]`` and
+    ``d- = b cum_r[lo] - a lo``, as in :meth:`SlidingKS.statistic_h`. One
+    fused pass per feature instead of two cumulative sums over (F, n + 1).
+    """
+    n_feat = hist_l.shape[0]
+    n = hist_l.shape[1] - 1
+    for f in range(n_feat):
+        hl = hist_l[f]
+        hr = hist_r[f]
+        best = 0
+        if has_lohi:
+            # Running cumulative sums, read at lo[i] and hi[i] - 1 (both non-decreasing in i).
+            cl = 0  # sum hl[0..pl]
+            cr = 0  # sum hr[0..pr]
+            pl = -1
+            pr = -1
+            for i in range(n):
+                t_hi = hi[f, i] - 1
+                while pl < t_hi:
+                    pl += 1
+                    cl += hl[pl]
+                t_lo = lo[f, i]
+                while pr < t_lo:
+                    pr += 1
+                    cr += hr[pr]
+                best = max(best, a * hi[f, i] - b * cl, b * cr - a * t_lo)
+        else:
+            cl = 0
+            cr = hr[0]
+            for i in range(n):
+                cl += hl[i]
+                best = max(best, a * (i + 1) - b * cl, b * cr - a * i)
+                cr += hr[i + 1]
+        h_out[f] = best
+
+
+_SEARCH_BLOCK = 32
+
+
+def _ranks_py(
+    ref: NDArray[np.float64],
+    n: int,
+    has_ties: NDArray[np.bool_],
+    vals: NDArray[np.float64],
+    out_l: NDArray[np.int64],
+    out_r: NDArray[np.int64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """``#ref < v`` and ``#ref <= v`` for every value of ``vals`` (F, k), unsorted.
+
+    ``ref`` holds the sorted reference rows in its first ``n`` columns. All
+    searches over one row take the same number of halvings, so 32 of them run
+    interleaved: their loads are independent and overlap, where one search at
+    a time waits for each load in turn (measured: 1.0 ms for 64 x 1k keys in
+    10k against 2.8 ms for numpy's argsort + sorted-key ``searchsorted``).
+    """
+    n_feat = vals.shape[0]
+    k = vals.shape[1]
+    base = np.zeros(_SEARCH_BLOCK, dtype=np.int64)
+    for f in range(n_feat):
+        r = ref[f]
+        v = vals[f]
+        for upper in range(2 if has_ties[f] else 1):
+            for q0 in range(0, k, _SEARCH_BLOCK):
+                nb = min(q0 + _SEARCH_BLOCK, k) - q0
+                for t in range(nb):
+                    base[t] = 0
+                size = n
+                while size > 1:
+                    half = size >> 1
+                    if upper:
+                        for t in range(nb):
+                            b0 = base[t]
+                            base[t] = b0 + half if r[b0 + half - 1] <= v[q0 + t] else b0
+                    else:
+                        for t in range(nb):
+                            b0 = base[t]
+                            base[t] = b0 + half if r[b0 + half - 1] < v[q0 + t] else b0
+                    size -= half
+                for t in range(nb):
+                    x = v[q0 + t]
+                    b0 = base[t]
+                    if upper:
+                        out_r[f, q0 + t] = b0 + (1 if r[b0] <= x else 0)
+                    else:
+                        pos = b0 + (1 if r[b0] < x else 0)
+                        out_l[f, q0 + t] = pos
+                        if not has_ties[f]:
+                            out_r[f, q0 + t] = pos + (1 if pos < n and r[pos] == x else 0)
+
+
+def _hist_move_py(
+    hist: NDArray[np.int64],
+    old: NDArray[np.int64],
+    new: NDArray[np.int64],
+    cols: NDArray[np.int64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """Per feature row: one count out of bucket ``old[f, c]``, one into ``new[f, j]``.
+
+    ``hist`` is (F, n + 1); ``old`` the ring buffer of ranks (F, m) read at
+    columns ``cols``; ``new`` (F, k). Replaces four ``np.add.at`` calls.
+    """
+    for f in range(hist.shape[0]):
+        h = hist[f]
+        for j in range(cols.shape[0]):
+            h[old[f, cols[j]]] -= 1
+            h[new[f, j]] += 1
+
+
+if _jit is not None:
+    merge_ks_w1: Callable[..., None] = _jit(_merge_ks_w1_py)
+    sliding_h: Callable[..., None] = _jit(_sliding_h_py)
+    ranks: Callable[..., None] = _jit(_ranks_py)
+    hist_move: Callable[..., None] = _jit(_hist_move_py)
+else:  # pragma: no cover
+    merge_ks_w1 = _merge_ks_w1_py
+    sliding_h = _sliding_h_py
+    ranks = _ranks_py
+    hist_move = _hist_move_py

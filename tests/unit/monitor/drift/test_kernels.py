@@ -1,0 +1,129 @@
+"""The compiled kernels give the same integers (and W1) as the numpy engine and scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import ks_2samp, wasserstein_distance
+
+from monitor.drift import _kernels
+from monitor.drift.ks import SortedReference, ks_lattice
+from monitor.drift.sliding import SlidingKS
+
+pytestmark = pytest.mark.skipif(not _kernels.HAVE_NUMBA, reason="numba not installed")
+
+
+def _draw(rng: np.random.Generator, rows: int, cols: int, kind: str) -> np.ndarray:
+    x = rng.normal(size=(rows, cols))
+    if kind == "tied":
+        return np.round(x * 2)
+    if kind == "mixed":  # ties in some columns only, and values shared across samples
+        x[:, 0] = np.round(x[:, 0])
+        return x
+    return x
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(1, 3),
+    st.sampled_from(["continuous", "tied", "mixed"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_merge_kernel_equals_numpy_engine_and_scipy(n: int, m: int, f: int, kind: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref, win = _draw(rng, n, f, kind), _draw(rng, m, f, kind)
+    sref = SortedReference(ref, with_wasserstein=True)
+    wp = sref.sort_window_padded(win)
+    lcm, a, b = ks_lattice(n, m)
+    h = np.zeros(f, dtype=np.int64)
+    acc = np.zeros(f)
+    _kernels.merge_ks_w1(sref.padded, wp, a, b, True, h, acc)
+    # The numpy engine (binary searches + prefix-sum W1), forced.
+    had = _kernels.HAVE_NUMBA
+    try:
+        _kernels.HAVE_NUMBA = False
+        h_np, w1_np = sref.test_sorted(wp[:, :m])
+    finally:
+        _kernels.HAVE_NUMBA = had
+    assert w1_np is not None
+    assert h.tolist() == h_np.tolist()
+    for j in range(f):
+        assert h[j] / lcm == pytest.approx(ks_2samp(ref[:, j], win[:, j]).statistic, abs=1e-12)
+        expected = wasserstein_distance(ref[:, j], win[:, j])
+        assert acc[j] / lcm == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert w1_np[j] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize(("n", "m"), [(10_000, 10_000), (3_000, 20_000), (20_000, 2_000)])
+def test_merge_kernel_large_matches_scipy(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    ref = rng.normal(size=(n, 3))
+    win = rng.normal(size=(m, 3)) + np.array([0.0, 0.05, 0.3])
+    win[:, 0] = np.round(win[:, 0], 1)  # ties in the window only
+    h, w1 = SortedReference(ref).test_window(win, wasserstein=True)
+    assert w1 is not None
+    lcm, _, _ = ks_lattice(n, m)
+    for j in range(3):
+        assert h[j] / lcm == pytest.approx(ks_2samp(ref[:, j], win[:, j]).statistic, abs=1e-12)
+        assert w1[j] == pytest.approx(wasserstein_distance(ref[:, j], win[:, j]), rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 50),
+    st.integers(1, 40),
+    st.sampled_from(["continuous", "tied", "mixed"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_rank_kernel_equals_searchsorted(n: int, k: int, kind: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref, vals = _draw(rng, n, 2, kind), _draw(rng, k, 2, kind)
+    sref = SortedReference(ref)
+    rl = np.empty((2, k), dtype=np.int64)
+    rr = np.empty((2, k), dtype=np.int64)
+    _kernels.ranks(sref.padded, n, sref.has_ties, np.ascontiguousarray(vals.T), rl, rr)
+    for j in range(2):
+        assert rl[j].tolist() == np.searchsorted(sref.sorted[j], vals[:, j], "left").tolist()
+        assert rr[j].tolist() == np.searchsorted(sref.sorted[j], vals[:, j], "right").tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 25),
+    st.lists(st.integers(1, 25), min_size=1, max_size=5),
+    st.sampled_from(["continuous", "tied", "mixed"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_sliding_kernels_equal_numpy_sliding(
+    n: int, m: int, steps: list[int], kind: str, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    ref = _draw(rng, n, 2, kind)
+    stream = _draw(rng, m + sum(min(s, m) for s in steps), 2, kind)
+    sref = SortedReference(ref)
+    fast = SlidingKS(sref, stream[:m])
+    had = _kernels.HAVE_NUMBA
+    try:
+        _kernels.HAVE_NUMBA = False
+        slow = SlidingKS(sref, stream[:m])
+    finally:
+        _kernels.HAVE_NUMBA = had
+    pos = m
+    for s in steps:
+        s = min(s, m)
+        fast.step(stream[pos : pos + s])
+        try:
+            _kernels.HAVE_NUMBA = False
+            slow.step(stream[pos : pos + s])
+            expected = slow.statistic_h()
+        finally:
+            _kernels.HAVE_NUMBA = had
+        pos += s
+        assert fast.statistic_h().tolist() == expected.tolist()
+        window = stream[pos - m : pos]
+        assert fast.statistic_h().tolist() == sref.test_window(window, wasserstein=False)[0].tolist()
