@@ -36,6 +36,8 @@ ExpectedFeatures = Callable[[str], Awaitable[int | None]]
 
 HEARTBEAT_TTL_MS = 15_000
 
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+
 
 def _stream_id_order(entry_id: bytes) -> tuple[int, int]:
     ms, seq = entry_id.split(b"-")
@@ -43,7 +45,9 @@ def _stream_id_order(entry_id: bytes) -> tuple[int, int]:
 
 
 def default_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """``DRIFTWATCH_CONSUMER_NAME`` if set (a stable name lets a restarted monitor find
+    its own pending entries at once), else ``<host>-<pid>``."""
+    return os.environ.get("DRIFTWATCH_CONSUMER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(slots=True)
@@ -53,6 +57,8 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     claimed: int = 0
+    failed: int = 0  # entries whose processing raised; left pending, redelivered, dead-lettered after N
+    trimmed: int = 0  # pending entries trimmed from the stream (MAXLEN) before they were processed
 
 
 class StreamConsumer:
@@ -85,6 +91,9 @@ class StreamConsumer:
         self.stats = ConsumerStats()
         self._streams = (keys.predictions, keys.feedback)
         self._last_claim = 0.0
+        # Last processing error per entry id, for the dead-letter reason (bounded).
+        self._errors: dict[bytes, str] = {}
+        self._resync = False
 
     async def ensure_groups(self) -> None:
         """Create the group at the start of each stream, so events published before
@@ -102,12 +111,17 @@ class StreamConsumer:
         await self._drain_own_pending(stop)
         while not stop.is_set():
             try:
+                if self._resync:
+                    # Entries read before an outage and not acked come back first, in order.
+                    self._resync = False
+                    await self._drain_own_pending(stop)
                 await self.heartbeat()
                 await self.claim_abandoned()
                 await self.step()
                 backoff = 0.1
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("monitor: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                self._resync = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except ResponseError as exc:
@@ -116,31 +130,87 @@ class StreamConsumer:
                 await self.ensure_groups()  # the stream was deleted under us
 
     async def _drain_own_pending(self, stop: asyncio.Event) -> None:
-        """After a restart, entries this consumer name read but never acked come first."""
-        while not stop.is_set():
+        """After a restart, entries this consumer name read but never acked come first.
+
+        Reading from id 0 walks this consumer's pending entries list; the cursor
+        moves past each batch, so an entry left pending (its processing failed)
+        is not read again in this pass. Each read counts as a delivery, so an
+        entry that keeps killing the process goes to the DLQ after N restarts.
+        """
+        cursors: dict[str, bytes | str] = dict.fromkeys(self._streams, "0")
+        while cursors and not stop.is_set():
             try:
-                if await self.step(pending=True) == 0:
-                    return
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await self._drain_pending_batch(cursors)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("monitor: Redis unavailable while reading pending entries (%s)", exc)
                 await asyncio.sleep(0.5)
 
-    async def step(self, pending: bool = False) -> int:
-        """Read and process one batch from both streams; returns entries handled."""
-        start_id = "0" if pending else ">"
+    async def _drain_pending_batch(self, cursors: dict[str, bytes | str]) -> None:
+        response = await self.client.xreadgroup(CONSUMER_GROUP, self.consumer, cursors, count=self.read_count)
+        done = set(cursors)
+        for stream_name, entries in response or []:
+            stream = stream_name.decode()
+            if not entries:
+                continue
+            trimmed = [entry_id for entry_id, fields in entries if not fields]
+            if trimmed:  # trimmed (MAXLEN) before anyone processed them: nothing left to process
+                self.stats.trimmed += len(trimmed)
+                await self._ack(stream, trimmed)
+                log.warning("monitor: %d pending entries of %s were trimmed unprocessed", len(trimmed), stream)
+            live = [e for e in entries if e[1]]
+            if live:
+                await self._process_redelivered(stream, live)
+            cursors[stream] = entries[-1][0]
+            if len(entries) >= self.read_count:
+                done.discard(stream)
+        for stream in done:
+            cursors.pop(stream, None)
+
+    async def step(self) -> int:
+        """Read and process one batch of new entries from both streams; returns entries handled."""
         response = await self.client.xreadgroup(
             CONSUMER_GROUP,
             self.consumer,
-            dict.fromkeys(self._streams, start_id),
+            dict.fromkeys(self._streams, ">"),
             count=self.read_count,
-            block=None if pending else self.block_ms,
+            block=self.block_ms,
         )
         handled = 0
         for stream_name, entries in response or []:
-            entries = [e for e in entries if e[1]]  # pending reads list deleted entries as empty
             if entries:
-                await self.process(stream_name.decode(), entries)
+                await self.process_safely(stream_name.decode(), entries)
                 handled += len(entries)
         return handled
+
+    async def process_safely(self, stream: str, entries: Sequence[Entry]) -> None:
+        """Process a batch; if it raises, process its entries one by one so one bad
+        entry holds back only itself. A failing entry stays pending (not acked): it
+        is redelivered through XAUTOCLAIM and dead-lettered after ``max_deliveries``."""
+        try:
+            await self.process(stream, entries)
+            return
+        except _TRANSIENT:
+            raise
+        except Exception as exc:  # processing bugs and script errors, not cancellation
+            if len(entries) == 1:
+                self._failed(entries[0][0], exc)
+                return
+            log.warning("monitor: a batch of %d entries of %s failed (%r); retrying one by one",
+                        len(entries), stream, exc)
+        for entry in entries:
+            try:
+                await self.process(stream, [entry])
+            except _TRANSIENT:
+                raise
+            except Exception as exc:
+                self._failed(entry[0], exc)
+
+    def _failed(self, entry_id: bytes, exc: Exception) -> None:
+        self.stats.failed += 1
+        if len(self._errors) >= 10_000:
+            self._errors.pop(next(iter(self._errors)))
+        self._errors[entry_id] = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("monitor: processing entry %s failed: %r (left pending for redelivery)", entry_id, exc)
 
     async def process(self, stream: str, entries: Sequence[Entry]) -> None:
         if stream == self.keys.predictions:
@@ -158,7 +228,14 @@ class StreamConsumer:
             self.stats.duplicates += len(good) - result.new
             await self._ack(self.keys.predictions, [i for i, _ in good])
             if result.closed_windows and self.on_windows_closed is not None:
-                await self.on_windows_closed(result.closed_windows)
+                try:
+                    await self.on_windows_closed(result.closed_windows)
+                except _TRANSIENT:
+                    raise
+                except Exception:
+                    # The entries are acked and the window stays in the to-report set:
+                    # the next closed window (or a restart) reports it again.
+                    log.exception("monitor: reporting windows %s failed", result.closed_windows)
         await self._dead_letter(self.keys.predictions, bad)
 
     async def _process_feedback(self, entries: Sequence[Entry]) -> None:
@@ -243,9 +320,11 @@ class StreamConsumer:
         for stream in self._streams:
             cursor = "0-0"
             while True:
-                cursor, claimed, *_ = await self.client.xautoclaim(
+                cursor, claimed, *deleted = await self.client.xautoclaim(
                     stream, CONSUMER_GROUP, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.read_count
                 )
+                if deleted and deleted[0]:  # trimmed before processing; Redis 7 drops them from the PEL
+                    self.stats.trimmed += len(deleted[0])
                 claimed = [e for e in claimed if e[1]]
                 if claimed:
                     self.stats.claimed += len(claimed)
@@ -254,14 +333,28 @@ class StreamConsumer:
                     break
 
     async def _process_claimed(self, stream: str, claimed: list[Entry]) -> None:
-        ids = sorted((entry_id for entry_id, _ in claimed), key=_stream_id_order)
+        await self._process_redelivered(stream, claimed)
+
+    async def _process_redelivered(self, stream: str, entries: list[Entry]) -> None:
+        """Entries delivered before (claimed, or this consumer's own pending): those
+        delivered more than ``max_deliveries`` times go to the DLQ with their reason,
+        the rest are processed. XAUTOCLAIM and XREADGROUP from id 0 both count a
+        delivery, so the count read here includes this one: an entry is processed
+        at most ``max_deliveries`` times."""
+        ids = sorted((entry_id for entry_id, _ in entries), key=_stream_id_order)
         pending = await self.client.xpending_range(
-            stream, CONSUMER_GROUP, min=ids[0], max=ids[-1], count=len(ids), consumername=self.consumer
+            stream, CONSUMER_GROUP, min=ids[0], max=ids[-1], count=len(ids) + 1_000, consumername=self.consumer
         )
         deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
-        poison = [(e, f"delivered {deliveries[e[0]]} times") for e in claimed
-                  if deliveries.get(e[0], 0) > self.max_deliveries]
-        healthy = [e for e in claimed if deliveries.get(e[0], 0) <= self.max_deliveries]
+        poison: list[tuple[Entry, str]] = []
+        healthy: list[Entry] = []
+        for entry in entries:
+            times = deliveries.get(entry[0], 0)
+            if times > self.max_deliveries:
+                last = self._errors.pop(entry[0], "unknown (the consumer died or stopped while processing it)")
+                poison.append((entry, f"delivered {times} times without being processed; last error: {last}"))
+            else:
+                healthy.append(entry)
         await self._dead_letter(stream, poison)
         if healthy:
-            await self.process(stream, healthy)
+            await self.process_safely(stream, healthy)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -51,6 +53,9 @@ class MonitorWorker:
         self.stats_interval_s = stats_interval_s
         self.stream_stats: dict[str, dict[str, int | None]] = {}
         self._reported_counts = {"predictions": 0, "feedback": 0}
+        # Refreshed with the stream stats: DLQ length, events/s, lag near the cap (for /readyz).
+        self.health: dict[str, Any] = {}
+        self._rate_mark: tuple[float, int] | None = None
         self.keys = Keys(settings.model_name)
         self.settings = settings
         self.catalog = ModelCatalog(
@@ -100,6 +105,7 @@ class MonitorWorker:
             group = next((g for g in groups if g["name"] in (CONSUMER_GROUP, CONSUMER_GROUP.encode())), None)
             if group is not None:
                 self.stream_stats[name] = {"lag": group.get("lag"), "pending": group.get("pending")}
+        await self._refresh_health()
         if self.metrics is None:
             return
         stats = self.consumer.stats
@@ -113,6 +119,30 @@ class MonitorWorker:
             self.metrics.update_performance(
                 perf.accuracy, perf.label_coverage, perf.labelled, model_version=metadata.version
             )
+
+    async def _refresh_health(self) -> None:
+        """DLQ length, events/s since the last refresh, and whether lag nears the stream cap."""
+        now = time.monotonic()
+        stats = self.consumer.stats
+        total = stats.predictions + stats.feedback + stats.duplicates
+        rate = None
+        if self._rate_mark is not None:
+            then, before = self._rate_mark
+            rate = (total - before) / (now - then) if now > then else None
+        self._rate_mark = (now, total)
+        threshold = self.settings.lag_warn_ratio * self.settings.stream_maxlen
+        lags = [s.get("lag") for s in self.stream_stats.values()]
+        near_cap = any(lag is not None and lag >= threshold for lag in lags)
+        if near_cap and not self.health.get("lag_near_cap"):
+            log.warning("monitor: stream lag %s is near the stream cap (%d): events may be trimmed unseen",
+                        lags, self.settings.stream_maxlen)
+        self.health = {
+            "streams": {name: dict(values) for name, values in self.stream_stats.items()},
+            "dlq_length": int(await self.client.xlen(self.keys.dlq)),
+            "events_per_second": None if rate is None else round(rate, 1),
+            "lag_near_cap": near_cap,
+            "lag_warn_threshold": int(threshold),
+        }
 
     async def _stats_loop(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,108 @@
+"""The consumer loop's fault handling against a real redis-server: an entry whose
+processing raises every time, pending entries after a restart, trimmed pending entries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from monitor.worker import MonitorWorker
+from shared.events import encode_predictions
+from shared.keys import CONSUMER_GROUP
+from shared.settings import MonitorSettings
+from tests.integration.monitor.helpers import eventually, publish_predictions, register
+
+WINDOW = 100
+MAX_DELIVERIES = 3
+pytestmark = pytest.mark.timeout(60)
+
+
+def settings(redis_url: str) -> MonitorSettings:
+    return MonitorSettings(
+        REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50,
+        DRIFTWATCH_CLAIM_IDLE_MS=100, DRIFTWATCH_MAX_DELIVERIES=MAX_DELIVERIES, DRIFTWATCH_READ_COUNT=50,
+    )
+
+
+@pytest.fixture
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+    await register(aredis, model_dir)
+    monitor = MonitorWorker(aredis, settings(redis_url), "consumer-a", stats_interval_s=0.2)
+    monitor.start()
+    yield monitor
+    await monitor.stop()
+
+
+def rows(n: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 17, size=(n, 64)).astype(np.float32)
+
+
+async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_the_rest_flows(
+    worker: MonitorWorker, aredis: aioredis.Redis
+) -> None:
+    keys = worker.keys
+    await publish_predictions(aredis, keys, rows(30), np.zeros(30, dtype=np.int64))
+    # Decodes fine, but the ingest script fails on it every time (its id is not hex).
+    [bad] = encode_predictions(["zz" * 16], int(time.time() * 1000), keys.model, "1", rows(1),
+                               np.zeros(1, dtype=np.int64), np.eye(10, dtype=np.float32)[[0]])
+    bad_id = await aredis.xadd(keys.predictions, bad)
+    await publish_predictions(aredis, keys, rows(30), np.zeros(30, dtype=np.int64))
+
+    await eventually(lambda: worker.consumer.stats.predictions == 60)
+
+    async def dead_lettered() -> bool:
+        return await aredis.xlen(keys.dlq) == 1
+
+    await eventually(dead_lettered, timeout_s=20)
+    [(_, record)] = await aredis.xrange(keys.dlq)
+    assert record[b"entry_id"] == bad_id
+    assert f"delivered {MAX_DELIVERIES + 1} times".encode() in record[b"reason"]
+    assert b"ResponseError" in record[b"reason"]  # the processing error is kept as the reason
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+    assert int(await aredis.get(keys.ingested)) == 60
+    assert worker.consumer.stats.failed == MAX_DELIVERIES
+
+
+async def test_readyz_stats_report_dlq_length_lag_and_rate(worker: MonitorWorker, aredis: aioredis.Redis) -> None:
+    keys = worker.keys
+    await aredis.xadd(keys.predictions, {b"v": b"1", b"id": b"broken"})
+    await publish_predictions(aredis, keys, rows(WINDOW), np.zeros(WINDOW, dtype=np.int64))
+    await eventually(lambda: worker.consumer.stats.predictions == WINDOW)
+
+    async def refreshed() -> bool:
+        return worker.health.get("dlq_length") == 1
+
+    await eventually(refreshed)
+    health = worker.health
+    assert health["streams"]["predictions"]["lag"] == 0
+    assert health["streams"]["predictions"]["pending"] == 0
+    assert health["lag_near_cap"] is False
+    assert health["events_per_second"] is not None
+
+
+async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path
+) -> None:
+    _, keys = await register(aredis, model_dir)
+    first = MonitorWorker(aredis, settings(redis_url), "consumer-a")
+    await first.consumer.ensure_groups()
+    await publish_predictions(aredis, keys, rows(40), np.zeros(40, dtype=np.int64))
+    # Read but never processed: the process died right after XREADGROUP.
+    await aredis.xreadgroup(CONSUMER_GROUP, "consumer-a", {keys.predictions: ">"}, count=40)
+    await publish_predictions(aredis, keys, rows(20), np.zeros(20, dtype=np.int64))
+    restarted = MonitorWorker(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
+    restarted.start()
+    try:
+        await eventually(lambda: restarted.consumer.stats.predictions == 60)
+    finally:
+        await restarted.stop()
+    assert restarted.consumer.stats.claimed == 0  # its own entries, not claimed from anyone
+    assert int(await aredis.get(keys.ingested)) == 60
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+    await asyncio.sleep(0)
