@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import ks_2samp
@@ -37,6 +39,11 @@ from monitor.drift.sliding import SlidingKS
 
 ALPHA = 0.05
 RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"
+# Evidently runs ~100-1000x slower than ours: above this many values
+# (F * (n_ref + n_win)) it would take minutes per case, so it is skipped with
+# a message (--evidently-max-values raises the bound).
+EVIDENTLY_MAX_VALUES = 64 * 220_000
+SUMMARY: list[dict[str, object]] = []
 
 
 def make_data(f: int, n_ref: int, n_win: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +56,7 @@ def make_data(f: int, n_ref: int, n_win: int, seed: int) -> tuple[np.ndarray, np
     return ref, win
 
 
-def best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+def best_of(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -58,7 +65,7 @@ def best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
-def peers(venv: Path | None, data_dir: str, args: list[str], timeout: float) -> dict | None:
+def peers(venv: Path | None, data_dir: str, args: list[str], timeout: float) -> dict[str, Any] | None:
     if venv is None:
         return None
     try:
@@ -69,7 +76,8 @@ def peers(venv: Path | None, data_dir: str, args: list[str], timeout: float) -> 
             timeout=timeout,
             check=True,
         )
-        return json.loads(out.stdout)  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
     except subprocess.TimeoutExpired:
         print(f"    peers timed out after {timeout:.0f}s ({args})")
     except (subprocess.CalledProcessError, json.JSONDecodeError) as exc:
@@ -77,7 +85,7 @@ def peers(venv: Path | None, data_dir: str, args: list[str], timeout: float) -> 
     return None
 
 
-def row(name: str, t: float | None, ours: float, agree: str) -> None:
+def row(name: str, t: float | None, ours: float, agree: str | None) -> None:
     if t is None:
         print(f"    {name:<12} {'skipped':>10}")
         return
@@ -89,7 +97,9 @@ def agree(a: np.ndarray, b: np.ndarray) -> str:
     return "identical" if diff == 0 else f"{diff} feature(s) differ"
 
 
-def run_case(f: int, n_ref: int, n_win: int, venv: Path | None, timeout: float) -> None:
+def run_case(
+    f: int, n_ref: int, n_win: int, venv: Path | None, timeout: float, ev_max: int
+) -> None:
     print(f"\nF={f}  reference={n_ref}  window={n_win}")
     ref, win = make_data(f, n_ref, n_win, seed=f + n_ref + n_win)
     names = [f"f{i}" for i in range(f)]
@@ -97,7 +107,7 @@ def run_case(f: int, n_ref: int, n_win: int, venv: Path | None, timeout: float) 
     det_p = DriftDetector(ref, names, DriftConfig(alpha=ALPHA, p_values="all"))
     det_a = DriftDetector(ref, names, DriftConfig(alpha=ALPHA, p_values="drifted", ks_method="asymp"))
     det.test(win[:50])  # nothing to warm but imports; critical values are per window size
-    repeat = 3 if n_win * f <= 10_000 * 64 else 1
+    repeat = 5 if n_win * f <= 10_000 * 64 else 2
     t0 = time.perf_counter()
     first = det.test(win)  # includes the one-off critical value for this window size
     t_first = time.perf_counter() - t0
@@ -115,39 +125,63 @@ def run_case(f: int, n_ref: int, n_win: int, venv: Path | None, timeout: float) 
     print(f"    {'ours':<12} {t_ours * 1e3:>10.1f} ms {1.0:>9.1f}x   "
           f"(first window {t_first * 1e3:.0f} ms incl. critical value; drifted {int(ours_dec.sum())})")
     row("ours+p", t_ours_p, t_ours, "same detector")
-    row("scipy loop", t_scipy, t_ours, agree(p_scipy < ALPHA / f, ours_dec))
+    scipy_agree = agree(p_scipy < ALPHA / f, ours_dec)
+    row("scipy loop", t_scipy, t_ours, scipy_agree)
+    entry: dict[str, object] = {
+        "case": f"F={f} ref={n_ref // 1000}k win={n_win // 1000}k", "ours": t_ours,
+        "scipy": t_scipy, "scipy_agree": scipy_agree,
+    }
+    SUMMARY.append(entry)
     if venv is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         np.save(os.path.join(tmp, "ref.npy"), ref)
         np.save(os.path.join(tmp, "win.npy"), win)
-        res = peers(venv, tmp, ["--alpha", str(ALPHA), "--peers", "alibi"], timeout) or {}
+        res = peers(venv, tmp, ["--alpha", str(ALPHA), "--peers", "alibi", "--repeat", str(repeat)],
+                    timeout) or {}
         al = res.get("alibi")
+        if al:
+            entry["alibi"] = al["time"]
+            entry["alibi_agree"] = agree(np.array(al["p_values"]) < ALPHA / f, asymp_dec)
         row("alibi-detect", al and al["time"], t_ours,
-            al and agree(np.array(al["p_values"]) < ALPHA / f, asymp_dec) + " (vs ours asymp)")
+            al and str(entry["alibi_agree"]) + " (vs ours asymp)")
+        if f * (n_ref + n_win) > ev_max:
+            print(f"    {'evidently':<12} {'skipped':>10}   (~{f * (n_ref + n_win) / ev_max:.0f}x the "
+                  "largest case it runs in about a minute; --evidently-max-values to force)")
+            return
         res = peers(venv, tmp, ["--alpha", str(ALPHA), "--peers", "evidently"], timeout) or {}
         ev = res.get("evidently")
-        row("evidently", ev and ev["time"], t_ours,
-            ev and agree(np.array(ev["p_values"]) < ALPHA / f, ours_dec))
+        if ev:
+            entry["evidently"] = ev["time"]
+            entry["evidently_agree"] = agree(np.array(ev["p_values"]) < ALPHA / f, ours_dec)
+        row("evidently", ev and ev["time"], t_ours, ev and str(entry["evidently_agree"]))
 
 
 def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeout: float) -> None:
     print(f"\nSliding: F={f} reference={n_ref} window={m}, step of {step} new rows")
     rng = np.random.default_rng(1)
     ref = rng.normal(size=(n_ref, f))
-    n_steps = 5
+    n_steps = 10
     stream = rng.normal(size=(m + n_steps * step, f))
     sref = SortedReference(ref)
     sk = SlidingKS(sref, stream[:m])
-    t0 = time.perf_counter()
+    sk.drifted(ALPHA)  # warm-up: the critical value is computed once per window size
+    times = []
     for s in range(1, n_steps + 1):
+        t0 = time.perf_counter()
         sk.step(stream[m + (s - 1) * step : m + s * step])
         sk.drifted(ALPHA)
-    t_ours = (time.perf_counter() - t0) / n_steps
+        times.append(time.perf_counter() - t0)
+    t_ours = float(np.median(times))
     det = DriftDetector(ref, [f"f{i}" for i in range(f)], DriftConfig(p_values="drifted"))
     t_full = best_of(lambda: det.test(stream[-m:]), 2)
     print(f"    {'ours step':<12} {t_ours * 1e3:>10.1f} ms {1.0:>9.1f}x")
     row("ours full", t_full, t_ours, "recompute with DriftDetector.test")
+    entry: dict[str, object] = {
+        "case": f"sliding F={f} ref={n_ref // 1000}k win={m // 1000}k step={step}",
+        "ours": t_ours, "ours_full": t_full,
+    }
+    SUMMARY.append(entry)
     if venv is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +190,33 @@ def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeou
         np.save(os.path.join(tmp, "stream.npy"), stream)
         res = peers(venv, tmp, ["--sliding", str(step)], timeout) or {}
         al = res.get("alibi_sliding")
+        if al:
+            entry["alibi"] = al["time_per_step"]
         row("alibi recomp", al and al["time_per_step"], t_ours, "n/a (timing only)")
+
+
+def print_summary() -> None:
+    """One markdown table of the whole run (times in ms; ratios = peer / ours)."""
+
+    def cell(e: dict[str, object], key: str) -> str:
+        t = e.get(key)
+        if not isinstance(t, float):
+            return "skipped"
+        ours = e["ours"]
+        assert isinstance(ours, float)
+        verdict = e.get(f"{key}_agree")
+        tail = "" if verdict is None else (" =" if verdict == "identical" else f" ({verdict})")
+        return f"{t * 1e3:,.1f} ({t / ours:,.1f}x){tail}"
+
+    print("\n| case | ours ms | scipy loop | Alibi Detect | Evidently |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for e in SUMMARY:
+        ours = e["ours"]
+        assert isinstance(ours, float)
+        print(f"| {e['case']} | {ours * 1e3:,.1f} | {cell(e, 'scipy') if 'scipy' in e else cell(e, 'ours_full')} "
+              f"| {cell(e, 'alibi')} | {cell(e, 'evidently')} |")
+    print("(ms (peer time / ours); '=' identical drift decisions; the sliding row's 'scipy loop' "
+          "column is our own full recompute)")
 
 
 def main() -> int:
@@ -165,18 +225,24 @@ def main() -> int:
     ap.add_argument("--peers-venv", default=os.environ.get("DRIFTWATCH_PEERS_VENV", "/tmp/driftwatch-peers-venv"))
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=600.0)
+    ap.add_argument("--evidently-max-values", type=int, default=EVIDENTLY_MAX_VALUES)
     args = ap.parse_args()
     venv: Path | None = Path(args.peers_venv)
-    if args.no_peers or not (venv / "bin" / "python").exists():
-        print(f"peers skipped: no venv at {venv} (build it with bash benchmarks/peers/setup.sh)")
+    if args.no_peers or not (Path(args.peers_venv) / "bin" / "python").exists():
+        print(f"peers skipped: no venv at {args.peers_venv} (build it with bash benchmarks/peers/setup.sh)")
         venv = None
+    from monitor.drift import _kernels
+
+    print(f"engine: {'numba merge kernel' if _kernels.HAVE_NUMBA else 'numpy (numba not installed)'}; "
+          f"{os.cpu_count()} CPUs visible")
     if args.quick:
         cases = [(64, 10_000, 10_000)]
     else:
         cases = [(f, r, w) for f in (64, 256) for r in (10_000, 100_000) for w in (1_000, 10_000, 100_000)]
     for f, r, w in cases:
-        run_case(f, r, w, venv, args.peer_timeout)
+        run_case(f, r, w, venv, args.peer_timeout, args.evidently_max_values)
     run_sliding(64, 10_000, 10_000, 1_000, venv, args.peer_timeout)
+    print_summary()
     return 0
 
 

@@ -73,10 +73,13 @@ def run_alibi_sliding(ref: np.ndarray, stream: np.ndarray, m: int, step: int, al
 
     det = KSDrift(ref, p_val=alpha, correction="bonferroni")
     steps = (stream.shape[0] - m) // step
-    t = time.perf_counter()
+    times = []
     for s in range(1, steps + 1):
+        t = time.perf_counter()
         det.predict(stream[s * step : s * step + m], drift_type="batch")
-    return {"time_per_step": (time.perf_counter() - t) / max(steps, 1), "steps": steps}
+        times.append(time.perf_counter() - t)
+    # Median per step, as for ours (the machine is shared: one slow step is noise).
+    return {"time_per_step": float(np.median(times)), "steps": steps}
 
 
 def main() -> int:

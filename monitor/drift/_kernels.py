@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["HAVE_NUMBA", "hist_move", "merge_ks_w1", "ranks", "sliding_h"]
+__all__ = ["HAVE_NUMBA", "merge_ks_w1", "ranks", "slide", "sliding_h"]
 
 _jit: Callable[..., Any] | None
 try:
@@ -193,31 +193,57 @@ def _ranks_py(
                             out_r[f, q0 + t] = pos + (1 if pos < n and r[pos] == x else 0)
 
 
-def _hist_move_py(
-    hist: NDArray[np.int64],
-    old: NDArray[np.int64],
-    new: NDArray[np.int64],
-    cols: NDArray[np.int64],
-) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
-    """Per feature row: one count out of bucket ``old[f, c]``, one into ``new[f, j]``.
+def _slide_py(
+    hist_l: NDArray[np.int64],
+    hist_r: NDArray[np.int64],
+    raw: NDArray[np.float64],
+    ring_l: NDArray[np.int64],
+    ring_r: NDArray[np.int64],
+    head: int,
+    vals: NDArray[np.float64],
+    new_l: NDArray[np.int64],
+    new_r: NDArray[np.int64],
+) -> int:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """One sliding step in place; returns the change in "window points equal to a reference value".
 
-    ``hist`` is (F, n + 1); ``old`` the ring buffer of ranks (F, m) read at
-    columns ``cols``; ``new`` (F, k). Replaces four ``np.add.at`` calls.
+    The ``k`` ring-buffer columns from ``head`` (mod ``m``) leave the
+    histograms (F, n + 1) and are overwritten by the new values and ranks.
+    Replaces four ``np.add.at`` calls and six fancy-indexed copies.
     """
-    for f in range(hist.shape[0]):
-        h = hist[f]
-        for j in range(cols.shape[0]):
-            h[old[f, cols[j]]] -= 1
-            h[new[f, j]] += 1
+    n_feat = raw.shape[0]
+    m = raw.shape[1]
+    k = vals.shape[1]
+    delta = 0
+    for f in range(n_feat):
+        hl = hist_l[f]
+        hr = hist_r[f]
+        c = head
+        for j in range(k):
+            ol = ring_l[f, c]
+            orr = ring_r[f, c]
+            hl[ol] -= 1
+            hr[orr] -= 1
+            nl = new_l[f, j]
+            nr = new_r[f, j]
+            hl[nl] += 1
+            hr[nr] += 1
+            delta += (1 if nr != nl else 0) - (1 if orr != ol else 0)
+            ring_l[f, c] = nl
+            ring_r[f, c] = nr
+            raw[f, c] = vals[f, j]
+            c += 1
+            if c == m:
+                c = 0
+    return delta
 
 
 if _jit is not None:
     merge_ks_w1: Callable[..., None] = _jit(_merge_ks_w1_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
-    hist_move: Callable[..., None] = _jit(_hist_move_py)
+    slide: Callable[..., int] = _jit(_slide_py)
 else:  # pragma: no cover
     merge_ks_w1 = _merge_ks_w1_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py
-    hist_move = _hist_move_py
+    slide = _slide_py

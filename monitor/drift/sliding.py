@@ -140,23 +140,25 @@ class SlidingKS:
             return
         if k > self.m:
             raise ValueError(f"a step of {k} rows exceeds the window of {self.m}")
-        cols = (self._head + np.arange(k)) % self.m
         vals = np.ascontiguousarray(new.T)
         add_l, add_r = self._ranks(vals)
-        self._n_equal += int((add_r != add_l).sum())
-        self._n_equal -= int((self._rr[:, cols] != self._rl[:, cols]).sum())
         if _kernels.HAVE_NUMBA:
-            n1 = self.reference.n + 1
-            _kernels.hist_move(self._hist_l.reshape(f, n1), self._rl, add_l, cols)
-            _kernels.hist_move(self._hist_r.reshape(f, n1), self._rr, add_r, cols)
+            self._n_equal += _kernels.slide(
+                self._hist_l.reshape(f, self.reference.n + 1),
+                self._hist_r.reshape(f, self.reference.n + 1),
+                self._raw, self._rl, self._rr, self._head, vals, add_l, add_r,
+            )
         else:
+            cols = (self._head + np.arange(k)) % self.m
+            self._n_equal += int((add_r != add_l).sum())
+            self._n_equal -= int((self._rr[:, cols] != self._rl[:, cols]).sum())
             np.subtract.at(self._hist_l, (self._rl[:, cols] + self._base).ravel(), 1)
             np.subtract.at(self._hist_r, (self._rr[:, cols] + self._base).ravel(), 1)
             np.add.at(self._hist_l, (add_l + self._base).ravel(), 1)
             np.add.at(self._hist_r, (add_r + self._base).ravel(), 1)
-        self._raw[:, cols] = vals
-        self._rl[:, cols] = add_l
-        self._rr[:, cols] = add_r
+            self._raw[:, cols] = vals
+            self._rl[:, cols] = add_l
+            self._rr[:, cols] = add_r
         self._head = (self._head + k) % self.m
 
     def statistic_h(self) -> NDArray[np.int64]:
