@@ -4,67 +4,19 @@ model service, monitor as real processes), real HTTP traffic from
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from shared.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic, send_feedback, send_traffic, wait_for_windows
-from shared.redis_server import free_port
+from tests.e2e.conftest import STACK_WINDOW, Stack
 
 pytestmark = pytest.mark.e2e
 
 # Below digits' 360 held-out rows, so a window of unshifted traffic never repeats a row.
-WINDOW = 300
-
-
-@dataclass
-class Stack:
-    model_url: str
-    monitor_url: str
-    model_dir: Path
-    process: subprocess.Popen[bytes]
-
-
-def _wait_ready(url: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready in {timeout_s}s")
-
-
-@pytest.fixture(scope="module")
-def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("stack")
-    model_port, monitor_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the stack starts its own redis
-    env["OTEL_SDK_DISABLED"] = "true"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--model-dir", str(model_dir), "--model-port", str(model_port),
-         "--monitor-port", str(monitor_port), "--window-size", str(WINDOW)],
-        cwd=workdir, env=env,
-    )
-    stack = Stack(f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}", model_dir, process)
-    try:
-        _wait_ready(stack.model_url)
-        _wait_ready(stack.monitor_url)
-        yield stack
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
+WINDOW = STACK_WINDOW
 
 
 def run_scenario(stack: Stack, scenario: Scenario, seed: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
