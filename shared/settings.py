@@ -78,3 +78,17 @@ class MonitorSettings(RedisSettings):
     alerts_enabled: bool = Field(default=True, alias="DRIFTWATCH_ALERTS_ENABLED")
     # Lag (undelivered entries) above this share of the stream cap is reported as a warning.
     lag_warn_ratio: float = Field(default=0.8, gt=0, le=1, alias="DRIFTWATCH_LAG_WARN_RATIO")
+    # Drift windows (monitor/windows.py). count: tumbling windows of
+    # DRIFTWATCH_WINDOW_SIZE predictions (default); time: tumbling windows of
+    # DRIFTWATCH_WINDOW_SECONDS of prediction time (needs the time-indexed
+    # ingest script); sliding: windows of DRIFTWATCH_SLIDING_SIZE rows that
+    # advance by DRIFTWATCH_WINDOW_SIZE rows (a multiple of it).
+    window_mode: Literal["count", "time", "sliding"] = Field(default="count", alias="DRIFTWATCH_WINDOW_MODE")
+    window_seconds: int = Field(default=300, ge=1, alias="DRIFTWATCH_WINDOW_SECONDS")
+    sliding_size: int = Field(default=10_000, ge=2, alias="DRIFTWATCH_SLIDING_SIZE")
+    # A window with fewer rows reports insufficient_data, never "no drift".
+    min_window_size: int = Field(default=30, ge=1, alias="DRIFTWATCH_MIN_WINDOW_SIZE")
+    # The drift reference: the training sample registered with the model, or
+    # the first DRIFTWATCH_REFERENCE_SIZE predictions served by each version.
+    reference: Literal["training", "production"] = Field(default="training", alias="DRIFTWATCH_REFERENCE")
+    reference_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_REFERENCE_SIZE")
