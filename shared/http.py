@@ -6,7 +6,7 @@ The size limit is pure ASGI middleware so an oversized body is refused with
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -121,3 +121,26 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+
+def document_body_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put models that routes parse from raw bytes into the OpenAPI components.
+
+    Those routes refer to ``#/components/schemas/<Model>`` in ``openapi_extra``,
+    but FastAPI only collects models it validates itself; without this the
+    references dangle and clients generated from the schema break.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(generated.pop("$defs", {}))
+                components[model.__name__] = generated
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
