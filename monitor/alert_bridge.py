@@ -3,8 +3,10 @@
 Drift figures come from each new window report. Accuracy is read over the
 last few windows of prediction time, not the window just reported: labels
 arrive late, so the newest window has almost none when its drift report is
-made, and a rule's ``min_samples`` would otherwise never be met. Stream lag
-is evaluated on every stats refresh, without a window (seconds-based rules).
+made, and a rule's ``min_samples`` would otherwise never be met. Stream lag,
+and the model services' error rate and p99 latency (from the request counts
+they share in Redis, over the interval since the last refresh), are
+evaluated on every stats refresh, without a window (seconds-based rules).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
 from monitor.performance import performance_report
 from monitor.reports import WindowDriftReport
 from monitor.worker import MonitorWorker
+from shared.request_stats import ServiceHealthReader
 
 ACCURACY_WINDOWS = 5
 
@@ -23,6 +26,7 @@ class AlertBridge:
     def __init__(self, alerts: AlertService, worker: MonitorWorker) -> None:
         self.alerts = alerts
         self.worker = worker
+        self.service_health = ServiceHealthReader(worker.client, worker.keys.service_stats)
 
     def _lag(self) -> int | None:
         lag = self.worker.stream_stats.get("predictions", {}).get("lag")
@@ -62,5 +66,10 @@ class AlertBridge:
 
     async def on_stats(self) -> None:
         lag = self._lag()
-        if lag is not None:
-            await self.alerts.evaluate(MetricSnapshot(at=time.time(), stream_lag=lag))
+        health = await self.service_health.read()
+        error_rate = health.error_rate if health else None
+        p99 = health.latency_p99_seconds if health else None
+        if lag is not None or error_rate is not None or p99 is not None:
+            await self.alerts.evaluate(
+                MetricSnapshot(at=time.time(), stream_lag=lag, error_rate=error_rate, latency_p99_seconds=p99)
+            )

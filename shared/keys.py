@@ -108,6 +108,11 @@ class Keys:
         """Hash: totals of feedback received, joined and duplicated."""
         return f"{self.prefix}:feedback:counts"
 
+    @property
+    def service_stats(self) -> str:
+        """Hash: the model services' cumulative request counts and latency buckets."""
+        return f"{self.prefix}:service:stats"
+
     # -- reports -----------------------------------------------------------
     @property
     def drift_reports(self) -> str:
