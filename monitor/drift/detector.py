@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from monitor.drift._checks import as_finite_2d
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
-from monitor.drift.effect_size import jensen_shannon, wasserstein_std_scale
+from monitor.drift.effect_size import jensen_shannon, wasserstein_sorted, wasserstein_std_scale
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
 from monitor.drift.report import DriftReport, FeatureDrift, PredictionDrift
+from monitor.drift.sliding import SlidingKS
 
 __all__ = ["DriftConfig", "DriftDetector"]
 
@@ -202,6 +203,20 @@ class DriftDetector:
             window_size=m,
         )
 
+    def _prepare(
+        self, window: ArrayLike, window_classes: ArrayLike | None
+    ) -> tuple[NDArray[np.float64], int, NDArray[np.int64] | None]:
+        win = as_finite_2d(window, "window", self.n_features)
+        m = int(win.shape[0])
+        classes_counts: NDArray[np.int64] | None = None
+        if window_classes is not None and self._class_counts is not None:
+            classes_counts = self._count_classes(window_classes, "window_classes")
+            if int(classes_counts.sum()) != m:
+                raise ValueError(
+                    f"window_classes has {int(classes_counts.sum())} entries for {m} window rows"
+                )
+        return win, m, classes_counts
+
     def test(self, window: ArrayLike, window_classes: ArrayLike | None = None) -> DriftReport:
         """Test one window; see the module docstring for the decision rule.
 
@@ -213,36 +228,81 @@ class DriftDetector:
             Predicted classes of the same rows (ignored when the detector has
             no reference classes).
         """
-        cfg = self.config
-        win = as_finite_2d(window, "window", self.n_features)
-        m = int(win.shape[0])
-        classes_counts: NDArray[np.int64] | None = None
-        if window_classes is not None and self._class_counts is not None:
-            classes_counts = self._count_classes(window_classes, "window_classes")
-            if int(classes_counts.sum()) != m:
-                raise ValueError(
-                    f"window_classes has {int(classes_counts.sum())} entries for {m} window rows"
-                )
-        if m < cfg.min_window_size or m == 0:
+        win, m, classes_counts = self._prepare(window, window_classes)
+        if m < self.config.min_window_size or m == 0:
             return self._insufficient(m)
+        h = np.zeros(0, dtype=np.int64)
+        w1: NDArray[np.float64] | None = None
+        if self._num_ref is not None:
+            num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
+            h, w1 = self._num_ref.test_window(num)
+        return self._decide(win, m, h, w1, classes_counts)
 
+    def numeric_columns(self, rows: ArrayLike) -> NDArray[np.float64]:
+        """The numeric (KS) columns of (k, F) rows, as :class:`SlidingKS` steps take them."""
+        arr = as_finite_2d(rows, "rows", self.n_features)
+        return arr if self._cat_idx.size == 0 else arr[:, self._num_idx]
+
+    def sliding(self, window: ArrayLike) -> SlidingKS | None:
+        """An incremental KS state of the numeric features for :meth:`test_sliding`.
+
+        Step it with ``state.step(detector.numeric_columns(new_rows))``.
+        ``None`` when the detector has no numeric feature.
+        """
+        if self._num_ref is None:
+            return None
+        return SlidingKS(self._num_ref, self.numeric_columns(window))
+
+    def test_sliding(
+        self,
+        sliding: SlidingKS | None,
+        window: ArrayLike,
+        window_classes: ArrayLike | None = None,
+    ) -> DriftReport:
+        """Test a sliding window whose KS state is kept incrementally.
+
+        ``sliding`` (from :meth:`sliding`, then stepped) gives the exact KS
+        statistics without sorting the window; ``window`` holds the same rows
+        and serves the categorical tests. The Wasserstein effect size needs
+        the sorted window values, so here it is computed only for the
+        significant features (the only ones whose decision it can change);
+        the other features report ``effect_size=None``. Statistics, p-values
+        and decisions equal :meth:`test` on the same rows.
+        """
+        win, m, classes_counts = self._prepare(window, window_classes)
+        if m < self.config.min_window_size or m == 0:
+            return self._insufficient(m)
+        h = np.zeros(0, dtype=np.int64)
+        if self._num_ref is not None:
+            if sliding is None or sliding.m != m or sliding.reference is not self._num_ref:
+                raise ValueError("sliding must come from this detector's sliding() with the window's size")
+            h = sliding.statistic_h()
+        return self._decide(win, m, h, None, classes_counts)
+
+    def _decide(
+        self,
+        win: NDArray[np.float64],
+        m: int,
+        h: NDArray[np.int64],
+        w1: NDArray[np.float64] | None,
+        classes_counts: NDArray[np.int64] | None,
+    ) -> DriftReport:
+        """The decision from the KS lattice statistics (and W1, or ``None`` for "significant only")."""
+        cfg = self.config
         n_feat = self.n_features
         stat = np.zeros(n_feat)
         pval = np.full(n_feat, np.nan)
         method: list[str | None] = [None] * n_feat
-        effect = np.zeros(n_feat)
+        effect = np.full(n_feat, np.nan)
         is_ks = ~self.categorical
 
-        # Numeric features: KS lattice statistics and W1 in one pass.
-        h = np.zeros(0, dtype=np.int64)
         lcm = 1
         if self._num_ref is not None:
-            num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
-            h, w1 = self._num_ref.test_window(num)
-            assert w1 is not None and self._w1_scale is not None
             lcm = ks_lattice(self._num_ref.n, m)[0]
             stat[self._num_idx] = h / lcm
-            effect[self._num_idx] = w1 / self._w1_scale
+            if w1 is not None:
+                assert self._w1_scale is not None
+                effect[self._num_idx] = w1 / self._w1_scale
         # Categorical features: chi-squared and Jensen-Shannon.
         for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
             wc = cref.window_counts(win[:, f])
@@ -284,6 +344,19 @@ class DriftDetector:
                         for i, f in enumerate(todo):
                             method[f] = how[i]
 
+        if w1 is None and self._num_ref is not None and ks_rows.size:
+            # Effect sizes of the significant numeric features only (see test_sliding).
+            assert self._num_ref.prefix is not None and self._w1_scale is not None
+            for j in np.flatnonzero(significant[ks_rows]).tolist():
+                col = np.sort(win[:, ks_rows[j]])
+                effect[ks_rows[j]] = (
+                    wasserstein_sorted(
+                        self._num_ref.sorted[j], self._num_ref.prefix[j], col,
+                        shift=float(self._num_ref.mean[j]),
+                    )
+                    / self._w1_scale[j]
+                )
+
         known = ~np.isnan(pval)
         padj = np.full(n_feat, np.nan)
         if cfg.correction == "bonferroni":
@@ -295,7 +368,7 @@ class DriftDetector:
 
         drifted = significant.copy()
         if cfg.min_effect_size is not None:
-            drifted &= effect >= cfg.min_effect_size
+            drifted &= np.nan_to_num(effect, nan=-np.inf) >= cfg.min_effect_size
 
         features = [
             FeatureDrift(
@@ -305,7 +378,7 @@ class DriftDetector:
                 p_value=float(pval[f]) if known[f] else None,
                 p_value_adjusted=float(padj[f]) if known[f] else None,
                 p_value_method=method[f],  # type: ignore[arg-type]
-                effect_size=float(effect[f]),
+                effect_size=None if np.isnan(effect[f]) else float(effect[f]),
                 effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
                 significant=bool(significant[f]),
                 drifted=bool(drifted[f]),

@@ -223,3 +223,4 @@ class SlidingKS:
             raise ValueError(f"unknown correction {correction!r}")
         level = alpha / f if correction == "bonferroni" else alpha
         return self.statistic_h() >= ks_critical_h(self.reference.n, self.m, level, method)
+

@@ -195,3 +195,37 @@ def test_power_and_exact_features_for_a_small_shift() -> None:
         exact += report.drifted_features == ["f3", "f11"]
     assert hits / 100 >= 0.95
     assert exact / 100 >= 0.9
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+@pytest.mark.parametrize("min_effect", [None, 0.05])
+def test_sliding_path_equals_full_test(categorical: bool, min_effect: float | None) -> None:
+    rng = np.random.default_rng(11)
+    ref = rng.normal(size=(3000, 4))
+    stream = rng.normal(size=(1600, 4))
+    stream[700:, 1] += 0.4  # drift enters as the window slides
+    cat = np.array([False, False, False, categorical])
+    if categorical:
+        ref[:, 3] = rng.integers(0, 3, len(ref))
+        stream[:, 3] = rng.integers(0, 3, len(stream))
+    det = DriftDetector(
+        ref, ["a", "b", "c", "d"], DriftConfig(min_effect_size=min_effect), categorical=cat
+    )
+    m, k = 1000, 200
+    sk = det.sliding(stream[:m])
+    for pos in range(0, 601, k):
+        win = stream[pos : pos + m]
+        if pos:
+            assert sk is not None
+            sk.step(det.numeric_columns(stream[pos + m - k : pos + m]))
+        full, inc = det.test(win), det.test_sliding(sk, win)
+        assert inc.status == full.status and inc.drifted_features == full.drifted_features
+        for a, b in zip(full.features, inc.features, strict=True):
+            assert (a.statistic, a.p_value, a.p_value_adjusted, a.significant, a.drifted) == (
+                b.statistic, b.p_value, b.p_value_adjusted, b.significant, b.drifted
+            )
+            if b.significant or b.test == "chi2":
+                assert b.effect_size == pytest.approx(a.effect_size, rel=1e-9, abs=1e-12)
+            else:
+                assert b.effect_size is None
+    assert det.test_sliding(sk, stream[:10]).status == "insufficient_data"
