@@ -125,11 +125,13 @@ class Server:
             return json.loads(exc.read())
 
     def wait_drained(self, timeout_s: float = 30.0) -> dict[str, object]:
-        """Wait until the publish queue is empty; returns the last /readyz body."""
+        """Wait until the publish queue (and any spill file) is empty; returns the last /readyz body."""
         deadline = time.monotonic() + timeout_s
         while True:
             state = self.readyz()
-            if not state.get("events_queued") or time.monotonic() > deadline:
+            detail = state.get("publisher")
+            spilled = detail.get("spill_pending", 0) if isinstance(detail, dict) else 0
+            if (not state.get("events_queued") and not spilled) or time.monotonic() > deadline:
                 return state
             time.sleep(0.05)
 
@@ -184,6 +186,7 @@ def start_server(name: str, model_dir: Path, redis_url: str, publish: bool, otel
         "DRIFTWATCH_MODEL_DIR": str(model_dir),
         "DRIFTWATCH_PUBLISH_ENABLED": "true" if publish else "false",
         "DRIFTWATCH_STREAM_MAXLEN": "10000000",
+        "DRIFTWATCH_SPILL_DIR": str(log_dir / f"spill-{name}"),
         # The production default: telemetry on, OTLP over gRPC. The endpoint is a
         # loopback port nothing listens on, so no one else's Collector gets our data;
         # the exporter runs in its own thread every 60 s and never blocks a request.

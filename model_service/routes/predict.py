@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from model_service.deps import Service, Settings
+from model_service.deps import get_service
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
 from shared.http import parse_json_body
@@ -24,13 +24,14 @@ _JSON = "application/json"
     },
     responses={422: {"description": "Malformed sample: the `loc` names the field at fault"}},
 )
-async def predict(request: Request, service: Service, settings: Settings) -> Response:
+async def predict(request: Request) -> Response:
     """Predict one sample (``features``) or a batch (``instances``).
 
     Every prediction is queued for the Redis stream; the answer never waits for Redis.
     """
+    service = get_service(request)
     body = await parse_json_body(request, PredictRequest, UNION_TAGS)
-    matrix = request_matrix(body, service, settings.max_batch_rows)
+    matrix = request_matrix(body, service, request.app.state.settings.max_batch_rows)
     result = service.predict(matrix)
     version = service.metadata.version
     names = service.metadata.class_names
