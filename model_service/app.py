@@ -13,12 +13,14 @@ from fastapi import FastAPI
 from model_service.publisher import EventPublisher
 from model_service.routes import feedback, health, predict
 from model_service.runtime import LiteRTModel
+from model_service.schemas import FeedbackRequest, PredictRequest
 from model_service.service import ModelService
 from model_service.spill import open_spill_files
-from shared.http import BodySizeLimitMiddleware, install_error_handlers
+from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import Reference
 from shared.registry import register_until_done
+from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
 from shared.settings import ModelServiceSettings
 from shared.telemetry import METER_NAME, ModelServiceMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     settings = settings or ModelServiceSettings()
     provider = setup_telemetry("driftwatch-model-service")
+    request_stats = RequestStats()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,12 +65,17 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             register_until_done(client, keys, model.metadata, Reference.load(settings.model_dir))
         )
         app.state.service = ModelService(model, client, publisher, keys, metrics, publish=settings.publish_enabled)
+        # Error rate and latency for the monitor's alert rules (shared/request_stats.py).
+        stats_stop = asyncio.Event()
+        stats_task = asyncio.create_task(flush_periodically(request_stats, client, keys.service_stats, stats_stop))
         try:
             yield
         finally:
             app.state.service = None
             registration.cancel()
             await asyncio.gather(registration, return_exceptions=True)
+            stats_stop.set()
+            await asyncio.wait_for(stats_task, 5.0)
             await publisher.close(settings.publish_close_timeout_s)
             await client.aclose()
             shutdown_telemetry()
@@ -82,8 +90,10 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     app.state.api_key = settings.api_key
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestStatsMiddleware, stats=request_stats)
     instrument_fastapi(app, provider)
     install_error_handlers(app)
+    document_body_models(app, PredictRequest, FeedbackRequest)
     for module in (predict, feedback, health):
         app.include_router(module.router)
     return app

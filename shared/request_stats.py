@@ -14,13 +14,19 @@ about 5% of the truth.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 ERRORS_FIELD = "status:5xx"
 REQUESTS_FIELD = "requests"
@@ -123,3 +129,19 @@ class ServiceHealthReader:
                 p99 = bucket_upper_s(bucket)
                 break
         return ServiceHealth(requests, delta[ERRORS_FIELD] / requests, p99)
+
+
+async def flush_periodically(
+    stats: RequestStats, client: aioredis.Redis, key: str, stop: asyncio.Event, interval_s: float = 5.0
+) -> None:
+    """Flush every ``interval_s`` until ``stop`` is set, then once more; Redis being
+    away only delays the counts (they are kept for the next flush)."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        try:
+            await stats.flush(client, key)
+        except (RedisError, OSError) as exc:
+            log.debug("request stats not flushed: %s", exc)
+        if stop.is_set():
+            return

@@ -20,6 +20,13 @@ from shared.redis_server import LocalRedisServer
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 
+@pytest.fixture(autouse=True)
+def _private_spill_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's model services spill to their own directory: a spill file left by
+    one test (Redis unreachable on purpose) must not be replayed into another's Redis."""
+    monkeypatch.setenv("DRIFTWATCH_SPILL_DIR", str(tmp_path / "spill"))
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[LocalRedisServer]:
     with LocalRedisServer() as server:

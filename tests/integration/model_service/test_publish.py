@@ -73,3 +73,18 @@ def test_model_and_reference_are_registered(client: TestClient, redis_client: re
     reference = Reference.from_bytes(redis_client.get(keys.reference("1")))
     np.testing.assert_array_equal(reference.features, Reference.load(model_dir).features)
     assert redis_client.hget(keys.model_info, "version") == b"1"
+
+
+def test_request_counts_reach_redis_for_the_monitor(model_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    keys = Keys(ModelMetadata.load(model_dir).name)
+    settings = ModelServiceSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_DIR=model_dir)
+    with TestClient(create_app(settings)) as client:
+        for _ in range(5):
+            assert client.post("/predict", json={"features": [0.0] * F}).status_code == 200
+        assert client.post("/predict", json={"features": [0.0]}).status_code == 422
+        assert client.get("/livez").status_code == 200
+    # Flushed at shutdown at the latest; probes are not counted.
+    stats = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.service_stats).items()}
+    assert stats["requests"] == 6
+    assert stats["status:2xx"] == 5 and stats["status:4xx"] == 1
+    assert "status:5xx" not in stats

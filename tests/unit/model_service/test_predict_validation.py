@@ -18,9 +18,10 @@ F = 64
 
 
 @pytest.fixture(scope="module")
-def client(model_dir: Path) -> Iterator[TestClient]:
+def client(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = ModelServiceSettings(
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", DRIFTWATCH_MODEL_DIR=model_dir,
+        DRIFTWATCH_SPILL_DIR=tmp_path_factory.mktemp("spill"),
         DRIFTWATCH_MAX_BATCH_ROWS=8, DRIFTWATCH_MAX_BODY_BYTES=64 * 1024,
     )
     with TestClient(create_app(settings)) as test_client:
@@ -117,4 +118,5 @@ def test_readyz_is_503_without_redis_but_predictions_are_answered(client: TestCl
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["model_loaded"] is True and response.json()["redis"] is False
-    assert response.json()["events_queued"] > 0
+    publisher = response.json()["publisher"]
+    assert publisher["queued"] + publisher["spill_pending"] > 0  # kept, in memory or on disk
