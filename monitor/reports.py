@@ -2,31 +2,56 @@
 
 Reports are keyed by window index, so computing one twice (two replicas, or a
 retry after a crash) writes the same report again instead of a second one.
-A window's raw rows are deleted only after its report is stored.
+A window's raw rows are deleted only after its report is stored (for sliding
+windows, after the last report that needs them: see :mod:`monitor.windows`).
+
+The reference is the training sample registered with the model (default) or,
+with ``DRIFTWATCH_REFERENCE=production``, the first
+``DRIFTWATCH_REFERENCE_SIZE`` predictions each model version served (rounded
+up to whole ingest windows, whose class counts are kept exactly). It is
+stored in Redis per model version, one hash field per window (written with
+``HSETNX``, so replicas and retries agree), and those windows get no report:
+a sample is not tested against itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
+from monitor.drift.sliding import SlidingKS
+from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.registry import read_current_version, read_registered_model
+from shared.settings import MonitorSettings
 
 log = logging.getLogger(__name__)
 
 
 class WindowDriftReport(DriftReport):
-    """A detector's report plus where it came from."""
+    """A detector's report plus where it came from.
+
+    ``window`` is the drift window's index (for sliding windows, the index of
+    its newest step); ``window_first`` the oldest ingest window it covers.
+    ``window_mode``, ``window_step`` and ``reference_source`` say how the
+    window and the reference were made; ``ks_method`` and ``min_window_size``
+    complete the thresholds (``alpha``, ``correction``, ``per_test_level``,
+    ``min_effect_size``) and sample sizes (``reference_size``,
+    ``window_size``) of the :class:`DriftReport`.
+    """
 
     window: int
     model: str
@@ -34,6 +59,12 @@ class WindowDriftReport(DriftReport):
     window_start: datetime
     window_end: datetime
     computed_at: datetime
+    window_mode: WindowMode = "count"
+    window_first: int | None = None
+    window_step: int | None = None
+    ks_method: str = "auto"
+    min_window_size: int | None = None
+    reference_source: Literal["training", "production"] = "training"
 
 
 class ReportPage(BaseModel):
@@ -44,32 +75,142 @@ def _ms_to_datetime(ms: bytes | None) -> datetime:
     return datetime.fromtimestamp(int(ms or 0) / 1000, tz=UTC)
 
 
-class ModelCatalog:
-    """Registered model versions and their detectors, built once per version."""
+ReferenceSource = Literal["training", "production"]
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, config: DriftConfig) -> None:
+
+@dataclass(frozen=True, slots=True)
+class ReferencePolicy:
+    """Where the drift reference comes from (``DRIFTWATCH_REFERENCE``, ``..._SIZE``)."""
+
+    source: ReferenceSource = "training"
+    size: int = 1_000
+
+    @classmethod
+    def from_settings(cls, settings: MonitorSettings) -> ReferencePolicy:
+        return cls(source=settings.reference, size=settings.reference_size)
+
+
+def _env_settings() -> MonitorSettings | None:
+    """Settings from the environment, for callers that did not pass policies."""
+    try:
+        return MonitorSettings()
+    except ValueError as exc:  # invalid environment: keep the defaults, say why
+        log.warning("monitor settings unreadable (%s); default windows and reference", exc)
+        return None
+
+
+class ModelCatalog:
+    """Registered model versions and their detectors, built once per version.
+
+    ``reference`` defaults to the environment's ``DRIFTWATCH_REFERENCE``
+    settings; with ``source="production"`` a version's detector exists once
+    its first ``size`` predictions are stored (:meth:`add_reference_window`).
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        config: DriftConfig,
+        reference: ReferencePolicy | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
+        if reference is None:
+            env = _env_settings()
+            reference = ReferencePolicy.from_settings(env) if env is not None else ReferencePolicy()
+            if env is not None and "min_window_size" not in config.model_fields_set:
+                config = config.model_copy(update={"min_window_size": env.min_window_size})
         self.config = config
+        self.reference = reference
         self._detectors: dict[str, tuple[ModelMetadata, DriftDetector]] = {}
+        self._metadata: dict[str, ModelMetadata] = {}
+        # Production references: the ingest windows they were built from.
+        self.reference_windows: dict[str, set[int]] = {}
+
+    def production_key(self, version: str) -> str:
+        """Hash: window index -> rows, ``<window>:classes`` -> class counts JSON."""
+        return f"{self.keys.prefix}:reference:production:{version}"
+
+    async def metadata(self, version: str) -> ModelMetadata | None:
+        if version not in self._metadata:
+            registered = await read_registered_model(self.client, self.keys, version)
+            if registered is None:
+                return None
+            self._metadata[version] = registered[0]
+        return self._metadata[version]
 
     async def get(self, version: str) -> tuple[ModelMetadata, DriftDetector] | None:
         if version not in self._detectors:
             registered = await read_registered_model(self.client, self.keys, version)
             if registered is None:
                 return None
-            metadata, reference = registered
+            metadata, training = registered
+            self._metadata[version] = metadata
+            if self.reference.source == "production":
+                built = await self._production_reference(version, metadata)
+                if built is None:
+                    return None
+                features, classes = built
+            else:
+                features, classes = training.features, training.predicted_classes
             detector = await asyncio.to_thread(
                 DriftDetector,
-                reference=reference.features,
+                reference=features,
                 feature_names=metadata.feature_names,
                 config=self.config,
                 categorical=np.array(metadata.categorical, dtype=bool),
-                reference_classes=reference.predicted_classes,
+                reference_classes=classes,
                 n_classes=metadata.n_classes,
             )
             self._detectors[version] = (metadata, detector)
         return self._detectors[version]
+
+    async def _production_reference(
+        self, version: str, metadata: ModelMetadata
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The stored production reference of a version, once it has ``size`` rows."""
+        stored = await self.client.hgetall(self.production_key(version))
+        windows = sorted(int(k) for k in stored if not k.endswith(b":classes"))
+        blobs = [stored[str(w).encode()] for w in windows]
+        rows = sum(len(b) for b in blobs) // (4 * metadata.n_features)
+        if rows < self.reference.size:
+            return None
+        features = np.frombuffer(b"".join(blobs), dtype=FLOAT).reshape(rows, metadata.n_features)
+        counts = np.zeros(metadata.n_classes, dtype=np.int64)
+        for w in windows:
+            for cls, n in json.loads(stored[f"{w}:classes".encode()]).items():
+                counts[int(cls)] += int(n)
+        self.reference_windows[version] = set(windows)
+        return features, np.repeat(np.arange(metadata.n_classes), counts)
+
+    async def add_reference_window(
+        self, version: str, window: int, rows: list[bytes], class_counts: dict[bytes, bytes]
+    ) -> bool:
+        """Offer a window to a production reference still being built.
+
+        Returns True if the window became part of it (then it gets no report).
+        Windows are taken whole, oldest first, until the reference holds
+        ``size`` rows; a retry or a second replica offering the same window
+        changes nothing (``HSETNX``).
+        """
+        key = self.production_key(version)
+        stored = await self.client.hgetall(key)
+        have = {int(k) for k in stored if not k.endswith(b":classes")}
+        if window in have:
+            return True
+        metadata = await self.metadata(version)
+        if metadata is None:
+            return False
+        n_rows = sum(len(stored[str(w).encode()]) for w in have) // (4 * metadata.n_features)
+        if n_rows >= self.reference.size:
+            return False  # complete: later windows are tested
+        classes = json.dumps({k.decode(): int(v) for k, v in class_counts.items()})
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, str(window), b"".join(rows))
+            pipe.hsetnx(key, f"{window}:classes", classes)
+            await pipe.execute()
+        return True
 
     async def latest(self) -> tuple[ModelMetadata, DriftDetector] | None:
         """The version the model service registered last."""
@@ -77,16 +218,47 @@ class ModelCatalog:
         return await self.get(version) if version else None
 
     async def n_features(self, version: str) -> int | None:
-        entry = await self.get(version)
-        return entry[0].n_features if entry else None
+        metadata = await self.metadata(version)
+        return metadata.n_features if metadata else None
+
+
+@dataclass
+class _SlidingState:
+    """This replica's incremental state of the last sliding window it reported."""
+
+    version: str
+    last: int
+    sliding: SlidingKS | None
+    steps: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque)  # (rows, classes)
 
 
 class DriftReporter:
-    def __init__(self, client: aioredis.Redis, keys: Keys, catalog: ModelCatalog, history_max: int) -> None:
+    """Reports full windows (see :mod:`monitor.windows`).
+
+    ``windows`` defaults to the environment's ``DRIFTWATCH_WINDOW_*``
+    settings, so the existing call site ``DriftReporter(client, keys,
+    catalog, history_max)`` follows the configured mode.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        catalog: ModelCatalog,
+        history_max: int,
+        windows: WindowPolicy | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.catalog = catalog
         self.history_max = history_max
+        if windows is None:
+            env = _env_settings()
+            windows = WindowPolicy.from_settings(env) if env is not None else WindowPolicy()
+        self.windows = windows
+        self.store = WindowStore(client, keys, windows)
+        self._sliding: _SlidingState | None = None
+        self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
 
     async def report_pending(self) -> list[WindowDriftReport]:
         """Report every full window not reported yet, oldest first."""
@@ -99,44 +271,97 @@ class DriftReporter:
         return reports
 
     async def report_window(self, window: int) -> WindowDriftReport | None:
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.lrange(self.keys.window_rows(window), 0, -1)
-            pipe.hgetall(self.keys.window_classes(window))
-            pipe.hgetall(self.keys.window_meta(window))
-            rows, class_counts, meta = await pipe.execute()
-        if not rows:  # reported already by another replica
+        policy = self.windows
+        members = policy.members(window)
+        ((own_rows, own_classes, meta),) = await self.store.read([window], with_rows=False)
+        if not own_rows or b"model_version" not in meta:  # reported already by another replica
             await self.client.srem(self.keys.windows_to_report, window)
             return None
         version = meta[b"model_version"].decode()
         entry = await self.catalog.get(version)
+        if entry is None and self.catalog.reference.source == "production":
+            rows = (await self.store.read([window]))[0][0]
+            if await self.catalog.add_reference_window(version, window, rows, own_classes):
+                await self.store.skip(window)
+                log.info("window %d: part of the production reference of version %s", window, version)
+                return None
+            entry = await self.catalog.get(version)
         if entry is None:
             log.warning("window %d: model version %s not registered yet; will retry", window, version)
             return None
         metadata, detector = entry
-        features = np.frombuffer(b"".join(rows), dtype=FLOAT).reshape(len(rows), -1)
-        classes = np.repeat(
-            np.array([int(k) for k in class_counts], dtype=np.int64),
-            np.array([int(v) for v in class_counts.values()], dtype=np.int64),
+        # Members: same model version, never a window of the production reference.
+        skip = self.catalog.reference_windows.get(version, set())
+        metas = await self.store.read(members, with_rows=False)
+        first = window
+        for w, (_, _, m_meta) in zip(reversed(members), reversed(metas), strict=True):
+            if w in skip or m_meta.get(b"model_version", b"").decode() != version:
+                break
+            first = w
+        members = list(range(first, window + 1))
+        first_meta = metas[len(metas) - len(members)][2]
+
+        state, self._sliding = self._sliding, None  # restored only if this report succeeds
+        incremental = (
+            policy.mode == "sliding"
+            and state is not None
+            and state.version == version
+            and state.last == window - 1
+            and len(state.steps) == policy.span == len(members)
+            and state.sliding is not None
         )
-        result = await asyncio.to_thread(detector.test, features, classes)
+        if incremental:
+            assert state is not None and state.sliding is not None
+            ((rows, new_classes, _),) = await self.store.read([window])
+            new = _decode_rows(rows, metadata.n_features)
+            state.steps.popleft()
+            state.steps.append((new, _decode_classes(new_classes)))
+            sliding = state.sliding
+            await asyncio.to_thread(sliding.step, detector.numeric_columns(new))
+            self.incremental_steps += 1
+        else:
+            read = await self.store.read(members)
+            if any(not r for r, _, _ in read):  # a member's rows are gone: reported already
+                await self.client.srem(self.keys.windows_to_report, window)
+                return None
+            steps = deque((_decode_rows(r, metadata.n_features), _decode_classes(c)) for r, c, _ in read)
+            sliding = None
+            if policy.mode == "sliding" and len(members) == policy.span:
+                sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
+            state = _SlidingState(version, window, sliding, steps)
+        features = np.concatenate([s[0] for s in state.steps]) if len(state.steps) > 1 else state.steps[0][0]
+        classes = np.concatenate([s[1] for s in state.steps])
+        if policy.mode == "sliding" and state.sliding is not None:
+            result = await asyncio.to_thread(detector.test_sliding, state.sliding, features, classes)
+        else:
+            result = await asyncio.to_thread(detector.test, features, classes)
+        state.last = window
+        self._sliding = state if policy.mode == "sliding" else None
+
+        if policy.mode == "time":
+            start, end = policy.time_bounds(window)
+        else:
+            start, end = _ms_to_datetime(first_meta.get(b"first_ts")), _ms_to_datetime(meta.get(b"last_ts"))
         report = WindowDriftReport(
             **result.model_dump(),
             window=window,
             model=metadata.name,
             model_version=version,
-            window_start=_ms_to_datetime(meta.get(b"first_ts")),
-            window_end=_ms_to_datetime(meta.get(b"last_ts")),
+            window_start=start,
+            window_end=end,
             computed_at=datetime.now(UTC),
+            window_mode=policy.mode,
+            window_first=first,
+            window_step=policy.step if policy.mode == "sliding" else None,
+            ks_method=detector.config.ks_method,
+            min_window_size=detector.config.min_window_size,
+            reference_source=self.catalog.reference.source,
         )
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.drift_reports, str(window), report.model_dump_json())
-            pipe.zadd(self.keys.drift_index, {str(window): window})
-            pipe.srem(self.keys.windows_to_report, window)
-            pipe.delete(self.keys.window_rows(window))
-            await pipe.execute()
+        await self.store.store(window, first, report.model_dump_json())
         await self._trim_history()
-        log.info("window %d: dataset drift=%s (%.0f%% features) in %.0f ms", window, report.dataset_drift,
-                 100 * report.drifted_share, (time.time() - report.computed_at.timestamp()) * 1000)
+        log.info("window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", window, report.status,
+                 report.dataset_drift, 100 * report.drifted_share,
+                 (time.time() - report.computed_at.timestamp()) * 1000)
         return report
 
     async def _trim_history(self) -> None:
@@ -158,3 +383,14 @@ class DriftReporter:
             return []
         raw = await self.client.hmget(self.keys.drift_reports, windows)
         return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
+
+
+def _decode_rows(rows: list[bytes], n_features: int) -> np.ndarray:
+    return np.frombuffer(b"".join(rows), dtype=FLOAT).reshape(len(rows), n_features)
+
+
+def _decode_classes(counts: dict[bytes, bytes]) -> np.ndarray:
+    return np.repeat(
+        np.array([int(k) for k in counts], dtype=np.int64),
+        np.array([int(v) for v in counts.values()], dtype=np.int64),
+    )

@@ -1,0 +1,168 @@
+"""Drift windows: which ingest windows make up a drift window, and when their rows go.
+
+The ingest script (:mod:`monitor.state`) files each prediction's row into an
+*ingest window* and marks the window for reporting when it closes. A drift
+window is built from those:
+
+- ``count`` (default): tumbling windows of ``DRIFTWATCH_WINDOW_SIZE``
+  predictions; one ingest window is one drift window.
+- ``sliding``: the ingest windows are the *steps* (``DRIFTWATCH_WINDOW_SIZE``
+  rows each) and drift window ``w`` is the last ``span = SLIDING_SIZE / STEP``
+  steps ``w - span + 1 .. w`` (fewer while the stream is young: those windows
+  are smaller, and below the minimum size they report ``insufficient_data``).
+  A step's rows are needed by ``span`` drift windows, so they are deleted when
+  the last of those is stored, not before: every report records, inside one
+  script, which steps it used (``used-by`` sets; idempotent, so two replicas
+  reporting the same window change nothing), and a step whose set is complete
+  loses its rows.
+- ``time``: tumbling windows of ``DRIFTWATCH_WINDOW_SECONDS`` of prediction
+  time. The ingest script must file rows by ``floor(ts / window_ms)`` and
+  close a window once a later one has received data (see the closing note
+  of the change request); the reporter side is the same as ``count``, with
+  the window's bounds read from its index.
+
+Why the reporter composes sliding windows instead of the ingest script
+copying each row into ``span`` windows: memory and ingest cost stay those of
+one tumbling window per step, and the incremental KS (:class:`SlidingKS`)
+needs exactly one new step per report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from shared.keys import Keys
+from shared.settings import MonitorSettings
+
+__all__ = ["WindowMode", "WindowPolicy", "WindowStore"]
+
+WindowMode = Literal["count", "time", "sliding"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    """How drift windows are made from ingest windows.
+
+    ``step`` is the ingest window size in rows (``DRIFTWATCH_WINDOW_SIZE``);
+    ``size`` the drift window size in rows (``DRIFTWATCH_SLIDING_SIZE`` for
+    sliding windows, else ``step``); ``seconds`` the time window length.
+    """
+
+    mode: WindowMode = "count"
+    step: int = 1_000
+    size: int = 1_000
+    seconds: int = 300
+    min_size: int = 30
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or self.size < 1 or self.seconds < 1 or self.min_size < 1:
+            raise ValueError("window sizes must be positive")
+        if self.mode == "sliding":
+            if self.size % self.step or self.size < self.step:
+                raise ValueError(
+                    f"sliding window of {self.size} rows must be a multiple of its step of {self.step} rows"
+                )
+        elif self.size != self.step:
+            raise ValueError("only sliding windows differ in size from their ingest windows")
+
+    @classmethod
+    def from_settings(cls, settings: MonitorSettings) -> WindowPolicy:
+        mode = settings.window_mode
+        return cls(
+            mode=mode,
+            step=settings.window_size,
+            size=settings.sliding_size if mode == "sliding" else settings.window_size,
+            seconds=settings.window_seconds,
+            min_size=settings.min_window_size,
+        )
+
+    @property
+    def span(self) -> int:
+        """Ingest windows per drift window."""
+        return self.size // self.step if self.mode == "sliding" else 1
+
+    def members(self, window: int) -> list[int]:
+        """The ingest windows of drift window ``window``, oldest first."""
+        return list(range(max(0, window - self.span + 1), window + 1))
+
+    def time_bounds(self, window: int) -> tuple[datetime, datetime]:
+        """Start and end of a time window (``mode="time"``)."""
+        ms = self.seconds * 1000
+        return (
+            datetime.fromtimestamp(window * ms / 1000, tz=UTC),
+            datetime.fromtimestamp((window + 1) * ms / 1000, tz=UTC),
+        )
+
+
+# Store a report and release the rows no later window needs, atomically.
+_STORE_REPORT = """
+local prefix = ARGV[1]
+local w = tonumber(ARGV[2])
+local span = tonumber(ARGV[3])
+local first = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
+redis.call('ZADD', KEYS[2], w, ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+local released = {}
+for j = first, w do
+  local used = prefix .. ':window:' .. j .. ':used-by'
+  redis.call('SADD', used, ARGV[2])
+  if redis.call('SCARD', used) >= span then
+    redis.call('DEL', prefix .. ':window:' .. j .. ':rows', used)
+    released[#released + 1] = j
+  end
+end
+return released
+"""
+
+
+class WindowStore:
+    """The reporter's side of the window state: read members, store a report."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy) -> None:
+        self.client = client
+        self.keys = keys
+        self.policy = policy
+        self._store = client.register_script(_STORE_REPORT)
+
+    def used_by(self, window: int) -> str:
+        """Set: drift windows stored that used this ingest window's rows (sliding)."""
+        return f"{self.keys.prefix}:window:{window}:used-by"
+
+    async def read(
+        self, windows: list[int], with_rows: bool = True
+    ) -> list[tuple[list[bytes], dict[bytes, bytes], dict[bytes, bytes]]]:
+        """Rows (or ``[]`` when not asked), class counts and meta of each window, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for w in windows:
+                if with_rows:
+                    pipe.lrange(self.keys.window_rows(w), 0, -1)
+                else:
+                    pipe.llen(self.keys.window_rows(w))
+                pipe.hgetall(self.keys.window_classes(w))
+                pipe.hgetall(self.keys.window_meta(w))
+            raw = await pipe.execute()
+        out = []
+        for i in range(len(windows)):
+            rows, classes, meta = raw[3 * i : 3 * i + 3]
+            out.append((rows if with_rows else [b""] * int(rows), classes, meta))
+        return out
+
+    async def store(self, window: int, first_member: int, report_json: str) -> list[int]:
+        """Store the report of ``window`` (members ``first_member .. window``); return released windows."""
+        released = await self._store(
+            keys=[self.keys.drift_reports, self.keys.drift_index, self.keys.windows_to_report],
+            args=[self.keys.prefix, window, self.policy.span, first_member, report_json],
+        )
+        return [int(j) for j in released]
+
+    async def skip(self, window: int) -> None:
+        """Drop a window that gets no report (its rows went into a production reference)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.srem(self.keys.windows_to_report, window)
+            pipe.delete(self.keys.window_rows(window))
+            await pipe.execute()
