@@ -168,7 +168,7 @@ def train(
         version=config.version,
         feature_names=dataset.feature_names,
         class_names=dataset.class_names,
-        categorical=categorical_mask(x[split.train]),
+        categorical=dataset.categorical if dataset.categorical is not None else categorical_mask(x[split.train]),
         training=TrainingSummary(
             test_accuracy=float(test_accuracy),
             test_loss=float(test_loss),

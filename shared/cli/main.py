@@ -30,6 +30,9 @@ def _logging(level: str) -> None:
 def train(
     data: Annotated[str, typer.Option(help="'digits' (bundled with scikit-learn) or a CSV path")] = "digits",
     label_column: Annotated[str, typer.Option(help="Label column of a CSV")] = "label",
+    categorical: Annotated[
+        str, typer.Option(help="Features tested with chi-squared: 'auto' (declared or detected), 'none', or a,b,c")
+    ] = "auto",
     out: Annotated[Path, typer.Option(help="Model directory to write")] = DEFAULT_MODEL_DIR,
     name: Annotated[str, typer.Option(help="Model name (keys in Redis carry it)")] = "digits-mlp",
     version: Annotated[str, typer.Option(help="Model version")] = "1",
@@ -44,7 +47,7 @@ def train(
     from model_service.trainer.train import TrainConfig
     from model_service.trainer.train import train as run_training
 
-    dataset = load_dataset(data, label_column)
+    dataset = load_dataset(data, label_column, categorical)
     console.print(
         f"Training on [bold]{dataset.source}[/]: {len(dataset.labels)} rows, "
         f"{len(dataset.feature_names)} features, {len(dataset.class_names)} classes"

@@ -49,17 +49,25 @@ class Traffic:
 
 
 def make_traffic(
-    scenario: Scenario, features: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], n: int, seed: int
+    scenario: Scenario,
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    n: int,
+    seed: int,
+    window: int | None = None,
 ) -> Traffic:
+    """``n`` rows of the scenario. With ``window``, every consecutive block of that
+    many rows is drawn without replacement (a fresh permutation prefix), so a
+    monitor window aligned with the blocks never sees a row twice: a true
+    no-drift draw whenever the window is no larger than the held-out sample."""
     rng = np.random.default_rng(seed)
     if scenario is Scenario.label_shift:
         weights = np.where(labels <= 1, 8.0, 1.0)
         rows = rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
     else:
-        # Whole permutations, one after another: no row repeats until every row
-        # was used, so a window no larger than the sample is a true no-drift draw.
-        cycles = -(-n // len(labels))
-        rows = np.concatenate([rng.permutation(len(labels)) for _ in range(cycles)])[:n]
+        block = min(window or len(labels), len(labels))
+        blocks = -(-n // block)
+        rows = np.concatenate([rng.permutation(len(labels))[:block] for _ in range(blocks)])[:n]
     x = features[rows].copy()
     if scenario is Scenario.covariate_shift:
         x[:, SHIFTED_FEATURES] = np.minimum(x[:, SHIFTED_FEATURES] + SHIFT, PIXEL_MAX)
@@ -144,7 +152,12 @@ def run_simulation(
         last_window = (first_window * size + n) // size - 1
         if last_window < first_window:
             console.print(f"[yellow]{n} predictions do not fill a window of {size}: send at least {size}.[/]")
-        traffic = make_traffic(scenario, features, labels, total, seed)
+        # The top-up finishes a window that is not ours; then whole windows, each
+        # drawn without replacement from the held-out sample.
+        top_traffic = make_traffic(scenario, features, labels, top_up, seed + 1)
+        ours = make_traffic(scenario, features, labels, n, seed, window=size)
+        traffic = Traffic(np.concatenate([top_traffic.features, ours.features]),
+                          np.concatenate([top_traffic.labels, ours.labels]))
         console.print(f"Scenario [bold]{scenario.value}[/]: sending {total} predictions "
                       f"({top_up} to finish the window in progress) in batches of {batch}...")
         started = time.monotonic()
