@@ -140,6 +140,10 @@ def run_simulation(
     seed: int,
     console: Console,
 ) -> int:
+    if not (model_dir / HOLDOUT_FILE).exists():
+        console.print(f"[red]No held-out sample at {model_dir / HOLDOUT_FILE}[/]: point --model-dir at a model "
+                      "directory written by `driftwatch train` (or `driftwatch up`, which trains one first).")
+        return 2
     with np.load(model_dir / HOLDOUT_FILE) as holdout:
         features, labels = holdout["features"].astype(np.float32), holdout["labels"].astype(np.int64)
     with httpx.Client(timeout=30.0) as client:
