@@ -66,8 +66,8 @@ def make_traffic(
         rows = rng.choice(len(labels), size=n, replace=True, p=weights / weights.sum())
     else:
         block = min(window or len(labels), len(labels))
-        blocks = -(-n // block)
-        rows = np.concatenate([rng.permutation(len(labels))[:block] for _ in range(blocks)])[:n]
+        blocks = [rng.permutation(len(labels))[:block] for _ in range(-(-n // block))]
+        rows = np.concatenate(blocks)[:n] if blocks else np.empty(0, dtype=np.int64)
     x = features[rows].copy()
     if scenario is Scenario.covariate_shift:
         x[:, SHIFTED_FEATURES] = np.minimum(x[:, SHIFTED_FEATURES] + SHIFT, PIXEL_MAX)
@@ -159,9 +159,9 @@ def run_simulation(
         # The top-up finishes a window that is not ours; then whole windows, each
         # drawn without replacement from the held-out sample.
         top_traffic = make_traffic(scenario, features, labels, top_up, seed + 1)
-        ours = make_traffic(scenario, features, labels, n, seed, window=size)
-        traffic = Traffic(np.concatenate([top_traffic.features, ours.features]),
-                          np.concatenate([top_traffic.labels, ours.labels]))
+        run_traffic = make_traffic(scenario, features, labels, n, seed, window=size)
+        traffic = Traffic(np.concatenate([top_traffic.features, run_traffic.features]),
+                          np.concatenate([top_traffic.labels, run_traffic.labels]))
         console.print(f"Scenario [bold]{scenario.value}[/]: sending {total} predictions "
                       f"({top_up} to finish the window in progress) in batches of {batch}...")
         started = time.monotonic()
