@@ -41,53 +41,125 @@ local function delay_bucket(delay_ms)
 end
 """
 
+# Work per batch, not per event: one HMGET per join bucket finds the new
+# predictions and the labels already waiting for them, one INCRBY numbers them,
+# and each window gets one variadic RPUSH and its counts summed in Lua first.
+# Redis-side cost per event fell from 14.0 us to 7.8 us (benchmarks/ingest.py, one run).
 _INGEST_PREDICTIONS = _DELAY_BUCKET + """
 local prefix = ARGV[1]
 local size = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local bucket_ms = tonumber(ARGV[4])
-local new = 0
-local closed = {}
-for i = 5, #ARGV, 6 do
-  local id, ts, mv, cls, x, conf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local bucket = math.floor(tonumber(string.sub(id, 1, 12), 16) / bucket_ms)
-  local join = prefix .. ':join:' .. bucket
-  if redis.call('HEXISTS', join .. ':pred', id) == 0 then
-    local n = redis.call('INCR', prefix .. ':ingested')
+local FIELDS = 6
+local CHUNK = 4000
+
+-- Variadic commands in chunks: unpack() is bounded by the Lua C stack.
+local function call_chunked(command, key, values)
+  for first = 1, #values, CHUNK do
+    redis.call(command, key, unpack(values, first, math.min(first + CHUNK - 1, #values)))
+  end
+end
+
+local function add_counts(key, counts)
+  for field, count in pairs(counts) do redis.call('HINCRBY', key, field, count) end
+end
+
+local function increment(counts, field)
+  counts[field] = (counts[field] or 0) + 1
+end
+
+-- 1. Group the batch by join bucket (the prediction time is in the id).
+local buckets, bucket_order, bucket_of = {}, {}, {}
+for i = 5, #ARGV, FIELDS do
+  local b = math.floor(tonumber(string.sub(ARGV[i], 1, 12), 16) / bucket_ms)
+  if not buckets[b] then buckets[b] = {}; bucket_order[#bucket_order + 1] = b end
+  local members = buckets[b]
+  members[#members + 1] = i
+  bucket_of[i] = b
+end
+
+-- 2. New predictions (never joined, first in the batch) and their waiting labels.
+local is_new, waiting_label, seen, new_count = {}, {}, {}, 0
+for _, b in ipairs(bucket_order) do
+  local members, ids = buckets[b], {}
+  for k, i in ipairs(members) do ids[k] = ARGV[i] end
+  local join = prefix .. ':join:' .. b
+  local known = redis.call('HMGET', join .. ':pred', unpack(ids))
+  local labels = redis.call('HMGET', join .. ':label', unpack(ids))
+  for k, i in ipairs(members) do
+    if not known[k] and not seen[ARGV[i]] then
+      seen[ARGV[i]] = true
+      is_new[i] = true
+      waiting_label[i] = labels[k]
+      new_count = new_count + 1
+    end
+  end
+end
+if new_count == 0 then return {0, {}} end
+
+-- 3. Number them in batch order and gather per window.
+local n = redis.call('INCRBY', prefix .. ':ingested', new_count) - new_count
+local windows, window_order, joins, closed = {}, {}, {}, {}
+local confusion_total, delay_total = {}, {}
+for i = 5, #ARGV, FIELDS do
+  if is_new[i] then
+    n = n + 1
     local w = math.floor((n - 1) / size)
-    local wk = prefix .. ':window:' .. w
-    redis.call('RPUSH', wk .. ':rows', x)
-    redis.call('HINCRBY', wk .. ':classes', cls, 1)
-    redis.call('HINCRBY', wk .. ':confidence', conf, 1)
-    local first = redis.call('HGET', wk .. ':meta', 'first_ts')
-    if (not first) or tonumber(ts) < tonumber(first) then
-      redis.call('HSET', wk .. ':meta', 'first_ts', ts)
+    local W = windows[w]
+    if not W then
+      W = {rows = {}, classes = {}, confidence = {}, confusion = {}, delays = {}}
+      windows[w] = W
+      window_order[#window_order + 1] = w
     end
-    local last = redis.call('HGET', wk .. ':meta', 'last_ts')
-    if (not last) or tonumber(ts) > tonumber(last) then
-      redis.call('HSET', wk .. ':meta', 'last_ts', ts)
-    end
-    redis.call('HSET', wk .. ':meta', 'model_version', mv)
-    redis.call('HSET', join .. ':pred', id, w .. ':' .. cls)
-    redis.call('EXPIRE', join .. ':pred', ttl)
-    local stored = redis.call('HGET', join .. ':label', id)
+    local id, ts, mv, cls = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+    W.rows[#W.rows + 1] = ARGV[i + 4]
+    increment(W.classes, cls)
+    increment(W.confidence, ARGV[i + 5])
+    if not W.first or ts < W.first then W.first = ts end
+    if not W.last or ts > W.last then W.last = ts end
+    W.version = mv
+    local b = bucket_of[i]
+    local fields = joins[b]
+    if not fields then fields = {}; joins[b] = fields end
+    fields[#fields + 1] = id
+    fields[#fields + 1] = w .. ':' .. cls
+    local stored = waiting_label[i]
     if stored then
       local sep = string.find(stored, ':')
-      local label, feedback_ts = string.sub(stored, 1, sep - 1), tonumber(string.sub(stored, sep + 1))
-      redis.call('HINCRBY', wk .. ':confusion', label .. ':' .. cls, 1)
-      redis.call('HINCRBY', prefix .. ':confusion:total', label .. ':' .. cls, 1)
-      local d = delay_bucket(feedback_ts - tonumber(ts))
-      redis.call('HINCRBY', wk .. ':label-delay', d, 1)
-      redis.call('HINCRBY', prefix .. ':label-delay:total', d, 1)
+      local pair = string.sub(stored, 1, sep - 1) .. ':' .. cls
+      local d = delay_bucket(tonumber(string.sub(stored, sep + 1)) - ts)
+      increment(W.confusion, pair)
+      increment(confusion_total, pair)
+      increment(W.delays, d)
+      increment(delay_total, d)
     end
     if n % size == 0 then
       redis.call('SADD', prefix .. ':windows:to-report', w)
       closed[#closed + 1] = w
     end
-    new = new + 1
   end
 end
-return {new, closed}
+
+-- 4. Write: per window, per join bucket, and the totals.
+for _, w in ipairs(window_order) do
+  local W, wk = windows[w], prefix .. ':window:' .. w
+  call_chunked('RPUSH', wk .. ':rows', W.rows)
+  add_counts(wk .. ':classes', W.classes)
+  add_counts(wk .. ':confidence', W.confidence)
+  add_counts(wk .. ':confusion', W.confusion)
+  add_counts(wk .. ':label-delay', W.delays)
+  local meta = redis.call('HMGET', wk .. ':meta', 'first_ts', 'last_ts')
+  if (not meta[1]) or W.first < tonumber(meta[1]) then redis.call('HSET', wk .. ':meta', 'first_ts', W.first) end
+  if (not meta[2]) or W.last > tonumber(meta[2]) then redis.call('HSET', wk .. ':meta', 'last_ts', W.last) end
+  redis.call('HSET', wk .. ':meta', 'model_version', W.version)
+end
+for b, fields in pairs(joins) do
+  call_chunked('HSET', prefix .. ':join:' .. b .. ':pred', fields)
+  redis.call('EXPIRE', prefix .. ':join:' .. b .. ':pred', ttl)
+end
+add_counts(prefix .. ':confusion:total', confusion_total)
+add_counts(prefix .. ':label-delay:total', delay_total)
+return {new_count, closed}
 """
 
 _INGEST_FEEDBACK = _DELAY_BUCKET + """
