@@ -33,75 +33,6 @@ from shared.redis_server import LocalRedisServer
 
 RAW_GROUP = "raw-bench"
 
-# The fix proposed for monitor/state.py's prediction script (same keys, same semantics):
-# per event only HSETNX (dedup and join entry in one call) and HGET of a waiting label;
-# per batch and window one INCRBY, one variadic RPUSH, the class counts, the meta, one EXPIRE.
-PROPOSED_INGEST = """
-local function delay_bucket(delay_ms)
-  if delay_ms < 0 then delay_ms = 0 end
-  return math.floor(4 * math.log(delay_ms / 1000 + 1) / math.log(2))
-end
-local prefix = ARGV[1]
-local size = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local bucket_ms = tonumber(ARGV[4])
-local n0 = tonumber(redis.call('GET', prefix .. ':ingested') or '0')
-local n = n0
-local closed, rows, classes, meta, confusion, joins, confs, delays = {}, {}, {}, {}, {}, {}, {}, {}
-for i = 5, #ARGV, 6 do
-  local id, ts, mv, cls, x, conf = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local join = prefix .. ':join:' .. math.floor(tonumber(string.sub(id, 1, 12), 16) / bucket_ms)
-  local w = math.floor(n / size)
-  if redis.call('HSETNX', join .. ':pred', id, w .. ':' .. cls) == 1 then
-    n = n + 1
-    joins[join] = true
-    if not rows[w] then
-      rows[w] = {}; classes[w] = {}; confs[w] = {}; delays[w] = {}; meta[w] = {tonumber(ts), tonumber(ts), mv}
-    end
-    local r = rows[w]; r[#r + 1] = x
-    classes[w][cls] = (classes[w][cls] or 0) + 1
-    confs[w][conf] = (confs[w][conf] or 0) + 1
-    local m = meta[w]; local t = tonumber(ts)
-    if t < m[1] then m[1] = t end
-    if t > m[2] then m[2] = t end
-    m[3] = mv
-    local stored = redis.call('HGET', join .. ':label', id)
-    if stored then
-      local sep = string.find(stored, ':')
-      local label, feedback_ts = string.sub(stored, 1, sep - 1), tonumber(string.sub(stored, sep + 1))
-      local c = confusion[w] or {}; confusion[w] = c
-      c[label .. ':' .. cls] = (c[label .. ':' .. cls] or 0) + 1
-      local d = delay_bucket(feedback_ts - t)
-      delays[w][d] = (delays[w][d] or 0) + 1
-    end
-    if n % size == 0 then redis.call('SADD', prefix .. ':windows:to-report', w); closed[#closed + 1] = w end
-  end
-end
-if n > n0 then redis.call('INCRBY', prefix .. ':ingested', n - n0) end
-for w, r in pairs(rows) do
-  local wk = prefix .. ':window:' .. w
-  for j = 1, #r, 1000 do redis.call('RPUSH', wk .. ':rows', unpack(r, j, math.min(j + 999, #r))) end
-  for cls, k in pairs(classes[w]) do redis.call('HINCRBY', wk .. ':classes', cls, k) end
-  for b, k in pairs(confs[w]) do redis.call('HINCRBY', wk .. ':confidence', b, k) end
-  for d, k in pairs(delays[w]) do
-    redis.call('HINCRBY', wk .. ':label-delay', d, k)
-    redis.call('HINCRBY', prefix .. ':label-delay:total', d, k)
-  end
-  local m = meta[w]
-  local first = redis.call('HGET', wk .. ':meta', 'first_ts')
-  if (not first) or m[1] < tonumber(first) then redis.call('HSET', wk .. ':meta', 'first_ts', m[1]) end
-  local last = redis.call('HGET', wk .. ':meta', 'last_ts')
-  if (not last) or m[2] > tonumber(last) then redis.call('HSET', wk .. ':meta', 'last_ts', m[2]) end
-  redis.call('HSET', wk .. ':meta', 'model_version', m[3])
-  for pair, k in pairs(confusion[w] or {}) do
-    redis.call('HINCRBY', wk .. ':confusion', pair, k)
-    redis.call('HINCRBY', prefix .. ':confusion:total', pair, k)
-  end
-end
-for join in pairs(joins) do redis.call('EXPIRE', join .. ':pred', ttl) end
-return {n - n0, closed}
-"""
-
 
 async def fill(client: aioredis.Redis, keys: Keys, n: int, features: int) -> None:
     rng = np.random.default_rng(0)
@@ -166,17 +97,9 @@ async def parts(client: aioredis.Redis, keys: Keys, n: int, count: int) -> dict[
     for batch, raw in zip(decoded, batches, strict=True):
         state.prediction_args(batch, [f[b"x"] for _, f in raw])
     t_args = time.perf_counter() - t0
-    proposed = client.register_script(PROPOSED_INGEST)
-    fresh = Keys(keys.model + "-proposed")
-    state = WindowState(client, fresh, window_size=1_000, retention_s=3_600)
-    t0 = time.perf_counter()
-    for batch, raw in zip(decoded, batches, strict=True):
-        await proposed(args=state.prediction_args(batch, [f[b"x"] for _, f in raw]))
-    t_proposed = time.perf_counter() - t0
     assert int(await client.get(fresh.ingested)) == len(entries)
     m = len(entries)
-    return {"decode": t_decode / m, "lua (incl. args)": t_lua / m, "args only": t_args / m,
-            "lua, proposed": t_proposed / m}
+    return {"decode": t_decode / m, "lua (incl. args)": t_lua / m, "args only": t_args / m}
 
 
 async def main(events: int, features: int, count: int) -> None:
@@ -197,9 +120,6 @@ async def main(events: int, features: int, count: int) -> None:
     print(f"per event: raw read+ack {raw_us:.1f} us; monitor {1e6 / ours:.1f} us, of which (timed alone):")
     for name, seconds in split.items():
         print(f"  {name:<18} {seconds * 1e6:6.1f} us")
-    estimate = 1e6 / (1e6 / ours - (split["lua (incl. args)"] - split["lua, proposed"]) * 1e6)
-    print(f"with the proposed script (estimated from the split): {estimate:,.0f} events/s, "
-          f"{estimate / raw:.2f} of raw")
     assert consumer.stats.duplicates == 0
 
 
