@@ -89,6 +89,7 @@ class Result:
     cpu_s: float
     errors: int
     stream_note: str = ""
+    stream_failed: bool = False
 
     @property
     def rps(self) -> float:
@@ -294,7 +295,13 @@ def check_stream(phase: Phase, connections: int, result: Result, before: dict[st
     ok = xlen == published and dropped == 0 and 0 <= in_flight <= connections * phase.rows
     note = f"XLEN {xlen} = {answered} answered + {in_flight} in flight at stop; dropped {dropped}"
     if not ok:
-        raise SystemExit(f"stream check FAILED for {phase.name} c={connections}: {note}, published {published}")
+        detail = after.get("publisher")
+        reasons = ""
+        if isinstance(detail, dict):
+            reasons = ", ".join(f"{k} {detail.get(k)}" for k in
+                                ("dropped_queue_full", "dropped_spill_full", "spilled", "replayed") if k in detail)
+        note = f"FAILED: {note}; published {published}" + (f" ({reasons}, cumulative)" if reasons else "")
+        result.stream_failed = True
     return note
 
 
@@ -430,7 +437,7 @@ def main() -> None:
                     if key not in best or r.rps > best[key].rps:
                         best[key] = r
                     if r.stream_note:
-                        notes[key] = r.stream_note
+                        notes[key] = r.stream_note if not notes.get(key, "").startswith("FAILED") else notes[key]
                     if profile is not None:
                         print(f"  profile of {phase.name} c={c}: {profile}")
 
@@ -445,8 +452,10 @@ def main() -> None:
                       f"p99 {r.p99_ms:.2f} ms  CPU {r.cpu_per_req_us:.0f} us/req")
         spread = {f"{k[0]}@{k[1]}": [round(v) for v in vs] for k, vs in all_rounds.items()}
         print("req/s per round:", ", ".join(f"{k} {v}" for k, v in spread.items()))
+        stream_failures = 0
         for key, note in notes.items():
             print(f"stream after {key[0]} c={key[1]}: {note}")
+            stream_failures += note.startswith("FAILED")
         print(f"stream ids: {ids_note}")
         for name, server in servers.items():
             rss, peak = memory(server.process.pid)
@@ -469,6 +478,8 @@ def main() -> None:
             args.json.write_text(json.dumps(
                 {f"{k[0]}@{k[1]}": {**vars(v), "rps": v.rps, "cpu_per_req_us": v.cpu_per_req_us}
                  for k, v in best.items()} | {"ratios": ratios}, indent=1, default=str))
+        if stream_failures:
+            print(f"FAIL  the stream missed events in {stream_failures} phase(s) (see above)")
         if statistics.mean(r.errors for r in best.values()):
             raise SystemExit("some requests failed (see ERRORS above)")
 

