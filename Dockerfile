@@ -44,7 +44,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     OTEL_SEMCONV_STABILITY_OPT_IN=http
 RUN groupadd --system --gid 10001 driftwatch \
  && useradd --system --uid 10001 --gid driftwatch --home-dir /app --shell /usr/sbin/nologin driftwatch \
- && mkdir -p /app && chown driftwatch:driftwatch /app
+ && mkdir -p /app/var/spill && chown -R driftwatch:driftwatch /app
 COPY --from=venv /opt/venv /opt/venv
 COPY --from=trainer /models /models
 WORKDIR /app
