@@ -81,6 +81,7 @@ class MonitorWorker:
         if metrics is not None:
             for stream in ("predictions", "feedback"):
                 metrics.set_stream_stats_callback(partial(self._cached_stream_stats, stream), stream=stream)
+            metrics.set_dlq_length_callback(lambda: self.health.get("dlq_length"))
 
     def _cached_stream_stats(self, stream: str) -> dict[str, int | None]:
         return self.stream_stats.get(stream, {})

@@ -160,6 +160,8 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
                "Stream entries not yet delivered to the consumer group."),
     MetricSpec(mon.DRIFTWATCH_STREAM_PENDING, "gauge", "{event}", (a.MODEL, a.STREAM), "monitor",
                "Entries delivered but not acknowledged (pending entries list)."),
+    MetricSpec(mon.DRIFTWATCH_DLQ_LENGTH, "gauge", "{event}", (a.MODEL,), "monitor",
+               "Entries in the dead-letter stream: events not counted, each with its reason."),
     MetricSpec(mon.DRIFTWATCH_EVENTS_PROCESSED, "counter", "{event}", (a.MODEL, a.STREAM),
                "monitor", "Events processed and acknowledged by the monitor."),
 )  # fmt: skip

@@ -330,6 +330,24 @@ def create_driftwatch_stream_lag(
     )
 
 
+DRIFTWATCH_DLQ_LENGTH: Final = "driftwatch.dlq.length"
+"""
+Entries in the model's dead-letter stream
+Instrument: gauge
+Unit: {event}
+"""
+
+
+def create_driftwatch_dlq_length(meter: Meter, callbacks: Sequence[CallbackT] | None) -> ObservableGauge:
+    """Events the monitor gave up on (undecodable, or failing every delivery): each is data not counted."""
+    return meter.create_observable_gauge(
+        name=DRIFTWATCH_DLQ_LENGTH,
+        callbacks=callbacks,
+        unit="{event}",
+        description="Entries in the dead-letter stream.",
+    )
+
+
 DRIFTWATCH_STREAM_PENDING: Final = "driftwatch.stream.pending"
 """
 Entries delivered but not acknowledged (in the consumer group's PEL)

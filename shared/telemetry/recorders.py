@@ -285,6 +285,16 @@ class MonitorMetrics:
         self._stream_stats: dict[str, Callable[[], StreamStats]] = {}
         mon.create_driftwatch_stream_lag(meter, [self._stream_observer("lag")])
         mon.create_driftwatch_stream_pending(meter, [self._stream_observer("pending")])
+        self._dlq_length: Callable[[], int | None] | None = None
+        mon.create_driftwatch_dlq_length(meter, [self._observe_dlq])
+
+    def set_dlq_length_callback(self, fn: Callable[[], int | None]) -> None:
+        """How to read the dead-letter stream's length: cached values only, no Redis I/O."""
+        self._dlq_length = fn
+
+    def _observe_dlq(self, _options: CallbackOptions) -> Iterable[Observation]:
+        value = self._dlq_length() if self._dlq_length is not None else None
+        return [] if value is None else [Observation(value, {attr.MODEL: self._model})]
 
     @property
     def gauges(self) -> ReportGauges:

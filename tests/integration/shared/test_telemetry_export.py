@@ -96,6 +96,7 @@ def test_every_metric_reaches_the_receiver(
     mon.update_performance(accuracy=0.9, coverage=0.25, labelled=250, model_version="v1")
     mon.processed(500, stream="predictions")
     mon.set_stream_stats_callback(lambda: {"lag": 12, "pending": 3})
+    mon.set_dlq_length_callback(lambda: 2)
 
     app = FastAPI()
 
@@ -166,6 +167,8 @@ def test_every_metric_reaches_the_receiver(
     lag = receiver.points("driftwatch.stream.lag")[0]
     assert lag.value == 12 and lag.attributes == {"model": "digits-mlp", "stream": "predictions"}
     assert receiver.points("driftwatch.stream.pending")[0].value == 3
+    dlq = receiver.points("driftwatch.dlq.length")[0]
+    assert dlq.value == 2 and dlq.attributes == {"model": "digits-mlp"}
 
     # HTTP: new semantic conventions (seconds), route template, health probes excluded.
     http = receiver.points(HTTP_SERVER_REQUEST_DURATION)

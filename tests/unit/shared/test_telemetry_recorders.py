@@ -81,6 +81,7 @@ def test_every_instrument_matches_the_catalogue() -> None:
     mon.update_performance(0.9, 0.5, 10)
     mon.processed(3)
     mon.set_stream_stats_callback(lambda: {"lag": 1, "pending": 2})
+    mon.set_dlq_length_callback(lambda: 0)
     ProcessMetrics(meter)
     got = _metrics(reader)
     expected = {s.name: s for s in CATALOGUE if s.name != HTTP_SERVER_REQUEST_DURATION}
