@@ -56,7 +56,9 @@ class PerformanceReport(BaseModel):
     label_coverage: float | None
     accuracy: float | None = Field(description="None until a prediction has a label")
     feedback_received: int
-    feedback_duplicates: int
+    feedback_duplicates: int = Field(
+        description="Labels seen again and ignored: client retries, or redelivery after a monitor crash"
+    )
     feedback_unmatched: int = Field(description="Labels whose prediction has not arrived (yet)")
     label_delay: LabelDelay
     reference_accuracy: float | None = Field(description="Accuracy on the held-out reference at training")
