@@ -88,6 +88,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_key = settings.api_key
+    app.state.protect_reads = settings.protect_reads
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestStatsMiddleware, stats=request_stats)

@@ -14,7 +14,7 @@ from monitor.calibrations import CalibrationCatalog
 from monitor.consumer import default_consumer_name
 from monitor.routes import drift, health, performance
 from monitor.worker import MonitorWorker
-from shared.api_auth import require_api_key
+from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
 from shared.settings import MonitorSettings
@@ -58,11 +58,11 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     )
     app.state.settings = settings
     app.state.api_key = settings.api_key
+    app.state.protect_reads = settings.protect_reads
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_fastapi(app, provider)
     install_error_handlers(app)
-    reads = [Depends(require_api_key)] if settings.protect_reads else []
     app.include_router(health.router)
     for router in (drift.router, performance.router, alerts_router):
-        app.include_router(router, dependencies=reads)
+        app.include_router(router, dependencies=[Depends(require_api_key_for_reads)])
     return app

@@ -43,3 +43,14 @@ def require_api_key(
 
 
 WriteAccess = Annotated[None, Depends(require_api_key)]
+
+
+def require_api_key_for_reads(
+    request: Request, presented: Annotated[str | None, Depends(_header)]
+) -> None:
+    """Reads need the key too when the app was configured with ``protect_reads``."""
+    if getattr(request.app.state, "protect_reads", False):
+        require_api_key(request, presented)
+
+
+ReadAccess = Annotated[None, Depends(require_api_key_for_reads)]

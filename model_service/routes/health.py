@@ -6,6 +6,7 @@ from pydantic import BaseModel
 from model_service.deps import Service
 from model_service.schemas import ModelInfo, Readiness
 from model_service.service import ModelService
+from shared.api_auth import ReadAccess
 
 router = APIRouter(tags=["health"])
 
@@ -78,7 +79,7 @@ async def readyz(request: Request, response: Response) -> ReadinessDetail:
 
 
 @router.get("/model", response_model=ModelInfo, tags=["model"])
-async def model_info(service: Service) -> ModelInfo:
+async def model_info(service: Service, _: ReadAccess) -> ModelInfo:
     meta = service.metadata
     return ModelInfo(
         name=meta.name,

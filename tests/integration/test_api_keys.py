@@ -1,0 +1,58 @@
+"""API keys on both services: writes need the key (401 without, 403 wrong), reads
+need it only with protect_reads, probes never do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_service.app import create_app as create_model_service
+from monitor.app import create_app as create_monitor
+from shared.settings import ModelServiceSettings, MonitorSettings
+
+KEY = "s3cret-key"
+RULE = {"name": "Lag", "metric": "stream_lag", "op": ">", "value": 10}
+
+
+def _model_service(model_dir: Path, redis_url: str, protect_reads: bool) -> TestClient:
+    return TestClient(create_model_service(ModelServiceSettings(
+        REDIS_URL=redis_url, DRIFTWATCH_MODEL_DIR=model_dir, DRIFTWATCH_API_KEY=KEY,
+        DRIFTWATCH_PROTECT_READS=protect_reads)))
+
+
+def _monitor(redis_url: str, protect_reads: bool) -> TestClient:
+    return TestClient(create_monitor(MonitorSettings(
+        REDIS_URL=redis_url, DRIFTWATCH_API_KEY=KEY, DRIFTWATCH_PROTECT_READS=protect_reads)))
+
+
+@pytest.fixture(params=[False, True], ids=["reads-open", "reads-protected"])
+def protect_reads(request: pytest.FixtureRequest) -> Iterator[bool]:
+    yield request.param
+
+
+def test_model_service_keys(model_dir: Path, redis_url: str, protect_reads: bool) -> None:
+    with _model_service(model_dir, redis_url, protect_reads) as client:
+        body = {"prediction_id": "a" * 32, "label": 1}
+        assert client.post("/feedback", json=body).status_code == 401
+        assert client.post("/feedback", json=body, headers={"X-API-Key": "wrong"}).status_code == 403
+        assert client.post("/feedback", json=body, headers={"X-API-Key": KEY}).status_code == 202
+        assert client.get("/model").status_code == (401 if protect_reads else 200)
+        assert client.get("/model", headers={"X-API-Key": KEY}).status_code == 200
+        assert client.get("/livez").status_code == 200
+        # Predictions are the model's own traffic: no key (the sidecar must not add a hop).
+        assert client.post("/predict", json={"features": [0.0] * 64}).status_code == 200
+
+
+def test_monitor_keys(redis_url: str, protect_reads: bool) -> None:
+    with _monitor(redis_url, protect_reads) as client:
+        url = "/alerts/thresholds/Lag"
+        assert client.put(url, json=RULE).status_code == 401
+        assert client.put(url, json=RULE, headers={"X-API-Key": "wrong"}).status_code == 403
+        assert client.put(url, json=RULE, headers={"X-API-Key": KEY}).status_code in (200, 201)
+        for read in ("/drift", "/drift/history", "/alerts", "/alerts/thresholds"):
+            assert client.get(read).status_code == (401 if protect_reads else 200), read
+            assert client.get(read, headers={"X-API-Key": KEY}).status_code == 200, read
+        assert client.get("/livez").status_code == 200
