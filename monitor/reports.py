@@ -258,10 +258,17 @@ class DriftReporter:
         self.windows = windows
         self.store = WindowStore(client, keys, windows)
         self._sliding: _SlidingState | None = None
+        # Time mode: how long after a window's end late events may still arrive.
+        self.time_grace_ms = 5_000
         self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
 
     async def report_pending(self) -> list[WindowDriftReport]:
-        """Report every full window not reported yet, oldest first."""
+        """Report every full window not reported yet, oldest first.
+
+        In time mode, windows whose time is over are closed first (a quiet
+        stream has no later event to close them).
+        """
+        await self.store.close_elapsed(int(time.time() * 1000), self.time_grace_ms)
         pending = sorted(int(w) for w in await self.client.smembers(self.keys.windows_to_report))
         reports = []
         for window in pending:

@@ -120,6 +120,24 @@ return released
 """
 
 
+# Time windows: close every open window whose time is over (the stream went
+# quiet, so no later event closed it), and refuse late rows from then on.
+_CLOSE_ELAPSED = """
+local open, to_report, closed_upto = KEYS[1], KEYS[2], KEYS[3]
+local last = tonumber(ARGV[1])
+local done = redis.call('ZRANGEBYSCORE', open, '-inf', last)
+for _, w in ipairs(done) do
+  redis.call('SADD', to_report, w)
+end
+redis.call('ZREMRANGEBYSCORE', open, '-inf', last)
+local prev = tonumber(redis.call('GET', closed_upto) or '-1')
+if last > prev then
+  redis.call('SET', closed_upto, last)
+end
+return done
+"""
+
+
 class WindowStore:
     """The reporter's side of the window state: read members, store a report."""
 
@@ -128,6 +146,26 @@ class WindowStore:
         self.keys = keys
         self.policy = policy
         self._store = client.register_script(_STORE_REPORT)
+        self._close_elapsed = client.register_script(_CLOSE_ELAPSED)
+
+    @property
+    def open_windows(self) -> str:
+        """Sorted set (time mode): windows holding rows and not closed yet, scored by index."""
+        return f"{self.keys.prefix}:windows:open"
+
+    @property
+    def closed_upto(self) -> str:
+        """String (time mode): every window up to this index is closed; later rows for them are late."""
+        return f"{self.keys.prefix}:windows:closed-upto"
+
+    async def close_elapsed(self, now_ms: int, grace_ms: int = 0) -> list[int]:
+        """Time mode: mark for reporting the open windows that ended before ``now - grace``."""
+        if self.policy.mode != "time":
+            return []
+        last = (now_ms - grace_ms) // (self.policy.seconds * 1000) - 1
+        done = await self._close_elapsed(keys=[self.open_windows, self.keys.windows_to_report, self.closed_upto],
+                                         args=[last])
+        return [int(w) for w in done]
 
     def used_by(self, window: int) -> str:
         """Set: drift windows stored that used this ingest window's rows (sliding)."""

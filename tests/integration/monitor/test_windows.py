@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -163,6 +164,26 @@ async def test_time_windows_take_their_bounds_from_the_index(aredis: aioredis.Re
     assert report.window_end.timestamp() == (window + 1) * 60
     assert not await aredis.exists(keys.window_rows(window))
     assert await aredis.smembers(keys.windows_to_report) == set()
+
+
+async def test_elapsed_time_windows_close_without_a_later_event(aredis: aioredis.Redis, model_dir: Path) -> None:
+    _, keys = await register(aredis, model_dir)
+    policy = WindowPolicy("time", step=STEP, size=STEP, seconds=60)
+    catalog = ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy())
+    reporter = DriftReporter(aredis, keys, catalog, 100, windows=policy)
+    now_window = int(time.time()) // 60
+    x = holdout_rows(model_dir, 40)
+    for window in (now_window - 2, now_window):  # an old window still open, and the current one
+        async with aredis.pipeline(transaction=True) as pipe:
+            pipe.rpush(keys.window_rows(window), *[row.tobytes() for row in x])
+            pipe.hset(keys.window_classes(window), mapping={"1": 40})
+            pipe.hset(keys.window_meta(window), mapping={"model_version": "1"})
+            pipe.zadd(reporter.store.open_windows, {str(window): window})
+            await pipe.execute()
+    reports = await reporter.report_pending()
+    assert [r.window for r in reports] == [now_window - 2]  # the current one is still open
+    assert await aredis.zrange(reporter.store.open_windows, 0, -1) == [str(now_window).encode()]
+    assert int(await aredis.get(reporter.store.closed_upto)) >= now_window - 2
 
 
 def test_policy_validation() -> None:
