@@ -52,6 +52,9 @@ class ModelServiceSettings(RedisSettings):
     publish_dedup_ttl_s: int = Field(default=3_600, ge=1, alias="DRIFTWATCH_PUBLISH_DEDUP_TTL_S")
     # Graceful shutdown: how long the queue may take to reach Redis before the rest is spilled.
     publish_close_timeout_s: float = Field(default=8.0, gt=0, alias="DRIFTWATCH_PUBLISH_CLOSE_TIMEOUT_S")
+    # Micro-batching: /predict requests that reach the model in the same event-loop turn share one
+    # interpreter call (and one metrics record, one publisher submit). Off: one call per request.
+    micro_batch: bool = Field(default=True, alias="DRIFTWATCH_MICRO_BATCH")
 
 
 class MonitorSettings(RedisSettings):
