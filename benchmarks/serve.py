@@ -1,7 +1,8 @@
 """Serving benchmark: what the model service costs per request, against /livez in the same run.
 
     .venv/bin/python benchmarks/serve.py [--model-dir DIR] [--duration 3] [--rounds 2]
-                                         [--connections 1,32] [--otel on|off] [--profile PHASE]
+                                         [--connections 1,32] [--otel on|off] [--profile PHASE[@CONNS]]
+                                         [--compare-micro-batch]
 
 Starts a private ``redis-server`` and two model services the way production
 does (``driftwatch serve``: uvicorn, one worker, no access log, log level
@@ -14,6 +15,12 @@ with apt-get if missing) on loopback, one wrk thread, at each connection count:
     predict-off    POST /predict, one sample, publishing off
     predict-on     POST /predict, one sample, every prediction queued for Redis
     batch32-on     POST /predict, 32 samples, publishing on
+
+Servers run with the production defaults (micro-batching on);
+``--compare-micro-batch`` adds predict phases against servers with
+``DRIFTWATCH_MICRO_BATCH=false`` and prints the gain. ``--profile`` samples the
+server with py-spy (``pip install py-spy`` into the venv) during one phase and
+writes collapsed stacks.
 
 Phases are interleaved over ``--rounds`` and the best round of each is shown
 (the machine is shared: compare ratios from one run, never absolute figures
@@ -69,7 +76,7 @@ class Phase:
 
     @property
     def publishes(self) -> bool:
-        return self.server == "on" and self.rows > 0
+        return self.server.startswith("on") and self.rows > 0
 
 
 PHASES = (
@@ -77,6 +84,10 @@ PHASES = (
     Phase("predict-off", "off", "POST", "/predict", 1),
     Phase("predict-on", "on", "POST", "/predict", 1),
     Phase("batch32-on", "on", "POST", "/predict", BATCH_ROWS),
+)
+NO_BATCH_PHASES = (  # with --compare-micro-batch: the same against servers with DRIFTWATCH_MICRO_BATCH=false
+    Phase("predict-off-nomb", "off-nomb", "POST", "/predict", 1),
+    Phase("predict-on-nomb", "on-nomb", "POST", "/predict", 1),
 )
 
 
@@ -179,13 +190,15 @@ def trained_model(model_dir: Path | None) -> Iterator[Path]:
         yield out
 
 
-def start_server(name: str, model_dir: Path, redis_url: str, publish: bool, otel: bool, log_dir: Path) -> Server:
+def start_server(name: str, model_dir: Path, redis_url: str, publish: bool, otel: bool, log_dir: Path,
+                 micro_batch: bool = True) -> Server:
     port = free_port()
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "DRIFTWATCH_MODEL_DIR": str(model_dir),
         "DRIFTWATCH_PUBLISH_ENABLED": "true" if publish else "false",
+        "DRIFTWATCH_MICRO_BATCH": "true" if micro_batch else "false",  # true: the production default
         "DRIFTWATCH_STREAM_MAXLEN": "10000000",
         "DRIFTWATCH_SPILL_DIR": str(log_dir / f"spill-{name}"),
         # The production default: telemetry on, OTLP over gRPC. The endpoint is a
@@ -356,7 +369,8 @@ def memory(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def print_table(results: dict[tuple[str, int], Result], connections: list[int]) -> dict[str, float]:
+def print_table(results: dict[tuple[str, int], Result], connections: list[int],
+                phases: list[Phase]) -> dict[str, float]:
     header = (f"{'phase':<12} {'conns':>5} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'CPU us/req':>10} {'x livez':>7} {'p99 x livez':>11} {'CPU x livez':>11}")
     print(header)
@@ -364,7 +378,7 @@ def print_table(results: dict[tuple[str, int], Result], connections: list[int]) 
     ratios: dict[str, float] = {}
     for c in connections:
         base = results[("livez", c)]
-        for phase in PHASES:
+        for phase in phases:
             r = results[(phase.name, c)]
             x = r.rps / base.rps
             p99x = r.p99_ms / base.p99_ms if base.p99_ms else float("nan")
@@ -377,6 +391,13 @@ def print_table(results: dict[tuple[str, int], Result], connections: list[int]) 
             ratios[f"{phase.name}/livez p99@{c}"] = p99x
         on, off = results[("predict-on", c)], results[("predict-off", c)]
         ratios[f"on/off@{c}"] = on.rps / off.rps
+        if ("predict-on-nomb", c) in results:
+            on_nomb, off_nomb = results[("predict-on-nomb", c)], results[("predict-off-nomb", c)]
+            ratios[f"on-nomb/off-nomb@{c}"] = on_nomb.rps / off_nomb.rps
+            ratios[f"micro-batch gain on@{c}"] = on.rps / on_nomb.rps
+            ratios[f"micro-batch gain off@{c}"] = off.rps / off_nomb.rps
+            print(f"micro-batching @{c}: predict-on {on.rps / on_nomb.rps:.2f}x, "
+                  f"predict-off {off.rps / off_nomb.rps:.2f}x the same without it")
         print()
     return ratios
 
@@ -391,6 +412,8 @@ def main() -> None:
     parser.add_argument("--phases", default=",".join(p.name for p in PHASES))
     parser.add_argument("--profile", default=None,
                         help="PHASE[@CONNS]: py-spy record the server during that phase (last round)")
+    parser.add_argument("--compare-micro-batch", action="store_true",
+                        help="also run the predict phases against servers with micro-batching off")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -398,6 +421,8 @@ def main() -> None:
     connections = [int(c) for c in args.connections.split(",")]
     chosen = set(args.phases.split(",")) | {"livez"}
     phases = [p for p in PHASES if p.name in chosen]
+    if args.compare_micro_batch:
+        phases += NO_BATCH_PHASES
     profile_phase, _, profile_conns = (args.profile or "").partition("@")
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="driftwatch-bench-")))
@@ -411,6 +436,9 @@ def main() -> None:
             "on": start_server("on", model_dir, redis_server.url, True, otel, work),
             "off": start_server("off", model_dir, redis_server.url, False, otel, work),
         }
+        if args.compare_micro_batch:
+            servers["on-nomb"] = start_server("on-nomb", model_dir, redis_server.url, True, otel, work, False)
+            servers["off-nomb"] = start_server("off-nomb", model_dir, redis_server.url, False, otel, work, False)
         for server in servers.values():
             stack.callback(server.stop)
         bodies = write_bodies(model_dir, work)
@@ -444,7 +472,7 @@ def main() -> None:
         ids_note = check_ids(servers["on"], model_dir, stream, keys.predictions)
         print()
         if {p.name for p in PHASES} <= chosen:
-            ratios = print_table(best, connections)
+            ratios = print_table(best, connections, phases)
         else:
             ratios = {}
             for key, r in best.items():
@@ -460,7 +488,7 @@ def main() -> None:
         for name, server in servers.items():
             rss, peak = memory(server.process.pid)
             tf = tensorflow_mapped(server.process.pid)
-            print(f"server publish={name}: RSS {rss:.0f} MiB (peak {peak:.0f} MiB); "
+            print(f"server {name}: RSS {rss:.0f} MiB (peak {peak:.0f} MiB); "
                   f"LiteRT mapped: {litert_mapped(server.process.pid)}; "
                   f"TensorFlow mapped: {'YES ' + tf[0] if tf else 'no'}")
         if ratios:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.telemetry import ModelServiceMetrics
+
+if TYPE_CHECKING:
+    from model_service.batching import MicroBatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,8 @@ class ModelService:
         self.publish = publish
         self._feature_index = {name: i for i, name in enumerate(model.metadata.feature_names)}
         self._class_index = {name: i for i, name in enumerate(model.metadata.class_names)}
+        # Set by the /predict route on first use when micro-batching is on (model_service.batching).
+        self.micro_batcher: MicroBatcher | None = None
 
     @property
     def metadata(self) -> ModelMetadata:

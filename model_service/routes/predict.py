@@ -17,9 +17,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from model_service.batching import MicroBatcher
 from model_service.deps import get_service
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
+from model_service.service import ModelService
 from shared.http import parse_json_body
 
 
@@ -38,6 +40,14 @@ class DirectRoute(APIRoute):
 router = APIRouter(tags=["predict"], route_class=DirectRoute)
 
 _JSON = "application/json"
+
+
+def _batcher(request: Request, service: ModelService) -> MicroBatcher | None:
+    """The service's micro-batcher, made on first use when ``DRIFTWATCH_MICRO_BATCH`` is on."""
+    batcher = service.micro_batcher
+    if batcher is None and request.app.state.settings.micro_batch:
+        batcher = service.micro_batcher = MicroBatcher(service, max_rows=request.app.state.settings.max_batch_rows)
+    return batcher
 
 
 @router.post(
@@ -59,7 +69,8 @@ async def predict(request: Request) -> Response:
     service = get_service(request)
     body = await parse_json_body(request, PredictRequest, UNION_TAGS)
     matrix = request_matrix(body, service, request.app.state.settings.max_batch_rows)
-    result = service.predict(matrix)
+    batcher = _batcher(request, service)
+    result = await batcher.predict(matrix) if batcher is not None else service.predict(matrix)
     version = service.metadata.version
     names = service.metadata.class_names
     items = [
