@@ -1,0 +1,44 @@
+"""The serving process never imports TensorFlow (or Keras): LiteRT serves the model.
+
+Checked in a fresh interpreter, because this test session imports TensorFlow
+itself to train the fixture model.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.redis_server import free_port
+
+CHILD = """
+import sys
+from fastapi.testclient import TestClient
+from model_service.app import create_app
+from shared.settings import ModelServiceSettings
+
+settings = ModelServiceSettings(
+    REDIS_URL=sys.argv[1], DRIFTWATCH_MODEL_DIR=sys.argv[2], DRIFTWATCH_SPILL_DIR=sys.argv[3],
+    DRIFTWATCH_PUBLISH_CLOSE_TIMEOUT_S=0.5,
+)
+app = create_app(settings)
+after_create = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+with TestClient(app) as client:  # the lifespan loads the model
+    assert client.post("/predict", json={"features": [0.0] * 64}).status_code == 200
+after_predict = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+print("CREATE", after_create[:5])
+print("PREDICT", after_predict[:5])
+"""
+
+
+def test_serving_does_not_import_tensorflow(model_dir: Path, tmp_path: Path) -> None:
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: predictions are still answered
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, redis_url, str(model_dir), str(tmp_path / "spill")],
+        capture_output=True, text=True, timeout=120, env={"OTEL_SDK_DISABLED": "true", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "CREATE []" in out.stdout, out.stdout
+    assert "PREDICT []" in out.stdout, out.stdout
