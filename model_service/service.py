@@ -31,6 +31,7 @@ class PredictionResult:
     ids: list[str]
     classes: npt.NDArray[np.int64]
     probabilities: npt.NDArray[np.float32]
+    timestamp_ms: int = 0
 
 
 class ModelService:
@@ -69,6 +70,13 @@ class ModelService:
         return self._class_index.get(label)
 
     def predict(self, features: npt.NDArray[np.float32]) -> PredictionResult:
+        """Score a (rows, F) matrix and queue one stream event per row."""
+        result = self.score(features)
+        self.publish_predictions(features, result)
+        return result
+
+    def score(self, features: npt.NDArray[np.float32]) -> PredictionResult:
+        """Score without publishing: one interpreter call, its metrics, fresh ids."""
         started = time.perf_counter()
         probabilities = self.model.predict_proba(features)
         classes = probabilities.argmax(axis=1).astype(np.int64)
@@ -76,14 +84,18 @@ class ModelService:
             self.metrics.record_inference(time.perf_counter() - started, n=len(features))
             self.metrics.record_predictions(classes)
         now_ms = time.time_ns() // 1_000_000
-        ids = new_prediction_ids(len(features), now_ms)
-        if self.publish:
-            fields = encode_predictions(
-                ids, now_ms, self.metadata.name, self.metadata.version, features, classes, probabilities
-            )
-            stream = self.keys.predictions
-            self.publisher.submit([(stream, f) for f in fields])
-        return PredictionResult(ids, classes, probabilities)
+        return PredictionResult(new_prediction_ids(len(features), now_ms), classes, probabilities, now_ms)
+
+    def publish_predictions(self, features: npt.NDArray[np.float32], result: PredictionResult) -> None:
+        """Queue the events of a scored matrix (one per row), unless publishing is off."""
+        if not self.publish:
+            return
+        fields = encode_predictions(
+            result.ids, result.timestamp_ms, self.metadata.name, self.metadata.version,
+            features, result.classes, result.probabilities,
+        )
+        stream = self.keys.predictions
+        self.publisher.submit([(stream, f) for f in fields])
 
     def record_feedback(self, prediction_id: str, label: int) -> None:
         entry = encode_feedback(prediction_id, label, time.time_ns() // 1_000_000)

@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
-from model_service.batching import MicroBatcher
+from model_service.batching import MicroBatcher, tune_gc_for_batching
 from model_service.deps import get_service
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
@@ -47,6 +47,7 @@ def _batcher(request: Request, service: ModelService) -> MicroBatcher | None:
     batcher = service.micro_batcher
     if batcher is None and request.app.state.settings.micro_batch:
         batcher = service.micro_batcher = MicroBatcher(service, max_rows=request.app.state.settings.max_batch_rows)
+        tune_gc_for_batching()  # once, after start-up: see its docstring
     return batcher
 
 

@@ -140,3 +140,21 @@ async def test_validation_errors_are_unchanged_with_micro_batching(clients: dict
     response = await clients["batched"].post("/predict", json={"features": [0.0] * (F - 1)})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "features"]
+
+
+async def test_sequential_traffic_is_scored_directly_and_concurrency_is_noticed_again(model_dir: Path) -> None:
+    model = LiteRTModel(model_dir)
+    publisher = RecordingPublisher()
+    service = ModelService(model, None, publisher, Keys(model.metadata.name), None)  # type: ignore[arg-type]
+    batcher = MicroBatcher(service, idle_flushes=3, probe_every=5)
+    for i in range(3):
+        await batcher.predict(_rows(i, 1))
+    assert not batcher.batching and batcher.calls == 3
+    for i in range(4):  # direct: no flush
+        await batcher.predict(_rows(10 + i, 1))
+    assert batcher.calls == 3
+    # The 5th request is a probe; the ones of its turn join its batch, and batching resumes.
+    results = await asyncio.gather(*(batcher.predict(_rows(20 + i, 2)) for i in range(6)))
+    assert batcher.calls == 4 and batcher.requests == 9 and batcher.batching
+    assert all(len(r.ids) == 2 for r in results)
+    assert len(publisher.entries) == 3 + 4 + 12  # every row published, batched or not
