@@ -33,10 +33,9 @@ class AlertBridge:
         return int(lag) if lag is not None else None
 
     async def on_reports(self, reports: list[WindowDriftReport]) -> None:
-        entry = await self.worker.catalog.latest()
+        metadata = await self.worker.catalog.latest_metadata()
         recent = None
-        if entry is not None:
-            metadata, _ = entry
+        if metadata is not None:
             recent = await performance_report(
                 self.worker.client, self.worker.keys, metadata.class_names,
                 self.worker.settings.window_size, last_windows=ACCURACY_WINDOWS,

@@ -41,7 +41,8 @@ class WindowPerformance(BaseModel):
     label_coverage: float | None
     accuracy: float | None = Field(description="Realised, on the labels received so far")
     estimated_accuracy: float | None = Field(
-        description="Label-free (difference of confidences, calibrated on the reference): read it while labels are missing"
+        description="Label-free (difference of confidences, calibrated on the reference): read it while labels "
+        "are missing"
     )
     label_delay: LabelDelay
     classes: list[ClassMetrics]

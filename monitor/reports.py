@@ -130,7 +130,7 @@ class ModelCatalog:
 
     def production_key(self, version: str) -> str:
         """Hash: window index -> rows, ``<window>:classes`` -> class counts JSON."""
-        return f"{self.keys.prefix}:reference:production:{version}"
+        return self.keys.production_reference(version)
 
     async def metadata(self, version: str) -> ModelMetadata | None:
         if version not in self._metadata:
@@ -216,6 +216,12 @@ class ModelCatalog:
         """The version the model service registered last."""
         version = await read_current_version(self.client, self.keys)
         return await self.get(version) if version else None
+
+    async def latest_metadata(self) -> ModelMetadata | None:
+        """The metadata of the version served last, whether or not its detector can be
+        built yet (a production reference is incomplete until its windows fill)."""
+        version = await read_current_version(self.client, self.keys)
+        return await self.metadata(version) if version else None
 
     async def n_features(self, version: str) -> int | None:
         metadata = await self.metadata(version)

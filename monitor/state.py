@@ -50,7 +50,10 @@ local prefix = ARGV[1]
 local size = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local bucket_ms = tonumber(ARGV[4])
+-- Time windows: the window is the prediction time's slot; 0: count windows.
+local window_ms = tonumber(ARGV[5])
 local FIELDS = 6
+local FIRST = 6
 local CHUNK = 4000
 
 -- Variadic commands in chunks: unpack() is bounded by the Lua C stack.
@@ -70,7 +73,7 @@ end
 
 -- 1. Group the batch by join bucket (the prediction time is in the id).
 local buckets, bucket_order, bucket_of = {}, {}, {}
-for i = 5, #ARGV, FIELDS do
+for i = FIRST, #ARGV, FIELDS do
   local b = math.floor(tonumber(string.sub(ARGV[i], 1, 12), 16) / bucket_ms)
   if not buckets[b] then buckets[b] = {}; bucket_order[#bucket_order + 1] = b end
   local members = buckets[b]
@@ -99,25 +102,37 @@ if new_count == 0 then return {0, {}} end
 
 -- 3. Number them in batch order and gather per window.
 local n = redis.call('INCRBY', prefix .. ':ingested', new_count) - new_count
+local closed_upto = -1
+if window_ms > 0 then
+  closed_upto = tonumber(redis.call('GET', prefix .. ':windows:closed-upto') or '-1')
+end
 local windows, window_order, joins, closed = {}, {}, {}, {}
 local confusion_total, delay_total = {}, {}
-for i = 5, #ARGV, FIELDS do
+local late, newest = 0, -1
+for i = FIRST, #ARGV, FIELDS do
   if is_new[i] then
     n = n + 1
-    local w = math.floor((n - 1) / size)
+    local id, ts, mv, cls = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+    local w
+    if window_ms > 0 then w = math.floor(ts / window_ms) else w = math.floor((n - 1) / size) end
     local W = windows[w]
     if not W then
       W = {rows = {}, classes = {}, confidence = {}, confusion = {}, delays = {}}
       windows[w] = W
       window_order[#window_order + 1] = w
     end
-    local id, ts, mv, cls = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-    W.rows[#W.rows + 1] = ARGV[i + 4]
-    increment(W.classes, cls)
-    increment(W.confidence, ARGV[i + 5])
-    if not W.first or ts < W.first then W.first = ts end
-    if not W.last or ts > W.last then W.last = ts end
-    W.version = mv
+    if w > newest then newest = w end
+    if w <= closed_upto then
+      -- Its time window was reported already: counted as late, joined, not tested.
+      late = late + 1
+    else
+      W.rows[#W.rows + 1] = ARGV[i + 4]
+      increment(W.classes, cls)
+      increment(W.confidence, ARGV[i + 5])
+      if not W.first or ts < W.first then W.first = ts end
+      if not W.last or ts > W.last then W.last = ts end
+      W.version = mv
+    end
     local b = bucket_of[i]
     local fields = joins[b]
     if not fields then fields = {}; joins[b] = fields end
@@ -133,7 +148,7 @@ for i = 5, #ARGV, FIELDS do
       increment(W.delays, d)
       increment(delay_total, d)
     end
-    if n % size == 0 then
+    if window_ms == 0 and n % size == 0 then
       redis.call('SADD', prefix .. ':windows:to-report', w)
       closed[#closed + 1] = w
     end
@@ -143,15 +158,32 @@ end
 -- 4. Write: per window, per join bucket, and the totals.
 for _, w in ipairs(window_order) do
   local W, wk = windows[w], prefix .. ':window:' .. w
-  call_chunked('RPUSH', wk .. ':rows', W.rows)
+  if #W.rows > 0 then
+    call_chunked('RPUSH', wk .. ':rows', W.rows)
+    if window_ms > 0 then redis.call('ZADD', prefix .. ':windows:open', w, w) end
+  end
   add_counts(wk .. ':classes', W.classes)
   add_counts(wk .. ':confidence', W.confidence)
   add_counts(wk .. ':confusion', W.confusion)
   add_counts(wk .. ':label-delay', W.delays)
-  local meta = redis.call('HMGET', wk .. ':meta', 'first_ts', 'last_ts')
-  if (not meta[1]) or W.first < tonumber(meta[1]) then redis.call('HSET', wk .. ':meta', 'first_ts', W.first) end
-  if (not meta[2]) or W.last > tonumber(meta[2]) then redis.call('HSET', wk .. ':meta', 'last_ts', W.last) end
-  redis.call('HSET', wk .. ':meta', 'model_version', W.version)
+  if W.first then
+    local meta = redis.call('HMGET', wk .. ':meta', 'first_ts', 'last_ts')
+    if (not meta[1]) or W.first < tonumber(meta[1]) then redis.call('HSET', wk .. ':meta', 'first_ts', W.first) end
+    if (not meta[2]) or W.last > tonumber(meta[2]) then redis.call('HSET', wk .. ':meta', 'last_ts', W.last) end
+    redis.call('HSET', wk .. ':meta', 'model_version', W.version)
+  end
+end
+if window_ms > 0 then
+  if late > 0 then redis.call('HINCRBY', prefix .. ':windows:late', 'predictions', late) end
+  -- A prediction in a newer slot closes the older open windows (events arrive
+  -- roughly in time order; the reporter also closes windows whose time passed).
+  local done = redis.call('ZRANGEBYSCORE', prefix .. ':windows:open', '-inf', '(' .. newest)
+  for _, w in ipairs(done) do
+    redis.call('SADD', prefix .. ':windows:to-report', w)
+    closed[#closed + 1] = tonumber(w)
+  end
+  redis.call('ZREMRANGEBYSCORE', prefix .. ':windows:open', '-inf', '(' .. newest)
+  if newest - 1 > closed_upto then redis.call('SET', prefix .. ':windows:closed-upto', newest - 1) end
 end
 for b, fields in pairs(joins) do
   call_chunked('HSET', prefix .. ':join:' .. b .. ':pred', fields)
@@ -219,8 +251,12 @@ class IngestResult:
 class WindowState:
     """The scripts, bound to one model's keys and window size."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, window_size: int, retention_s: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, window_size: int, retention_s: int, window_ms: int = 0
+    ) -> None:
+        """``window_ms`` > 0: time windows of that length; else count windows of ``window_size``."""
         self.client = client
+        self.window_ms = window_ms
         self.keys = keys
         self.window_size = window_size
         self.retention_s = retention_s
@@ -228,7 +264,9 @@ class WindowState:
         self._ingest_feedback = client.register_script(_INGEST_FEEDBACK)
 
     def prediction_args(self, batch: PredictionBatch, raw_features: list[bytes]) -> list[bytes | str | int]:
-        args: list[bytes | str | int] = [self.keys.prefix, self.window_size, self.retention_s, JOIN_BUCKET_MS]
+        args: list[bytes | str | int] = [
+            self.keys.prefix, self.window_size, self.retention_s, JOIN_BUCKET_MS, self.window_ms
+        ]
         confidence = confidence_buckets(batch.probabilities).tolist()
         for row in zip(batch.ids, batch.timestamps_ms.tolist(), batch.model_versions, batch.classes.tolist(),
                        raw_features, confidence, strict=True):

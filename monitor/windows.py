@@ -81,6 +81,11 @@ class WindowPolicy:
         )
 
     @property
+    def window_ms(self) -> int:
+        """Length of a time window in ms; 0 when windows are counted, not timed."""
+        return self.seconds * 1000 if self.mode == "time" else 0
+
+    @property
     def span(self) -> int:
         """Ingest windows per drift window."""
         return self.size // self.step if self.mode == "sliding" else 1
@@ -151,12 +156,12 @@ class WindowStore:
     @property
     def open_windows(self) -> str:
         """Sorted set (time mode): windows holding rows and not closed yet, scored by index."""
-        return f"{self.keys.prefix}:windows:open"
+        return self.keys.windows_open
 
     @property
     def closed_upto(self) -> str:
         """String (time mode): every window up to this index is closed; later rows for them are late."""
-        return f"{self.keys.prefix}:windows:closed-upto"
+        return self.keys.windows_closed_upto
 
     async def close_elapsed(self, now_ms: int, grace_ms: int = 0) -> list[int]:
         """Time mode: mark for reporting the open windows that ended before ``now - grace``."""
@@ -169,7 +174,7 @@ class WindowStore:
 
     def used_by(self, window: int) -> str:
         """Set: drift windows stored that used this ingest window's rows (sliding)."""
-        return f"{self.keys.prefix}:window:{window}:used-by"
+        return self.keys.window_used_by(window)
 
     async def read(
         self, windows: list[int], with_rows: bool = True

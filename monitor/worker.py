@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 from monitor.consumer import StreamConsumer
 from monitor.drift import DriftConfig
 from monitor.performance import performance_report
-from monitor.reports import DriftReporter, ModelCatalog, WindowDriftReport
+from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport
 from monitor.state import WindowState
+from monitor.windows import WindowPolicy
 from shared.keys import CONSUMER_GROUP, Keys
 from shared.settings import MonitorSettings
 from shared.telemetry import MonitorMetrics
@@ -58,11 +59,16 @@ class MonitorWorker:
         self._rate_mark: tuple[float, int] | None = None
         self.keys = Keys(settings.model_name)
         self.settings = settings
-        self.catalog = ModelCatalog(
-            client, self.keys, DriftConfig(alpha=settings.alpha, correction=settings.correction)
+        drift_config = DriftConfig(
+            alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size
         )
-        self.reporter = DriftReporter(client, self.keys, self.catalog, settings.history_max)
-        self.state = WindowState(client, self.keys, settings.window_size, settings.join_retention_s)
+        self.catalog = ModelCatalog(client, self.keys, drift_config, ReferencePolicy.from_settings(settings))
+        self.windows = WindowPolicy.from_settings(settings)
+        self.reporter = DriftReporter(client, self.keys, self.catalog, settings.history_max, windows=self.windows)
+        self.reporter.time_grace_ms = int(settings.window_grace_s * 1000)
+        self.state = WindowState(
+            client, self.keys, settings.window_size, settings.join_retention_s, window_ms=self.windows.window_ms
+        )
         self.consumer = StreamConsumer(
             client,
             self.keys,
@@ -113,9 +119,8 @@ class MonitorWorker:
         for name, total in (("predictions", stats.predictions), ("feedback", stats.feedback)):
             self.metrics.processed(total - self._reported_counts[name], stream=name)
             self._reported_counts[name] = total
-        entry = await self.catalog.latest()
-        if entry is not None:
-            metadata, _ = entry
+        metadata = await self.catalog.latest_metadata()
+        if metadata is not None:
             perf = await performance_report(self.client, self.keys, metadata.class_names, self.settings.window_size)
             self.metrics.update_performance(
                 perf.accuracy, perf.label_coverage, perf.labelled, model_version=metadata.version
@@ -148,6 +153,10 @@ class MonitorWorker:
     async def _stats_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if self.windows.mode == "time":
+                    # A quiet time window closes when its time is over, not only
+                    # when a later prediction arrives.
+                    await self._publish_reports(await self.reporter.report_pending())
                 await self.refresh_stats()
                 if self.on_stats is not None:
                     await self.on_stats()

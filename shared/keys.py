@@ -80,6 +80,29 @@ class Keys:
     def label_delays_total(self) -> str:
         return f"{self.prefix}:label-delay:total"
 
+    def window_used_by(self, window: int) -> str:
+        """Set: sliding drift windows stored that used this ingest window's rows."""
+        return f"{self.prefix}:window:{window}:used-by"
+
+    @property
+    def windows_open(self) -> str:
+        """Sorted set (time windows): windows holding rows and not closed yet, scored by index."""
+        return f"{self.prefix}:windows:open"
+
+    @property
+    def windows_closed_upto(self) -> str:
+        """String (time windows): every window up to this index is closed; later rows for them are late."""
+        return f"{self.prefix}:windows:closed-upto"
+
+    @property
+    def windows_late(self) -> str:
+        """Hash (time windows): predictions that arrived after their window closed."""
+        return f"{self.prefix}:windows:late"
+
+    def production_reference(self, version: str) -> str:
+        """Hash: the first production windows of a version, when they are the reference."""
+        return f"{self.prefix}:reference:production:{version}"
+
     @property
     def windows_to_report(self) -> str:
         """Set: windows that are full and whose drift report is not stored yet."""

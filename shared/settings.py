@@ -75,6 +75,8 @@ class MonitorSettings(RedisSettings):
     # How long join state (prediction class, label) is kept for late feedback.
     join_retention_s: int = Field(default=7 * 24 * 3600, ge=60, alias="DRIFTWATCH_JOIN_RETENTION_S")
     history_max: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_HISTORY_MAX")
+    # Time windows: how long after its end a window waits for late predictions.
+    window_grace_s: float = Field(default=5.0, ge=0, alias="DRIFTWATCH_WINDOW_GRACE_S")
     api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
     protect_reads: bool = Field(default=False, alias="DRIFTWATCH_PROTECT_READS")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")

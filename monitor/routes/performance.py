@@ -22,10 +22,9 @@ async def performance(
     """Realised accuracy, per-class precision/recall/F1, confusion matrix, label
     coverage and label delay, in total and per window of prediction time, with a
     label-free accuracy estimate per window for while labels are missing."""
-    entry = await worker.catalog.latest()
-    if entry is None:
+    metadata = await worker.catalog.latest_metadata()
+    if metadata is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no model {worker.keys.model!r} registered yet")
-    metadata, _ = entry
     calibrations: CalibrationCatalog = request.app.state.calibrations
     return await performance_report(
         redis,

@@ -193,3 +193,47 @@ def test_policy_validation() -> None:
         WindowPolicy("count", step=100, size=200)
     assert WindowPolicy("sliding", step=100, size=1000).members(3) == [0, 1, 2, 3]
     assert WindowPolicy("sliding", step=100, size=300).members(10) == [8, 9, 10]
+
+
+async def test_time_windows_through_the_ingest_script(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    stop_later: list[MonitorWorker],
+) -> None:
+    """Predictions land in the time slot of their timestamp; a prediction in a later slot
+    closes the earlier one, and a quiet slot closes once its time (plus grace) is over;
+    a prediction for a closed slot is counted late and not tested."""
+    import asyncio
+
+    from shared.events import encode_predictions
+    from shared.ids import new_prediction_ids
+
+    slot_ms = 2_000
+    worker = await start_worker(aredis, redis_url, model_dir, monkeypatch,
+                                DRIFTWATCH_WINDOW_MODE="time", DRIFTWATCH_WINDOW_SECONDS="2")
+    worker.stats_interval_s = 0.5
+    stop_later.append(worker)
+    keys = worker.keys
+    x = holdout_rows(model_dir, 120)
+
+    async def publish(rows: np.ndarray, at_ms: int) -> None:
+        ids = new_prediction_ids(len(rows), at_ms)
+        probs = np.eye(10, dtype=np.float32)[np.zeros(len(rows), dtype=np.int64)]
+        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, np.zeros(len(rows), np.int64), probs):
+            await aredis.xadd(keys.predictions, entry)
+
+    first = int(time.time() * 1000) // slot_ms + 1
+    await asyncio.sleep((first * slot_ms - time.time() * 1000) / 1000 + 0.05)  # the start of a fresh slot
+    await publish(x[:50], int(time.time() * 1000))
+    await asyncio.sleep((first + 1) * slot_ms / 1000 - time.time() + 0.05)
+    await publish(x[50:110], int(time.time() * 1000))  # closes slot `first` at once
+    reports = await reports_of(aredis, worker, 1)
+    assert [(r.window, r.window_size, r.window_mode) for r in reports] == [(first, 50, "time")]
+    assert reports[0].window_start.timestamp() * 1000 == first * slot_ms
+
+    await publish(x[110:], first * slot_ms + 100)  # too late for its closed slot
+    await eventually(lambda: worker.consumer.stats.predictions == 120)
+    assert await aredis.hget(keys.windows_late, "predictions") == b"10"
+
+    # Nothing more arrives: slot `first + 1` closes when its time and the grace are over.
+    reports = await reports_of(aredis, worker, 2)
+    assert [(r.window, r.window_size) for r in reports] == [(first, 50), (first + 1, 60)]
