@@ -20,6 +20,7 @@ from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
+from shared.probes import redis_answers
 from shared.telemetry import ModelServiceMetrics
 
 if TYPE_CHECKING:
@@ -102,9 +103,4 @@ class ModelService:
         self.publisher.submit([(self.keys.feedback, entry)])
 
     async def redis_ok(self, timeout_s: float = 0.5) -> bool:
-        import asyncio
-
-        try:
-            return bool(await asyncio.wait_for(self.client.ping(), timeout_s))
-        except (TimeoutError, OSError, aioredis.RedisError):
-            return False
+        return await redis_answers(self.client, timeout_s)

@@ -121,16 +121,20 @@ def _ints(values: list[bytes], what: str) -> npt.NDArray[np.int64]:
         raise EventDecodeError(f"field {what!r} is not an integer") from exc
 
 
+def _check_batch(entries: Sequence[Fields]) -> None:
+    if not entries:
+        raise EventDecodeError("empty batch")
+    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
+        raise EventDecodeError("unsupported schema version")
+
+
 def decode_predictions(entries: Sequence[Fields]) -> PredictionBatch:
     """Decode entries that all share one feature and class count.
 
     Raises ``EventDecodeError`` if any entry is malformed; callers that must
     isolate a bad entry decode one by one after a batch failure.
     """
-    if not entries:
-        raise EventDecodeError("empty batch")
-    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
-        raise EventDecodeError("unsupported schema version")
+    _check_batch(entries)
     return PredictionBatch(
         ids=[i.decode() for i in _column(entries, b"id")],
         timestamps_ms=_ints(_column(entries, b"ts"), "ts"),
@@ -142,10 +146,7 @@ def decode_predictions(entries: Sequence[Fields]) -> PredictionBatch:
 
 
 def decode_feedback(entries: Sequence[Fields]) -> FeedbackBatch:
-    if not entries:
-        raise EventDecodeError("empty batch")
-    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
-        raise EventDecodeError("unsupported schema version")
+    _check_batch(entries)
     return FeedbackBatch(
         ids=[i.decode() for i in _column(entries, b"id")],
         labels=_ints(_column(entries, b"label"), "label"),

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 
 from monitor.deps import Redis, Worker
+from shared.probes import redis_answers
 
 router = APIRouter(tags=["health"])
 
@@ -39,10 +37,7 @@ async def livez() -> dict[str, str]:
 async def readyz(worker: Worker, redis: Redis, response: Response) -> MonitorReadiness:
     """Ready when Redis answers and the worker runs; the detail shows lag, pending,
     DLQ length and events/s, and flags lag near the stream cap (events trimmed unseen)."""
-    try:
-        redis_ok = bool(await asyncio.wait_for(redis.ping(), 0.5))
-    except (TimeoutError, OSError, RedisError):
-        redis_ok = False
+    redis_ok = await redis_answers(redis)
     stats = worker.consumer.stats
     readiness = MonitorReadiness(
         ready=redis_ok and worker.running,

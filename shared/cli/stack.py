@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 
+from shared.probes import wait_for_http
 from shared.redis_server import LocalRedisServer
 
 VAR_DIR = Path("var")
@@ -46,19 +46,8 @@ class LocalStack:
         process = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], env=env)
         self._children.append((name, process))
 
-    def _wait_live(self, name: str, url: str, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for child_name, process in self._children:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{child_name} exited with code {process.returncode}")
-            try:
-                if httpx.get(f"{url}/livez", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{name} did not answer at {url} within {timeout_s:.0f}s")
+    def _wait_live(self, url: str) -> None:
+        wait_for_http(f"{url}/livez", processes=[process for _, process in self._children])
 
     def start(self) -> None:
         if self.redis_url is None:
@@ -73,8 +62,8 @@ class LocalStack:
             env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
         self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
         self._spawn("model service", ["serve", "--model-dir", str(self.model_dir), "--port", str(self.model_port)], env)
-        self._wait_live("monitor", f"http://127.0.0.1:{self.monitor_port}")
-        self._wait_live("model service", f"http://127.0.0.1:{self.model_port}")
+        self._wait_live(f"http://127.0.0.1:{self.monitor_port}")
+        self._wait_live(f"http://127.0.0.1:{self.model_port}")
         self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs)")
         self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")
 

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from shared.probes import wait_for_http
 from shared.redis_server import free_port
 
 # Below digits' 360 held-out rows, so a window of unshifted traffic never repeats a row.
@@ -26,18 +25,6 @@ class Stack:
     monitor_url: str
     model_dir: Path
     process: subprocess.Popen[bytes]
-
-
-def _wait_ready(url: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready in {timeout_s}s")
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +40,8 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     stack = Stack(f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}", model_dir, process)
     try:
-        _wait_ready(stack.model_url)
-        _wait_ready(stack.monitor_url)
+        wait_for_http(f"{stack.model_url}/readyz", timeout_s=90, processes=[process])
+        wait_for_http(f"{stack.monitor_url}/readyz", timeout_s=90, processes=[process])
         yield stack
     finally:
         process.send_signal(signal.SIGINT)

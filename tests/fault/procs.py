@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import redis
 
+from shared.probes import wait_for_http
 from shared.redis_server import free_port
 
 
@@ -55,17 +56,10 @@ def start(command: str, env: dict[str, str], log_dir: Path, name: str, *args: st
 
 
 def wait_live(service: Service, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise AssertionError(f"process exited ({service.process.returncode}):\n{service.tail()}")
-        try:
-            if httpx.get(f"{service.url}/livez", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{service.url} not live in {timeout_s}s:\n{service.tail()}")
+    try:
+        wait_for_http(f"{service.url}/livez", timeout_s, processes=[service.process], interval_s=0.1)
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}:\n{service.tail()}") from None
 
 
 @dataclass
