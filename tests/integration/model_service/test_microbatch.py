@@ -4,6 +4,7 @@ answer it would have got alone; every row still becomes its own stream entry."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ async def test_a_failed_call_fails_every_waiting_request(model_dir: Path) -> Non
 
 @pytest.fixture
 async def clients(model_dir: Path, redis_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    threshold = gc.get_threshold()  # the batcher tunes the GC of its process: undone below
     out: dict[str, Any] = {}
     apps = []
     for name, on in (("batched", True), ("alone", False)):
@@ -96,6 +98,9 @@ async def clients(model_dir: Path, redis_url: str, tmp_path: Path) -> AsyncItera
             httpx.AsyncClient(transport=transports["alone"], base_url="http://test") as alone,
         ):
             yield {"batched": batched, "alone": alone, "apps": out}
+    assert gc.get_threshold()[0] >= 10_000  # micro-batching raised the generation-0 threshold
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 async def test_concurrent_http_requests_are_batched_and_answer_as_alone(
