@@ -58,6 +58,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             spill=spill,
             orphan_spills=orphan_spills,
             dedup_ttl_s=settings.publish_dedup_ttl_s,
+            linger_s=settings.publish_linger_ms / 1000,
         )
         metrics.set_queue_depth_callback(lambda: publisher.queued)
         publisher.start()

@@ -113,8 +113,13 @@ class EventPublisher:
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
         spill_interval_s: float = 0.05,
+        linger_s: float = 0.0,
     ) -> None:
+        """``linger_s``: after a write that left less than a batch queued, wait this
+        long before the next one, so light traffic still leaves in batches: a
+        write costs ~100 us of the server's CPU whether it carries 2 events or 200."""
         self._client = client
+        self._linger_s = linger_s
         self._maxlen = maxlen
         self._batch_size = batch_size
         self._queue_max = queue_max
@@ -243,6 +248,8 @@ class EventPublisher:
                 continue
             self._done(batch, written)
             backoff = self._backoff_initial_s
+            if self._linger_s > 0 and len(self._queue) < self._batch_size and not self._closing:
+                await asyncio.sleep(self._linger_s)  # not _sleep: a submit must not cut it short
 
     def _next_batch(self) -> _Batch | None:
         """The oldest unwritten batch: spill files first, then the batch in hand, then the queue."""

@@ -11,17 +11,17 @@ from monitor.worker import MonitorWorker
 from shared.settings import MonitorSettings
 
 
-def get_worker(request: Request) -> MonitorWorker:
+async def get_worker(request: Request) -> MonitorWorker:
     worker: MonitorWorker = request.app.state.worker
     return worker
 
 
-def get_redis(request: Request) -> aioredis.Redis:
+async def get_redis(request: Request) -> aioredis.Redis:
     client: aioredis.Redis = request.app.state.redis
     return client
 
 
-def get_settings(request: Request) -> MonitorSettings:
+async def get_settings(request: Request) -> MonitorSettings:
     settings: MonitorSettings = request.app.state.settings
     return settings
 

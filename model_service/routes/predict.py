@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from model_service.batching import MicroBatcher, tune_gc_for_batching
-from model_service.deps import get_service
+from model_service.deps import serving
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
 from model_service.service import ModelService
@@ -67,7 +67,7 @@ async def predict(request: Request) -> Response:
 
     Every prediction is queued for the Redis stream; the answer never waits for Redis.
     """
-    service = get_service(request)
+    service = serving(request)
     body = await parse_json_body(request, PredictRequest, UNION_TAGS)
     matrix = request_matrix(body, service, request.app.state.settings.max_batch_rows)
     batcher = _batcher(request, service)

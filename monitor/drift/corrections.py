@@ -88,17 +88,12 @@ def bh_reject(p_values: ArrayLike, alpha: float) -> NDArray[np.bool_]:
     [True, False, False, False]
     """
     check_alpha(alpha)
-    p = _as_p(p_values)
-    n = p.size
-    out = np.zeros(n, dtype=bool)
-    if n == 0:
-        return out
-    order = np.argsort(p, kind="stable")
-    below = p[order] < alpha * np.arange(1, n + 1) / n
-    if below.any():
-        k = int(np.nonzero(below)[0].max()) + 1
-        out[order[:k]] = True
-    return out
+    # Decided on the adjusted values the report shows, so a report never lists an
+    # adjusted p-value below alpha on a feature it did not reject: comparing
+    # p_(k) with k * alpha / F instead disagreed with them by rounding at the
+    # boundary. The adjusted values are the step-up minima, so this is the same
+    # rule up to that rounding.
+    return adjust_pvalues(p_values, "fdr_bh") < alpha
 
 
 def reject(p_values: ArrayLike, alpha: float, correction: Correction) -> NDArray[np.bool_]:

@@ -3,6 +3,7 @@ reference resolves, and every request body carries an example."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 
 from model_service.app import create_app as create_model_service
 from monitor.app import create_app as create_monitor
+from shared.telemetry import shutdown_telemetry
 
 
 def _refs(node: Any) -> list[str]:
@@ -22,9 +24,12 @@ def _refs(node: Any) -> list[str]:
 
 
 @pytest.fixture(params=["model_service", "monitor"])
-def spec(request: pytest.FixtureRequest) -> dict[str, Any]:
+def spec(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     app: FastAPI = create_model_service() if request.param == "model_service" else create_monitor()
-    return app.openapi()
+    yield app.openapi()
+    # The app's lifespan never ran to release its telemetry provider: do it here,
+    # or the next test that exports metrics in this process finds it taken.
+    shutdown_telemetry()
 
 
 def test_every_reference_resolves(spec: dict[str, Any]) -> None:
