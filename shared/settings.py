@@ -37,7 +37,7 @@ class ModelServiceSettings(RedisSettings):
     publish_queue_max: int = Field(default=100_000, ge=1, alias="DRIFTWATCH_PUBLISH_QUEUE_MAX")
     publish_enabled: bool = Field(default=True, alias="DRIFTWATCH_PUBLISH_ENABLED")
     # Light traffic waits this long between writes, so it still leaves in batches.
-    publish_linger_ms: float = Field(default=5.0, ge=0, le=1_000, alias="DRIFTWATCH_PUBLISH_LINGER_MS")
+    publish_linger_ms: float = Field(default=10.0, ge=0, le=1_000, alias="DRIFTWATCH_PUBLISH_LINGER_MS")
     max_batch_rows: int = Field(default=1_024, ge=1, alias="DRIFTWATCH_MAX_BATCH_ROWS")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
     api_key: SecretStr | None = Field(default=None, alias="DRIFTWATCH_API_KEY")
