@@ -113,7 +113,7 @@ async def main(events: int, features: int, count: int) -> None:
         await client.aclose()
     print(f"events={events} features={features} read_count={count}")
     print(f"raw XREADGROUP+XACK      {raw:>10,.0f} events/s")
-    print(f"monitor (decode+Lua+ack) {ours:>10,.0f} events/s   ratio {ours / raw:.2f} of raw")
+    print(f"monitor (decode+Lua+ack) {ours:>10,.0f} events/s   ratio {ours / raw:.3f} of raw")
     print(f"targets: >= 0.50 of raw: {'yes' if ours >= 0.5 * raw else 'NO'}; "
           f">= 50,000 events/s: {'yes' if ours >= 50_000 else 'NO'}")
     raw_us = 1e6 / raw

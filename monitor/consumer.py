@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,10 +26,19 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.state import WindowState
-from shared.events import EventDecodeError, Fields, decode_feedback, decode_predictions
+from shared.events import (
+    EventDecodeError,
+    FeedbackBatch,
+    Fields,
+    PredictionBatch,
+    decode_feedback,
+    decode_predictions,
+)
 from shared.keys import CONSUMER_GROUP, Keys
 
 log = logging.getLogger(__name__)
+
+Decoded = TypeVar("Decoded", PredictionBatch, FeedbackBatch)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 WindowsClosed = Callable[[list[int]], Awaitable[None]]
@@ -219,14 +229,14 @@ class StreamConsumer:
             await self._process_feedback(entries)
 
     async def _process_predictions(self, entries: Sequence[Entry]) -> None:
-        good, bad = await self._split_decodable(entries, self._check_prediction)
+        good, bad, decoded = await self._split_decodable(entries, self._check_prediction)
         if good:
             fields = [f for _, f in good]
-            batch = decode_predictions(fields)
-            result = await self.state.ingest_predictions(batch, [f[b"x"] for f in fields])
+            batch = decoded if decoded is not None else decode_predictions(fields)
+            ack = (self.keys.predictions, CONSUMER_GROUP, [i for i, _ in good])
+            result = await self.state.ingest_predictions(batch, [f[b"x"] for f in fields], ack)
             self.stats.predictions += result.new
             self.stats.duplicates += len(good) - result.new
-            await self._ack(self.keys.predictions, [i for i, _ in good])
             if result.closed_windows and self.on_windows_closed is not None:
                 try:
                     await self.on_windows_closed(result.closed_windows)
@@ -239,7 +249,7 @@ class StreamConsumer:
         await self._dead_letter(self.keys.predictions, bad)
 
     async def _process_feedback(self, entries: Sequence[Entry]) -> None:
-        good, bad = await self._split_decodable(entries, self._check_feedback)
+        good, bad, _ = await self._split_decodable(entries, self._check_feedback)
         if good:
             batch = decode_feedback([f for _, f in good])
             new = await self.state.ingest_feedback(batch)
@@ -248,7 +258,7 @@ class StreamConsumer:
             await self._ack(self.keys.feedback, [i for i, _ in good])
         await self._dead_letter(self.keys.feedback, bad)
 
-    async def _check_prediction(self, fields: Sequence[Fields]) -> None:
+    async def _check_prediction(self, fields: Sequence[Fields]) -> PredictionBatch:
         batch = decode_predictions(fields)
         if self.expected_features is not None:
             for version in set(batch.model_versions):
@@ -257,18 +267,19 @@ class StreamConsumer:
                     raise EventDecodeError(
                         f"{batch.features.shape[1]} features, model version {version} has {expected}"
                     )
+        return batch
 
-    async def _check_feedback(self, fields: Sequence[Fields]) -> None:
-        decode_feedback(fields)
+    async def _check_feedback(self, fields: Sequence[Fields]) -> FeedbackBatch:
+        return decode_feedback(fields)
 
     async def _split_decodable(
-        self, entries: Sequence[Entry], check: Callable[[Sequence[Fields]], Awaitable[None]]
-    ) -> tuple[list[Entry], list[tuple[Entry, str]]]:
-        """The whole batch decodes in one go in the normal case; only a failing batch
-        is decoded entry by entry to find the bad ones."""
+        self, entries: Sequence[Entry], check: Callable[[Sequence[Fields]], Awaitable[Decoded]]
+    ) -> tuple[list[Entry], list[tuple[Entry, str]], Decoded | None]:
+        """The whole batch decodes in one go in the normal case (and that decoding is
+        returned, to be used, not repeated); only a failing batch is decoded entry by
+        entry to find the bad ones."""
         try:
-            await check([f for _, f in entries])
-            return list(entries), []
+            return list(entries), [], await check([f for _, f in entries])
         except EventDecodeError:
             pass
         good: list[Entry] = []
@@ -287,7 +298,7 @@ class StreamConsumer:
                 width = len(good[0][1].get(b"x", b""))
                 bad += [(e, str(exc)) for e in good if len(e[1].get(b"x", b"")) != width]
                 good = [e for e in good if len(e[1].get(b"x", b"")) == width]
-        return good, bad
+        return good, bad, None
 
     async def _ack(self, stream: str, ids: list[bytes]) -> None:
         if ids:

@@ -21,6 +21,7 @@ index), ``ts`` (feedback time, ms).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,6 +101,9 @@ def encode_feedback(prediction_id: str, label: int, timestamp_ms: int) -> dict[b
     }
 
 
+_VERSION = operator.itemgetter(b"v")
+
+
 def _column(entries: Sequence[Fields], name: bytes) -> list[bytes]:
     try:
         return [e[name] for e in entries]
@@ -109,7 +113,7 @@ def _column(entries: Sequence[Fields], name: bytes) -> list[bytes]:
 
 def _matrix(blobs: list[bytes], what: str) -> npt.NDArray[np.float32]:
     width = len(blobs[0])
-    if width == 0 or width % FLOAT.itemsize or any(len(b) != width for b in blobs):
+    if width == 0 or width % FLOAT.itemsize or set(map(len, blobs)) != {width}:  # map/set: C loops
         raise EventDecodeError(f"field {what!r} has inconsistent or invalid byte lengths")
     return np.frombuffer(b"".join(blobs), dtype=FLOAT).reshape(len(blobs), -1)
 
@@ -124,7 +128,11 @@ def _ints(values: list[bytes], what: str) -> npt.NDArray[np.int64]:
 def _check_batch(entries: Sequence[Fields]) -> None:
     if not entries:
         raise EventDecodeError("empty batch")
-    if any(e.get(b"v") != SCHEMA_VERSION for e in entries):
+    try:
+        versions = set(map(_VERSION, entries))  # C loops: this runs on every batch
+    except KeyError:
+        raise EventDecodeError("missing field 'v'") from None
+    if versions != {SCHEMA_VERSION}:
         raise EventDecodeError("unsupported schema version")
 
 
