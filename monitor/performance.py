@@ -8,13 +8,15 @@ in that window's figures and the totals at once.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from monitor.estimate import ConfidenceCalibration, histogram_from_hash
-from monitor.state import delay_bucket_bounds_s
+from monitor.state import JOIN_BUCKET_MS, delay_bucket_bounds_s
 from shared.keys import Keys
 
 
@@ -60,7 +62,11 @@ class PerformanceReport(BaseModel):
     feedback_duplicates: int = Field(
         description="Labels seen again and ignored: client retries, or redelivery after a monitor crash"
     )
-    feedback_unmatched: int = Field(description="Labels whose prediction has not arrived (yet)")
+    feedback_unmatched: int = Field(description="Labels not joined to a prediction: waiting plus expired")
+    feedback_waiting: int = Field(description="Labels still waiting for their prediction (within the retention)")
+    feedback_expired: int = Field(
+        description="Labels whose prediction never arrived within DRIFTWATCH_JOIN_RETENTION_S: dropped, counted"
+    )
     label_delay: LabelDelay
     reference_accuracy: float | None = Field(description="Accuracy on the held-out reference at training")
     classes: list[ClassMetrics]
@@ -127,14 +133,19 @@ async def performance_report(
     last_windows: int = 10,
     calibration: ConfidenceCalibration | None = None,
     model_version: str | None = None,
+    retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
     n_classes = len(class_names)
+    now_bucket = int(time.time() * 1000) // JOIN_BUCKET_MS
+    live_buckets = range(now_bucket - retention_s * 1000 // JOIN_BUCKET_MS - 1, now_bucket + 2)
     async with client.pipeline(transaction=True) as pipe:
         pipe.get(keys.ingested)
         pipe.hgetall(keys.confusion_total)
         pipe.hgetall(keys.feedback_counts)
         pipe.hgetall(keys.label_delays_total)
-        ingested_raw, total_raw, counts, delays_raw = await pipe.execute()
+        pipe.mget([keys.waiting_labels(b) for b in live_buckets])
+        ingested_raw, total_raw, counts, delays_raw, waiting_raw = await pipe.execute()
+    waiting = sum(int(v) for v in waiting_raw if v is not None)
     ingested = int(ingested_raw or 0)
     matrix = confusion_from_hash(total_raw, n_classes)
     labelled = int(matrix.sum())
@@ -181,6 +192,8 @@ async def performance_report(
         feedback_received=received,
         feedback_duplicates=int(counts.get(b"duplicate", 0)),
         feedback_unmatched=received - labelled,
+        feedback_waiting=waiting,
+        feedback_expired=max(received - labelled - waiting, 0),
         label_delay=label_delay(delays_raw),
         reference_accuracy=calibration.reference_accuracy if calibration else None,
         classes=class_metrics(matrix, class_names),

@@ -147,6 +147,7 @@ local windows, window_order, joins, closed = {}, {}, {}, {}
 local confusion_total, delay_total = {}, {}
 local late, newest = 0, -1
 local class_name = {}  -- raw fixed-width class field -> its name
+local waited = {}  -- join bucket -> labels that were waiting and are joined now
 for k = 1, count do
   if is_new[k] then
     n = n + 1
@@ -193,6 +194,7 @@ for k = 1, count do
     fields[#fields + 1] = tag
     local stored = waiting_label[k]
     if stored then
+      waited[b] = (waited[b] or 0) + 1
       local sep = string.find(stored, ':')
       local pair = string.sub(stored, 1, sep - 1) .. ':' .. cls
       local d = delay_bucket(tonumber(string.sub(stored, sep + 1)) - (tonumber(ts_text) - TS_OFFSET))
@@ -239,6 +241,9 @@ if window_ms > 0 then
   redis.call('ZREMRANGEBYSCORE', prefix .. ':windows:open', '-inf', '(' .. newest)
   if newest - 1 > closed_upto then redis.call('SET', prefix .. ':windows:closed-upto', newest - 1) end
 end
+for b, joined in pairs(waited) do
+  redis.call('DECRBY', prefix .. ':join:' .. b .. ':waiting', joined)
+end
 for b, fields in pairs(joins) do
   call_chunked('HSET', prefix .. ':join:' .. b .. ':pred', fields)
   redis.call('EXPIRE', prefix .. ':join:' .. b .. ':pred', ttl)
@@ -273,6 +278,10 @@ for i = 4, #ARGV, 3 do
       local d = delay_bucket(tonumber(feedback_ts) - predicted_ts)
       redis.call('HINCRBY', prefix .. ':window:' .. w .. ':label-delay', d, 1)
       redis.call('HINCRBY', prefix .. ':label-delay:total', d, 1)
+    else
+      -- Waits for its prediction; expires with the bucket if that never comes.
+      redis.call('INCR', join .. ':waiting')
+      redis.call('EXPIRE', join .. ':waiting', ttl)
     end
   else
     redis.call('HINCRBY', counts, 'duplicate', 1)

@@ -117,6 +117,11 @@ class Keys:
         """Hash: prediction id -> true label for predictions of one time bucket."""
         return f"{self.prefix}:join:{bucket}:label"
 
+    def waiting_labels(self, bucket: int) -> str:
+        """Counter: labels of one time bucket still waiting for their prediction
+        (expires with the bucket: what is left then never found its prediction)."""
+        return f"{self.prefix}:join:{bucket}:waiting"
+
     def confusion(self, window: int) -> str:
         """Hash: ``label:predicted`` -> count of joined pairs in one window."""
         return f"{self.prefix}:window:{window}:confusion"

@@ -34,4 +34,5 @@ async def performance(
         last_windows=windows,
         calibration=await calibrations.get(metadata.version),
         model_version=metadata.version,
+        retention_s=settings.join_retention_s,
     )

@@ -111,6 +111,7 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
              keys.windows_to_report, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
              keys.drift_index, keys.label_delays_total, keys.joined_predictions(bucket), keys.joined_labels(bucket),
+             keys.waiting_labels(bucket),
              keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
     for w in range(3):
         named |= {keys.window_rows(w), keys.window_meta(w), keys.window_classes(w), keys.confusion(w),

@@ -129,3 +129,38 @@ async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
     assert b"missing field" in dead[0][1][b"reason"]
     assert b"features" in dead[1][1][b"reason"]
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+
+
+async def test_labels_without_a_prediction_wait_then_expire_counted(
+    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    keys = worker.keys
+    from shared.ids import new_prediction_ids
+
+    x = reference_rows(model_dir, 4)
+    ids = await publish_predictions(aredis, keys, x, np.zeros(4, dtype=np.int64))
+    orphans = new_prediction_ids(3)  # labels for predictions that never come
+    await publish_feedback(aredis, keys, [*ids[:2], *orphans], [0, 0, 1, 1, 1])
+    await eventually(lambda: worker.consumer.stats.feedback == 5)
+
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (2, 3, 0)
+
+    # One orphan's prediction turns up late after all: it joins, one fewer waits.
+    import time as _time
+
+    from shared.events import encode_predictions
+
+    probs = np.eye(10, dtype=np.float32)[[1]]
+    entry = encode_predictions([orphans[0]], int(_time.time() * 1000), keys.model, "1", x[:1], np.array([1]), probs)
+    await aredis.xadd(keys.predictions, entry[0])
+    await eventually(lambda: worker.consumer.stats.predictions == 5)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 2, 0)
+
+    # The retention passes for the others (their bucket expires): counted as expired.
+    bucket = int(orphans[1][:12], 16) // 3_600_000
+    await aredis.delete(keys.joined_labels(bucket), keys.waiting_labels(bucket))
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 0, 2)
+    assert report.feedback_unmatched == 2
