@@ -56,3 +56,10 @@ async def eventually(check: Callable[[], object], timeout_s: float = 20.0) -> No
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def holdout_rows(model_dir: Path, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+    """``n`` rows drawn (with replacement) from the model's held-out sample."""
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x = holdout["features"]
+    return x[np.random.default_rng(seed).integers(0, len(x), n)].astype(np.float32)

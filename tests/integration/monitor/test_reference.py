@@ -14,15 +14,9 @@ from monitor.windows import WindowPolicy
 from monitor.worker import MonitorWorker
 from shared.events import FLOAT
 from shared.settings import MonitorSettings
-from tests.integration.monitor.helpers import eventually, publish_predictions, register
+from tests.integration.monitor.helpers import eventually, holdout_rows, publish_predictions, register
 
 STEP = 100
-
-
-def holdout_rows(model_dir: Path, n: int, seed: int = 0) -> np.ndarray:
-    with np.load(model_dir / "holdout.npz") as holdout:
-        x = holdout["features"]
-    return x[np.random.default_rng(seed).integers(0, len(x), n)].astype(np.float32)
 
 
 async def test_first_windows_become_the_reference_and_later_ones_are_tested_against_it(

@@ -13,7 +13,7 @@ from monitor.performance import performance_report
 from monitor.worker import MonitorWorker
 from shared.keys import CONSUMER_GROUP
 from shared.settings import MonitorSettings
-from tests.integration.monitor.helpers import eventually, publish_feedback, publish_predictions, register
+from tests.integration.monitor.helpers import eventually, holdout_rows, publish_feedback, publish_predictions, register
 
 WINDOW = 200
 
@@ -28,17 +28,11 @@ async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> Asy
     await monitor.stop()
 
 
-def reference_rows(model_dir: Path, n: int, seed: int = 0) -> np.ndarray:
-    with np.load(model_dir / "holdout.npz") as holdout:
-        x = holdout["features"]
-    return x[np.random.default_rng(seed).integers(0, len(x), n)].astype(np.float32)
-
-
 async def test_n_events_make_the_right_windows_and_are_all_acked(
     worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
-    x = reference_rows(model_dir, 2 * WINDOW + 50)
+    x = holdout_rows(model_dir, 2 * WINDOW + 50)
     await publish_predictions(aredis, keys, x, np.zeros(len(x), dtype=np.int64))
 
     await eventually(lambda: worker.consumer.stats.predictions == len(x))
@@ -62,7 +56,7 @@ async def test_redelivered_events_change_no_count(
     worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
-    x = reference_rows(model_dir, 30)
+    x = holdout_rows(model_dir, 30)
     ids = await publish_predictions(aredis, keys, x, np.arange(30) % 10)
     await publish_feedback(aredis, keys, ids, list(np.arange(30) % 10))
     await eventually(lambda: worker.consumer.stats.feedback == 30)
@@ -84,7 +78,7 @@ async def test_feedback_before_its_prediction_is_joined(
     from shared.ids import new_prediction_ids
 
     n = 40
-    x = reference_rows(model_dir, n)
+    x = holdout_rows(model_dir, n)
     predicted = np.arange(n) % 10
     labels = predicted.copy()
     labels[:10] = (labels[:10] + 1) % 10  # 10 wrong out of 40
@@ -115,7 +109,7 @@ async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
     worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
-    x = reference_rows(model_dir, 10)
+    x = holdout_rows(model_dir, 10)
     await publish_predictions(aredis, keys, x[:5], np.zeros(5, dtype=np.int64))
     await aredis.xadd(keys.predictions, {"v": "1", "id": "garbage"})
     await aredis.xadd(keys.predictions, {"v": "1", "id": "f" * 32, "ts": "1", "m": "m", "mv": "1",
@@ -137,7 +131,7 @@ async def test_labels_without_a_prediction_wait_then_expire_counted(
     keys = worker.keys
     from shared.ids import new_prediction_ids
 
-    x = reference_rows(model_dir, 4)
+    x = holdout_rows(model_dir, 4)
     ids = await publish_predictions(aredis, keys, x, np.zeros(4, dtype=np.int64))
     orphans = new_prediction_ids(3)  # labels for predictions that never come
     await publish_feedback(aredis, keys, [*ids[:2], *orphans], [0, 0, 1, 1, 1])
