@@ -254,20 +254,21 @@ ack()
 return {new_count, closed}
 """
 
+# Per label: HSETNX (first label wins) and HGET of its prediction; what only
+# needs doing once per batch (counters, TTLs of the buckets touched) is summed
+# in Lua and written at the end.
 _INGEST_FEEDBACK = _DELAY_BUCKET + """
 local prefix = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local bucket_ms = tonumber(ARGV[3])
-local counts = prefix .. ':feedback:counts'
-local new = 0
+local new, duplicates = 0, 0
+local touched, waiting = {}, {}  -- join key prefix -> true; -> labels left waiting
 for i = 4, #ARGV, 3 do
   local id, label, feedback_ts = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local predicted_ts = tonumber(string.sub(id, 1, 12), 16)
-  local bucket = math.floor(predicted_ts / bucket_ms)
-  local join = prefix .. ':join:' .. bucket
+  local join = prefix .. ':join:' .. math.floor(predicted_ts / bucket_ms)
   if redis.call('HSETNX', join .. ':label', id, label .. ':' .. feedback_ts) == 1 then
-    redis.call('EXPIRE', join .. ':label', ttl)
-    redis.call('HINCRBY', counts, 'received', 1)
+    touched[join] = true
     new = new + 1
     local pred = redis.call('HGET', join .. ':pred', id)
     if pred then
@@ -280,13 +281,20 @@ for i = 4, #ARGV, 3 do
       redis.call('HINCRBY', prefix .. ':label-delay:total', d, 1)
     else
       -- Waits for its prediction; expires with the bucket if that never comes.
-      redis.call('INCR', join .. ':waiting')
-      redis.call('EXPIRE', join .. ':waiting', ttl)
+      waiting[join] = (waiting[join] or 0) + 1
     end
   else
-    redis.call('HINCRBY', counts, 'duplicate', 1)
+    duplicates = duplicates + 1
   end
 end
+for join in pairs(touched) do redis.call('EXPIRE', join .. ':label', ttl) end
+for join, n in pairs(waiting) do
+  redis.call('INCRBY', join .. ':waiting', n)
+  redis.call('EXPIRE', join .. ':waiting', ttl)
+end
+local counts = prefix .. ':feedback:counts'
+if new > 0 then redis.call('HINCRBY', counts, 'received', new) end
+if duplicates > 0 then redis.call('HINCRBY', counts, 'duplicate', duplicates) end
 return new
 """
 
