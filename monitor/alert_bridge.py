@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
 from monitor.performance import performance_report
 from monitor.reports import WindowDriftReport
@@ -41,7 +43,7 @@ class AlertBridge:
                 self.worker.settings.window_size, last_windows=ACCURACY_WINDOWS,
             )
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
-        correct = sum(round((w.accuracy or 0.0) * w.labelled) for w in recent.windows) if recent else 0
+        correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0
         predictions = sum(w.predictions for w in recent.windows) if recent else 0
         for report in sorted(reports, key=lambda r: r.window):
             prediction = report.prediction_drift

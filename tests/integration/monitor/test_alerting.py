@@ -90,3 +90,31 @@ async def test_episode_pending_firing_resolved_with_one_notification_each(
     assert [h["window"] for h in episode] == [0, 1, 2]
     await asyncio.sleep(0.5)
     assert len(receiver.bodies("/hook")) == 2  # exactly one of each
+
+
+async def test_accuracy_rule_fires_on_the_labels_of_recent_windows(
+    receiver: Receiver, redis_url: str, model_dir: Path, aredis
+) -> None:
+    """Accuracy reaches the rules from the confusion counts of recent windows, once
+    enough labels exist: 40 right out of 100 labelled fires a rule at 0.9."""
+    from tests.integration.monitor.helpers import holdout_rows, publish_feedback
+
+    _, keys = await register(aredis, model_dir)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    rule = {"name": "Accuracy", "metric": "accuracy", "op": "<", "value": 0.9, "min_samples": 100,
+            "for": {"windows": 1}}
+    with TestClient(create_app(settings, consumer_name="accuracy-test")) as client:
+        assert client.put("/alerts/thresholds", json=[rule]).status_code == 200
+        x = holdout_rows(model_dir, 2 * WINDOW)
+        ids = await publish_predictions(aredis, keys, x[:WINDOW], np.zeros(WINDOW, dtype=np.int64))
+        labels = [0] * 40 + [1] * 60  # predicted 0 every time: 40% right
+        await publish_feedback(aredis, keys, ids[:100], labels)
+        await _wait(lambda: client.get("/performance").json()["labelled"] == 100)
+        await publish_predictions(aredis, keys, x[WINDOW:], np.zeros(WINDOW, dtype=np.int64))  # next report
+        await _wait(lambda: (_alert_named(client, "Accuracy") or {}).get("state") == "firing")
+        assert _alert_named(client, "Accuracy")["value"] == pytest.approx(0.4)
+
+
+def _alert_named(client: TestClient, name: str) -> dict | None:
+    alerts = [a for a in client.get("/alerts").json()["alerts"] if a["labels"]["alertname"] == name]
+    return alerts[0] if alerts else None
