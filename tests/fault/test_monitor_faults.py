@@ -62,7 +62,8 @@ def events(model_dir: Path) -> dict[str, Any]:
     return {"metadata": metadata, "predictions": predictions, "feedback": feedback, "ids": ids}
 
 
-def fill(server: LocalRedisServer, db: int, model_dir: Path, events: dict[str, Any]) -> str:
+def fill(server: LocalRedisServer, db: int, model_dir: Path, events: dict[str, Any], *, publish: bool = True) -> str:
+    """A fresh database with the model registered and (unless ``publish`` is false) the events on the streams."""
     url = f"redis://127.0.0.1:{server.port}/{db}"
     metadata: ModelMetadata = events["metadata"]
     keys = Keys(metadata.name)
@@ -74,6 +75,12 @@ def fill(server: LocalRedisServer, db: int, model_dir: Path, events: dict[str, A
         await client.aclose()
 
     asyncio.run(register())
+    if publish:
+        publish_events(url, keys, events)
+    return url
+
+
+def publish_events(url: str, keys: Keys, events: dict[str, Any]) -> None:
     client = redis.Redis.from_url(url)
     half = len(events["feedback"]) // 2
     with client.pipeline(transaction=False) as pipe:
@@ -87,7 +94,6 @@ def fill(server: LocalRedisServer, db: int, model_dir: Path, events: dict[str, A
             pipe.xadd(keys.feedback, fields)
         pipe.execute()
     client.close()
-    return url
 
 
 def monitor(url: str, tmp_path: Path, name: str) -> Service:
@@ -108,8 +114,13 @@ def ingested(client: redis.Redis, keys: Keys) -> int:
 
 
 def kill_mid_stream(client: redis.Redis, keys: Keys, victim: Service, at: int) -> int:
+    """SIGKILL ``victim`` once ``at`` events are ingested; returns the count seen just before the kill.
+
+    That count, not one read after the kill: other replicas keep consuming
+    while the victim dies and may finish the stream by then.
+    """
     deadline = time.monotonic() + 60
-    while ingested(client, keys) < at:
+    while (seen := ingested(client, keys)) < at:
         assert time.monotonic() < deadline, f"no progress:\n{victim.tail()}"
         assert victim.process.poll() is None, victim.tail()
         time.sleep(0.005)
@@ -120,8 +131,8 @@ def kill_mid_stream(client: redis.Redis, keys: Keys, victim: Service, at: int) -
         c["pending"] for s in (keys.predictions, keys.feedback)
         for c in client.xinfo_consumers(s, CONSUMER_GROUP) if c["name"] == name
     )
-    print(f"\n{name.decode()} SIGKILLed with {unacked} entries read and not acked")
-    return ingested(client, keys)
+    print(f"\n{name.decode()} SIGKILLed at ingested={seen} with {unacked} entries read and not acked")
+    return seen
 
 
 def wait_done(client: redis.Redis, keys: Keys, timeout_s: float = 90) -> None:
@@ -226,12 +237,14 @@ def test_replicas_with_one_sigkilled_give_the_single_monitor_counts(
     tmp_path: Path,
 ) -> None:
     keys = Keys(events["metadata"].name)
-    url = fill(server, 2 + replicas, model_dir, events)
+    url = fill(server, 2 + replicas, model_dir, events, publish=False)
     client = redis.Redis.from_url(url)
     services = [monitor(url, tmp_path, f"replica-{i}") for i in range(replicas)]
     try:
         for service in services:
             wait_live(service)
+        # Only now: the first replica up would otherwise ingest the lot before the others start.
+        publish_events(url, keys, events)
         killed_at = kill_mid_stream(client, keys, services[0], N_PRED // 3)
         wait_done(client, keys)
     finally:
