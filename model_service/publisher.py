@@ -1,9 +1,12 @@
 """Background publisher: requests hand events over in memory, a task writes them in batches.
 
 An awaited XADD per request cost 43% of throughput here; a queue drained by
-one task into batched XADDs costs about 11%. ``submit`` never waits and never
-touches Redis or the disk, so neither a dead nor a slow Redis can fail or slow
-a prediction.
+one task into batched XADDs costs about 11%. ``submit`` and
+``submit_predictions`` never wait and never touch Redis or the disk, so
+neither a dead nor a slow Redis can fail or slow a prediction. Predictions are
+queued as the model's arrays and encoded per batch by the writer
+(:mod:`model_service.stream_writes`), so a request pays almost nothing for
+its event.
 
 Fault handling, in order of the events' age:
 
@@ -45,29 +48,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_service.spill import SpillCorruptError, SpillFile, encode_batch
+from model_service.stream_writes import (
+    WRITE_ENTRIES,
+    WRITE_PREDICTIONS,
+    PredictionBlock,
+    StreamEntry,
+    entries_script_args,
+    predictions_script_args,
+)
 from shared.telemetry import ModelServiceMetrics
 
 log = logging.getLogger(__name__)
 
-StreamEntry = tuple[str, dict[bytes, bytes]]
-
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-
-# KEYS[1]: the batch marker; KEYS[2..]: the streams. ARGV: marker TTL (ms), MAXLEN,
-# then per entry: the stream's KEYS index, the number of fields, the fields.
-_WRITE_BATCH = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-local i = 3
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 1])
-  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i + 2, i + 1 + 2 * n))
-  i = i + 2 + 2 * n
-end
-return 1
-"""
-
 
 def hash_tag_prefix(stream: str) -> str:
     """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: a key in the stream's cluster slot."""
@@ -91,10 +84,24 @@ class PublisherStats:
 
 @dataclass(slots=True)
 class _Batch:
+    """What one script call writes: generic entries, or prediction blocks of one shape."""
+
     id: bytes
     entries: list[StreamEntry]
+    blocks: list[PredictionBlock] = field(default_factory=list)
     # Set when the batch was read from a spill file: (file, cursor after it).
     source: tuple[SpillFile, int] | None = field(default=None)
+
+    @property
+    def size(self) -> int:
+        return len(self.entries) + sum(len(b) for b in self.blocks)
+
+    def as_entries(self) -> list[StreamEntry]:
+        """Every event as a generic entry (for the spill file)."""
+        return self.entries + [e for b in self.blocks for e in b.entries()]
+
+
+QueueItem = StreamEntry | PredictionBlock
 
 
 class EventPublisher:
@@ -124,7 +131,8 @@ class EventPublisher:
         self._batch_size = batch_size
         self._queue_max = queue_max
         self._high_water = min(high_water or queue_max // 2, queue_max)
-        self._queue: collections.deque[StreamEntry] = collections.deque()
+        self._queue: collections.deque[QueueItem] = collections.deque()
+        self._queue_events = 0  # events in _queue (a block holds several)
         self._inflight: _Batch | None = None
         self._spill = spill
         # Files to replay, oldest first: those of dead processes, then our own.
@@ -138,12 +146,13 @@ class EventPublisher:
         self._closing = False
         self.stats = PublisherStats()
         self._metrics = metrics
-        self._script = client.register_script(_WRITE_BATCH)
+        self._write_entries = client.register_script(WRITE_ENTRIES)
+        self._write_predictions = client.register_script(WRITE_PREDICTIONS)
 
     # -- the request side -----------------------------------------------------
     @property
     def queued(self) -> int:
-        return len(self._queue) + (len(self._inflight.entries) if self._inflight else 0)
+        return self._queue_events + (self._inflight.size if self._inflight else 0)
 
     @property
     def spill_pending(self) -> int:
@@ -156,10 +165,24 @@ class EventPublisher:
 
     def submit(self, entries: list[StreamEntry]) -> int:
         """Queue entries without waiting; returns how many were dropped for lack of room."""
-        room = self._queue_max - len(self._queue)
+        room = self._queue_max - self._queue_events
         accepted = entries if len(entries) <= room else entries[: max(room, 0)]
         self._queue.extend(accepted)
-        dropped = len(entries) - len(accepted)
+        self._queue_events += len(accepted)
+        return self._after_submit(len(entries) - len(accepted))
+
+    def submit_predictions(self, block: PredictionBlock) -> int:
+        """Queue a block of predictions as it is (encoded later, per batch); returns the rows dropped."""
+        room = max(self._queue_max - self._queue_events, 0)
+        dropped = max(len(block) - room, 0)
+        if dropped:
+            block = block.head(room)
+        if len(block):
+            self._queue.append(block)
+            self._queue_events += len(block)
+        return self._after_submit(dropped)
+
+    def _after_submit(self, dropped: int) -> int:
         if dropped:
             self._count_drop(dropped, "queue_full")
         self._wakeup.set()
@@ -221,7 +244,7 @@ class EventPublisher:
                     next_probe = now + backoff
                 await self._sleep(min(self._spill_interval_s, max(next_probe - time.monotonic(), 0.0)))
                 continue
-            if self._spill is not None and len(self._queue) > self._high_water:
+            if self._spill is not None and self._queue_events > self._high_water:
                 self._set_spilling(True, f"queue above its high-water mark ({self._high_water})")
                 next_probe = time.monotonic() + self._backoff_initial_s
                 continue
@@ -248,7 +271,7 @@ class EventPublisher:
                 continue
             self._done(batch, written)
             backoff = self._backoff_initial_s
-            if self._linger_s > 0 and len(self._queue) < self._batch_size and not self._closing:
+            if self._linger_s > 0 and self._queue_events < self._batch_size and not self._closing:
                 await asyncio.sleep(self._linger_s)  # not _sleep: a submit must not cut it short
 
     def _next_batch(self) -> _Batch | None:
@@ -264,30 +287,49 @@ class EventPublisher:
                 continue
             if found is not None:
                 batch_id, entries, next_offset = found
-                return _Batch(batch_id, entries, (spill, next_offset))
+                return _Batch(batch_id, entries, source=(spill, next_offset))
         if self._inflight is None and self._queue:
             self._inflight = self._take()
         return self._inflight
 
     def _take(self) -> _Batch:
-        """Fix the next batch (and its id) from the queue: entries of one cluster slot only."""
-        first = self._queue.popleft()
-        entries = [first]
-        stream, tag = first[0], hash_tag_prefix(first[0])
+        """Fix the next batch (and its id) from the queue: one script call's worth.
+
+        Prediction blocks of one shape go together; other entries go together
+        if they are of one cluster slot.
+        """
         # A backlog leaves in larger batches: a write costs the same CPU for 2
         # events or 200, and under overload that CPU is what the requests need.
-        limit = self._batch_size if len(self._queue) < 4 * self._batch_size else 8 * self._batch_size
+        limit = self._batch_size if self._queue_events < 4 * self._batch_size else 8 * self._batch_size
+        first = self._queue.popleft()
+        if isinstance(first, PredictionBlock):
+            blocks, size, key = [first], len(first), first.shape_key
+            while self._queue and size < limit:
+                nxt = self._queue[0]
+                if not isinstance(nxt, PredictionBlock) or nxt.shape_key != key:
+                    break
+                blocks.append(nxt)
+                self._queue.popleft()
+                size += len(nxt)
+            self._queue_events -= size
+            return _Batch(os.urandom(16), [], blocks)
+        entries = [first]
+        stream, tag = first[0], hash_tag_prefix(first[0])
         while self._queue and len(entries) < limit:
             nxt = self._queue[0]
+            if isinstance(nxt, PredictionBlock):
+                break
             if nxt[0] != stream:
                 if hash_tag_prefix(nxt[0]) != tag:
                     break
                 stream = nxt[0]
-            entries.append(self._queue.popleft())
+            entries.append(nxt)
+            self._queue.popleft()
+        self._queue_events -= len(entries)
         return _Batch(os.urandom(16), entries)
 
     def _done(self, batch: _Batch, written: bool) -> None:
-        n = len(batch.entries)
+        n = batch.size
         if batch.source is not None:
             spill, next_offset = batch.source
             spill.advance(next_offset, n)
@@ -303,16 +345,14 @@ class EventPublisher:
 
     async def _write(self, batch: _Batch) -> bool:
         """Write a batch once: True if written now, False if Redis already had it."""
-        streams: dict[str, int] = {}
-        args: list[bytes | str | int] = [self._dedup_ttl_ms, self._maxlen]
-        for stream, fields in batch.entries:
-            index = streams.setdefault(stream, len(streams) + 2)
-            args.append(index)
-            args.append(len(fields))
-            for kv in fields.items():
-                args.extend(kv)
-        marker = f"{hash_tag_prefix(batch.entries[0][0])}:publish:batch:{batch.id.hex()}"
-        return bool(await self._script(keys=[marker, *streams], args=args))
+        head = batch.blocks[0].stream if batch.blocks else batch.entries[0][0]
+        marker = f"{hash_tag_prefix(head)}:publish:batch:{batch.id.hex()}"
+        limits = [self._dedup_ttl_ms, self._maxlen]
+        if batch.blocks:
+            columns = predictions_script_args(batch.blocks)
+            return bool(await self._write_predictions(keys=[marker, head], args=[*limits, *columns]))
+        streams, packed = entries_script_args(batch.entries)
+        return bool(await self._write_entries(keys=[marker, *streams], args=[*limits, packed]))
 
     async def _probe(self) -> bool:
         try:
@@ -341,10 +381,10 @@ class EventPublisher:
             if self._inflight is None:
                 self._inflight = self._take()
             batch = self._inflight
-            record = encode_batch(batch.id, batch.entries)
+            record = encode_batch(batch.id, batch.as_entries())
             assert self._spill is not None
             try:
-                stored = await asyncio.to_thread(self._spill.append, record, len(batch.entries))
+                stored = await asyncio.to_thread(self._spill.append, record, batch.size)
             except OSError:
                 log.exception("publisher: cannot write the spill file")
                 stored = False
@@ -358,7 +398,7 @@ class EventPublisher:
                 self._inflight = self._take()
             batch = self._inflight
             try:
-                stored = self._spill.append(encode_batch(batch.id, batch.entries), len(batch.entries))
+                stored = self._spill.append(encode_batch(batch.id, batch.as_entries()), batch.size)
             except OSError:
                 log.exception("publisher: cannot write the spill file")
                 stored = False
@@ -366,7 +406,7 @@ class EventPublisher:
 
     def _after_spill(self, batch: _Batch, stored: bool) -> None:
         if stored:
-            self.stats.spilled += len(batch.entries)
+            self.stats.spilled += batch.size
         else:
-            self._count_drop(len(batch.entries), "spill_full")
+            self._count_drop(batch.size, "spill_full")
         self._inflight = None

@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 
 from model_service.publisher import EventPublisher
 from model_service.runtime import LiteRTModel
-from shared.events import encode_feedback, encode_predictions
+from model_service.stream_writes import PredictionBlock
+from shared.events import encode_feedback
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
@@ -89,14 +90,11 @@ class ModelService:
 
     def publish_predictions(self, features: npt.NDArray[np.float32], result: PredictionResult) -> None:
         """Queue the events of a scored matrix (one per row), unless publishing is off."""
-        if not self.publish:
-            return
-        fields = encode_predictions(
-            result.ids, result.timestamp_ms, self.metadata.name, self.metadata.version,
-            features, result.classes, result.probabilities,
-        )
-        stream = self.keys.predictions
-        self.publisher.submit([(stream, f) for f in fields])
+        if self.publish:
+            self.publisher.submit_predictions(PredictionBlock(
+                self.keys.predictions, self.metadata.name, self.metadata.version,
+                result.ids, result.timestamp_ms, features, result.classes, result.probabilities,
+            ))
 
     def record_feedback(self, prediction_id: str, label: int) -> None:
         entry = encode_feedback(prediction_id, label, time.time_ns() // 1_000_000)

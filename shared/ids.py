@@ -12,13 +12,15 @@ import os
 import re
 import time
 
-_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+_STAMP_HEX = 12
 _RANDOM_HEX = 20
+ID_LENGTH = _STAMP_HEX + _RANDOM_HEX
+_ID_PATTERN = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
 
 
 def new_prediction_ids(count: int, now_ms: int | None = None) -> list[str]:
     """Return ``count`` fresh ids sharing one timestamp (one request, one instant)."""
-    stamp = f"{(now_ms if now_ms is not None else time.time_ns() // 1_000_000):012x}"
+    stamp = f"{(now_ms if now_ms is not None else time.time_ns() // 1_000_000):0{_STAMP_HEX}x}"
     noise = os.urandom(_RANDOM_HEX // 2 * count).hex()
     return [stamp + noise[i * _RANDOM_HEX : (i + 1) * _RANDOM_HEX] for i in range(count)]
 

@@ -18,6 +18,7 @@ from model_service.app import create_app
 from model_service.batching import MicroBatcher
 from model_service.runtime import LiteRTModel
 from model_service.service import ModelService
+from model_service.stream_writes import PredictionBlock
 from shared.events import decode_predictions
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
@@ -31,8 +32,8 @@ class RecordingPublisher:
         self.entries: list[tuple[str, dict[bytes, bytes]]] = []
         self.submits = 0
 
-    def submit(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> int:
-        self.entries += entries
+    def submit_predictions(self, block: PredictionBlock) -> int:
+        self.entries += block.entries()
         self.submits += 1
         return 0
 

@@ -1,0 +1,155 @@
+"""What the publisher queues and the Lua scripts that write a batch of it to Redis in one round trip.
+
+Two kinds of queued item:
+
+- a :data:`StreamEntry`, ``(stream, fields)``: any event (feedback, and
+  everything replayed from a spill file);
+- a :class:`PredictionBlock`: the predictions of one scoring call, queued as
+  the arrays the model produced. The request only appends a reference; the
+  writer encodes a whole batch of blocks at once, as a few packed columns
+  that Redis splits into entries.
+
+Why blocks: with one request per connection the server's CPU is the limit,
+and every microsecond of per-event Python in the request or the writer shows
+as lost throughput. Building eight fields per event in the request and one
+argument per field in the writer cost ~10 us of the ~140 us a /predict
+takes here; the packed columns cost about a tenth of that, and
+``benchmarks/serve.py`` holds the figures.
+
+Both scripts set the batch's marker key first (``SET NX PX``) and write only
+if it was new, so a retried batch lands once (see ``model_service.publisher``).
+Both write the same stream entries, field for field, as
+:func:`shared.events.encode_predictions` describes them (a test checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from shared.events import FLOAT, SCHEMA_VERSION, encode_predictions
+from shared.ids import ID_LENGTH
+
+StreamEntry = tuple[str, dict[bytes, bytes]]
+
+# KEYS[1]: the batch marker; KEYS[2..]: the streams. ARGV: marker TTL (ms), MAXLEN,
+# and the entries as one MessagePack array of [KEYS index of the stream, field, value, ...].
+WRITE_ENTRIES = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+for _, entry in ipairs(cmsgpack.unpack(ARGV[3])) do
+  redis.call('XADD', KEYS[entry[1]], 'MAXLEN', '~', ARGV[2], '*', unpack(entry, 2))
+end
+return 1
+"""
+
+# KEYS[1]: the batch marker; KEYS[2]: the predictions stream. ARGV: marker TTL (ms),
+# MAXLEN, rows, bytes per features row, bytes per probabilities row, schema version,
+# model, model version, then the columns: ids (fixed width), timestamps and classes
+# (decimal, comma-separated), features and probabilities (float32 rows back to back).
+WRITE_PREDICTIONS = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+local n, xw, pw = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local v, m, mv, ids, x, p = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[12], ARGV[13]
+local idw = #ids / n
+local ts, y = {}, {}
+for s in string.gmatch(ARGV[10], '[^,]+') do ts[#ts + 1] = s end
+for s in string.gmatch(ARGV[11], '[^,]+') do y[#y + 1] = s end
+for i = 0, n - 1 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+    'v', v, 'id', string.sub(ids, i * idw + 1, (i + 1) * idw), 'ts', ts[i + 1], 'm', m, 'mv', mv,
+    'x', string.sub(x, i * xw + 1, (i + 1) * xw), 'y', y[i + 1], 'p', string.sub(p, i * pw + 1, (i + 1) * pw))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBlock:
+    """The predictions of one scoring call, one stream entry per row once written.
+
+    The arrays are the caller's and must not change after it is queued (the
+    model service hands over fresh arrays per call).
+    """
+
+    stream: str
+    model: str
+    version: str
+    ids: Sequence[str]
+    timestamp_ms: int
+    features: npt.NDArray[np.float32]  # (n, F)
+    classes: npt.NDArray[np.integer]  # (n,)
+    probabilities: npt.NDArray[np.float32]  # (n, K)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def shape_key(self) -> tuple[str, str, str, int, int]:
+        """Blocks with equal keys are written by one script call."""
+        return self.stream, self.model, self.version, self.features.shape[1], self.probabilities.shape[1]
+
+    def head(self, rows: int) -> PredictionBlock:
+        """The first ``rows`` rows (what fits in a full queue)."""
+        return PredictionBlock(self.stream, self.model, self.version, self.ids[:rows], self.timestamp_ms,
+                               self.features[:rows], self.classes[:rows], self.probabilities[:rows])
+
+    def entries(self) -> list[StreamEntry]:
+        """The same events as generic entries: for the spill file and its replay."""
+        fields = encode_predictions(self.ids, self.timestamp_ms, self.model, self.version,
+                                    self.features, self.classes, self.probabilities)
+        return [(self.stream, f) for f in fields]
+
+
+def entries_script_args(entries: Sequence[StreamEntry]) -> tuple[list[str], bytes]:
+    """The streams (KEYS from index 2) and the packed entries for :data:`WRITE_ENTRIES`.
+
+    One MessagePack argument, unpacked by Redis's own ``cmsgpack``: redis-py's
+    asyncio client packs each argument in Python (~6 us per entry of 17
+    arguments here), msgpack packs the lot in C (~0.7 us per entry). Raw
+    strings (``use_bin_type=False``), because ``cmsgpack`` does not read the
+    bin types.
+    """
+    streams: dict[str, int] = {}
+    rows = [
+        [streams.setdefault(stream, len(streams) + 2), *chain.from_iterable(fields.items())]
+        for stream, fields in entries
+    ]
+    return list(streams), msgpack.packb(rows, use_bin_type=False)
+
+
+def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | int]:
+    """ARGV (after TTL and MAXLEN) for :data:`WRITE_PREDICTIONS`: blocks of one ``shape_key``."""
+    first = blocks[0]
+    n = sum(len(b) for b in blocks)
+    if len(blocks) == 1:
+        features, probabilities, classes = first.features, first.probabilities, first.classes
+    else:
+        features = np.concatenate([b.features for b in blocks])
+        probabilities = np.concatenate([b.probabilities for b in blocks])
+        classes = np.concatenate([b.classes for b in blocks])
+    ids = "".join(chain.from_iterable(b.ids for b in blocks)).encode()
+    if len(ids) != n * ID_LENGTH:
+        raise ValueError(f"prediction ids must be {ID_LENGTH} characters each")
+    timestamps = b",".join(b",".join([str(b.timestamp_ms).encode()] * len(b)) for b in blocks)
+    return [
+        n,
+        first.features.shape[1] * FLOAT.itemsize,
+        first.probabilities.shape[1] * FLOAT.itemsize,
+        SCHEMA_VERSION,
+        first.model.encode(),
+        first.version.encode(),
+        ids,
+        timestamps,
+        ",".join(map(str, classes.tolist())).encode(),
+        np.ascontiguousarray(features, dtype=FLOAT).tobytes(),
+        np.ascontiguousarray(probabilities, dtype=FLOAT).tobytes(),
+    ]

@@ -1,0 +1,118 @@
+"""Prediction blocks: the packed-columns script writes exactly the entries the generic codec describes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from model_service.publisher import EventPublisher, _Batch
+from model_service.spill import SpillFile
+from model_service.stream_writes import PredictionBlock, predictions_script_args
+from shared.events import decode_predictions, encode_feedback
+from shared.ids import new_prediction_ids
+
+PREDICTIONS = "driftwatch:{blocks}:predictions"
+FEEDBACK = "driftwatch:{blocks}:feedback"
+pytestmark = pytest.mark.timeout(60)
+
+
+def block(seed: int, rows: int, *, version: str = "3", classes: int = 12) -> PredictionBlock:
+    rng = np.random.default_rng(seed)
+    probabilities = rng.dirichlet(np.ones(classes), rows).astype(np.float32)
+    return PredictionBlock(
+        PREDICTIONS, "mlp", version, new_prediction_ids(rows, 1_700_000_000_000 + seed), 1_700_000_000_000 + seed,
+        rng.normal(size=(rows, 5)).astype(np.float32), probabilities.argmax(axis=1), probabilities,
+    )
+
+
+async def fields_on(client: aioredis.Redis, stream: str) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in await client.xrange(stream)]
+
+
+async def drain(publisher: EventPublisher) -> None:
+    publisher.start()
+    for _ in range(300):
+        if not publisher.queued:
+            break
+        await asyncio.sleep(0.01)
+    await publisher.close()
+
+
+async def test_blocks_write_the_same_entries_as_the_generic_codec(aredis: aioredis.Redis) -> None:
+    blocks = [block(1, 1), block(2, 7), block(3, 1)]  # several requests, each with its own timestamp
+    publisher = EventPublisher(aredis, maxlen=1_000)
+    for b in blocks:
+        publisher.submit_predictions(b)
+    await drain(publisher)
+
+    expected = [fields for b in blocks for _, fields in b.entries()]
+    assert await fields_on(aredis, PREDICTIONS) == expected  # field for field, in order
+    decoded = decode_predictions(expected)
+    assert decoded.timestamps_ms.tolist() == [1_700_000_000_001] + [1_700_000_000_002] * 7 + [1_700_000_000_003]
+    np.testing.assert_array_equal(decoded.features, np.concatenate([b.features for b in blocks]))
+    assert publisher.stats.published == 9
+
+
+async def test_a_block_batch_is_written_once_however_often_it_is_retried(aredis: aioredis.Redis) -> None:
+    publisher = EventPublisher(aredis, maxlen=1_000)
+    batch = _Batch(b"0123456789abcdef", [], [block(4, 3)])
+    assert await publisher._write(batch) is True
+    assert await publisher._write(batch) is False
+    assert len(await fields_on(aredis, PREDICTIONS)) == 3
+
+
+async def test_blocks_and_other_entries_keep_their_order_across_batches(aredis: aioredis.Redis) -> None:
+    publisher = EventPublisher(aredis, maxlen=1_000, batch_size=4)
+    first, second, other_version = block(5, 3), block(6, 3), block(7, 2, version="4")
+    label = encode_feedback(first.ids[0], 2, 1_700_000_000_100)
+    publisher.submit_predictions(first)
+    publisher.submit([(FEEDBACK, label)])
+    publisher.submit_predictions(second)
+    publisher.submit_predictions(other_version)
+    assert publisher.queued == 9
+    await drain(publisher)
+
+    predictions = decode_predictions(await fields_on(aredis, PREDICTIONS))
+    assert predictions.ids == [*first.ids, *second.ids, *other_version.ids]
+    assert predictions.model_versions == ["3"] * 6 + ["4"] * 2
+    assert await fields_on(aredis, FEEDBACK) == [label]
+    assert publisher.queued == 0 and publisher.stats.published == 9
+
+
+async def test_a_full_queue_keeps_the_rows_that_fit_and_counts_the_rest(aredis: aioredis.Redis) -> None:
+    publisher = EventPublisher(aredis, maxlen=1_000, queue_max=5)
+    big = block(8, 4)
+    assert publisher.submit_predictions(big) == 0
+    assert publisher.submit_predictions(block(9, 3)) == 2  # one row fits
+    assert publisher.submit_predictions(block(10, 1)) == 1
+    assert publisher.queued == 5 and publisher.stats.dropped_queue_full == 3
+    await drain(publisher)
+    assert len(await fields_on(aredis, PREDICTIONS)) == 5
+
+
+async def test_blocks_spilled_while_redis_is_away_replay_as_the_same_entries(
+    aredis: aioredis.Redis, tmp_path: Path
+) -> None:
+    spill = SpillFile(tmp_path / "blocks.spill", max_bytes=1 << 20)
+    publisher = EventPublisher(aredis, maxlen=1_000, spill=spill)
+    blocks = [block(11, 2), block(12, 5)]
+    for b in blocks:
+        publisher.submit_predictions(b)
+    await publisher.close()  # never started: everything goes to the spill file
+    assert publisher.stats.spilled == 7
+
+    replay = SpillFile(tmp_path / "blocks.spill", max_bytes=1 << 20)
+    assert replay.pending_events == 7
+    await drain(EventPublisher(aredis, maxlen=1_000, spill=replay))
+    assert await fields_on(aredis, PREDICTIONS) == [fields for b in blocks for _, fields in b.entries()]
+
+
+def test_ids_of_another_width_are_refused() -> None:
+    bad = PredictionBlock(PREDICTIONS, "mlp", "1", ["short"], 0, np.zeros((1, 2), np.float32),
+                          np.zeros(1, np.int64), np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="32 characters"):
+        predictions_script_args([bad])
