@@ -24,7 +24,13 @@ writes collapsed stacks.
 
 Phases are interleaved over ``--rounds`` and the best round of each is shown
 (the machine is shared: compare ratios from one run, never absolute figures
-across runs). CPU s/req is the server process's user+system CPU over the
+across runs); the median over rounds of the logging on/off ratio is printed
+too. On a machine with two or more CPUs the servers are pinned to CPU 0 and
+this script, ``wrk`` and ``redis-server`` to the others (``--no-pin`` turns
+it off): as in production, where the model service has its core(s) and Redis
+runs elsewhere, and so that the load generator never takes the server's CPU.
+Unpinned on this 2-core machine, the same server measured from one round to
+the next varied by up to 25%. CPU s/req is the server process's user+system CPU over the
 phase (including draining its publish queue afterwards) divided by requests.
 After each publishing phase the stream must hold one entry per published
 event, none dropped; at the end a few predictions sent from here must all be
@@ -155,6 +161,15 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def pin_load_generator() -> set[int] | None:
+    """Move this process (and so wrk and redis-server, its children) off the first CPU; return it for the servers."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    os.sched_setaffinity(0, cpus[1:])
+    return {cpus[0]}
 
 
 def ensure_wrk() -> str:
@@ -415,9 +430,11 @@ def main() -> None:
     parser.add_argument("--compare-micro-batch", action="store_true",
                         help="also run the predict phases against servers with micro-batching off")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and the load generator to CPUs")
     args = parser.parse_args()
 
     wrk = ensure_wrk()
+    server_cpus = pin_load_generator() if not args.no_pin else None
     connections = [int(c) for c in args.connections.split(",")]
     chosen = set(args.phases.split(",")) | {"livez"}
     phases = [p for p in PHASES if p.name in chosen]
@@ -441,9 +458,14 @@ def main() -> None:
             servers["off-nomb"] = start_server("off-nomb", model_dir, redis_server.url, False, otel, work, False)
         for server in servers.values():
             stack.callback(server.stop)
+            if server_cpus is not None:
+                os.sched_setaffinity(server.process.pid, server_cpus)
         bodies = write_bodies(model_dir, work)
+        pinning = "no CPU pinning"
+        if server_cpus is not None:
+            pinning = f"servers on CPU {sorted(server_cpus)}, wrk and redis on CPU {sorted(os.sched_getaffinity(0))}"
         print(f"model {model_dir}; redis {redis_server.url}; telemetry {args.otel}; "
-              f"{args.duration:g} s per phase, {args.rounds} round(s), wrk -t1")
+              f"{args.duration:g} s per phase, {args.rounds} round(s), wrk -t1; {pinning}")
         for phase in phases:  # warm-up: imports, allocations, interpreter resizes
             run_wrk(wrk, servers[phase.server], phase, max(connections), 1, bodies)
             servers[phase.server].wait_drained()
@@ -480,6 +502,12 @@ def main() -> None:
                       f"p99 {r.p99_ms:.2f} ms  CPU {r.cpu_per_req_us:.0f} us/req")
         spread = {f"{k[0]}@{k[1]}": [round(v) for v in vs] for k, vs in all_rounds.items()}
         print("req/s per round:", ", ".join(f"{k} {v}" for k, v in spread.items()))
+        for c in connections:
+            on_rounds, off_rounds = all_rounds.get(("predict-on", c)), all_rounds.get(("predict-off", c))
+            if on_rounds and off_rounds:
+                paired = [on / off for on, off in zip(on_rounds, off_rounds, strict=True)]
+                print(f"predict-on / predict-off @{c}, median of the rounds' ratios: {statistics.median(paired):.2f} "
+                      f"(rounds {', '.join(f'{r:.2f}' for r in paired)})")
         stream_failures = 0
         for key, note in notes.items():
             print(f"stream after {key[0]} c={key[1]}: {note}")
