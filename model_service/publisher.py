@@ -173,13 +173,14 @@ class EventPublisher:
 
     def submit_predictions(self, block: PredictionBlock) -> int:
         """Queue a block of predictions as it is (encoded later, per batch); returns the rows dropped."""
+        rows = len(block)
         room = max(self._queue_max - self._queue_events, 0)
-        dropped = max(len(block) - room, 0)
+        dropped = rows - room if rows > room else 0
         if dropped:
-            block = block.head(room)
-        if len(block):
+            block, rows = block.head(room), room
+        if rows:
             self._queue.append(block)
-            self._queue_events += len(block)
+            self._queue_events += rows
         return self._after_submit(dropped)
 
     def _after_submit(self, dropped: int) -> int:
@@ -303,10 +304,10 @@ class EventPublisher:
         limit = self._batch_size if self._queue_events < 4 * self._batch_size else 8 * self._batch_size
         first = self._queue.popleft()
         if isinstance(first, PredictionBlock):
-            blocks, size, key = [first], len(first), first.shape_key
+            blocks, size = [first], len(first)
             while self._queue and size < limit:
                 nxt = self._queue[0]
-                if not isinstance(nxt, PredictionBlock) or nxt.shape_key != key:
+                if not isinstance(nxt, PredictionBlock) or not first.joins(nxt):
                     break
                 blocks.append(nxt)
                 self._queue.popleft()
@@ -345,7 +346,7 @@ class EventPublisher:
 
     async def _write(self, batch: _Batch) -> bool:
         """Write a batch once: True if written now, False if Redis already had it."""
-        head = batch.blocks[0].stream if batch.blocks else batch.entries[0][0]
+        head = batch.blocks[0].header.stream if batch.blocks else batch.entries[0][0]
         marker = f"{hash_tag_prefix(head)}:publish:batch:{batch.id.hex()}"
         limits = [self._dedup_ttl_ms, self._maxlen]
         if batch.blocks:

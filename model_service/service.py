@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from model_service.publisher import EventPublisher
 from model_service.runtime import LiteRTModel
-from model_service.stream_writes import PredictionBlock
+from model_service.stream_writes import BlockHeader, PredictionBlock
 from shared.events import encode_feedback
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
@@ -55,6 +55,7 @@ class ModelService:
         self.publish = publish
         self._feature_index = {name: i for i, name in enumerate(model.metadata.feature_names)}
         self._class_index = {name: i for i, name in enumerate(model.metadata.class_names)}
+        self._block_header = BlockHeader(keys.predictions, model.metadata.name, model.metadata.version)
         # Set by the /predict route on first use when micro-batching is on (model_service.batching).
         self.micro_batcher: MicroBatcher | None = None
 
@@ -92,8 +93,7 @@ class ModelService:
         """Queue the events of a scored matrix (one per row), unless publishing is off."""
         if self.publish:
             self.publisher.submit_predictions(PredictionBlock(
-                self.keys.predictions, self.metadata.name, self.metadata.version,
-                result.ids, result.timestamp_ms, features, result.classes, result.probabilities,
+                self._block_header, result.ids, result.timestamp_ms, features, result.classes, result.probabilities
             ))
 
     def record_feedback(self, prediction_id: str, label: int) -> None:

@@ -73,16 +73,28 @@ return 1
 
 
 @dataclass(frozen=True, slots=True)
-class PredictionBlock:
-    """The predictions of one scoring call, one stream entry per row once written.
+class BlockHeader:
+    """What every prediction of one served model shares.
 
-    The arrays are the caller's and must not change after it is queued (the
-    model service hands over fresh arrays per call).
+    Made once per model: the writer groups blocks whose headers are the same
+    object (or equal), so a request never builds or compares these fields.
     """
 
     stream: str
     model: str
     version: str
+
+
+@dataclass(slots=True)
+class PredictionBlock:
+    """The predictions of one scoring call, one stream entry per row once written.
+
+    Not frozen (a frozen dataclass costs ~1 us more to build, per request);
+    neither it nor its arrays may change once queued (the model service hands
+    over fresh arrays per call).
+    """
+
+    header: BlockHeader
     ids: Sequence[str]
     timestamp_ms: int
     features: npt.NDArray[np.float32]  # (n, F)
@@ -92,21 +104,24 @@ class PredictionBlock:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def shape_key(self) -> tuple[str, str, str, int, int]:
-        """Blocks with equal keys are written by one script call."""
-        return self.stream, self.model, self.version, self.features.shape[1], self.probabilities.shape[1]
+    def joins(self, other: PredictionBlock) -> bool:
+        """Whether one script call can write both (same stream and model, same widths)."""
+        return (other.header is self.header or other.header == self.header) and (
+            other.features.shape[1] == self.features.shape[1]
+            and other.probabilities.shape[1] == self.probabilities.shape[1]
+        )
 
     def head(self, rows: int) -> PredictionBlock:
         """The first ``rows`` rows (what fits in a full queue)."""
-        return PredictionBlock(self.stream, self.model, self.version, self.ids[:rows], self.timestamp_ms,
+        return PredictionBlock(self.header, self.ids[:rows], self.timestamp_ms,
                                self.features[:rows], self.classes[:rows], self.probabilities[:rows])
 
     def entries(self) -> list[StreamEntry]:
         """The same events as generic entries: for the spill file and its replay."""
-        fields = encode_predictions(self.ids, self.timestamp_ms, self.model, self.version,
+        h = self.header
+        fields = encode_predictions(self.ids, self.timestamp_ms, h.model, h.version,
                                     self.features, self.classes, self.probabilities)
-        return [(self.stream, f) for f in fields]
+        return [(h.stream, f) for f in fields]
 
 
 def entries_script_args(entries: Sequence[StreamEntry]) -> tuple[list[str], bytes]:
@@ -127,7 +142,7 @@ def entries_script_args(entries: Sequence[StreamEntry]) -> tuple[list[str], byte
 
 
 def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | int]:
-    """ARGV (after TTL and MAXLEN) for :data:`WRITE_PREDICTIONS`: blocks of one ``shape_key``."""
+    """ARGV (after TTL and MAXLEN) for :data:`WRITE_PREDICTIONS`: blocks that all join the first."""
     first = blocks[0]
     n = sum(len(b) for b in blocks)
     if len(blocks) == 1:
@@ -145,8 +160,8 @@ def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | i
         first.features.shape[1] * FLOAT.itemsize,
         first.probabilities.shape[1] * FLOAT.itemsize,
         SCHEMA_VERSION,
-        first.model.encode(),
-        first.version.encode(),
+        first.header.model.encode(),
+        first.header.version.encode(),
         ids,
         timestamps,
         ",".join(map(str, classes.tolist())).encode(),

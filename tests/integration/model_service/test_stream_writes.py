@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from model_service.publisher import EventPublisher, _Batch
 from model_service.spill import SpillFile
-from model_service.stream_writes import PredictionBlock, predictions_script_args
+from model_service.stream_writes import BlockHeader, PredictionBlock, predictions_script_args
 from shared.events import decode_predictions, encode_feedback
 from shared.ids import new_prediction_ids
 
@@ -23,8 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 def block(seed: int, rows: int, *, version: str = "3", classes: int = 12) -> PredictionBlock:
     rng = np.random.default_rng(seed)
     probabilities = rng.dirichlet(np.ones(classes), rows).astype(np.float32)
+    stamp = 1_700_000_000_000 + seed
     return PredictionBlock(
-        PREDICTIONS, "mlp", version, new_prediction_ids(rows, 1_700_000_000_000 + seed), 1_700_000_000_000 + seed,
+        BlockHeader(PREDICTIONS, "mlp", version), new_prediction_ids(rows, stamp), stamp,
         rng.normal(size=(rows, 5)).astype(np.float32), probabilities.argmax(axis=1), probabilities,
     )
 
@@ -112,7 +113,7 @@ async def test_blocks_spilled_while_redis_is_away_replay_as_the_same_entries(
 
 
 def test_ids_of_another_width_are_refused() -> None:
-    bad = PredictionBlock(PREDICTIONS, "mlp", "1", ["short"], 0, np.zeros((1, 2), np.float32),
+    bad = PredictionBlock(BlockHeader(PREDICTIONS, "mlp", "1"), ["short"], 0, np.zeros((1, 2), np.float32),
                           np.zeros(1, np.int64), np.ones((1, 2), np.float32))
     with pytest.raises(ValueError, match="32 characters"):
         predictions_script_args([bad])
