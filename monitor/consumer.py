@@ -104,6 +104,7 @@ class StreamConsumer:
         # Last processing error per entry id, for the dead-letter reason (bounded).
         self._errors: dict[bytes, str] = {}
         self._resync = False
+        self._read_ahead: asyncio.Future[list[tuple[bytes, list[Entry]]]] | None = None
 
     async def ensure_groups(self) -> None:
         """Create the group at the start of each stream, so events published before
@@ -119,25 +120,30 @@ class StreamConsumer:
         """Consume until ``stop`` is set. Redis outages are waited out, not fatal."""
         backoff = 0.1
         await self._drain_own_pending(stop)
-        while not stop.is_set():
-            try:
-                if self._resync:
-                    # Entries read before an outage and not acked come back first, in order.
-                    self._resync = False
-                    await self._drain_own_pending(stop)
-                await self.heartbeat()
-                await self.claim_abandoned()
-                await self.step()
-                backoff = 0.1
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("monitor: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                self._resync = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                await self.ensure_groups()  # the stream was deleted under us
+        try:
+            while not stop.is_set():
+                try:
+                    if self._resync:
+                        # Entries read before an outage and not acked come back first, in order.
+                        self._resync = False
+                        await self.drop_read_ahead()
+                        await self._drain_own_pending(stop)
+                    await self.heartbeat()
+                    await self.claim_abandoned()
+                    await self.step()
+                    backoff = 0.1
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    log.warning("monitor: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    self._resync = True
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    await self.drop_read_ahead()
+                    await self.ensure_groups()  # the stream was deleted under us
+        finally:
+            await self.drop_read_ahead()
 
     async def _drain_own_pending(self, stop: asyncio.Event) -> None:
         """After a restart, entries this consumer name read but never acked come first.
@@ -177,20 +183,48 @@ class StreamConsumer:
             cursors.pop(stream, None)
 
     async def step(self) -> int:
-        """Read and process one batch of new entries from both streams; returns entries handled."""
-        response = await self.client.xreadgroup(
-            CONSUMER_GROUP,
-            self.consumer,
-            dict.fromkeys(self._streams, ">"),
-            count=self.read_count,
-            block=self.block_ms,
-        )
+        """Read and process one batch of new entries from both streams; returns entries handled.
+
+        After a batch that was not empty, the next read is sent at once, before
+        this batch is processed: Redis serves it first, then runs this batch's
+        ingest script while this process parses the entries read ahead, so the
+        two overlap instead of taking turns (ingest 0.44 -> 0.62-0.69 of the raw
+        read+ack rate in ``benchmarks/ingest.py``). Entries read ahead are
+        delivered, not yet processed: if this consumer stops or loses Redis
+        first, they stay in its pending list and come back like any other.
+        """
+        read, self._read_ahead = self._read_ahead, None
+        response = await (read if read is not None else self._read_new())
+        if response:
+            self._read_ahead = asyncio.ensure_future(self._read_new())
+            # A hint, not a condition of correctness: a few loop turns let redis-py
+            # take a connection and write the read before this batch's script goes.
+            for _ in range(3):
+                await asyncio.sleep(0)
         handled = 0
         for stream_name, entries in response or []:
             if entries:
                 await self.process_safely(stream_name.decode(), entries)
                 handled += len(entries)
         return handled
+
+    async def _read_new(self) -> list[tuple[bytes, list[Entry]]]:
+        response: list[tuple[bytes, list[Entry]]] = await self.client.xreadgroup(
+            CONSUMER_GROUP,
+            self.consumer,
+            dict.fromkeys(self._streams, ">"),
+            count=self.read_count,
+            block=self.block_ms,
+        )
+        return response or []
+
+    async def drop_read_ahead(self) -> None:
+        """Forget a read sent ahead (stopping, or resyncing after an outage): what it
+        delivered is in this consumer's pending list, read again from there."""
+        read, self._read_ahead = self._read_ahead, None
+        if read is not None:
+            read.cancel()
+            await asyncio.gather(read, return_exceptions=True)
 
     async def process_safely(self, stream: str, entries: Sequence[Entry]) -> None:
         """Process a batch; if it raises, process its entries one by one so one bad

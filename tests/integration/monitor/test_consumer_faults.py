@@ -106,3 +106,29 @@ async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
     assert int(await aredis.get(keys.ingested)) == 60
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
     await asyncio.sleep(0)
+
+
+async def test_the_next_batch_is_read_before_this_one_is_processed_and_survives_a_stop(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path
+) -> None:
+    _, keys = await register(aredis, model_dir)
+    await publish_predictions(aredis, keys, rows(150), np.zeros(150, dtype=np.int64))
+    first = MonitorWorker(aredis, settings(redis_url), "consumer-a")  # read count 50
+    await first.consumer.ensure_groups()
+
+    assert await first.consumer.step() == 50
+    # The next 50 were delivered while the first 50 were stored and acked.
+    assert int(await aredis.get(keys.ingested)) == 50
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 50
+    # Stopping with that read in flight: its entries stay pending for this consumer name.
+    await first.consumer.drop_read_ahead()
+
+    restarted = MonitorWorker(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
+    restarted.start()
+    try:
+        await eventually(lambda: restarted.consumer.stats.predictions == 100)
+    finally:
+        await restarted.stop()
+    assert int(await aredis.get(keys.ingested)) == 150
+    assert restarted.consumer.stats.duplicates == 0 and restarted.consumer.stats.claimed == 0
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
