@@ -9,12 +9,14 @@ Two kinds of queued item:
   writer encodes a whole batch of blocks at once, as a few packed columns
   that Redis splits into entries.
 
-Why blocks: with one request per connection the server's CPU is the limit,
-and every microsecond of per-event Python in the request or the writer shows
-as lost throughput. Building eight fields per event in the request and one
-argument per field in the writer cost ~10 us of the ~140 us a /predict
-takes here; the packed columns cost about a tenth of that, and
-``benchmarks/serve.py`` holds the figures.
+Why: with one request per connection the server's CPU is the limit, and
+every microsecond of per-event Python in the request or the writer shows as
+lost throughput. redis-py's asyncio client packs each argument in Python
+(~6 us per event of 17 arguments), and the request built eight fields per
+event (~1.3 us). The writer's CPU per event: 8.1 us with an argument per
+field, 1.5 us with one MessagePack argument. Publishing in all, measured
+in-process against a real redis-server: 3.5 us per event with MessagePack
+entries, 2.2 us with blocks (``benchmarks/RESULTS.md``).
 
 Both scripts set the batch's marker key first (``SET NX PX``) and write only
 if it was new, so a retried batch lands once (see ``model_service.publisher``).
@@ -32,10 +34,9 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from model_service.spill import StreamEntry
 from shared.events import FLOAT, SCHEMA_VERSION, encode_predictions
 from shared.ids import ID_LENGTH
-
-StreamEntry = tuple[str, dict[bytes, bytes]]
 
 # KEYS[1]: the batch marker; KEYS[2..]: the streams. ARGV: marker TTL (ms), MAXLEN,
 # and the entries as one MessagePack array of [KEYS index of the stream, field, value, ...].
