@@ -188,7 +188,7 @@ class StreamConsumer:
         After a batch that was not empty, the next read is sent at once, before
         this batch is processed: Redis serves it first, then runs this batch's
         ingest script while this process parses the entries read ahead, so the
-        two overlap instead of taking turns (ingest 0.44 -> 0.62-0.69 of the raw
+        two overlap instead of taking turns (ingest 0.42-0.45 -> 0.61-0.66 of the raw
         read+ack rate in ``benchmarks/ingest.py``). Entries read ahead are
         delivered, not yet processed: if this consumer stops or loses Redis
         first, they stay in its pending list and come back like any other.
