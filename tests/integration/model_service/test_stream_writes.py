@@ -20,13 +20,13 @@ FEEDBACK = "driftwatch:{blocks}:feedback"
 pytestmark = pytest.mark.timeout(60)
 
 
-def block(seed: int, rows: int, *, version: str = "3", classes: int = 12) -> PredictionBlock:
+def block(seed: int, rows: int, *, version: str = "3", classes: int = 12, features: int = 5) -> PredictionBlock:
     rng = np.random.default_rng(seed)
     probabilities = rng.dirichlet(np.ones(classes), rows).astype(np.float32)
     stamp = 1_700_000_000_000 + seed
     return PredictionBlock(
         BlockHeader(PREDICTIONS, "mlp", version), new_prediction_ids(rows, stamp), stamp,
-        rng.normal(size=(rows, 5)).astype(np.float32), probabilities.argmax(axis=1), probabilities,
+        rng.normal(size=(rows, features)).astype(np.float32), probabilities.argmax(axis=1), probabilities,
     )
 
 
@@ -82,6 +82,17 @@ async def test_blocks_and_other_entries_keep_their_order_across_batches(aredis: 
     assert predictions.model_versions == ["3"] * 6 + ["4"] * 2
     assert await fields_on(aredis, FEEDBACK) == [label]
     assert publisher.queued == 0 and publisher.stats.published == 9
+
+
+async def test_blocks_of_other_widths_are_written_apart(aredis: aioredis.Redis) -> None:
+    # One script call splits rows by the first block's widths: a block with
+    # other widths must not join it, or its rows would be cut wrongly.
+    publisher = EventPublisher(aredis, maxlen=1_000)
+    blocks = [block(13, 2), block(14, 2, features=7), block(15, 2, classes=3), block(16, 2)]
+    for b in blocks:
+        publisher.submit_predictions(b)
+    await drain(publisher)
+    assert await fields_on(aredis, PREDICTIONS) == [fields for b in blocks for _, fields in b.entries()]
 
 
 async def test_a_full_queue_keeps_the_rows_that_fit_and_counts_the_rest(aredis: aioredis.Redis) -> None:
