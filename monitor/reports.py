@@ -45,7 +45,8 @@ class WindowDriftReport(DriftReport):
     """A detector's report plus where it came from.
 
     ``window`` is the drift window's index (for sliding windows, the index of
-    its newest step); ``window_first`` the oldest ingest window it covers.
+    its newest step or time slot); ``window_first`` the oldest ingest window it
+    covers. ``window_step`` is the step in rows of a sliding window by count.
     ``window_mode``, ``window_step`` and ``reference_source`` say how the
     window and the reference were made; ``ks_method`` and ``min_window_size``
     complete the thresholds (``alpha``, ``correction``, ``per_test_level``,
@@ -308,6 +309,9 @@ class DriftReporter:
         metas = await self.store.read(members, with_rows=False)
         first = window
         for w, (_, _, m_meta) in zip(reversed(members), reversed(metas), strict=True):
+            if policy.mode == "sliding-time" and not m_meta and w not in skip:
+                first = w  # a time slot without predictions: part of the span, no rows
+                continue
             if w in skip or m_meta.get(b"model_version", b"").decode() != version:
                 break
             first = w
@@ -333,8 +337,13 @@ class DriftReporter:
             await asyncio.to_thread(sliding.step, detector.numeric_columns(new))
             self.incremental_steps += 1
         else:
-            read = await self.store.read(members)
-            if any(not r for r, _, _ in read):  # a member's rows are gone: reported already
+            read = await self.store.read_unreported(window, members)
+            if read is None:  # reported already (by another replica)
+                await self.client.srem(self.keys.windows_to_report, window)
+                return None
+            if policy.mode == "sliding-time":
+                read = [r for r in read if r[0]]  # slots without predictions
+            elif any(not r for r, _, _ in read):  # a member's rows are gone: reported already
                 await self.client.srem(self.keys.windows_to_report, window)
                 return None
             steps = deque((_decode_rows(r, metadata.n_features), _decode_classes(c)) for r, c, _ in read)
@@ -351,8 +360,8 @@ class DriftReporter:
         state.last = window
         self._sliding = state if policy.mode == "sliding" else None
 
-        if policy.mode == "time":
-            start, end = policy.time_bounds(window)
+        if policy.timed:
+            start, end = policy.slot_bounds(first, window)
         else:
             start, end = _ms_to_datetime(first_meta.get(b"first_ts")), _ms_to_datetime(meta.get(b"last_ts"))
         report = WindowDriftReport(

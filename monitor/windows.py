@@ -16,10 +16,18 @@ window is built from those:
   reporting the same window change nothing), and a step whose set is complete
   loses its rows.
 - ``time``: tumbling windows of ``DRIFTWATCH_WINDOW_SECONDS`` of prediction
-  time. The ingest script must file rows by ``floor(ts / window_ms)`` and
-  close a window once a later one has received data (see the closing note
-  of the change request); the reporter side is the same as ``count``, with
+  time. The ingest script files rows by ``floor(ts / window_ms)`` and closes
+  a window once a later one has received data, or once its time (plus a
+  grace period) is over; the reporter side is the same as ``count``, with
   the window's bounds read from its index.
+- ``sliding-time``: the ingest windows are time slots as in ``time``, and
+  drift window ``w`` is the slots ``w - span + 1 .. w`` (``span =
+  SLIDING_SECONDS / WINDOW_SECONDS``), reported when slot ``w`` closes with
+  rows in it. Slots without predictions have no rows and no report, so the
+  ``used-by`` count of ``sliding`` would never complete; instead a reported
+  slot is *retained*, and its rows go once every slot that could still use
+  them is closed and none of those is waiting for its report (checked in the
+  script that stores each report).
 
 Why the reporter composes sliding windows instead of the ingest script
 copying each row into ``span`` windows: memory and ingest cost stay those of
@@ -40,7 +48,8 @@ from shared.settings import MonitorSettings
 
 __all__ = ["WindowMode", "WindowPolicy", "WindowStore"]
 
-WindowMode = Literal["count", "time", "sliding"]
+WindowMode = Literal["count", "time", "sliding", "sliding-time"]
+TIME_MODES = ("time", "sliding-time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +58,8 @@ class WindowPolicy:
 
     ``step`` is the ingest window size in rows (``DRIFTWATCH_WINDOW_SIZE``);
     ``size`` the drift window size in rows (``DRIFTWATCH_SLIDING_SIZE`` for
-    sliding windows, else ``step``); ``seconds`` the time window length.
+    sliding windows, else ``step``); ``seconds`` the time slot length and
+    ``sliding_seconds`` the drift window length of ``sliding-time``.
     """
 
     mode: WindowMode = "count"
@@ -57,10 +67,17 @@ class WindowPolicy:
     size: int = 1_000
     seconds: int = 300
     min_size: int = 30
+    sliding_seconds: int = 3_600
 
     def __post_init__(self) -> None:
-        if self.step < 1 or self.size < 1 or self.seconds < 1 or self.min_size < 1:
+        if min(self.step, self.size, self.seconds, self.min_size, self.sliding_seconds) < 1:
             raise ValueError("window sizes must be positive")
+        if self.mode == "sliding-time" and (
+            self.sliding_seconds % self.seconds or self.sliding_seconds < self.seconds
+        ):
+            raise ValueError(
+                f"sliding window of {self.sliding_seconds} s must be a multiple of its step of {self.seconds} s"
+            )
         if self.mode == "sliding":
             if self.size % self.step or self.size < self.step:
                 raise ValueError(
@@ -78,28 +95,42 @@ class WindowPolicy:
             size=settings.sliding_size if mode == "sliding" else settings.window_size,
             seconds=settings.window_seconds,
             min_size=settings.min_window_size,
+            sliding_seconds=settings.sliding_seconds,
         )
 
     @property
+    def timed(self) -> bool:
+        """Whether ingest windows are slots of prediction time (``time``, ``sliding-time``)."""
+        return self.mode in TIME_MODES
+
+    @property
     def window_ms(self) -> int:
-        """Length of a time window in ms; 0 when windows are counted, not timed."""
-        return self.seconds * 1000 if self.mode == "time" else 0
+        """Length of a time slot in ms; 0 when windows are counted, not timed."""
+        return self.seconds * 1000 if self.timed else 0
 
     @property
     def span(self) -> int:
         """Ingest windows per drift window."""
-        return self.size // self.step if self.mode == "sliding" else 1
+        if self.mode == "sliding":
+            return self.size // self.step
+        if self.mode == "sliding-time":
+            return self.sliding_seconds // self.seconds
+        return 1
 
     def members(self, window: int) -> list[int]:
         """The ingest windows of drift window ``window``, oldest first."""
         return list(range(max(0, window - self.span + 1), window + 1))
 
     def time_bounds(self, window: int) -> tuple[datetime, datetime]:
-        """Start and end of a time window (``mode="time"``)."""
+        """Start and end of a time window (the span of slots ending at ``window``)."""
+        return self.slot_bounds(window - self.span + 1, window)
+
+    def slot_bounds(self, first: int, last: int) -> tuple[datetime, datetime]:
+        """Start of time slot ``first`` and end of slot ``last``."""
         ms = self.seconds * 1000
         return (
-            datetime.fromtimestamp(window * ms / 1000, tz=UTC),
-            datetime.fromtimestamp((window + 1) * ms / 1000, tz=UTC),
+            datetime.fromtimestamp(first * ms / 1000, tz=UTC),
+            datetime.fromtimestamp((last + 1) * ms / 1000, tz=UTC),
         )
 
 
@@ -118,6 +149,38 @@ for j = first, w do
   redis.call('SADD', used, ARGV[2])
   if redis.call('SCARD', used) >= span then
     redis.call('DEL', prefix .. ':window:' .. j .. ':rows', used)
+    released[#released + 1] = j
+  end
+end
+return released
+"""
+
+
+# Sliding time windows: store a report, retain its slot, and release the rows
+# of retained slots that no report can need any more: every slot that could
+# use them (j .. j + span - 1) is closed, and none of those waits for its report.
+_STORE_TIME_SLIDING_REPORT = """
+local prefix = ARGV[1]
+local w = tonumber(ARGV[2])
+local span = tonumber(ARGV[3])
+local to_report, open, retained = KEYS[3], prefix .. ':windows:open', prefix .. ':windows:retained'
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
+redis.call('ZADD', KEYS[2], w, ARGV[2])
+redis.call('SREM', to_report, ARGV[2])
+redis.call('ZADD', retained, w, ARGV[2])
+local closed_upto = tonumber(redis.call('GET', prefix .. ':windows:closed-upto') or '-1')
+local released = {}
+for _, j in ipairs(redis.call('ZRANGEBYSCORE', retained, '-inf', closed_upto - span + 1)) do
+  local needed = false
+  for k = tonumber(j), tonumber(j) + span - 1 do
+    if redis.call('SISMEMBER', to_report, k) == 1 or redis.call('ZSCORE', open, k) then
+      needed = true
+      break
+    end
+  end
+  if not needed then
+    redis.call('DEL', prefix .. ':window:' .. j .. ':rows')
+    redis.call('ZREM', retained, j)
     released[#released + 1] = j
   end
 end
@@ -150,7 +213,9 @@ class WindowStore:
         self.client = client
         self.keys = keys
         self.policy = policy
-        self._store = client.register_script(_STORE_REPORT)
+        self._store = client.register_script(
+            _STORE_TIME_SLIDING_REPORT if policy.mode == "sliding-time" else _STORE_REPORT
+        )
         self._close_elapsed = client.register_script(_CLOSE_ELAPSED)
 
     @property
@@ -165,7 +230,7 @@ class WindowStore:
 
     async def close_elapsed(self, now_ms: int, grace_ms: int = 0) -> list[int]:
         """Time mode: mark for reporting the open windows that ended before ``now - grace``."""
-        if self.policy.mode != "time":
+        if not self.policy.timed:
             return []
         last = (now_ms - grace_ms) // (self.policy.seconds * 1000) - 1
         done = await self._close_elapsed(keys=[self.open_windows, self.keys.windows_to_report, self.closed_upto],
@@ -194,6 +259,25 @@ class WindowStore:
             rows, classes, meta = raw[3 * i : 3 * i + 3]
             out.append((rows if with_rows else [b""] * int(rows), classes, meta))
         return out
+
+    async def read_unreported(
+        self, window: int, members: list[int]
+    ) -> list[tuple[list[bytes], dict[bytes, bytes], dict[bytes, bytes]]] | None:
+        """The members' rows, class counts and meta; None if ``window`` has a report.
+
+        One transaction: a report stored by another replica releases rows in
+        the same script, so rows read here belong to an unreported window.
+        """
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hexists(self.keys.drift_reports, window)
+            for w in members:
+                pipe.lrange(self.keys.window_rows(w), 0, -1)
+                pipe.hgetall(self.keys.window_classes(w))
+                pipe.hgetall(self.keys.window_meta(w))
+            reported, *raw = await pipe.execute()
+        if reported:
+            return None
+        return [(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]) for i in range(len(members))]
 
     async def store(self, window: int, first_member: int, report_json: str) -> list[int]:
         """Store the report of ``window`` (members ``first_member .. window``); return released windows."""

@@ -153,7 +153,7 @@ class MonitorWorker:
     async def _stats_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                if self.windows.mode == "time":
+                if self.windows.timed:
                     # A quiet time window closes when its time is over, not only
                     # when a later prediction arrives.
                     await self._publish_reports(await self.reporter.report_pending())

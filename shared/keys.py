@@ -90,6 +90,11 @@ class Keys:
         return f"{self.prefix}:windows:open"
 
     @property
+    def windows_retained(self) -> str:
+        """Sorted set (sliding time windows): reported windows whose rows later windows may still need."""
+        return f"{self.prefix}:windows:retained"
+
+    @property
     def windows_closed_upto(self) -> str:
         """String (time windows): every window up to this index is closed; later rows for them are late."""
         return f"{self.prefix}:windows:closed-upto"

@@ -89,10 +89,15 @@ class MonitorSettings(RedisSettings):
     # DRIFTWATCH_WINDOW_SIZE predictions (default); time: tumbling windows of
     # DRIFTWATCH_WINDOW_SECONDS of prediction time (needs the time-indexed
     # ingest script); sliding: windows of DRIFTWATCH_SLIDING_SIZE rows that
-    # advance by DRIFTWATCH_WINDOW_SIZE rows (a multiple of it).
-    window_mode: Literal["count", "time", "sliding"] = Field(default="count", alias="DRIFTWATCH_WINDOW_MODE")
+    # advance by DRIFTWATCH_WINDOW_SIZE rows (a multiple of it); sliding-time:
+    # windows of DRIFTWATCH_SLIDING_SECONDS of prediction time that advance by
+    # DRIFTWATCH_WINDOW_SECONDS (a multiple of it).
+    window_mode: Literal["count", "time", "sliding", "sliding-time"] = Field(
+        default="count", alias="DRIFTWATCH_WINDOW_MODE"
+    )
     window_seconds: int = Field(default=300, ge=1, alias="DRIFTWATCH_WINDOW_SECONDS")
     sliding_size: int = Field(default=10_000, ge=2, alias="DRIFTWATCH_SLIDING_SIZE")
+    sliding_seconds: int = Field(default=3_600, ge=1, alias="DRIFTWATCH_SLIDING_SECONDS")
     # A window with fewer rows reports insufficient_data, never "no drift".
     min_window_size: int = Field(default=30, ge=1, alias="DRIFTWATCH_MIN_WINDOW_SIZE")
     # The drift reference: the training sample registered with the model, or

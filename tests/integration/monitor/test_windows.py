@@ -187,6 +187,20 @@ def test_policy_validation() -> None:
         WindowPolicy("count", step=100, size=200)
     assert WindowPolicy("sliding", step=100, size=1000).members(3) == [0, 1, 2, 3]
     assert WindowPolicy("sliding", step=100, size=300).members(10) == [8, 9, 10]
+    with pytest.raises(ValueError, match="multiple of its step of 60 s"):
+        WindowPolicy("sliding-time", seconds=60, sliding_seconds=150)
+    timed = WindowPolicy("sliding-time", seconds=60, sliding_seconds=300)
+    assert (timed.span, timed.window_ms, timed.members(10)) == (5, 60_000, [6, 7, 8, 9, 10])
+    start, end = timed.time_bounds(10)
+    assert (start.timestamp(), end.timestamp()) == (6 * 60, 11 * 60)
+
+
+def test_sliding_time_windows_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTWATCH_WINDOW_MODE", "sliding-time")
+    monkeypatch.setenv("DRIFTWATCH_WINDOW_SECONDS", "120")
+    monkeypatch.setenv("DRIFTWATCH_SLIDING_SECONDS", "3600")
+    policy = WindowPolicy.from_settings(MonitorSettings())
+    assert (policy.mode, policy.span, policy.window_ms) == ("sliding-time", 30, 120_000)
 
 
 async def test_time_windows_through_the_ingest_script(
@@ -231,3 +245,100 @@ async def test_time_windows_through_the_ingest_script(
     # Nothing more arrives: slot `first + 1` closes when its time and the grace are over.
     reports = await reports_of(aredis, worker, 2)
     assert [(r.window, r.window_size) for r in reports] == [(first, 50), (first + 1, 60)]
+
+
+async def test_sliding_time_windows_span_their_slots_and_release_rows_no_window_needs(
+    aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    """Slots of 60 s, windows of 180 s: window w holds the rows of slots w-2..w (empty
+    slots included in its span), shifted slots leave the window after three slots,
+    and a slot's rows go once no window can still use them."""
+    from scipy.stats import ks_2samp
+
+    from shared.events import encode_predictions
+    from shared.ids import new_prediction_ids
+    from shared.model_metadata import Reference
+
+    _, keys = await register(aredis, model_dir)
+    policy = WindowPolicy("sliding-time", seconds=60, sliding_seconds=180, min_size=30)
+    slot_ms = 60_000
+    base = int(time.time() * 1000) // slot_ms - 100  # slots long past: no waiting
+    state = WindowState(aredis, keys, STEP, 3600, window_ms=slot_ms)
+    reporter = DriftReporter(aredis, keys, ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy()), 100,
+                             windows=policy)
+
+    def slot(offset: int, seed: int, shift: float = 0.0) -> list[dict[bytes, bytes]]:
+        rows = holdout_rows(model_dir, 40, seed=seed) + np.float32(shift)
+        at = (base + offset) * slot_ms + 1_000
+        probs = np.eye(10, dtype=np.float32)[np.zeros(40, dtype=np.int64)]
+        return encode_predictions(new_prediction_ids(40, at), at, keys.model, "1", rows,
+                                  np.zeros(40, np.int64), probs)
+
+    async def ingest(fields: list[dict[bytes, bytes]]) -> None:
+        await state.ingest_predictions(decode_predictions(fields), [f[b"x"] for f in fields])
+
+    async def lengths(offsets: range) -> list[int]:
+        return [int(await aredis.llen(keys.window_rows(base + k))) for k in offsets]
+
+    shifted = {1: slot(1, seed=11, shift=6.0), 2: slot(2, seed=12, shift=6.0)}
+    await ingest([*slot(0, seed=10), *shifted[1], *shifted[2], *slot(3, seed=13)])  # closes slots 0-2
+    reports = [await reporter.report_window(base + k) for k in range(3)]
+    assert [(r.window - base, r.window_size, r.window_first - base) for r in reports if r] == [
+        (0, 40, -2), (1, 80, -1), (2, 120, 0)]
+    assert reports[0] is not None and reports[0].window_start.timestamp() * 1000 == (base - 2) * slot_ms
+    assert reports[0].window_end.timestamp() * 1000 == (base + 1) * slot_ms
+    # Slot 0 is needed by no open window any more; slots 1-2 are, by window 3 (still open).
+    assert await lengths(range(4)) == [0, 40, 40, 40]
+
+    await ingest(slot(6, seed=16))  # closes slot 3; slots 4 and 5 stay empty
+    later = await reporter.report_pending()  # closes slot 6 too: its time is long over
+    assert [(r.window - base, r.window_size, r.window_first - base) for r in later] == [(3, 120, 1), (6, 40, 4)]
+    drifted = {r.window - base: r.dataset_drift for r in [*reports, *later] if r}
+    assert drifted == {0: False, 1: True, 2: True, 3: True, 6: False}  # the shift leaves after three slots
+
+    # Window 3 is slots 1-3: its statistics are scipy's on exactly those rows.
+    window3 = np.concatenate([decode_predictions(f).features for f in (shifted[1], shifted[2], slot(3, seed=13))])
+    reference = Reference.load(model_dir).features
+    for feature in later[0].features[:8]:
+        column = int(feature.name.split("_")[1]) * 8 + int(feature.name.split("_")[2])
+        expected = ks_2samp(reference[:, column], window3[:, column]).statistic
+        assert feature.statistic == pytest.approx(expected, abs=1e-12)
+
+    assert await lengths(range(7)) == [0] * 7  # every slot's rows released
+    assert await aredis.zcard(keys.windows_retained) == 0
+    assert await reporter.report_window(base + 3) is None  # stored already: nothing twice
+
+
+async def test_the_worker_reports_sliding_time_windows_configured_in_the_environment(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    stop_later: list[MonitorWorker],
+) -> None:
+    """Slots of 1 s, windows of 2 s, through the consumer and the worker's closing of quiet slots."""
+    import asyncio
+
+    from shared.events import encode_predictions
+    from shared.ids import new_prediction_ids
+
+    worker = await start_worker(aredis, redis_url, model_dir, monkeypatch, DRIFTWATCH_WINDOW_MODE="sliding-time",
+                                DRIFTWATCH_WINDOW_SECONDS="1", DRIFTWATCH_SLIDING_SECONDS="2",
+                                DRIFTWATCH_WINDOW_GRACE_S="0.3")
+    worker.stats_interval_s = 0.2
+    stop_later.append(worker)
+    x = holdout_rows(model_dir, 90)
+
+    async def publish(rows: np.ndarray) -> int:
+        at = int(time.time() * 1000)
+        probs = np.eye(10, dtype=np.float32)[np.zeros(len(rows), dtype=np.int64)]
+        for entry in encode_predictions(new_prediction_ids(len(rows), at), at, worker.keys.model, "1", rows,
+                                        np.zeros(len(rows), np.int64), probs):
+            await aredis.xadd(worker.keys.predictions, entry)
+        return at // 1000
+
+    await asyncio.sleep(1 - time.time() % 1 + 0.05)  # the start of a fresh slot
+    first = await publish(x[:40])
+    await asyncio.sleep(1 - time.time() % 1 + 0.05)
+    assert await publish(x[40:]) == first + 1  # closes slot `first`
+    reports = await reports_of(aredis, worker, 2)  # slot `first + 1` closes when its time and grace are over
+    assert [(r.window - first, r.window_size, r.window_mode) for r in reports] == [
+        (0, 40, "sliding-time"), (1, 90, "sliding-time")]
+    assert reports[1].window_start.timestamp() == first and reports[1].window_end.timestamp() == first + 2
