@@ -19,7 +19,7 @@ import redis
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.redis_server import LocalRedisServer
-from tests.fault.procs import Load, loss_and_duplicates, start, wait_live, wait_stream_has
+from tests.fault.procs import Load, Service, loss_and_duplicates, start, wait_live, wait_stream_has
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(120)]
 
@@ -38,11 +38,17 @@ def rows(model_dir: Path) -> np.ndarray:
         return holdout["features"].astype(np.float32)
 
 
-def serve(model_dir: Path, server: LocalRedisServer, tmp_path: Path, name: str = "model-service"):  # type: ignore[no-untyped-def]
+def serve(model_dir: Path, server: LocalRedisServer, tmp_path: Path, name: str = "model-service") -> Service:
     env = {"REDIS_URL": server.url, "DRIFTWATCH_SPILL_DIR": str(tmp_path / "spill")}
     service = start("serve", env, tmp_path, name, "--model-dir", str(model_dir))
     wait_live(service)
     return service
+
+
+def sigterm_and_wait(service: Service) -> None:
+    """Graceful stop: uvicorn re-raises the SIGTERM it caught once its shutdown is done."""
+    service.signal(signal.SIGTERM)
+    assert service.wait(timeout_s=30) in (0, -signal.SIGTERM)
 
 
 def report(name: str, load: Load, loss: int, dups: int) -> None:
@@ -90,9 +96,7 @@ def test_sigterm_mid_load_flushes_everything_answered(
         load.start()
         time.sleep(2.0)
         load.tolerate_failures()
-        service.signal(signal.SIGTERM)
-        # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done.
-        assert service.wait(timeout_s=30) in (0, -signal.SIGTERM)
+        sigterm_and_wait(service)
         load.stop()
         on_stream = wait_stream_has(client, stream, load.answered, timeout_s=5)
     finally:
@@ -118,9 +122,7 @@ def test_sigterm_while_redis_is_down_spills_and_the_next_start_replays(
         aof_redis.stop()
         time.sleep(1.5)
         load.tolerate_failures()
-        service.signal(signal.SIGTERM)
-        # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done.
-        assert service.wait(timeout_s=30) in (0, -signal.SIGTERM)
+        sigterm_and_wait(service)
         load.stop()
         spilled = list((tmp_path / "spill").glob("*.spill"))
         assert spilled and spilled[0].stat().st_size > 0, "nothing was left in the spill file"
