@@ -163,7 +163,7 @@ _STORE_TIME_SLIDING_REPORT = """
 local prefix = ARGV[1]
 local w = tonumber(ARGV[2])
 local span = tonumber(ARGV[3])
-local to_report, open, retained = KEYS[3], prefix .. ':windows:open', prefix .. ':windows:retained'
+local to_report, retained = KEYS[3], prefix .. ':windows:retained'
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
 redis.call('ZADD', KEYS[2], w, ARGV[2])
 redis.call('SREM', to_report, ARGV[2])
@@ -173,7 +173,7 @@ local released = {}
 for _, j in ipairs(redis.call('ZRANGEBYSCORE', retained, '-inf', closed_upto - span + 1)) do
   local needed = false
   for k = tonumber(j), tonumber(j) + span - 1 do
-    if redis.call('SISMEMBER', to_report, k) == 1 or redis.call('ZSCORE', open, k) then
+    if redis.call('SISMEMBER', to_report, k) == 1 then  -- closed (k <= closed-upto), so never open
       needed = true
       break
     end
