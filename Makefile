@@ -1,5 +1,5 @@
 # Driftwatch: `make run` starts the local stack, `make test` runs the test suite.
-# Both set up the virtual environment (and redis-server, where apt can install it) first.
+# Both set up the virtual environment (and the Debian packages the tests use, where apt can install them) first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
-	@command -v redis-server >/dev/null || scripts/install-redis.sh
+	@scripts/install-system-packages.sh
 
 run: setup
 	$(BIN)/driftwatch up --window-size $(WINDOW)
