@@ -2,8 +2,9 @@
 # Install the Debian packages the tests and the local stack run for real, when
 # they are missing: redis-server (streams and state; also runs a local Redis
 # Cluster), prometheus and promtool, prometheus-alertmanager, chromium and
-# chromium-driver (browser tests of the monitor's web UI) and lua-check (the
-# Lua scripts' lint). A machine that has them all installs nothing.
+# chromium-driver (browser tests of the monitor's web UI), lua-check (the
+# Lua scripts' lint) and kubectl (renders the Kubernetes manifests). A
+# machine that has them all installs nothing.
 set -euo pipefail
 # command -> Debian package that provides it
 declare -A PACKAGES=(
@@ -13,6 +14,9 @@ declare -A PACKAGES=(
   [chromium]=chromium
   [chromedriver]=chromium-driver
   [luacheck]=lua-check
+  # kubectl renders the Kubernetes manifests (kustomize built in); on this
+  # machine image it comes with the Google Cloud CLI packages.
+  [kubectl]=kubectl
 )
 missing=()
 for command in "${!PACKAGES[@]}"; do
