@@ -18,11 +18,12 @@ WORKDIR /src
 # sources are installed over them without dependencies.
 COPY pyproject.toml README.md* ./
 RUN test -f README.md || echo "# Driftwatch" > README.md \
- && mkdir -p shared model_service monitor \
- && touch shared/__init__.py model_service/__init__.py monitor/__init__.py \
+ && mkdir -p driftwatch shared model_service monitor \
+ && touch driftwatch/__init__.py shared/__init__.py model_service/__init__.py monitor/__init__.py \
  && /opt/venv/bin/pip install . \
  && /opt/venv/bin/pip uninstall -y driftwatch \
- && rm -rf shared model_service monitor build *.egg-info
+ && rm -rf driftwatch shared model_service monitor build *.egg-info
+COPY driftwatch ./driftwatch
 COPY shared ./shared
 COPY model_service ./model_service
 COPY monitor ./monitor

@@ -24,12 +24,12 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 
+from driftwatch.local_processes import LocalRedisServer
 from monitor.consumer import StreamConsumer
-from monitor.state import WindowState
+from monitor.window_state import WindowState
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
-from shared.redis_server import LocalRedisServer
 
 RAW_GROUP = "raw-bench"
 

@@ -59,9 +59,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from driftwatch.local_processes import LocalRedisServer, free_port  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.model_metadata import ModelMetadata  # noqa: E402
-from shared.redis_server import LocalRedisServer, free_port  # noqa: E402
 
 LUA = ROOT / "benchmarks" / "wrk" / "requests.lua"
 BATCH_ROWS = 32
@@ -190,8 +190,8 @@ def trained_model(model_dir: Path | None) -> Iterator[Path]:
         print("training the digits model into a temp dir (~10 s) ...", flush=True)
         code = (
             "import sys; from pathlib import Path\n"
-            "from model_service.trainer.datasets import load_dataset\n"
-            "from model_service.trainer.train import TrainConfig, train\n"
+            "from driftwatch.trainer.datasets import load_dataset\n"
+            "from driftwatch.trainer.train import TrainConfig, train\n"
             "train(load_dataset('digits'), Path(sys.argv[1]), TrainConfig(epochs=15, seed=0))\n"
         )
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -221,7 +221,7 @@ def start_server(name: str, model_dir: Path, redis_url: str, publish: bool, otel
     }
     env.pop("DRIFTWATCH_API_KEY", None)
     log = (log_dir / f"server-{name}.log").open("wb")
-    cmd = [sys.executable, "-m", "shared.cli.main", "serve", "--model-dir", str(model_dir),
+    cmd = [sys.executable, "-m", "driftwatch.cli.main", "serve", "--model-dir", str(model_dir),
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(cmd, cwd=log_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(name, port, process)

@@ -11,10 +11,10 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from model_service.publisher import EventPublisher
-from model_service.routes import feedback, health, predict
+from model_service.routes import feedback, predict, status
 from model_service.runtime import LiteRTModel
 from model_service.schemas import FeedbackRequest, PredictRequest
-from model_service.service import ModelService
+from model_service.serving import ModelService
 from model_service.spill import open_spill_files
 from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
 from shared.keys import Keys
@@ -96,6 +96,6 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     instrument_fastapi(app, provider)
     install_error_handlers(app)
     document_body_models(app, PredictRequest, FeedbackRequest)
-    for module in (predict, feedback, health):
+    for module in (predict, feedback, status):
         app.include_router(module.router)
     return app

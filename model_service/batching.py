@@ -26,7 +26,7 @@ import gc
 import numpy as np
 import numpy.typing as npt
 
-from model_service.service import ModelService, PredictionResult
+from model_service.serving import ModelService, PredictionResult
 
 GC_GEN0_THRESHOLD = 10_000
 

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_service.schemas import PredictRequest
-from model_service.service import ModelService
+from model_service.serving import ModelService
 from shared.http import validation_error
 
 

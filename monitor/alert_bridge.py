@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
-from monitor.performance import performance_report
+from monitor.performance_report import performance_report
 from monitor.reports import WindowDriftReport
 from monitor.worker import MonitorWorker
 from shared.request_stats import ServiceHealthReader

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from monitor.state import WindowState
+from monitor.window_state import WindowState
 from shared.events import (
     EventDecodeError,
     FeedbackBatch,

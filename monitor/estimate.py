@@ -14,7 +14,7 @@ reference and [0.4, 0.9] in a window, ATC said 0.56 against a true 0.65, DoC
 0.65. Its gap to realised accuracy, once labels come, is itself a signal.
 
 Confidence is kept per window as a histogram of percent buckets (see
-``monitor.state.confidence_buckets``); bucket midpoints bound the error of
+``monitor.window_state.confidence_buckets``); bucket midpoints bound the error of
 the mean at half a percent.
 
 Examples
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from monitor.state import CONFIDENCE_BUCKETS
+from monitor.window_state import CONFIDENCE_BUCKETS
 
 _MIDPOINTS = (np.arange(CONFIDENCE_BUCKETS) + 0.5) / CONFIDENCE_BUCKETS
 

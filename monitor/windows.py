@@ -1,6 +1,6 @@
 """Drift windows: which ingest windows make up a drift window, and when their rows go.
 
-The ingest script (:mod:`monitor.state`) files each prediction's row into an
+The ingest script (:mod:`monitor.window_state`) files each prediction's row into an
 *ingest window* and marks the window for reporting when it closes. A drift
 window is built from those:
 

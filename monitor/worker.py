@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 
 from monitor.consumer import StreamConsumer
 from monitor.drift import DriftConfig
-from monitor.performance import performance_report
+from monitor.performance_report import performance_report
 from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport
-from monitor.state import WindowState
+from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
 from shared.keys import CONSUMER_GROUP, Keys
 from shared.settings import MonitorSettings

@@ -1,6 +1,6 @@
 """Every Redis key Driftwatch uses, in one place.
 
-The Lua scripts in ``monitor/state.py`` build the per-window and join keys
+The Lua scripts in ``monitor/window_state.py`` build the per-window and join keys
 from ``prefix`` with the same suffixes as the methods here; a change of name
 is made in both places (a test checks they agree).
 

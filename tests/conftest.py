@@ -14,7 +14,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from shared.redis_server import LocalRedisServer
+from driftwatch.local_processes import LocalRedisServer
 
 # App tests do not export telemetry unless a test opts in (the export tests unset this).
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
@@ -59,8 +59,8 @@ async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model trained once per session on the bundled digits (a few seconds)."""
-    from model_service.trainer.datasets import load_dataset
-    from model_service.trainer.train import TrainConfig, train
+    from driftwatch.trainer.datasets import load_dataset
+    from driftwatch.trainer.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model")
     train(load_dataset("digits"), out, TrainConfig(epochs=15, seed=0))

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from model_service.deps import Service
 from model_service.schemas import FeedbackAccepted, FeedbackRequest
+from model_service.serving_deps import Service
 from shared.api_auth import WriteAccess
 from shared.http import parse_json_body, validation_error
 

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from model_service.batching import MicroBatcher, tune_gc_for_batching
-from model_service.deps import serving
 from model_service.features import request_matrix
 from model_service.schemas import UNION_TAGS, BatchPrediction, Prediction, PredictRequest
-from model_service.service import ModelService
+from model_service.serving import ModelService
+from model_service.serving_deps import serving
 from shared.http import parse_json_body
 
 

@@ -24,12 +24,12 @@ Wiring in the monitor app::
     await alerts.stop()           # on shutdown
 """
 
+from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.routes import router as alerts_router
 from monitor.alerts.rules import AlertRule, Duration, Metric, default_rules
 from monitor.alerts.service import AlertService
 from monitor.alerts.settings import AlertSettings
 from monitor.alerts.snapshot import FeatureStats, MetricSnapshot
-from monitor.alerts.state import AlertInstance, AlertStatus, Transition
 from monitor.alerts.store import AlertStore
 
 __all__ = [

@@ -36,9 +36,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from monitor.alerts.instances import AlertInstance, AlertStatus, Transition, fingerprint
 from monitor.alerts.rules import FEATURE_METRICS, AlertRule, Duration
 from monitor.alerts.snapshot import MetricSnapshot
-from monitor.alerts.state import AlertInstance, AlertStatus, Transition, fingerprint
 
 DEFAULT_RESOLVED_RETENTION_S = 15 * 60.0
 _TEMPLATE = re.compile(r"\{\{\s*\$(value|labels\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}")

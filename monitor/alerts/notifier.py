@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 from redis.exceptions import RedisError, ResponseError
 
+from monitor.alerts.instances import AlertStatus
 from monitor.alerts.lease import LeaderLease
 from monitor.alerts.payloads import postable_alert, webhook_payload
 from monitor.alerts.settings import AlertSettings
-from monitor.alerts.state import AlertStatus
 from monitor.alerts.store import AlertStore, HistoryEntry
 
 log = logging.getLogger(__name__)

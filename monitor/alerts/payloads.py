@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from monitor.alerts.state import AlertInstance, AlertStatus, Transition
+from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 
 # Alertmanager's zero time: what its webhook shows as endsAt of a firing alert.
 ZERO_TIME = "0001-01-01T00:00:00Z"

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from monitor.alerts.instances import AlertInstance, AlertStatus
 from monitor.alerts.rules import NAME_PATTERN, AlertRule, default_rules
-from monitor.alerts.state import AlertInstance, AlertStatus
 from monitor.alerts.store import AlertStore, HistoryEntry
 from shared.api_auth import WriteAccess
 

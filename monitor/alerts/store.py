@@ -31,9 +31,9 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from monitor.alerts.evaluator import DEFAULT_RESOLVED_RETENTION_S, evaluate
+from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.rules import AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
-from monitor.alerts.state import AlertInstance, AlertStatus, Transition
 from shared.keys import Keys
 
 log = logging.getLogger(__name__)

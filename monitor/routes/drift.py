@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from monitor.deps import Redis, Settings, Worker
+from monitor.read_deps import Redis, Settings, Worker
 from monitor.reports import ReportPage, WindowDriftReport
 
 router = APIRouter(tags=["drift"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
-from monitor.deps import Redis, Worker
+from monitor.read_deps import Redis, Worker
 from shared.probes import redis_answers
 
 router = APIRouter(tags=["health"])

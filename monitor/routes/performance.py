@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from monitor.calibrations import CalibrationCatalog
-from monitor.deps import Redis, Settings, Worker
-from monitor.performance import PerformanceReport, performance_report
+from monitor.performance_report import PerformanceReport, performance_report
+from monitor.read_deps import Redis, Settings, Worker
 
 router = APIRouter(tags=["performance"])
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.probes import wait_for_http
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port, wait_for_http
 
 # Below digits' 360 held-out rows, so a window of unshifted traffic never repeats a row.
 STACK_WINDOW = 300
@@ -34,7 +33,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the stack starts its own redis
     env["OTEL_SDK_DISABLED"] = "true"
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--model-dir", str(model_dir), "--model-port", str(model_port),
+        [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir), "--model-port", str(model_port),
          "--monitor-port", str(monitor_port), "--window-size", str(STACK_WINDOW)],
         cwd=workdir, env=env,
     )

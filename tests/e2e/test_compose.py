@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 import pytest
 
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "dwtest"

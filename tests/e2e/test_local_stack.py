@@ -10,7 +10,14 @@ import httpx
 import numpy as np
 import pytest
 
-from shared.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic, send_feedback, send_traffic, wait_for_windows
+from driftwatch.cli.simulate import (
+    SHIFTED_FEATURES,
+    Scenario,
+    make_traffic,
+    send_feedback,
+    send_traffic,
+    wait_for_windows,
+)
 from tests.e2e.conftest import STACK_WINDOW, Stack
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,7 @@ import httpx
 import numpy as np
 import redis
 
-from shared.probes import wait_for_http
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port, wait_for_http
 
 
 @dataclass
@@ -49,7 +48,7 @@ def start(command: str, env: dict[str, str], log_dir: Path, name: str, *args: st
     full_env = {**os.environ, "OTEL_SDK_DISABLED": "true", **env}
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", command, "--port", str(port), "--log-level", "warning", *args],
+            [sys.executable, "-m", "driftwatch.cli", command, "--port", str(port), "--log-level", "warning", *args],
             env=full_env, stdout=out, stderr=subprocess.STDOUT,
         )
     return Service(process, f"http://127.0.0.1:{port}", log)

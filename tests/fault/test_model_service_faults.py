@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import redis
 
+from driftwatch.local_processes import LocalRedisServer
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.redis_server import LocalRedisServer
 from tests.fault.procs import Load, Service, loss_and_duplicates, start, wait_live, wait_stream_has
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(120)]

@@ -22,11 +22,11 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from driftwatch.local_processes import LocalRedisServer
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
 from shared.model_metadata import ModelMetadata, Reference
-from shared.redis_server import LocalRedisServer
 from shared.registry import register_model
 from tests.fault.procs import Service, start, wait_live
 

@@ -17,7 +17,7 @@ import redis
 from model_service.app import create_app
 from model_service.batching import MicroBatcher
 from model_service.runtime import LiteRTModel
-from model_service.service import ModelService
+from model_service.serving import ModelService
 from model_service.stream_writes import PredictionBlock
 from shared.events import decode_predictions
 from shared.keys import Keys

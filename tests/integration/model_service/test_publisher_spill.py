@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from driftwatch.local_processes import LocalRedisServer
 from model_service.publisher import EventPublisher
 from model_service.spill import SpillFile, encode_batch, open_spill_files
-from shared.redis_server import LocalRedisServer
 
 STREAM = "driftwatch:{test}:predictions"
 pytestmark = pytest.mark.timeout(60)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from driftwatch.cli.simulate import Scenario, make_traffic
 from monitor.app import create_app
-from shared.cli.simulate import Scenario, make_traffic
 from shared.settings import MonitorSettings
 from tests.integration.monitor.alerts.receiver import Receiver
 from tests.integration.monitor.helpers import publish_predictions, register

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 
 from model_service.runtime import LiteRTModel
 from monitor.calibrations import CalibrationCatalog
-from monitor.performance import performance_report
-from monitor.state import JOIN_BUCKET_MS
+from monitor.performance_report import performance_report
+from monitor.window_state import JOIN_BUCKET_MS
 from monitor.worker import MonitorWorker
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids

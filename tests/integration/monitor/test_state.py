@@ -7,7 +7,7 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 
-from monitor.state import WindowState
+from monitor.window_state import WindowState
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys

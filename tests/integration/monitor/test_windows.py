@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from monitor.drift import DriftConfig
 from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy
-from monitor.state import WindowState
+from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
 from monitor.worker import MonitorWorker
 from shared.events import FLOAT, decode_predictions

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.performance import performance_report
+from monitor.performance_report import performance_report
 from monitor.worker import MonitorWorker
 from shared.keys import CONSUMER_GROUP
 from shared.settings import MonitorSettings

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port
 from shared.telemetry import (
     METER_NAME,
     ModelServiceMetrics,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port
 
 CHILD = """
 import sys

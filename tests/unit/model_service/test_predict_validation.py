@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from driftwatch.local_processes import free_port
 from model_service.app import create_app
-from shared.redis_server import free_port
 from shared.settings import ModelServiceSettings
 
 F = 64

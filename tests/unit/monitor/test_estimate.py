@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from monitor.estimate import ConfidenceCalibration, histogram_from_hash
-from monitor.state import CONFIDENCE_BUCKETS, confidence_buckets
+from monitor.window_state import CONFIDENCE_BUCKETS, confidence_buckets
 
 
 def _calibrated_model(rng: np.random.Generator, n: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:

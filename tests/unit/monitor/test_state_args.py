@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from monitor.state import CLASS_OFFSET, CONF_OFFSET, TS_OFFSET, WindowState, _packed_versions
+from monitor.window_state import CLASS_OFFSET, CONF_OFFSET, TS_OFFSET, WindowState, _packed_versions
 from shared.events import PredictionBatch
 from shared.keys import Keys
 

@@ -10,9 +10,9 @@ import redis
 import redis.asyncio as aioredis
 
 from monitor.alerts.evaluator import Evaluation, evaluate
+from monitor.alerts.instances import AlertStatus
 from monitor.alerts.rules import AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
-from monitor.alerts.state import AlertStatus
 from monitor.alerts.store import AlertStore
 from shared.keys import Keys
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.alerts.evaluator import Evaluation, evaluate, render
+from monitor.alerts.instances import AlertInstance, AlertStatus, fingerprint
 from monitor.alerts.rules import AlertRule
 from monitor.alerts.snapshot import FeatureStats, MetricSnapshot
-from monitor.alerts.state import AlertInstance, AlertStatus, fingerprint
 
 S = AlertStatus
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shared.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic
+from driftwatch.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic
 
 X = np.random.default_rng(0).integers(0, 17, (360, 64)).astype(np.float32)  # distinct rows
 Y = np.arange(360) % 10

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from model_service.service import ModelService
+from model_service.serving import ModelService
 from shared.settings import ModelServiceSettings
 
 

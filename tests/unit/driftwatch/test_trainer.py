@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from driftwatch.trainer.datasets import load_dataset
+from driftwatch.trainer.train import TrainConfig, train
 from model_service.runtime import LiteRTModel
-from model_service.trainer.datasets import load_dataset
-from model_service.trainer.train import TrainConfig, train
 from shared.model_metadata import HOLDOUT_FILE, KERAS_FILE, LITERT_FILE, ModelMetadata, Reference
 
 

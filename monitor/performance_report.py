@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from monitor.estimate import ConfidenceCalibration, histogram_from_hash
-from monitor.state import JOIN_BUCKET_MS, delay_bucket_bounds_s
+from monitor.window_state import JOIN_BUCKET_MS, delay_bucket_bounds_s
 from shared.keys import Keys
 
 

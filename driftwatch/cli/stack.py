@@ -17,8 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shared.probes import wait_for_http
-from shared.redis_server import LocalRedisServer
+from driftwatch.local_processes import LocalRedisServer, wait_for_http
 
 VAR_DIR = Path("var")
 
@@ -43,7 +42,7 @@ class LocalStack:
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "shared.cli", *args], env=env)
+        process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", *args], env=env)
         self._children.append((name, process))
 
     def _wait_live(self, url: str) -> None:

@@ -1,5 +1,5 @@
 """The ``driftwatch`` command."""
 
-from shared.cli.main import app
+from driftwatch.cli.main import app
 
 __all__ = ["app"]

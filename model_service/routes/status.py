@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
-from model_service.deps import Service
 from model_service.schemas import ModelInfo, Readiness
-from model_service.service import ModelService
+from model_service.serving import ModelService
+from model_service.serving_deps import Service
 from shared.api_auth import ReadAccess
 
 router = APIRouter(tags=["health"])

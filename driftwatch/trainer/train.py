@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from model_service.trainer.datasets import Dataset, categorical_mask
+from driftwatch.trainer.datasets import Dataset, categorical_mask
 from shared.model_metadata import (
     HOLDOUT_FILE,
     KERAS_FILE,

@@ -1,7 +1,8 @@
-"""Start a private ``redis-server`` on a free port.
+"""Local processes: a private ``redis-server`` on a free port, and waiting for a service to answer.
 
-Used by ``driftwatch up`` when ``REDIS_URL`` is unset and by the test suite,
-which must never assume the standard port is free (or even that it is ours).
+Used by ``driftwatch up`` (its own redis-server when ``REDIS_URL`` is unset),
+by the benchmarks and by the test suite, which must never assume the standard
+port is free (or even that it is ours).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+
+import httpx
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -112,3 +116,28 @@ class LocalRedisServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wait_for_http(
+    url: str,
+    timeout_s: float = 60.0,
+    processes: Iterable[subprocess.Popen[bytes]] = (),
+    interval_s: float = 0.2,
+) -> None:
+    """Wait until ``url`` answers 200; fail early if one of ``processes`` exits.
+
+    Raises ``RuntimeError`` naming the cause (a process's exit code, or the timeout).
+    """
+    watched = list(processes)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in watched:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args!r} exited with code {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f}s")

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shared.cli.simulate import Scenario
+from driftwatch.cli.simulate import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drift and performance monitoring for ML models.")
 console = Console()
@@ -43,9 +43,9 @@ def train(
     """Train the MLP and write a model directory (needs the 'train' extra)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from model_service.trainer.datasets import load_dataset
-    from model_service.trainer.train import TrainConfig
-    from model_service.trainer.train import train as run_training
+    from driftwatch.trainer.datasets import load_dataset
+    from driftwatch.trainer.train import TrainConfig
+    from driftwatch.trainer.train import train as run_training
 
     dataset = load_dataset(data, label_column, categorical)
     console.print(
@@ -115,7 +115,7 @@ def up(
     window_size: Annotated[int | None, typer.Option(help="Predictions per drift window")] = None,
 ) -> None:
     """Run the whole stack locally: redis-server (unless REDIS_URL is set), model service, monitor."""
-    from shared.cli.stack import LocalStack
+    from driftwatch.cli.stack import LocalStack
 
     if not (model_dir / "model.tflite").exists():
         console.print(f"No model in {model_dir}: training the default model first.")
@@ -137,7 +137,7 @@ def simulate(
     seed: int = 0,
 ) -> None:
     """Send real traffic (and delayed feedback), then print the drift and performance reports."""
-    from shared.cli.simulate import run_simulation
+    from driftwatch.cli.simulate import run_simulation
 
     raise typer.Exit(run_simulation(scenario, n, model_dir, model_url, monitor_url, batch, seed, console))
 

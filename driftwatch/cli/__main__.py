@@ -1,0 +1,3 @@
+from driftwatch.cli.main import app
+
+app()
