@@ -40,7 +40,7 @@ class AlertBridge:
         if metadata is not None:
             recent = await performance_report(
                 self.worker.client, self.worker.keys, metadata.class_names,
-                self.worker.settings.window_size, last_windows=ACCURACY_WINDOWS,
+                self.worker.window_index, last_windows=ACCURACY_WINDOWS,
             )
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
         correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from monitor.estimate import ConfidenceCalibration, histogram_from_hash
 from monitor.window_state import JOIN_BUCKET_MS, delay_bucket_bounds_s
+from monitor.windows import WindowIndex
 from shared.keys import Keys
 
 
@@ -129,12 +130,13 @@ async def performance_report(
     client: aioredis.Redis,
     keys: Keys,
     class_names: list[str],
-    window_size: int,
+    windows: WindowIndex,
     last_windows: int = 10,
     calibration: ConfidenceCalibration | None = None,
     model_version: str | None = None,
     retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
+    """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists."""
     n_classes = len(class_names)
     now_bucket = int(time.time() * 1000) // JOIN_BUCKET_MS
     live_buckets = range(now_bucket - retention_s * 1000 // JOIN_BUCKET_MS - 1, now_bucket + 2)
@@ -151,18 +153,17 @@ async def performance_report(
     labelled = int(matrix.sum())
     received = int(counts.get(b"received", 0))
 
-    newest = (ingested - 1) // window_size if ingested else -1
-    windows = list(range(newest, max(-1, newest - last_windows), -1))
+    recent = await windows.recent(last_windows)
     per_window: list[WindowPerformance] = []
-    if windows:
+    if recent:
         async with client.pipeline(transaction=False) as pipe:
-            for w in windows:
+            for w in recent:
                 pipe.hgetall(keys.confusion(w))
                 pipe.hgetall(keys.window_classes(w))
                 pipe.hgetall(keys.window_label_delays(w))
                 pipe.hgetall(keys.window_confidence(w))
             raw = await pipe.execute()
-        for i, w in enumerate(windows):
+        for i, w in enumerate(recent):
             confusion_raw, classes_raw, delay_raw, confidence_raw = raw[4 * i : 4 * i + 4]
             m = confusion_from_hash(confusion_raw, n_classes)
             predictions = sum(int(v) for v in classes_raw.values())

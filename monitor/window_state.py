@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
 
+from monitor.windows import INDEX_KEEP
 from shared.events import FeedbackBatch, PredictionBatch
 from shared.keys import Keys
 
@@ -63,6 +64,7 @@ local packed_versions, packed_rows = ARGV[11], ARGV[12]
 -- The stream entries this batch came from: acked in the same atomic step that
 -- stores their state (ARGV[13] empty: the caller acks).
 local ack_stream, ack_group, packed_entry_ids = ARGV[13], ARGV[14], ARGV[15]
+local index_keep = tonumber(ARGV[16])
 -- Fixed widths; numbers carry an offset that makes every value that wide.
 local ID, TS, CLASS, CONF = 32, 14, 6, 3
 local TS_OFFSET, CLASS_OFFSET, CONF_OFFSET = 10000000000000, 100000, 100
@@ -215,6 +217,7 @@ for _, w in ipairs(window_order) do
   local W, wk = windows[w], prefix .. ':window:' .. w
   if #W.rows > 0 then
     call_chunked('RPUSH', wk .. ':rows', W.rows)
+    redis.call('ZADD', prefix .. ':windows:index', w, w)
     if window_ms > 0 then redis.call('ZADD', prefix .. ':windows:open', w, w) end
   end
   add_counts(wk .. ':classes', W.classes)
@@ -241,6 +244,7 @@ if window_ms > 0 then
   redis.call('ZREMRANGEBYSCORE', prefix .. ':windows:open', '-inf', '(' .. newest)
   if newest - 1 > closed_upto then redis.call('SET', prefix .. ':windows:closed-upto', newest - 1) end
 end
+redis.call('ZREMRANGEBYRANK', prefix .. ':windows:index', 0, -index_keep - 1)
 for b, joined in pairs(waited) do
   redis.call('DECRBY', prefix .. ':join:' .. b .. ':waiting', joined)
 end
@@ -373,6 +377,7 @@ class WindowState:
             _packed_versions(batch.model_versions),
             b"".join(raw_features),
             *(("", "", "") if ack is None else (ack[0], ack[1], b",".join(ack[2]))),
+            INDEX_KEEP,
         ]
 
     def feedback_args(self, batch: FeedbackBatch) -> list[bytes | str | int]:

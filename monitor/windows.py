@@ -37,16 +37,20 @@ needs exactly one new step per report.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
 
 from shared.keys import Keys
 from shared.settings import MonitorSettings
 
-__all__ = ["WindowMode", "WindowPolicy", "WindowStore"]
+__all__ = ["WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
 
 WindowMode = Literal["count", "time", "sliding", "sliding-time"]
 TIME_MODES = ("time", "sliding-time")
@@ -131,6 +135,99 @@ class WindowPolicy:
         return (
             datetime.fromtimestamp(first * ms / 1000, tz=UTC),
             datetime.fromtimestamp((last + 1) * ms / 1000, tz=UTC),
+        )
+
+    # -- ingest windows: the one place their indexes are computed -------------
+    def slots_of(self, timestamps_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Time modes: the ingest window (time slot) of each prediction time."""
+        return np.floor_divide(timestamps_ms, self.seconds * 1000)
+
+    def slot_at(self, at_ms: int) -> int:
+        """Time modes: the slot of one instant."""
+        return at_ms // (self.seconds * 1000)
+
+    def last_elapsed_slot(self, now_ms: int, grace_ms: int) -> int:
+        """Time modes: the newest slot whose time and grace period are over at ``now_ms``."""
+        return self.slot_at(now_ms - grace_ms) - 1
+
+    def count_window(self, ingested: int) -> tuple[int, int]:
+        """Count modes: the window the next prediction fills, and the rows it has, after ``ingested``."""
+        return divmod(ingested, self.step)
+
+    def count_windows(self, ingested: int, new: int) -> list[int]:
+        """Count modes: the windows that ``new`` more predictions after ``ingested`` can fill."""
+        if new <= 0:
+            return []
+        return list(range(ingested // self.step, (ingested + new - 1) // self.step + 1))
+
+    def count_ends(self, windows: list[int]) -> list[int]:
+        """Count modes: the ingest count at which each window is full."""
+        return [(w + 1) * self.step for w in windows]
+
+
+class WindowProgress(BaseModel):
+    """How far one ingest window is: rows filed, bounds, whether its report is stored."""
+
+    window: int = Field(description="Index of the window (count: its number; time: its slot of prediction time)")
+    filled: int = Field(description="Predictions filed into it")
+    size: int | None = Field(description="Rows that fill it (count windows); None for time windows")
+    mode: WindowMode
+    start: datetime | None = Field(default=None, description="Start of its time slot (time windows)")
+    end: datetime | None = Field(default=None, description="End of its time slot (time windows)")
+    reported: bool = Field(description="Whether a drift report of this window is stored")
+
+
+# The index keeps this many of the newest ingest windows (reads ask for at most 100).
+INDEX_KEEP = 1_000
+
+
+class WindowIndex:
+    """The read side: which ingest windows exist, and how full each one is, in every mode.
+
+    The ingest script records each window it files rows into in
+    ``Keys.windows_index`` (a sorted set by index, trimmed to the newest
+    :data:`INDEX_KEEP`), so reads list the windows that really hold
+    predictions, whatever the mode: counted windows are consecutive, time
+    slots need not be.
+    """
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy) -> None:
+        self.client = client
+        self.keys = keys
+        self.policy = policy
+
+    async def recent(self, last: int) -> list[int]:
+        """Up to ``last`` windows holding predictions, newest first."""
+        raw = await self.client.zrevrange(self.keys.windows_index, 0, last - 1)
+        return [int(w) for w in raw]
+
+    async def progress(self, window: int | None = None) -> WindowProgress:
+        """One window's progress; by default the window being filled.
+
+        That is, for count windows, the one the next prediction goes to (empty
+        when the last one just filled); for time windows, the newest slot
+        holding predictions.
+        """
+        policy = self.policy
+        if window is None and not policy.timed:
+            ingested = int(await self.client.get(self.keys.ingested) or 0)
+            window, _ = policy.count_window(ingested)
+        elif window is None:
+            newest = await self.recent(1)
+            window = newest[0] if newest else policy.slot_at(int(time.time() * 1000))
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.window_classes(window))
+            pipe.hexists(self.keys.drift_reports, window)
+            counts, reported = await pipe.execute()
+        start, end = policy.slot_bounds(window, window) if policy.timed else (None, None)
+        return WindowProgress(
+            window=window,
+            filled=sum(int(n) for n in counts),
+            size=None if policy.timed else policy.step,
+            mode=policy.mode,
+            start=start,
+            end=end,
+            reported=bool(reported),
         )
 
 
@@ -232,7 +329,7 @@ class WindowStore:
         """Time mode: mark for reporting the open windows that ended before ``now - grace``."""
         if not self.policy.timed:
             return []
-        last = (now_ms - grace_ms) // (self.policy.seconds * 1000) - 1
+        last = self.policy.last_elapsed_slot(now_ms, grace_ms)
         done = await self._close_elapsed(keys=[self.open_windows, self.keys.windows_to_report, self.closed_upto],
                                          args=[last])
         return [int(w) for w in done]

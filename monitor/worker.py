@@ -23,7 +23,7 @@ from monitor.drift import DriftConfig
 from monitor.performance_report import performance_report
 from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport
 from monitor.window_state import WindowState
-from monitor.windows import WindowPolicy
+from monitor.windows import WindowIndex, WindowPolicy
 from shared.keys import CONSUMER_GROUP, Keys
 from shared.settings import MonitorSettings
 from shared.telemetry import MonitorMetrics
@@ -64,6 +64,7 @@ class MonitorWorker:
         )
         self.catalog = ModelCatalog(client, self.keys, drift_config, ReferencePolicy.from_settings(settings))
         self.windows = WindowPolicy.from_settings(settings)
+        self.window_index = WindowIndex(client, self.keys, self.windows)
         self.reporter = DriftReporter(client, self.keys, self.catalog, settings.history_max, windows=self.windows)
         self.reporter.time_grace_ms = int(settings.window_grace_s * 1000)
         self.state = WindowState(
@@ -121,7 +122,7 @@ class MonitorWorker:
             self._reported_counts[name] = total
         metadata = await self.catalog.latest_metadata()
         if metadata is not None:
-            perf = await performance_report(self.client, self.keys, metadata.class_names, self.settings.window_size)
+            perf = await performance_report(self.client, self.keys, metadata.class_names, self.window_index)
             self.metrics.update_performance(
                 perf.accuracy, perf.label_coverage, perf.labelled, model_version=metadata.version
             )

@@ -85,6 +85,11 @@ class Keys:
         return f"{self.prefix}:window:{window}:used-by"
 
     @property
+    def windows_index(self) -> str:
+        """Sorted set: the newest ingest windows that received predictions, scored by index."""
+        return f"{self.prefix}:windows:index"
+
+    @property
     def windows_open(self) -> str:
         """Sorted set (time windows): windows holding rows and not closed yet, scored by index."""
         return f"{self.prefix}:windows:open"

@@ -5,8 +5,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from monitor.read_deps import Redis, Settings, Worker
+from monitor.read_deps import Worker
 from monitor.reports import ReportPage, WindowDriftReport
+from monitor.windows import WindowProgress
 
 router = APIRouter(tags=["drift"])
 
@@ -16,33 +17,27 @@ class NoReportYet(BaseModel):
 
     status: Literal["insufficient_data"] = "insufficient_data"
     predictions_in_window: int
-    window_size: int
+    window_size: int | None = Field(description="Rows that fill a window; None for time windows")
     reason: str = Field(default="no window has filled yet")
 
 
 @router.get("/drift", response_model=WindowDriftReport | NoReportYet)
-async def latest_drift(worker: Worker, redis: Redis, settings: Settings) -> WindowDriftReport | NoReportYet:
+async def latest_drift(worker: Worker) -> WindowDriftReport | NoReportYet:
     """The drift report of the most recent full window."""
     report = await worker.reporter.latest()
     if report is not None:
         return report
-    ingested = int(await redis.get(worker.keys.ingested) or 0)
-    return NoReportYet(predictions_in_window=ingested % settings.window_size, window_size=settings.window_size)
-
-
-class WindowProgress(BaseModel):
-    window: int = Field(description="Index of the window being filled")
-    filled: int
-    size: int
+    progress = await worker.window_index.progress()
+    return NoReportYet(predictions_in_window=progress.filled, window_size=progress.size)
 
 
 @router.get("/drift/window", response_model=WindowProgress)
-async def current_window(worker: Worker, redis: Redis, settings: Settings) -> WindowProgress:
-    """How far the current window is from its report."""
-    ingested = int(await redis.get(worker.keys.ingested) or 0)
-    return WindowProgress(
-        window=ingested // settings.window_size, filled=ingested % settings.window_size, size=settings.window_size
-    )
+async def window_progress(
+    worker: Worker,
+    window: Annotated[int | None, Query(ge=0, description="A window's index; default: the one being filled")] = None,
+) -> WindowProgress:
+    """How far a window is from its report: the one being filled, or the one asked for."""
+    return await worker.window_index.progress(window)
 
 
 @router.get("/drift/history", response_model=ReportPage)

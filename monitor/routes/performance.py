@@ -30,7 +30,7 @@ async def performance(
         redis,
         worker.keys,
         metadata.class_names,
-        settings.window_size,
+        worker.window_index,
         last_windows=windows,
         calibration=await calibrations.get(metadata.version),
         model_version=metadata.version,

@@ -69,7 +69,7 @@ async def test_delays_coverage_and_estimate_per_window(
     await eventually(lambda: worker.consumer.stats.predictions == n and worker.consumer.stats.feedback == labelled)
 
     calibration = await CalibrationCatalog(aredis, keys).get("1")
-    report = await performance_report(aredis, keys, CLASSES, WINDOW, calibration=calibration)
+    report = await performance_report(aredis, keys, CLASSES, worker.window_index, calibration=calibration)
 
     assert report.labelled == labelled
     assert report.accuracy == pytest.approx(float((predicted[:labelled] == labels[:labelled]).mean()))
@@ -109,7 +109,7 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
 
     bucket = t0 // JOIN_BUCKET_MS
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
-             keys.windows_to_report, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
+             keys.windows_to_report, keys.windows_index, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
              keys.drift_index, keys.label_delays_total, keys.joined_predictions(bucket), keys.joined_labels(bucket),
              keys.waiting_labels(bucket),
              keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}

@@ -66,7 +66,7 @@ async def test_redelivered_events_change_no_count(
         entries = await aredis.xrange(stream)
         await worker.consumer.process(stream, entries)
     assert int(await aredis.get(keys.ingested)) == 30
-    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert report.labelled == 30
     assert report.feedback_duplicates == 30
 
@@ -96,7 +96,7 @@ async def test_feedback_before_its_prediction_is_joined(
         await aredis.xadd(keys.predictions, entry)
     await eventually(lambda: worker.consumer.stats.predictions == n)
 
-    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert report.labelled == n
     assert report.accuracy == pytest.approx(30 / 40)
     assert report.label_coverage == 1.0
@@ -137,7 +137,7 @@ async def test_labels_without_a_prediction_wait_then_expire_counted(
     await publish_feedback(aredis, keys, [*ids[:2], *orphans], [0, 0, 1, 1, 1])
     await eventually(lambda: worker.consumer.stats.feedback == 5)
 
-    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (2, 3, 0)
 
     # One orphan's prediction turns up late after all: it joins, one fewer waits.
@@ -149,12 +149,12 @@ async def test_labels_without_a_prediction_wait_then_expire_counted(
     entry = encode_predictions([orphans[0]], int(_time.time() * 1000), keys.model, "1", x[:1], np.array([1]), probs)
     await aredis.xadd(keys.predictions, entry[0])
     await eventually(lambda: worker.consumer.stats.predictions == 5)
-    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 2, 0)
 
     # The retention passes for the others (their bucket expires): counted as expired.
     bucket = int(orphans[1][:12], 16) // 3_600_000
     await aredis.delete(keys.joined_labels(bucket), keys.waiting_labels(bucket))
-    report = await performance_report(aredis, keys, [str(i) for i in range(10)], WINDOW)
+    report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 0, 2)
     assert report.feedback_unmatched == 2

@@ -41,7 +41,7 @@ def test_columns_are_fixed_width_with_their_offsets() -> None:
     assert confidence == b"155" * 3 and CONF_OFFSET == 100  # top probability 0.55 -> bucket 55
     assert versions == "1\x1f"  # one version for the whole batch
     assert rows == b"\0" * 48
-    assert args[12:] == ["stream", "group", b"1-0,2-0,3-0"]
+    assert args[12:15] == ["stream", "group", b"1-0,2-0,3-0"]
 
 
 def test_mixed_versions_travel_one_per_event() -> None:
