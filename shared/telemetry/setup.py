@@ -12,6 +12,9 @@ is bounded by ``timeout_millis``.
 
 Variables honoured (all standard):
 ``OTEL_SDK_DISABLED`` (true: no-op meters, no exporter thread),
+``OTEL_METRICS_EXPORTER`` (``otlp`` by default; ``prometheus`` serves a scrape
+endpoint on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT``; ``console``, ``none``;
+comma-separated: see :mod:`shared.telemetry.readers`),
 ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``
 (``grpc``, the Python default, or ``http/protobuf``),
 ``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` / ``_HEADERS`` / ``_TIMEOUT`` (read by
@@ -35,6 +38,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
 from shared.telemetry.process_metrics import ProcessMetrics
+from shared.telemetry.readers import Readers, metric_readers
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -56,6 +60,7 @@ DEFAULT_EXCLUDED_URLS = "/livez,/readyz"
 class _State:
     provider: MeterProvider
     process_metrics: ProcessMetrics | None
+    readers: Readers
     users: int = 1
 
 
@@ -131,7 +136,8 @@ def setup_telemetry(
     service and the monitor apps in one process) gets the same provider, and
     its ``service_name`` is ignored; each call must be matched by one
     :func:`shutdown_telemetry`, and the last one flushes. ``exporter``
-    replaces the OTLP exporter (tests use an in-memory one). The provider also
+    replaces the exporters ``OTEL_METRICS_EXPORTER`` names (tests use an
+    in-memory one). The provider also
     becomes the global one (the API allows that once per process); services
     should still pass it explicitly (``provider.get_meter(...)``,
     :func:`instrument_fastapi`).
@@ -148,12 +154,16 @@ def setup_telemetry(
             # no reader means no exporter thread either.
             provider = MeterProvider(resource=resource)
             process: ProcessMetrics | None = None
+            readers = Readers()
         else:
-            reader = PeriodicExportingMetricReader(exporter or make_exporter())
-            provider = MeterProvider(resource=resource, metric_readers=[reader])
+            if exporter is not None:
+                readers = Readers([PeriodicExportingMetricReader(exporter)])
+            else:
+                readers = metric_readers(make_exporter)
+            provider = MeterProvider(resource=resource, metric_readers=readers.readers)
             meter = provider.get_meter(METER_NAME)
             process = ProcessMetrics(meter) if instrument_system else None
-        _state = _State(provider=provider, process_metrics=process)
+        _state = _State(provider=provider, process_metrics=process, readers=readers)
         if set_global and not _global_set:
             metrics.set_meter_provider(provider)
             _global_set = True
@@ -185,6 +195,14 @@ def shutdown_telemetry(timeout_millis: float = 5_000, *, force: bool = False) ->
         state.provider.shutdown(timeout_millis=timeout_millis)
     except Exception:  # shutdown must never turn a clean exit into a crash
         log.warning("telemetry shutdown failed", exc_info=True)
+    state.readers.close()
+
+
+def prometheus_endpoint_url() -> str | None:
+    """URL of the scrape endpoint this process serves (``OTEL_METRICS_EXPORTER=prometheus``), if any."""
+    state = _state
+    endpoint = state.readers.prometheus if state else None
+    return endpoint.url if endpoint else None
 
 
 def instrument_fastapi(
