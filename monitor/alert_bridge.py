@@ -30,6 +30,10 @@ class AlertBridge:
         self.worker = worker
         self.service_health = ServiceHealthReader(worker.client, worker.keys.service_stats)
 
+    def report_url(self, window: int) -> str:
+        """The window's report on this monitor (``DRIFTWATCH_ALERT_EXTERNAL_URL`` + path; the path alone without it)."""
+        return f"{self.alerts.settings.external_url.rstrip('/')}/drift/windows/{window}"
+
     def _lag(self) -> int | None:
         lag = self.worker.stream_stats.get("predictions", {}).get("lag")
         return int(lag) if lag is not None else None
@@ -55,9 +59,12 @@ class AlertBridge:
                     dataset_drift_share=report.drifted_share if report.status != "insufficient_data" else None,
                     prediction_drift_p_value=prediction.p_value if prediction else None,
                     features={
-                        f.name: FeatureStats(p_value_adjusted=f.p_value_adjusted, effect_size=f.effect_size)
+                        f.name: FeatureStats(
+                            p_value_adjusted=f.p_value_adjusted, effect_size=f.effect_size, drifted=f.drifted
+                        )
                         for f in report.features
                     },
+                    report_url=self.report_url(report.window),
                     accuracy=correct / labelled if labelled else None,
                     labelled_count=labelled,
                     label_coverage=labelled / predictions if predictions else None,

@@ -399,6 +399,11 @@ class DriftReporter:
         page = await self.history(limit=1)
         return page[0] if page else None
 
+    async def stored(self, window: int) -> WindowDriftReport | None:
+        """The report of one window, while it is kept (the link alerts carry)."""
+        raw = await self.client.hget(self.keys.drift_reports, str(window))
+        return WindowDriftReport.model_validate_json(raw) if raw is not None else None
+
     async def history(self, limit: int) -> list[WindowDriftReport]:
         windows = await self.client.zrevrange(self.keys.drift_index, 0, limit - 1)
         if not windows:

@@ -41,7 +41,9 @@ from monitor.alerts.rules import FEATURE_METRICS, AlertRule, Duration
 from monitor.alerts.snapshot import MetricSnapshot
 
 DEFAULT_RESOLVED_RETENTION_S = 15 * 60.0
-_TEMPLATE = re.compile(r"\{\{\s*\$(value|labels\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}")
+_TEMPLATE = re.compile(
+    r"\{\{\s*\$(value|drifted_features|report_url|labels\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}"
+)
 
 
 @dataclass(slots=True)
@@ -57,12 +59,17 @@ class Evaluation:
         return written, set(before) - set(self.states)
 
 
-def render(template: str, value: float | None, labels: Mapping[str, str]) -> str:
-    """Expand ``{{ $value }}`` and ``{{ $labels.<name> }}`` (unknown labels become empty)."""
+def render(
+    template: str, value: float | None, labels: Mapping[str, str], context: Mapping[str, str] | None = None
+) -> str:
+    """Expand ``{{ $value }}``, ``{{ $labels.<name> }}`` and the snapshot's ``context``
+    (``$drifted_features``, ``$report_url``); unknown names become empty."""
 
     def expand(match: re.Match[str]) -> str:
         if match.group(2) is not None:
             return labels.get(match.group(2), "")
+        if match.group(1) != "value":
+            return (context or {}).get(match.group(1), "")
         return "" if value is None else f"{value:.4g}"
 
     return _TEMPLATE.sub(expand, template)
@@ -114,6 +121,7 @@ class _Step:
         self.at = snapshot.at
         self.window = snapshot.window
         self.transitions = transitions
+        self.context = snapshot.template_context()
 
     def _record(self, before: AlertStatus, after: AlertInstance) -> None:
         self.transitions.append(Transition.of(before, after, self.window, self.at))
@@ -121,7 +129,7 @@ class _Step:
     def holding(
         self, rule: AlertRule, prev: AlertInstance | None, labels: dict[str, str], value: float
     ) -> AlertInstance:
-        annotations = {k: render(v, value, labels) for k, v in rule.annotations.items()}
+        annotations = {k: render(v, value, labels, self.context) for k, v in rule.annotations.items()}
         if prev is None or prev.state is AlertStatus.resolved:
             inst = AlertInstance(
                 fingerprint=fingerprint(labels),

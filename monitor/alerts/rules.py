@@ -15,6 +15,15 @@ Feature metrics (``feature_p_value_adjusted``, ``feature_effect_size``) need
 ``feature``: a feature name, or ``"*"`` for every feature of the snapshot. A
 ``"*"`` rule makes one alert instance per feature, labelled ``feature=<name>``,
 each with its own state, so two drifting features are two alerts.
+
+Alert fatigue: one drift episode of one model should notify once. The default
+rules therefore watch the model as a whole (``DatasetDrift`` fires when any
+feature drifted after the multiple-testing correction), and its annotations
+carry the drifted features with their effect sizes (``{{ $drifted_features }}``)
+and a link to the window's report (``{{ $report_url }}``). One alert per
+drifted pixel (63 on digits) stays available as an opt-in
+(:func:`feature_drift_rule`, ``DRIFTWATCH_ALERT_PER_FEATURE=true``); the shipped
+Alertmanager configuration inhibits those while ``DatasetDrift`` fires.
 """
 
 from __future__ import annotations
@@ -32,7 +41,10 @@ LABEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Labels the evaluator sets itself: a rule may not override them.
 RESERVED_LABELS = frozenset({"alertname", "feature", "model"})
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_SUPPORTED_PLACEHOLDER = re.compile(r"^\s*(\$value|\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*$")
+# $drifted_features and $report_url come from the snapshot (MetricSnapshot.template_context).
+_SUPPORTED_PLACEHOLDER = re.compile(
+    r"^\s*(\$value|\$drifted_features|\$report_url|\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*$"
+)
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 
@@ -164,7 +176,7 @@ class AlertRule(BaseModel):
                 if not _SUPPORTED_PLACEHOLDER.match(placeholder):
                     raise ValueError(
                         f"annotation {key!r}: unsupported template {{{{{placeholder}}}}};"
-                        " use {{ $value }} or {{ $labels.<name> }}"
+                        " use {{ $value }}, {{ $labels.<name> }}, {{ $drifted_features }} or {{ $report_url }}"
                     )
         return annotations
 
@@ -218,19 +230,48 @@ class AlertRule(BaseModel):
         raise AssertionError(self.op)  # pragma: no cover - Literal is exhaustive
 
 
-def default_rules() -> list[AlertRule]:
-    """The rules a fresh install starts with (``AlertStore.ensure_defaults``)."""
-    return [
+def feature_drift_rule() -> AlertRule:
+    """One alert per drifted feature: opt-in (``DRIFTWATCH_ALERT_PER_FEATURE=true``, or ``PUT`` it).
+
+    Not a default: one covariate shift on digits made 63 of these at once.
+    ``DatasetDrift`` already names the drifted features, and the shipped
+    Alertmanager configuration inhibits these while it fires.
+    """
+    return AlertRule(
+        name="FeatureDrift",
+        metric=Metric.feature_p_value_adjusted,
+        feature=ANY_FEATURE,
+        op="<",
+        value=0.001,
+        for_=Duration(windows=3),
+        labels={"severity": "info"},
+        annotations={
+            "summary": "Feature {{ $labels.feature }} drifted (adjusted p = {{ $value }})",
+            "description": "The feature's adjusted KS p-value stayed below 0.001 for 3 windows.",
+        },
+    )
+
+
+def default_rules(*, per_feature: bool = False) -> list[AlertRule]:
+    """The rules a fresh install starts with (``AlertStore.ensure_defaults``): one alert per model and rule.
+
+    ``per_feature`` adds :func:`feature_drift_rule`.
+    """
+    rules = [
         AlertRule(
             name="DatasetDrift",
             metric=Metric.dataset_drift_share,
+            # Any feature drifted after the multiple-testing correction: the
+            # dataset verdict of the report (share > 0 <=> dataset_drift).
             op=">",
-            value=0.2,
+            value=0.0,
             for_=Duration(windows=2),
             labels={"severity": "warning"},
             annotations={
-                "summary": "Dataset drift: {{ $value }} of features drifted",
-                "description": "More than 20% of features drifted for 2 consecutive windows.",
+                "summary": "Dataset drift on {{ $labels.model }}: {{ $value }} of features drifted",
+                "description": "Features drifted (after the multiple-testing correction) in 2 consecutive windows.",
+                "drifted_features": "{{ $drifted_features }}",
+                "report_url": "{{ $report_url }}",
             },
         ),
         AlertRule(
@@ -240,21 +281,9 @@ def default_rules() -> list[AlertRule]:
             value=0.01,
             labels={"severity": "warning"},
             annotations={
-                "summary": "Prediction drift (chi-squared p = {{ $value }})",
+                "summary": "Prediction drift on {{ $labels.model }} (chi-squared p = {{ $value }})",
                 "description": "The predicted-class distribution differs from the reference (p < 0.01).",
-            },
-        ),
-        AlertRule(
-            name="FeatureDrift",
-            metric=Metric.feature_p_value_adjusted,
-            feature=ANY_FEATURE,
-            op="<",
-            value=0.001,
-            for_=Duration(windows=3),
-            labels={"severity": "info"},
-            annotations={
-                "summary": "Feature {{ $labels.feature }} drifted (adjusted p = {{ $value }})",
-                "description": "The feature's adjusted KS p-value stayed below 0.001 for 3 windows.",
+                "report_url": "{{ $report_url }}",
             },
         ),
         AlertRule(
@@ -318,3 +347,4 @@ def default_rules() -> list[AlertRule]:
             },
         ),
     ]
+    return [*rules, feature_drift_rule()] if per_feature else rules

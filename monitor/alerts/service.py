@@ -14,6 +14,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from monitor.alerts.notifier import Notifier
+from monitor.alerts.rules import default_rules
 from monitor.alerts.settings import AlertSettings
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore, HistoryEntry
@@ -55,7 +56,8 @@ class AlertService:
 
     async def start(self, *, install_defaults: bool = True) -> None:
         """Install the default rules on a fresh Redis and start the notifier in the background."""
-        if install_defaults and await self.store.ensure_defaults():
+        rules = default_rules(per_feature=self.settings.per_feature)
+        if install_defaults and await self.store.ensure_defaults(rules):
             log.info("installed the default alert rules")
         # Create the group before any evaluation this process makes, so none is skipped.
         await self.notifier.ensure_group()

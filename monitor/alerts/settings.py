@@ -45,6 +45,9 @@ class AlertSettings(BaseSettings):
     resolved_retention_s: float = Field(default=900.0, ge=0)
     history_maxlen: int = Field(default=10_000, ge=10)
     receiver: str = "driftwatch"
+    # Opt-in: one FeatureDrift alert per drifted feature besides the dataset alert.
+    # Only read when the default rules are installed (a fresh Redis).
+    per_feature: bool = False
     # Base URL of the monitor, for externalURL and each alert's generatorURL.
     external_url: str = ""
 

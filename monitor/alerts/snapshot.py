@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor.alerts.rules import AlertRule, Metric
 
 _Unit = Annotated[float | None, Field(ge=0, le=1)]
+DRIFTED_FEATURES_SHOWN = 20
 _NonNegative = Annotated[float | None, Field(ge=0)]
 
 
@@ -27,6 +28,7 @@ class FeatureStats(BaseModel):
 
     p_value_adjusted: _Unit = None
     effect_size: _NonNegative = None
+    drifted: bool | None = Field(default=None, description="The report's verdict for this feature")
 
 
 class MetricSnapshot(BaseModel):
@@ -71,6 +73,25 @@ class MetricSnapshot(BaseModel):
     error_rate: _Unit = None
     latency_p99_seconds: _NonNegative = None
     stream_lag: _NonNegative = None
+    report_url: Annotated[
+        str | None, Field(max_length=2048, description="Where a human reads the report this snapshot comes from")
+    ] = None
+
+    def drifted_features(self, limit: int = DRIFTED_FEATURES_SHOWN) -> str:
+        """The drifted features, largest effect first: ``"pixel_3 (3.12), pixel_4 (2.9) and 10 more"``.
+
+        What one dataset alert says instead of one alert per feature; capped so
+        an annotation stays readable (and under its 4096-character limit).
+        """
+        drifted = [(name, f.effect_size) for name, f in self.features.items() if f.drifted]
+        drifted.sort(key=lambda item: (-(item[1] if item[1] is not None else -1.0), item[0]))
+        shown = [f"{name} ({size:.3g})" if size is not None else name for name, size in drifted[:limit]]
+        more = len(drifted) - len(shown)
+        return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+    def template_context(self) -> dict[str, str]:
+        """Values of the snapshot-wide annotation placeholders (``$drifted_features``, ``$report_url``)."""
+        return {"drifted_features": self.drifted_features(), "report_url": self.report_url or ""}
 
     def observe(self, rule: AlertRule, feature: str | None = None) -> float | None:
         """The rule's metric in this snapshot, or ``None`` when unknown or too thinly sampled."""

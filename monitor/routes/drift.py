@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from monitor.read_deps import Worker
@@ -44,3 +44,12 @@ async def window_progress(
 async def drift_history(worker: Worker, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> ReportPage:
     """Past reports, newest first."""
     return ReportPage(reports=await worker.reporter.history(limit))
+
+
+@router.get("/drift/windows/{window}", response_model=WindowDriftReport, responses={404: {"description": "No report"}})
+async def window_report(worker: Worker, window: Annotated[int, Path(ge=0)]) -> WindowDriftReport:
+    """The report of one window: the link a drift alert carries (``report_url``)."""
+    report = await worker.reporter.stored(window)
+    if report is None:
+        raise HTTPException(status_code=404, detail=f"no drift report for window {window} (not yet, or trimmed)")
+    return report

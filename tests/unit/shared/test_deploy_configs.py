@@ -135,7 +135,9 @@ def test_collector_config() -> None:
     prom = _load(DEPLOY / "prometheus" / "prometheus.yml")
     targets = [t for sc in prom["scrape_configs"] for c in sc["static_configs"] for t in c["targets"]]
     assert "otel-collector:8889" in targets
-    assert prom["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    # Relative to the config file, so promtool checks it in the repository too.
+    assert prom["rule_files"] == ["alerts.yml"]
+    assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
 
 
 def test_metrics_md_shows_the_catalogue() -> None:

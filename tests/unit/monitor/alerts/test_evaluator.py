@@ -6,7 +6,7 @@ from typing import Any
 
 from monitor.alerts.evaluator import Evaluation, evaluate, render
 from monitor.alerts.instances import AlertInstance, AlertStatus, fingerprint
-from monitor.alerts.rules import AlertRule
+from monitor.alerts.rules import AlertRule, default_rules
 from monitor.alerts.snapshot import FeatureStats, MetricSnapshot
 
 S = AlertStatus
@@ -267,6 +267,29 @@ def test_render_templates() -> None:
     labels = {"feature": "px"}
     assert render("{{ $labels.feature }}={{$value}} {{ $labels.nope }}", 0.123456, labels) == "px=0.1235 "
     assert render("{{ $value }}", None, labels) == ""
+    context = {"drifted_features": "px (0.4)", "report_url": "/drift/windows/3"}
+    assert render("{{ $drifted_features }} at {{$report_url}}", 1.0, labels, context) == "px (0.4) at /drift/windows/3"
+    assert render("{{ $report_url }}", 1.0, labels) == ""
+
+
+def test_one_dataset_alert_names_the_drifted_features_and_its_report() -> None:
+    """The default DatasetDrift rule: one instance per model whatever the number of drifted features."""
+    dataset = next(r for r in default_rules() if r.name == "DatasetDrift")
+    features = {f"px{i}": {"p_value_adjusted": 1e-6, "effect_size": 1.0 + i, "drifted": True} for i in range(40)}
+    states: dict[str, AlertInstance] = {}
+    for window in (1, 2):
+        snapshot = MetricSnapshot.model_validate(
+            {"window": window, "at": 100.0 * window, "dataset_drift_share": 40 / 64, "features": features,
+             "report_url": f"http://monitor:8001/drift/windows/{window}"}
+        )  # fmt: skip
+        result = evaluate([dataset], states, snapshot, extra_labels={"model": "digits"})
+        states = result.states
+    (inst,) = states.values()
+    assert inst.state is AlertStatus.firing
+    assert inst.labels == {"model": "digits", "severity": "warning", "alertname": "DatasetDrift"}
+    assert inst.annotations["drifted_features"].startswith("px39 (40), px38 (39)")
+    assert inst.annotations["report_url"] == "http://monitor:8001/drift/windows/2"
+    assert inst.annotations["summary"] == "Dataset drift on digits: 0.625 of features drifted"
 
 
 def test_evaluation_is_deterministic() -> None:

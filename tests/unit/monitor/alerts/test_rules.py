@@ -69,12 +69,14 @@ def test_defaults_are_valid_unique_and_cover_the_issue() -> None:
     assert len(names) == len(set(names))
     by_name = {r.name: r for r in rules}
     drift = by_name["DatasetDrift"]
+    # Any feature drifted after the correction (the report's dataset verdict), 2 windows running.
     assert (drift.metric, drift.op, drift.value, drift.for_) == (
         Metric.dataset_drift_share,
         ">",
-        0.2,
+        0.0,
         Duration(windows=2),
     )
+    assert {"drifted_features", "report_url"} <= set(drift.annotations)
     acc = by_name["LowAccuracy"]
     assert (acc.op, acc.value, acc.min_samples, acc.labels["severity"]) == ("<", 0.8, 100, "critical")
     assert by_name["PredictionDrift"].value == 0.01
@@ -88,3 +90,22 @@ def test_snapshot_rejects_out_of_range_metrics() -> None:
     with pytest.raises(ValidationError) as info:
         MetricSnapshot(at=0, accuracy=1.5)
     assert info.value.errors()[0]["loc"] == ("accuracy",)
+
+
+def test_per_feature_alerts_are_opt_in() -> None:
+    """One drift episode notifies once by default: no rule makes an alert per feature."""
+    assert not any(r.per_feature for r in default_rules())
+    opted = default_rules(per_feature=True)
+    assert [r.name for r in opted if r.per_feature] == ["FeatureDrift"]
+    assert {r.name for r in opted} - {r.name for r in default_rules()} == {"FeatureDrift"}
+
+
+def test_snapshot_lists_drifted_features_largest_effect_first() -> None:
+    features = {f"px{i}": {"p_value_adjusted": 0.0, "effect_size": i / 10, "drifted": True} for i in range(25)}
+    features["calm"] = {"p_value_adjusted": 0.9, "effect_size": 5.0, "drifted": False}
+    snap = MetricSnapshot.model_validate({"at": 0, "features": features, "report_url": "http://m/drift/windows/4"})
+    listed = snap.drifted_features()
+    assert listed.startswith("px24 (2.4), px23 (2.3), ") and listed.endswith("px5 (0.5) and 5 more")
+    assert "calm" not in listed
+    assert snap.template_context() == {"drifted_features": listed, "report_url": "http://m/drift/windows/4"}
+    assert MetricSnapshot(at=0).template_context() == {"drifted_features": "", "report_url": ""}
