@@ -24,9 +24,8 @@ import numpy as np
 import pytest
 import redis
 
-from shared.cli.simulate import Scenario, make_traffic, send_traffic
-from shared.probes import wait_for_http
-from shared.redis_server import LocalRedisServer, free_port
+from driftwatch.cli.simulate import Scenario, make_traffic, send_traffic
+from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
 from shared.telemetry.catalogue import CATALOGUE, prometheus_label
 from tests.support.prom_stack import Prometheus, poll
 

@@ -19,8 +19,8 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
+from driftwatch.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic
 from monitor.app import create_app
-from shared.cli.simulate import SHIFTED_FEATURES, Scenario, make_traffic
 from shared.settings import MonitorSettings
 from tests.integration.monitor.alerts.receiver import Receiver
 from tests.integration.monitor.helpers import eventually, publish_predictions, register

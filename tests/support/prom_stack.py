@@ -20,8 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from shared.probes import wait_for_http
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS_YML = ROOT / "deploy" / "prometheus" / "alerts.yml"
