@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 if ! docker info >/dev/null 2>&1; then
   eval "$(../shared/containers/docker-up.sh)"
 fi
-DRIFTWATCH_COMPOSE_E2E=1 exec .venv/bin/pytest -q -m docker tests/e2e/test_compose.py "$@"
+DRIFTWATCH_COMPOSE_E2E=1 exec .venv/bin/pytest -q -m docker tests/e2e/test_compose.py tests/e2e/test_image.py "$@"
