@@ -1,18 +1,29 @@
-"""Drift engine benchmark: ours vs a scipy loop vs Alibi Detect vs Evidently, one run.
+"""Drift engine benchmark: the monitor's own detector vs a scipy loop, Alibi Detect, Evidently.
 
     .venv/bin/python benchmarks/drift.py [--quick] [--peers-venv PATH] [--no-peers]
 
+The first rows of every case time the configuration the monitor runs: the
+``DriftConfig`` built by ``monitor.reports.drift_config`` from
+``MonitorSettings`` (the environment's ``DRIFTWATCH_*``; by default
+Bonferroni at 0.05, every KS p-value reported as scipy's ``method='auto'``
+computes it):
+
+- "default warm": the detector kept as the monitor keeps it, in steady state:
+  a stream of fresh windows (new data each, same size), timed after
+  WARM_WINDOWS of them have filled the p-value cache; median of TIMED_WINDOWS.
+- "default cold": the first window of a new size: p-value and critical-value
+  caches cleared, a new detector (its reference preparation, done once at
+  registration, is timed apart as "build").
+
+"drifted-only" is the same detector with ``p_values="drifted"`` (decision by
+cached critical values, p-values for drifted features only), warm.
+
 Same data for everyone (peers get it as .npy files and run in their own
 virtualenv, built by benchmarks/peers/setup.sh; missing venv -> peers are
-skipped with a message). Prints time, ratio to ours and whether the
-per-feature drift decisions (Bonferroni, alpha = 0.05) agree. Compare ratios
-from one run, never absolute times across runs (the machine is shared).
-
-"ours" is DriftDetector.test with p_values="drifted" (the decision via cached
-critical values; p-values only for drifted features); "ours+p" reports every
-p-value as well. Our decisions use scipy's method='auto' (exact up to 10k
-rows); Alibi Detect always uses the asymptotic p-value, so its decisions are
-compared with ours under ks_method="asymp".
+skipped with a message). Ratios are peer time / ours from this one run.
+Our decisions use scipy's method='auto' (exact up to 10k rows); Alibi
+Detect always uses the asymptotic p-value, so its decisions are compared
+with ours under ks_method="asymp".
 """
 
 from __future__ import annotations
@@ -34,8 +45,10 @@ from scipy.stats import ks_2samp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.drift import DriftConfig, DriftDetector
-from monitor.drift.ks import SortedReference
+from monitor.drift.ks import SortedReference, ks_critical_h, ks_pvalue_h
 from monitor.drift.sliding import SlidingKS
+from monitor.reports import drift_config
+from shared.settings import MonitorSettings
 
 ALPHA = 0.05
 RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"
@@ -44,16 +57,23 @@ RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"
 # a message (--evidently-max-values raises the bound).
 EVIDENTLY_MAX_VALUES = 64 * 220_000
 SUMMARY: list[dict[str, object]] = []
+WARM_WINDOWS = 20
+TIMED_WINDOWS = 9
 
 
-def make_data(f: int, n_ref: int, n_win: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normal features; 5% of them shifted by 0.2 std in the window."""
+def make_data(
+    f: int, n_ref: int, n_win: int, seed: int, n_windows: int = 1
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Normal features; the same 5% of them shifted by 0.2 sd in every window."""
     rng = np.random.default_rng(seed)
     ref = rng.normal(size=(n_ref, f))
-    win = rng.normal(size=(n_win, f))
     shifted = rng.choice(f, max(1, f // 20), replace=False)
-    win[:, shifted] += 0.2
-    return ref, win
+    wins = []
+    for _ in range(n_windows):
+        win = rng.normal(size=(n_win, f))
+        win[:, shifted] += 0.2
+        wins.append(win)
+    return ref, wins
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:
@@ -87,9 +107,9 @@ def peers(venv: Path | None, data_dir: str, args: list[str], timeout: float) -> 
 
 def row(name: str, t: float | None, ours: float, agree: str | None) -> None:
     if t is None:
-        print(f"    {name:<12} {'skipped':>10}")
+        print(f"    {name:<14} {'skipped':>10}")
         return
-    print(f"    {name:<12} {t * 1e3:>10.1f} ms {t / ours:>9.1f}x   decisions: {agree}")
+    print(f"    {name:<14} {t * 1e3:>10.1f} ms {t / ours:>9.1f}x   decisions: {agree}")
 
 
 def agree(a: np.ndarray, b: np.ndarray) -> str:
@@ -97,23 +117,53 @@ def agree(a: np.ndarray, b: np.ndarray) -> str:
     return "identical" if diff == 0 else f"{diff} feature(s) differ"
 
 
+def clear_caches() -> None:
+    """Forget every cached p-value and critical value: the state of a new window size.
+
+    The compiled kernels are loaded first: numba compiles (or loads) them once
+    per process, not once per window size.
+    """
+    ks_pvalue_h(7, 3, 5)
+    ks_pvalue_h(4, 4, 2)
+    ks_pvalue_h.cache_clear()
+    ks_critical_h.cache_clear()
+
+
+def time_default(
+    ref: np.ndarray, wins: list[np.ndarray], names: list[str], config: DriftConfig
+) -> tuple[float, float, float, np.ndarray]:
+    """(build, cold, warm) seconds of the monitor's detector, and its decisions on wins[0]."""
+    clear_caches()
+    t0 = time.perf_counter()
+    det = DriftDetector(ref, names, config)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first = det.test(wins[0])
+    t_cold = time.perf_counter() - t0
+    for w in wins[1 : 1 + WARM_WINDOWS]:
+        det.test(w)
+    times = []
+    for w in wins[1 + WARM_WINDOWS :]:
+        t0 = time.perf_counter()
+        det.test(w)
+        times.append(time.perf_counter() - t0)
+    return t_build, t_cold, float(np.median(times)), np.array([x.drifted for x in first.features])
+
+
 def run_case(
     f: int, n_ref: int, n_win: int, venv: Path | None, timeout: float, ev_max: int
 ) -> None:
     print(f"\nF={f}  reference={n_ref}  window={n_win}")
-    ref, win = make_data(f, n_ref, n_win, seed=f + n_ref + n_win)
+    ref, wins = make_data(f, n_ref, n_win, seed=f + n_ref + n_win, n_windows=1 + WARM_WINDOWS + TIMED_WINDOWS)
+    win = wins[0]
     names = [f"f{i}" for i in range(f)]
-    det = DriftDetector(ref, names, DriftConfig(alpha=ALPHA, p_values="drifted"))
-    det_p = DriftDetector(ref, names, DriftConfig(alpha=ALPHA, p_values="all"))
-    det_a = DriftDetector(ref, names, DriftConfig(alpha=ALPHA, p_values="drifted", ks_method="asymp"))
-    det.test(win[:50])  # nothing to warm but imports; critical values are per window size
+    config = drift_config(MonitorSettings())
+    t_build, t_cold, t_warm, ours_dec = time_default(ref, wins, names, config)
+    det = DriftDetector(ref, names, config.model_copy(update={"p_values": "drifted"}))
+    det.test(win)
     repeat = 5 if n_win * f <= 10_000 * 64 else 2
-    t0 = time.perf_counter()
-    first = det.test(win)  # includes the one-off critical value for this window size
-    t_first = time.perf_counter() - t0
-    t_ours = best_of(lambda: det.test(win), repeat)
-    ours_dec = np.array([x.drifted for x in first.features])
-    t_ours_p = best_of(lambda: det_p.test(win), 1)
+    t_drifted = best_of(lambda: det.test(win), repeat)
+    det_a = DriftDetector(ref, names, config.model_copy(update={"ks_method": "asymp"}))
     asymp_dec = np.array([x.drifted for x in det_a.test(win).features])
 
     def scipy_loop() -> np.ndarray:
@@ -122,14 +172,16 @@ def run_case(
     t0 = time.perf_counter()
     p_scipy = scipy_loop()
     t_scipy = time.perf_counter() - t0
-    print(f"    {'ours':<12} {t_ours * 1e3:>10.1f} ms {1.0:>9.1f}x   "
-          f"(first window {t_first * 1e3:.0f} ms incl. critical value; drifted {int(ours_dec.sum())})")
-    row("ours+p", t_ours_p, t_ours, "same detector")
-    scipy_agree = agree(p_scipy < ALPHA / f, ours_dec)
-    row("scipy loop", t_scipy, t_ours, scipy_agree)
+    print(f"    monitor default: {config.correction} alpha={config.alpha} p_values={config.p_values} "
+          f"ks_method={config.ks_method}; build {t_build * 1e3:.0f} ms; drifted {int(ours_dec.sum())}")
+    print(f"    {'default warm':<14} {t_warm * 1e3:>10.1f} ms {1.0:>9.1f}x")
+    row("default cold", t_cold, t_warm, "same detector, caches cleared")
+    row("drifted-only", t_drifted, t_warm, "same decisions")
+    scipy_agree = agree(p_scipy < config.alpha / f, ours_dec)
+    row("scipy loop", t_scipy, t_warm, scipy_agree)
     entry: dict[str, object] = {
-        "case": f"F={f} ref={n_ref // 1000}k win={n_win // 1000}k", "ours": t_ours,
-        "scipy": t_scipy, "scipy_agree": scipy_agree,
+        "case": f"F={f} ref={n_ref // 1000}k win={n_win // 1000}k", "ours": t_warm, "cold": t_cold,
+        "drifted": t_drifted, "scipy": t_scipy, "scipy_agree": scipy_agree,
     }
     SUMMARY.append(entry)
     if venv is None:
@@ -137,24 +189,29 @@ def run_case(
     with tempfile.TemporaryDirectory() as tmp:
         np.save(os.path.join(tmp, "ref.npy"), ref)
         np.save(os.path.join(tmp, "win.npy"), win)
-        res = peers(venv, tmp, ["--alpha", str(ALPHA), "--peers", "alibi", "--repeat", str(repeat)],
+        res = peers(venv, tmp, ["--alpha", str(config.alpha), "--peers", "alibi", "--repeat", str(repeat)],
                     timeout) or {}
         al = res.get("alibi")
         if al:
             entry["alibi"] = al["time"]
-            entry["alibi_agree"] = agree(np.array(al["p_values"]) < ALPHA / f, asymp_dec)
-        row("alibi-detect", al and al["time"], t_ours,
+            entry["alibi_agree"] = agree(np.array(al["p_values"]) < config.alpha / f, asymp_dec)
+        row("alibi-detect", al and al["time"], t_warm,
             al and str(entry["alibi_agree"]) + " (vs ours asymp)")
+        if al:
+            print(f"    {'':<14} Alibi / default: warm {al['time'] / t_warm:.1f}x, cold {al['time'] / t_cold:.1f}x")
+        if ev_max <= 0:
+            print(f"    {'evidently':<14} {'skipped':>10}   (--evidently-max-values 0)")
+            return
         if f * (n_ref + n_win) > ev_max:
-            print(f"    {'evidently':<12} {'skipped':>10}   (~{f * (n_ref + n_win) / ev_max:.0f}x the "
+            print(f"    {'evidently':<14} {'skipped':>10}   (~{f * (n_ref + n_win) / ev_max:.0f}x the "
                   "largest case it runs in about a minute; --evidently-max-values to force)")
             return
-        res = peers(venv, tmp, ["--alpha", str(ALPHA), "--peers", "evidently"], timeout) or {}
+        res = peers(venv, tmp, ["--alpha", str(config.alpha), "--peers", "evidently"], timeout) or {}
         ev = res.get("evidently")
         if ev:
             entry["evidently"] = ev["time"]
-            entry["evidently_agree"] = agree(np.array(ev["p_values"]) < ALPHA / f, ours_dec)
-        row("evidently", ev and ev["time"], t_ours, ev and str(entry["evidently_agree"]))
+            entry["evidently_agree"] = agree(np.array(ev["p_values"]) < config.alpha / f, ours_dec)
+        row("evidently", ev and ev["time"], t_warm, ev and str(entry["evidently_agree"]))
 
 
 def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeout: float) -> None:
@@ -198,6 +255,10 @@ def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeou
 def print_summary() -> None:
     """One markdown table of the whole run (times in ms; ratios = peer / ours)."""
 
+    def ms(e: dict[str, object], key: str) -> str:
+        t = e.get(key)
+        return f"{t * 1e3:,.1f}" if isinstance(t, float) else "skipped"
+
     def cell(e: dict[str, object], key: str) -> str:
         t = e.get(key)
         if not isinstance(t, float):
@@ -208,20 +269,24 @@ def print_summary() -> None:
         tail = "" if verdict is None else (" =" if verdict == "identical" else f" ({verdict})")
         return f"{t * 1e3:,.1f} ({t / ours:,.1f}x){tail}"
 
-    print("\n| case | ours ms | scipy loop | Alibi Detect | Evidently |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    def ratio(e: dict[str, object], key: str) -> str:
+        al, ours = e.get("alibi"), e.get(key)
+        return f"{al / ours:,.1f}x" if isinstance(al, float) and isinstance(ours, float) else "n/a"
+
+    print("\n| case | default warm ms | default cold ms | drifted-only ms | scipy loop | Alibi Detect "
+          "| Evidently | Alibi / warm | Alibi / cold |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for e in SUMMARY:
-        ours = e["ours"]
-        assert isinstance(ours, float)
-        print(f"| {e['case']} | {ours * 1e3:,.1f} | {cell(e, 'scipy') if 'scipy' in e else cell(e, 'ours_full')} "
-              f"| {cell(e, 'alibi')} | {cell(e, 'evidently')} |")
-    print("(ms (peer time / ours); '=' identical drift decisions; the sliding row's 'scipy loop' "
-          "column is our own full recompute)")
+        other = cell(e, "scipy") if "scipy" in e else cell(e, "ours_full")
+        print(f"| {e['case']} | {ms(e, 'ours')} | {ms(e, 'cold')} | {ms(e, 'drifted')} | {other} "
+              f"| {cell(e, 'alibi')} | {cell(e, 'evidently')} | {ratio(e, 'ours')} | {ratio(e, 'cold')} |")
+    print("(ms (peer time / default warm); '=' identical drift decisions; the sliding row's 'scipy loop' "
+          "column is our own full recompute, its 'default warm' one incremental step)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="F=64, 10k x 10k and the sliding case")
+    ap.add_argument("--quick", action="store_true", help="F=64 and 256, 10k x 1k and 10k x 10k, and the sliding case")
     ap.add_argument("--peers-venv", default=os.environ.get("DRIFTWATCH_PEERS_VENV", "/tmp/driftwatch-peers-venv"))
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=600.0)
@@ -236,7 +301,7 @@ def main() -> int:
     print(f"engine: {'numba merge kernel' if _kernels.HAVE_NUMBA else 'numpy (numba not installed)'}; "
           f"{os.cpu_count()} CPUs visible")
     if args.quick:
-        cases = [(64, 10_000, 10_000)]
+        cases = [(f, 10_000, w) for f in (64, 256) for w in (1_000, 10_000)]
     else:
         cases = [(f, r, w) for f in (64, 256) for r in (10_000, 100_000) for w in (1_000, 10_000, 100_000)]
     for f, r, w in cases:

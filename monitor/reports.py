@@ -91,6 +91,16 @@ class ReferencePolicy:
         return cls(source=settings.reference, size=settings.reference_size)
 
 
+def drift_config(settings: MonitorSettings) -> DriftConfig:
+    """The detector configuration the monitor runs, from its settings.
+
+    One place, so ``benchmarks/drift.py`` times exactly what the worker runs.
+    """
+    return DriftConfig(
+        alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size
+    )
+
+
 def _env_settings() -> MonitorSettings | None:
     """Settings from the environment, for callers that did not pass policies."""
     try:

@@ -19,9 +19,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from monitor.consumer import StreamConsumer
-from monitor.drift import DriftConfig
 from monitor.performance_report import performance_report
-from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport
+from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport, drift_config
 from monitor.window_state import WindowState
 from monitor.windows import WindowIndex, WindowPolicy
 from shared.keys import CONSUMER_GROUP, Keys
@@ -59,10 +58,7 @@ class MonitorWorker:
         self._rate_mark: tuple[float, int] | None = None
         self.keys = Keys(settings.model_name)
         self.settings = settings
-        drift_config = DriftConfig(
-            alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size
-        )
-        self.catalog = ModelCatalog(client, self.keys, drift_config, ReferencePolicy.from_settings(settings))
+        self.catalog = ModelCatalog(client, self.keys, drift_config(settings), ReferencePolicy.from_settings(settings))
         self.windows = WindowPolicy.from_settings(settings)
         self.window_index = WindowIndex(client, self.keys, self.windows)
         self.reporter = DriftReporter(client, self.keys, self.catalog, settings.history_max, windows=self.windows)

@@ -15,6 +15,7 @@ with one ``+inf`` sentinel): they are private to :mod:`monitor.drift`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["HAVE_NUMBA", "merge_ks_w1", "ranks", "slide", "sliding_h"]
+__all__ = ["HAVE_NUMBA", "ks_exact_inside", "ks_exact_square", "merge_ks_w1", "ranks", "slide", "sliding_h"]
 
 _jit: Callable[..., Any] | None
 try:
@@ -237,12 +238,95 @@ def _slide_py(
     return delta
 
 
+def _ks_exact_square_py(n: int, h: int) -> float:  # pragma: no cover - compiled by numba
+    """``P(D >= h / n)`` for two samples of ``n``: scipy's ``_compute_prob_outside_square``.
+
+    The same operations in the same order, so the same bits. scipy runs this
+    loop (``n`` steps) in Python: ~2.5 ms at n = 10,000 against ~0.05 ms
+    compiled, per p-value.
+    """
+    p_out = 0.0
+    k = n // h
+    while k >= 0:
+        p1 = 1.0
+        for j in range(h):
+            p1 = (n - k * h - j) * p1 / (n + k * h + j + 1)
+        p_out = p1 * (1.0 - p_out)
+        k -= 1
+    return 2 * p_out
+
+
+def _ks_exact_inside_py(m: int, n: int, g: int, h: int) -> float:  # pragma: no cover - compiled by numba
+    """``P(D >= h / lcm)`` for unequal sizes, bit-identical to scipy's ``_compute_outer_prob_inside_method``.
+
+    Hodges' inside method with Viehmann's 1 - p recursion: ``A(i, j)``, the
+    probability that a random lattice path to ``(i, j)`` has left the band
+    ``lo(i) <= j < hi(i)``, is 1 outside the band, 0 or 1 on column 0, and
+    ``(A(i-1, j) i + A(i, j-1) j) / (i + j)`` inside; the p-value is
+    ``A(m, n)``. scipy sweeps column by column, where each cell waits for the
+    division of the one below it (~10-40 ns a cell). Both predecessors of a
+    cell lie on the previous anti-diagonal ``i + j = s - 1``, so sweeping
+    anti-diagonals makes the cells of one diagonal independent: the same
+    operations on the same operands (so the same bits), 5-20x faster
+    (10k x 1k: ~1.4 ms against ~12 ms a p-value).
+    """
+    if m < n:
+        m, n = n, m
+    mg = m // g
+    ng = n // g
+    lo = np.empty(m + 1, dtype=np.int64)
+    hi = np.empty(m + 1, dtype=np.int64)
+    for i in range(m + 1):
+        lo[i] = min(max(int(math.floor((ng * i - h) / mg)) + 1, 0), n)  # noqa: RUF046 (an int under numba too)
+        hi[i] = min(int(math.ceil((ng * i + h) / mg)), n + 1)  # noqa: RUF046
+        if i > 0 and hi[i] <= lo[i]:
+            return 1.0  # a column with no room: every path leaves the band
+    lo[0] = 0
+    jf = np.arange(n + 1).astype(np.float64)
+    prev = np.ones(n + 2)  # diagonal s - 1; slot j + 1 holds cell j (slot 0: j = -1)
+    cur = np.ones(n + 2)  # diagonal s, holding s - 2 until overwritten
+    prev[1] = 0.0  # s = 0: the origin, inside the band
+    seg_prev = (0, 1)  # in-band j range [a, b) of diagonal s - 1
+    seg_old = (0, 0)  # ... and of s - 2, whose slots in ``cur`` go back to 1
+    t1 = 0
+    t2 = 0
+    for s in range(1, m + n + 1):
+        jmin = max(0, s - m)
+        jmax = min(n, s)
+        # The band on diagonal s is [t1, t2): both ends only move up with s.
+        t1 = max(t1, jmin)
+        while t1 <= jmax and lo[s - t1] > t1:
+            t1 += 1
+        t2 = max(t2, t1)
+        while t2 <= jmax and t2 < hi[s - t2]:
+            t2 += 1
+        for j in range(seg_old[0], seg_old[1]):
+            cur[j + 1] = 1.0
+        end = t2
+        origin_column = end - 1 == s  # cell (0, s) is in the band: 0
+        if origin_column:
+            end -= 1
+        fs = float(s)
+        for j in range(t1, end):
+            cur[j + 1] = (prev[j + 1] * (fs - jf[j]) + prev[j] * jf[j]) / fs
+        if origin_column:
+            cur[s + 1] = 0.0
+        seg_old = seg_prev
+        seg_prev = (t1, t2)
+        prev, cur = cur, prev
+    return float(prev[n + 1])
+
+
 if _jit is not None:
+    ks_exact_square: Callable[[int, int], float] = _jit(_ks_exact_square_py)
+    ks_exact_inside: Callable[[int, int, int, int], float] = _jit(_ks_exact_inside_py)
     merge_ks_w1: Callable[..., None] = _jit(_merge_ks_w1_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
     slide: Callable[..., int] = _jit(_slide_py)
 else:  # pragma: no cover
+    ks_exact_square = _ks_exact_square_py
+    ks_exact_inside = _ks_exact_inside_py
     merge_ks_w1 = _merge_ks_w1_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -127,3 +129,26 @@ def test_sliding_kernels_equal_numpy_sliding(
         assert fast.statistic_h().tolist() == expected.tolist()
         window = stream[pos - m : pos]
         assert fast.statistic_h().tolist() == sref.test_window(window, wasserstein=False)[0].tolist()
+
+
+def test_exact_pvalue_kernels_are_scipys_bits() -> None:
+    """Our compiled exact KS p-values equal scipy's own (private) ones bit for bit:
+    random small sizes on every lattice value, and a few sizes the monitor runs."""
+    from scipy.stats import _stats_py
+
+    outside_square = _stats_py._compute_prob_outside_square
+    inside = _stats_py._compute_outer_prob_inside_method
+    rng = np.random.default_rng(13)
+    for _ in range(400):
+        n, m = (int(v) for v in rng.integers(1, 50, size=2))
+        g = math.gcd(n, m)
+        lcm = n // g * m
+        for h in {1, lcm, *(int(v) for v in rng.integers(1, lcm + 1, size=5))}:
+            if n == m:
+                assert _kernels.ks_exact_square(n, h) == outside_square(n, h)
+            else:
+                assert _kernels.ks_exact_inside(n, m, g, h) == inside(n, m, g, h)
+    for n, m, h in [(10_000, 1_000, 300), (999, 1_000, 5_000), (3_000, 2_000, 500)]:
+        assert _kernels.ks_exact_inside(n, m, math.gcd(n, m), h) == inside(n, m, math.gcd(n, m), h)
+    for h in (20, 150):
+        assert _kernels.ks_exact_square(2_000, h) == outside_square(2_000, h)
