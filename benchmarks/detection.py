@@ -42,8 +42,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.drift import DriftConfig, DriftDetector
+from monitor.monitor_settings import MonitorSettings
 from monitor.reports import drift_config
-from shared.settings import MonitorSettings
 
 PEERS = Path(__file__).resolve().parent / "peers"
 MIN_EFFECT_SIZE = 0.1

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.drift import DriftConfig, DriftDetector
 from monitor.drift.ks import SortedReference, ks_critical_h, ks_pvalue_h
 from monitor.drift.sliding import SlidingKS
+from monitor.monitor_settings import MonitorSettings
 from monitor.reports import drift_config
-from shared.settings import MonitorSettings
 
 ALPHA = 0.05
 RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"

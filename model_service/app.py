@@ -15,13 +15,13 @@ from model_service.routes import feedback, predict, status
 from model_service.runtime import LiteRTModel
 from model_service.schemas import FeedbackRequest, PredictRequest
 from model_service.serving import ModelService
+from model_service.serving_settings import ModelServiceSettings
 from model_service.spill import open_spill_files
 from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import Reference
 from shared.registry import register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
-from shared.settings import ModelServiceSettings
 from shared.telemetry import METER_NAME, ModelServiceMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     settings = settings or ModelServiceSettings()
-    provider = setup_telemetry("driftwatch-model-service")
+    provider = setup_telemetry("driftwatch-model-service", settings)
     request_stats = RequestStats()
 
     @asynccontextmanager
@@ -93,7 +93,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestStatsMiddleware, stats=request_stats)
-    instrument_fastapi(app, provider)
+    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
     install_error_handlers(app)
     document_body_models(app, PredictRequest, FeedbackRequest)
     for module in (predict, feedback, status):

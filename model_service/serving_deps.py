@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from model_service.serving import ModelService
-from shared.settings import ModelServiceSettings
+from model_service.serving_settings import ModelServiceSettings
 
 
 def serving(request: Request) -> ModelService:

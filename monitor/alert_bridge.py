@@ -16,36 +16,36 @@ import time
 import numpy as np
 
 from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
-from monitor.performance_report import performance_report
+from monitor.read_services import PerformanceReads
 from monitor.reports import WindowDriftReport
-from monitor.worker import MonitorWorker
+from monitor.stream_health import StreamHealth
 from shared.request_stats import ServiceHealthReader
 
 ACCURACY_WINDOWS = 5
 
 
 class AlertBridge:
-    def __init__(self, alerts: AlertService, worker: MonitorWorker) -> None:
+    def __init__(
+        self,
+        alerts: AlertService,
+        performance: PerformanceReads,
+        stream_health: StreamHealth,
+        service_health: ServiceHealthReader,
+    ) -> None:
         self.alerts = alerts
-        self.worker = worker
-        self.service_health = ServiceHealthReader(worker.client, worker.keys.service_stats)
+        self.performance = performance
+        self.stream_health = stream_health
+        self.service_health = service_health
 
     def report_url(self, window: int) -> str:
         """The window's report on this monitor (``DRIFTWATCH_ALERT_EXTERNAL_URL`` + path; the path alone without it)."""
         return f"{self.alerts.settings.external_url.rstrip('/')}/drift/windows/{window}"
 
     def _lag(self) -> int | None:
-        lag = self.worker.stream_stats.get("predictions", {}).get("lag")
-        return int(lag) if lag is not None else None
+        return self.stream_health.lag("predictions")
 
     async def on_reports(self, reports: list[WindowDriftReport]) -> None:
-        metadata = await self.worker.catalog.latest_metadata()
-        recent = None
-        if metadata is not None:
-            recent = await performance_report(
-                self.worker.client, self.worker.keys, metadata.class_names,
-                self.worker.window_index, last_windows=ACCURACY_WINDOWS,
-            )
+        recent = await self.performance.report(last_windows=ACCURACY_WINDOWS)
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
         correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0
         predictions = sum(w.predictions for w in recent.windows) if recent else 0

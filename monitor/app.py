@@ -8,43 +8,40 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
-from monitor.alert_bridge import AlertBridge
-from monitor.alerts import AlertService, AlertSettings, alerts_router
-from monitor.calibrations import CalibrationCatalog
+from monitor.alerts import AlertService, alerts_router
+from monitor.assembly import assemble_monitor
 from monitor.consumer import default_consumer_name
+from monitor.monitor_settings import MonitorSettings
 from monitor.routes import drift, health, performance
-from monitor.worker import MonitorWorker
 from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
-from shared.settings import MonitorSettings
 from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 
 
 def create_app(settings: MonitorSettings | None = None, consumer_name: str | None = None) -> FastAPI:
+    """The monitor app; ``settings`` default to the environment's (read here, once)."""
     settings = settings or MonitorSettings()
-    provider = setup_telemetry("driftwatch-monitor")
+    name = consumer_name or settings.consumer_name or default_consumer_name()
+    provider = setup_telemetry("driftwatch-monitor", settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
         metrics = MonitorMetrics(provider.get_meter(METER_NAME), model=settings.model_name)
-        worker = MonitorWorker(client, settings, consumer_name or default_consumer_name(), metrics)
-        alerts = AlertService.create(client, Keys(settings.model_name), AlertSettings())
+        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts)
         if settings.alerts_enabled:
-            bridge = AlertBridge(alerts, worker)
-            worker.on_reports = bridge.on_reports
-            worker.on_stats = bridge.on_stats
             await alerts.start()
-        app.state.redis = client
-        app.state.worker = worker
+        parts = assemble_monitor(
+            client, settings, name, metrics=metrics, alerts=alerts if settings.alerts_enabled else None
+        )
+        app.state.monitor = parts
         app.state.alert_store = alerts.store
-        app.state.calibrations = CalibrationCatalog(client, worker.keys)
-        worker.start()
+        parts.start()
         try:
             yield
         finally:
-            await worker.stop()
+            await parts.stop()
             if settings.alerts_enabled:
                 await alerts.stop()
             await client.aclose()
@@ -60,7 +57,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     app.state.api_key = settings.api_key
     app.state.protect_reads = settings.protect_reads
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    instrument_fastapi(app, provider)
+    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
     install_error_handlers(app)
     app.include_router(health.router)
     for router in (drift.router, performance.router, alerts_router):

@@ -55,9 +55,8 @@ def _stream_id_order(entry_id: bytes) -> tuple[int, int]:
 
 
 def default_consumer_name() -> str:
-    """``DRIFTWATCH_CONSUMER_NAME`` if set (a stable name lets a restarted monitor find
-    its own pending entries at once), else ``<host>-<pid>``."""
-    return os.environ.get("DRIFTWATCH_CONSUMER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    """``<host>-<pid>``: the name of a consumer when ``DRIFTWATCH_CONSUMER_NAME`` is unset."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(slots=True)
@@ -84,6 +83,7 @@ class StreamConsumer:
         claim_idle_ms: int,
         max_deliveries: int,
         dlq_maxlen: int = 100_000,
+        stats: ConsumerStats | None = None,
         on_windows_closed: WindowsClosed | None = None,
         expected_features: ExpectedFeatures | None = None,
     ) -> None:
@@ -98,7 +98,8 @@ class StreamConsumer:
         self.dlq_maxlen = dlq_maxlen
         self.on_windows_closed = on_windows_closed
         self.expected_features = expected_features
-        self.stats = ConsumerStats()
+        # Passed in when others read it too (stream health, readiness, metrics).
+        self.stats = stats if stats is not None else ConsumerStats()
         self._streams = (keys.predictions, keys.feedback)
         self._last_claim = 0.0
         # Last processing error per entry id, for the dead-letter reason (bounded).

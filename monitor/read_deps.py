@@ -1,24 +1,41 @@
-"""Annotated dependencies of the monitor's routes."""
+"""Annotated dependencies of the monitor's routes: the read services and the settings.
+
+As in FastAPI's full-stack template (``SessionDep = Annotated[Session,
+Depends(get_db)]``): a route names what it reads in its signature, e.g.
+``async def drift(reports: Reports)``. The services are built once in the
+app's lifespan (:func:`monitor.assembly.assemble_monitor`) and kept on
+``app.state.monitor``. The dependencies are ``async def``: FastAPI runs a
+plain ``def`` dependency in its thread pool.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from monitor.worker import MonitorWorker
-from shared.settings import MonitorSettings
+from monitor.monitor_settings import MonitorSettings
+from monitor.read_services import HealthReads, PerformanceReads, ReportReads
+
+if TYPE_CHECKING:
+    from monitor.assembly import MonitorParts
 
 
-async def get_worker(request: Request) -> MonitorWorker:
-    worker: MonitorWorker = request.app.state.worker
-    return worker
+def _parts(request: Request) -> MonitorParts:
+    parts: MonitorParts = request.app.state.monitor
+    return parts
 
 
-async def get_redis(request: Request) -> aioredis.Redis:
-    client: aioredis.Redis = request.app.state.redis
-    return client
+async def get_reports(request: Request) -> ReportReads:
+    return _parts(request).reports
+
+
+async def get_performance(request: Request) -> PerformanceReads:
+    return _parts(request).performance
+
+
+async def get_health(request: Request) -> HealthReads:
+    return _parts(request).health
 
 
 async def get_settings(request: Request) -> MonitorSettings:
@@ -26,6 +43,7 @@ async def get_settings(request: Request) -> MonitorSettings:
     return settings
 
 
-Worker = Annotated[MonitorWorker, Depends(get_worker)]
-Redis = Annotated[aioredis.Redis, Depends(get_redis)]
+Reports = Annotated[ReportReads, Depends(get_reports)]
+Performance = Annotated[PerformanceReads, Depends(get_performance)]
+Health = Annotated[HealthReads, Depends(get_health)]
 Settings = Annotated[MonitorSettings, Depends(get_settings)]

@@ -31,12 +31,12 @@ from pydantic import BaseModel
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
+from monitor.monitor_settings import MonitorSettings
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.registry import read_current_version, read_registered_model
-from shared.settings import MonitorSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +101,11 @@ def drift_config(settings: MonitorSettings) -> DriftConfig:
     )
 
 
-def _env_settings() -> MonitorSettings | None:
-    """Settings from the environment, for callers that did not pass policies."""
-    try:
-        return MonitorSettings()
-    except ValueError as exc:  # invalid environment: keep the defaults, say why
-        log.warning("monitor settings unreadable (%s); default windows and reference", exc)
-        return None
-
-
 class ModelCatalog:
     """Registered model versions and their detectors, built once per version.
 
-    ``reference`` defaults to the environment's ``DRIFTWATCH_REFERENCE``
-    settings; with ``source="production"`` a version's detector exists once
-    its first ``size`` predictions are stored (:meth:`add_reference_window`).
+    With ``reference.source="production"`` a version's detector exists once
+    its first ``reference.size`` predictions are stored (:meth:`add_reference_window`).
     """
 
     def __init__(
@@ -123,15 +113,10 @@ class ModelCatalog:
         client: aioredis.Redis,
         keys: Keys,
         config: DriftConfig,
-        reference: ReferencePolicy | None = None,
+        reference: ReferencePolicy,
     ) -> None:
         self.client = client
         self.keys = keys
-        if reference is None:
-            env = _env_settings()
-            reference = ReferencePolicy.from_settings(env) if env is not None else ReferencePolicy()
-            if env is not None and "min_window_size" not in config.model_fields_set:
-                config = config.model_copy(update={"min_window_size": env.min_window_size})
         self.config = config
         self.reference = reference
         self._detectors: dict[str, tuple[ModelMetadata, DriftDetector]] = {}
@@ -252,9 +237,8 @@ class _SlidingState:
 class DriftReporter:
     """Reports full windows (see :mod:`monitor.windows`).
 
-    ``windows`` defaults to the environment's ``DRIFTWATCH_WINDOW_*``
-    settings, so the existing call site ``DriftReporter(client, keys,
-    catalog, history_max)`` follows the configured mode.
+    ``time_grace_ms``: in time modes, how long after a window's end late
+    predictions may still arrive before it is closed.
     """
 
     def __init__(
@@ -263,20 +247,17 @@ class DriftReporter:
         keys: Keys,
         catalog: ModelCatalog,
         history_max: int,
-        windows: WindowPolicy | None = None,
+        windows: WindowPolicy,
+        time_grace_ms: int = 5_000,
     ) -> None:
         self.client = client
         self.keys = keys
         self.catalog = catalog
         self.history_max = history_max
-        if windows is None:
-            env = _env_settings()
-            windows = WindowPolicy.from_settings(env) if env is not None else WindowPolicy()
         self.windows = windows
         self.store = WindowStore(client, keys, windows)
         self._sliding: _SlidingState | None = None
-        # Time mode: how long after a window's end late events may still arrive.
-        self.time_grace_ms = 5_000
+        self.time_grace_ms = time_grace_ms
         self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
 
     async def report_pending(self) -> list[WindowDriftReport]:
@@ -404,22 +385,6 @@ class DriftReporter:
                 pipe.hdel(self.keys.drift_reports, *old)
                 pipe.zrem(self.keys.drift_index, *old)
                 await pipe.execute()
-
-    async def latest(self) -> WindowDriftReport | None:
-        page = await self.history(limit=1)
-        return page[0] if page else None
-
-    async def stored(self, window: int) -> WindowDriftReport | None:
-        """The report of one window, while it is kept (the link alerts carry)."""
-        raw = await self.client.hget(self.keys.drift_reports, str(window))
-        return WindowDriftReport.model_validate_json(raw) if raw is not None else None
-
-    async def history(self, limit: int) -> list[WindowDriftReport]:
-        windows = await self.client.zrevrange(self.keys.drift_index, 0, limit - 1)
-        if not windows:
-            return []
-        raw = await self.client.hmget(self.keys.drift_reports, windows)
-        return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
 
 
 def _decode_rows(rows: list[bytes], n_features: int) -> np.ndarray:

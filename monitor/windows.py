@@ -47,8 +47,8 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
+from monitor.monitor_settings import MonitorSettings
 from shared.keys import Keys
-from shared.settings import MonitorSettings
 
 __all__ = ["WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
 

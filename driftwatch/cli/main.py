@@ -7,7 +7,6 @@ Heavy imports (TensorFlow, the apps) happen inside the commands, so
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -79,7 +78,7 @@ def serve(
     import uvicorn
 
     from model_service.app import create_app
-    from shared.settings import ModelServiceSettings
+    from model_service.serving_settings import ModelServiceSettings
 
     _logging(log_level)
     overrides = {k: v for k, v in {"model_dir": model_dir, "host": host, "port": port}.items() if v is not None}
@@ -98,7 +97,7 @@ def monitor(
     import uvicorn
 
     from monitor.app import create_app
-    from shared.settings import MonitorSettings
+    from monitor.monitor_settings import MonitorSettings
 
     _logging(log_level)
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -113,6 +112,9 @@ def up(
     model_port: int = 8000,
     monitor_port: int = 8001,
     window_size: Annotated[int | None, typer.Option(help="Predictions per drift window")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(envvar="REDIS_URL", help="Redis to use; unset: start a private redis-server")
+    ] = None,
 ) -> None:
     """Run the whole stack locally: redis-server (unless REDIS_URL is set), model service, monitor."""
     from driftwatch.cli.stack import LocalStack
@@ -120,7 +122,7 @@ def up(
     if not (model_dir / "model.tflite").exists():
         console.print(f"No model in {model_dir}: training the default model first.")
         train(out=model_dir)
-    stack = LocalStack(model_dir, model_port, monitor_port, os.environ.get("REDIS_URL"), window_size, console)
+    stack = LocalStack(model_dir, model_port, monitor_port, redis_url, window_size, console)
     stack.run_until_interrupted()
 
 

@@ -8,15 +8,14 @@ Modules, one job each:
 - ``evaluator``: the pure state machine (inactive/pending/firing/resolved).
 - ``store``: ``AlertStore``, Redis persistence and the transactional evaluation.
 - ``lease``, ``payloads``, ``notifier``: who sends, what is sent, sending with retries.
-- ``settings``: ``AlertSettings`` (``DRIFTWATCH_ALERT_*``).
 - ``service``: ``AlertService``, what the monitor app holds (evaluate, start, stop).
 - ``routes``: the ``/alerts`` API router.
 
 Wiring in the monitor app::
 
-    from monitor.alerts import AlertService, AlertSettings, MetricSnapshot, alerts_router
+    from monitor.alerts import AlertService, MetricSnapshot, alerts_router
 
-    alerts = AlertService.create(redis_client, Keys(model), AlertSettings())
+    alerts = AlertService.create(redis_client, Keys(model), settings.alerts)  # MonitorSettings.alerts
     app.state.alert_store = alerts.store
     app.include_router(alerts_router)
     await alerts.start()          # on startup: default rules (first run only), notifier task
@@ -28,7 +27,6 @@ from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.routes import router as alerts_router
 from monitor.alerts.rules import AlertRule, Duration, Metric, default_rules
 from monitor.alerts.service import AlertService
-from monitor.alerts.settings import AlertSettings
 from monitor.alerts.snapshot import FeatureStats, MetricSnapshot
 from monitor.alerts.store import AlertStore
 
@@ -36,7 +34,6 @@ __all__ = [
     "AlertInstance",
     "AlertRule",
     "AlertService",
-    "AlertSettings",
     "AlertStatus",
     "AlertStore",
     "Duration",

@@ -37,8 +37,8 @@ from redis.exceptions import RedisError, ResponseError
 from monitor.alerts.instances import AlertStatus
 from monitor.alerts.lease import LeaderLease
 from monitor.alerts.payloads import postable_alert, webhook_payload
-from monitor.alerts.settings import AlertSettings
 from monitor.alerts.store import AlertStore, HistoryEntry
+from monitor.monitor_settings import AlertSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 
 from monitor.alerts.notifier import Notifier
 from monitor.alerts.rules import default_rules
-from monitor.alerts.settings import AlertSettings
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore, HistoryEntry
+from monitor.monitor_settings import AlertSettings
 from shared.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -27,21 +27,20 @@ class AlertService:
     def __init__(
         self,
         store: AlertStore,
-        settings: AlertSettings | None = None,
+        settings: AlertSettings,
         *,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.store = store
-        self.settings = settings or AlertSettings()
+        self.settings = settings
         self._own_client = client is None
         self.client = client or httpx.AsyncClient()
         self.notifier = Notifier(store, self.settings, self.client)
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def create(cls, redis: aioredis.Redis, keys: Keys, settings: AlertSettings | None = None) -> AlertService:
+    def create(cls, redis: aioredis.Redis, keys: Keys, settings: AlertSettings) -> AlertService:
         """A service whose store uses the settings' retention and history cap."""
-        settings = settings or AlertSettings()
         store = AlertStore(
             redis, keys, history_maxlen=settings.history_maxlen, resolved_retention_s=settings.resolved_retention_s
         )

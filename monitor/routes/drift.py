@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from monitor.read_deps import Worker
+from monitor.read_deps import Reports
 from monitor.reports import ReportPage, WindowDriftReport
 from monitor.windows import WindowProgress
 
@@ -22,34 +22,34 @@ class NoReportYet(BaseModel):
 
 
 @router.get("/drift", response_model=WindowDriftReport | NoReportYet)
-async def latest_drift(worker: Worker) -> WindowDriftReport | NoReportYet:
+async def latest_drift(reports: Reports) -> WindowDriftReport | NoReportYet:
     """The drift report of the most recent full window."""
-    report = await worker.reporter.latest()
+    report = await reports.latest()
     if report is not None:
         return report
-    progress = await worker.window_index.progress()
+    progress = await reports.progress()
     return NoReportYet(predictions_in_window=progress.filled, window_size=progress.size)
 
 
 @router.get("/drift/window", response_model=WindowProgress)
 async def window_progress(
-    worker: Worker,
+    reports: Reports,
     window: Annotated[int | None, Query(ge=0, description="A window's index; default: the one being filled")] = None,
 ) -> WindowProgress:
     """How far a window is from its report: the one being filled, or the one asked for."""
-    return await worker.window_index.progress(window)
+    return await reports.progress(window)
 
 
 @router.get("/drift/history", response_model=ReportPage)
-async def drift_history(worker: Worker, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> ReportPage:
+async def drift_history(reports: Reports, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> ReportPage:
     """Past reports, newest first."""
-    return ReportPage(reports=await worker.reporter.history(limit))
+    return ReportPage(reports=await reports.history(limit))
 
 
 @router.get("/drift/windows/{window}", response_model=WindowDriftReport, responses={404: {"description": "No report"}})
-async def window_report(worker: Worker, window: Annotated[int, Path(ge=0)]) -> WindowDriftReport:
+async def window_report(reports: Reports, window: Annotated[int, Path(ge=0)]) -> WindowDriftReport:
     """The report of one window: the link a drift alert carries (``report_url``)."""
-    report = await worker.reporter.stored(window)
+    report = await reports.stored(window)
     if report is None:
         raise HTTPException(status_code=404, detail=f"no drift report for window {window} (not yet, or trimmed)")
     return report

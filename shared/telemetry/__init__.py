@@ -2,9 +2,9 @@
 
 Wiring in a service (one line each)::
 
-    provider = setup_telemetry("model-service")
+    provider = setup_telemetry("model-service", settings)  # settings: a ServiceSettings
     metrics = ModelServiceMetrics(provider.get_meter(METER_NAME), model=name, model_version=v)
-    instrument_fastapi(app, provider)
+    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
     ...
     shutdown_telemetry()            # on exit: flushes the last values
 

@@ -26,7 +26,6 @@ Variables (standard): ``OTEL_METRICS_EXPORTER`` (comma-separated ``otlp``,
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,24 +41,23 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
+from shared.settings_base import TelemetrySettings
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
 EXPORTERS_VARIABLE = "OTEL_METRICS_EXPORTER"
 KNOWN_EXPORTERS = ("otlp", "prometheus", "console", "none")
-DEFAULT_PROMETHEUS_HOST = "localhost"
-DEFAULT_PROMETHEUS_PORT = 9464
 
 
-def chosen_exporters(value: str | None = None) -> list[str]:
+def chosen_exporters(value: str) -> list[str]:
     """The exporter names of ``OTEL_METRICS_EXPORTER`` (default ``otlp``), validated.
 
     An unknown name is a configuration error raised at start-up, not metrics
     silently missing later. ``none`` alone means no exporter; beside others it
     is ignored, as the SDK's auto-configuration does.
     """
-    raw = os.environ.get(EXPORTERS_VARIABLE, "otlp") if value is None else value
-    names = [n.strip().lower() for n in raw.split(",") if n.strip()] or ["otlp"]
+    names = [n.strip().lower() for n in value.split(",") if n.strip()] or ["otlp"]
     unknown = sorted(set(names) - set(KNOWN_EXPORTERS))
     if unknown:
         raise ValueError(
@@ -118,7 +116,7 @@ def collector_names(data: MetricsData) -> MetricsData:
     return replace(data, resource_metrics=resource_metrics)
 
 
-def prometheus_reader(host: str | None = None, port: int | None = None) -> tuple[MetricReader, PrometheusEndpoint]:
+def prometheus_reader(host: str, port: int) -> tuple[MetricReader, PrometheusEndpoint]:
     """The SDK's Prometheus reader on a registry of its own, served over HTTP in a daemon thread."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
@@ -129,28 +127,22 @@ def prometheus_reader(host: str | None = None, port: int | None = None) -> tuple
                 metrics_data = collector_names(metrics_data)
             super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
 
-    host = host or os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST
-    if port is None:
-        port = int(os.environ.get("OTEL_EXPORTER_PROMETHEUS_PORT") or DEFAULT_PROMETHEUS_PORT)
     registry = CollectorRegistry(auto_describe=True)
     reader = CollectorNamedReader(registry=registry)
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return reader, PrometheusEndpoint(host=host, port=int(server.server_port), server=server)
 
 
-def metric_readers(
-    otlp_exporter: Callable[[], MetricExporter],
-    names: list[str] | None = None,
-) -> Readers:
-    """One reader per exporter name; ``otlp_exporter`` builds the OTLP exporter (only if asked for)."""
+def metric_readers(otlp_exporter: Callable[[], MetricExporter], settings: TelemetrySettings) -> Readers:
+    """One reader per exporter name of ``settings``; ``otlp_exporter`` builds the OTLP exporter (only if asked for)."""
     built = Readers()
-    for name in chosen_exporters() if names is None else names:
+    for name in chosen_exporters(settings.metrics_exporter):
         if name == "otlp":
             built.readers.append(PeriodicExportingMetricReader(otlp_exporter()))
         elif name == "console":
             built.readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
         elif name == "prometheus":
-            reader, endpoint = prometheus_reader()
+            reader, endpoint = prometheus_reader(settings.prometheus_host, settings.prometheus_port)
             built.readers.append(reader)
             built.prometheus = endpoint
     return built

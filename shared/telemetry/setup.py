@@ -10,13 +10,15 @@ in-memory aggregation and never waits for the network. A failed export is
 logged by the SDK and retried at the next interval; ``shutdown_telemetry``
 is bounded by ``timeout_millis``.
 
-Variables honoured (all standard):
-``OTEL_SDK_DISABLED`` (true: no-op meters, no exporter thread),
-``OTEL_METRICS_EXPORTER`` (``otlp`` by default; ``prometheus`` serves a scrape
-endpoint on ``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT``; ``console``, ``none``;
+Variables honoured (all standard): through :class:`TelemetrySettings`,
+read where the process starts, ``OTEL_SDK_DISABLED`` (true: no-op meters, no
+exporter thread), ``OTEL_METRICS_EXPORTER`` (``otlp`` by default;
+``prometheus`` serves a scrape endpoint on
+``OTEL_EXPORTER_PROMETHEUS_HOST``/``_PORT``; ``console``, ``none``;
 comma-separated: see :mod:`shared.telemetry.readers`),
 ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``
-(``grpc``, the Python default, or ``http/protobuf``),
+(``grpc``, the Python default, or ``http/protobuf``) and
+``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``; by the SDK itself,
 ``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` / ``_HEADERS`` / ``_TIMEOUT`` (read by
 the exporters), ``OTEL_METRIC_EXPORT_INTERVAL`` / ``_TIMEOUT`` (read by the
 reader), ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (override the
@@ -30,6 +32,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
@@ -37,6 +40,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
+from shared.settings_base import TelemetrySettings
 from shared.telemetry.process_metrics import ProcessMetrics
 from shared.telemetry.readers import Readers, metric_readers
 
@@ -52,8 +56,6 @@ HTTP_METER_NAME = "driftwatch.http"
 """Instrumentation scope of ``http.server.request.duration``."""
 
 SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
-DEFAULT_EXCLUDED_URLS = "/livez,/readyz"
-"""Health probes hit every few seconds; counting them would drown the request rate."""
 
 
 @dataclass
@@ -69,28 +71,14 @@ _state: _State | None = None
 _global_set = False
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() == "true"
-
-
-def otlp_protocol() -> str:
-    """The metrics protocol from the environment: the signal-specific variable wins."""
-    value = (
-        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "grpc"
-    )
-    return value.strip().lower()
-
-
-def make_exporter(protocol: str | None = None) -> MetricExporter:
+def make_exporter(protocol: str) -> MetricExporter:
     """An OTLP metric exporter for ``protocol`` (``grpc`` or ``http/protobuf``).
 
     Imports are local so only the chosen transport is loaded. ``http/json`` is
     not implemented by the Python SDK: asking for it is a configuration error,
     raised at start-up rather than found later as missing data.
     """
-    chosen = (protocol or otlp_protocol()).strip().lower()
+    chosen = protocol.strip().lower()
     if chosen == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,
@@ -125,6 +113,7 @@ def make_resource(service_name: str) -> Resource:
 
 def setup_telemetry(
     service_name: str,
+    settings: TelemetrySettings,
     *,
     instrument_system: bool = True,
     exporter: MetricExporter | None = None,
@@ -149,7 +138,7 @@ def setup_telemetry(
             _state.users += 1
             return _state.provider
         resource = make_resource(service_name)
-        if _env_true("OTEL_SDK_DISABLED"):
+        if settings.sdk_disabled:
             # The SDK provider itself honours the variable (its meters are no-ops);
             # no reader means no exporter thread either.
             provider = MeterProvider(resource=resource)
@@ -159,7 +148,7 @@ def setup_telemetry(
             if exporter is not None:
                 readers = Readers([PeriodicExportingMetricReader(exporter)])
             else:
-                readers = metric_readers(make_exporter)
+                readers = metric_readers(partial(make_exporter, settings.otlp_protocol), settings)
             provider = MeterProvider(resource=resource, metric_readers=readers.readers)
             meter = provider.get_meter(METER_NAME)
             process = ProcessMetrics(meter) if instrument_system else None
@@ -209,7 +198,7 @@ def instrument_fastapi(
     app: FastAPI,
     provider: MeterProvider | None = None,
     *,
-    excluded_urls: str | None = None,
+    excluded_urls: str = TelemetrySettings.model_fields["excluded_urls"].default,
 ) -> None:
     """Record ``http.server.request.duration`` (seconds) for every route of ``app``.
 
@@ -217,7 +206,7 @@ def instrument_fastapi(
     histogram with the semantic conventions' name, unit, buckets and
     attributes; the OpenTelemetry FastAPI instrumentation recorded the same
     histogram for ~110 us of CPU per request, this costs a few. Health probes
-    are excluded unless ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` says otherwise.
+    are excluded unless ``excluded_urls`` (``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS``) says otherwise.
     FastAPI's own native request metrics (recent versions record the same
     histogram when a global meter provider is set) are turned off for ``app``,
     so each request is counted once. Call before the app starts.
@@ -225,8 +214,6 @@ def instrument_fastapi(
     os.environ.setdefault(SEMCONV_OPT_IN, "http")
     from shared.telemetry.http_server import HttpServerMetricsMiddleware
 
-    if excluded_urls is None:
-        excluded_urls = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
     chosen = provider or current_provider() or metrics.get_meter_provider()
     meter = chosen.get_meter(HTTP_METER_NAME)
     native = getattr(app, "_telemetry", None)

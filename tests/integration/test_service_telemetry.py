@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_service.app import create_app as create_model_service
+from model_service.serving_settings import ModelServiceSettings
 from monitor.app import create_app as create_monitor
-from shared.settings import ModelServiceSettings, MonitorSettings
+from monitor.monitor_settings import MonitorSettings
 from tests.support.otlp_receiver import OtlpReceiver
 
 MODEL_SERVICE_METRICS = {

@@ -18,11 +18,11 @@ from model_service.app import create_app
 from model_service.batching import MicroBatcher
 from model_service.runtime import LiteRTModel
 from model_service.serving import ModelService
+from model_service.serving_settings import ModelServiceSettings
 from model_service.stream_writes import PredictionBlock
 from shared.events import decode_predictions
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.settings import ModelServiceSettings
 
 F = 64
 

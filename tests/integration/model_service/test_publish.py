@@ -9,10 +9,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from model_service.app import create_app
+from model_service.serving_settings import ModelServiceSettings
 from shared.events import decode_feedback, decode_predictions
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
-from shared.settings import ModelServiceSettings
 
 F = 64
 PREDICTION_FIELDS = {b"v", b"id", b"ts", b"m", b"mv", b"x", b"y", b"p"}

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from driftwatch.cli.simulate import Scenario, make_traffic
 from monitor.app import create_app
-from shared.settings import MonitorSettings
+from monitor.monitor_settings import MonitorSettings
 from tests.integration.monitor.alerts.receiver import Receiver
 from tests.integration.monitor.helpers import publish_predictions, register
 

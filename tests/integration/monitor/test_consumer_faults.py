@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.worker import MonitorWorker
+from monitor.assembly import MonitorParts, assemble_monitor
+from monitor.monitor_settings import MonitorSettings
 from shared.events import encode_predictions
 from shared.keys import CONSUMER_GROUP
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, publish_predictions, register
 
 WINDOW = 100
@@ -31,9 +31,9 @@ def settings(redis_url: str) -> MonitorSettings:
 
 
 @pytest.fixture
-async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorParts]:
     await register(aredis, model_dir)
-    monitor = MonitorWorker(aredis, settings(redis_url), "consumer-a", stats_interval_s=0.2)
+    monitor = assemble_monitor(aredis, settings(redis_url), "consumer-a", stats_interval_s=0.2)
     monitor.start()
     yield monitor
     await monitor.stop()
@@ -44,7 +44,7 @@ def rows(n: int) -> np.ndarray:
 
 
 async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_the_rest_flows(
-    worker: MonitorWorker, aredis: aioredis.Redis
+    worker: MonitorParts, aredis: aioredis.Redis
 ) -> None:
     keys = worker.keys
     await publish_predictions(aredis, keys, rows(30), np.zeros(30, dtype=np.int64))
@@ -69,17 +69,17 @@ async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_
     assert worker.consumer.stats.failed == MAX_DELIVERIES
 
 
-async def test_readyz_stats_report_dlq_length_lag_and_rate(worker: MonitorWorker, aredis: aioredis.Redis) -> None:
+async def test_readyz_stats_report_dlq_length_lag_and_rate(worker: MonitorParts, aredis: aioredis.Redis) -> None:
     keys = worker.keys
     await aredis.xadd(keys.predictions, {b"v": b"1", b"id": b"broken"})
     await publish_predictions(aredis, keys, rows(WINDOW), np.zeros(WINDOW, dtype=np.int64))
     await eventually(lambda: worker.consumer.stats.predictions == WINDOW)
 
     async def refreshed() -> bool:
-        return worker.health.get("dlq_length") == 1
+        return worker.stream_health.snapshot.get("dlq_length") == 1
 
     await eventually(refreshed)
-    health = worker.health
+    health = worker.stream_health.snapshot
     assert health["streams"]["predictions"]["lag"] == 0
     assert health["streams"]["predictions"]["pending"] == 0
     assert health["lag_near_cap"] is False
@@ -90,13 +90,13 @@ async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path
 ) -> None:
     _, keys = await register(aredis, model_dir)
-    first = MonitorWorker(aredis, settings(redis_url), "consumer-a")
+    first = assemble_monitor(aredis, settings(redis_url), "consumer-a")
     await first.consumer.ensure_groups()
     await publish_predictions(aredis, keys, rows(40), np.zeros(40, dtype=np.int64))
     # Read but never processed: the process died right after XREADGROUP.
     await aredis.xreadgroup(CONSUMER_GROUP, "consumer-a", {keys.predictions: ">"}, count=40)
     await publish_predictions(aredis, keys, rows(20), np.zeros(20, dtype=np.int64))
-    restarted = MonitorWorker(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
+    restarted = assemble_monitor(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
     restarted.start()
     try:
         await eventually(lambda: restarted.consumer.stats.predictions == 60)
@@ -113,7 +113,7 @@ async def test_the_next_batch_is_read_before_this_one_is_processed_and_survives_
 ) -> None:
     _, keys = await register(aredis, model_dir)
     await publish_predictions(aredis, keys, rows(150), np.zeros(150, dtype=np.int64))
-    first = MonitorWorker(aredis, settings(redis_url), "consumer-a")  # read count 50
+    first = assemble_monitor(aredis, settings(redis_url), "consumer-a")  # read count 50
     await first.consumer.ensure_groups()
 
     assert await first.consumer.step() == 50
@@ -123,7 +123,7 @@ async def test_the_next_batch_is_read_before_this_one_is_processed_and_survives_
     # Stopping with that read in flight: its entries stay pending for this consumer name.
     await first.consumer.drop_read_ahead()
 
-    restarted = MonitorWorker(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
+    restarted = assemble_monitor(aredis, settings(redis_url).model_copy(update={"claim_idle_ms": 60_000}), "consumer-a")
     restarted.start()
     try:
         await eventually(lambda: restarted.consumer.stats.predictions == 100)

@@ -12,14 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from model_service.runtime import LiteRTModel
+from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import CalibrationCatalog
+from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
 from monitor.window_state import JOIN_BUCKET_MS
-from monitor.worker import MonitorWorker
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, register
 
 WINDOW = 120
@@ -27,10 +27,10 @@ CLASSES = [str(i) for i in range(10)]
 
 
 @pytest.fixture
-async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorParts]:
     await register(aredis, model_dir)
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
-    monitor = MonitorWorker(settings=settings, client=aredis, consumer_name="perf-test")
+    monitor = assemble_monitor(settings=settings, client=aredis, consumer_name="perf-test")
     monitor.start()
     yield monitor
     await monitor.stop()
@@ -53,7 +53,7 @@ async def publish_real_predictions(
 
 
 async def test_delays_coverage_and_estimate_per_window(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     t0 = int(time.time() * 1000) - 3_600_000
@@ -95,7 +95,7 @@ async def test_delays_coverage_and_estimate_per_window(
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     t0 = int(time.time() * 1000)

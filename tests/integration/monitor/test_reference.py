@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from monitor.assembly import assemble_monitor
 from monitor.drift import DriftConfig
+from monitor.monitor_settings import MonitorSettings
 from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy
 from monitor.windows import WindowPolicy
-from monitor.worker import MonitorWorker
 from shared.events import FLOAT
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_predictions, register
 
 STEP = 100
@@ -27,7 +27,7 @@ async def test_first_windows_become_the_reference_and_later_ones_are_tested_agai
     monkeypatch.setenv("DRIFTWATCH_REFERENCE_SIZE", "150")  # rounded up to two whole windows
     metadata, keys = await register(aredis, model_dir)
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=STEP, DRIFTWATCH_READ_BLOCK_MS=50)
-    worker = MonitorWorker(aredis, settings, "test-consumer")
+    worker = assemble_monitor(aredis, settings, "test-consumer")
     worker.start()
     try:
         # Production traffic is brighter than training: tested against the
@@ -41,7 +41,7 @@ async def test_first_windows_become_the_reference_and_later_ones_are_tested_agai
             return bool(await aredis.zcard(keys.drift_index) == 3)
 
         await eventually(three_reports)
-        reports = list(reversed(await worker.reporter.history(10)))
+        reports = list(reversed(await worker.reports.history(10)))
     finally:
         await worker.stop()
     assert [r.window for r in reports] == [2, 3, 4]  # windows 0 and 1 are the reference

@@ -21,12 +21,12 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
+from monitor.monitor_settings import MonitorSettings
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
 from shared.registry import register_model
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import holdout_rows
 
 SLOT_S = 3

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.drift import DriftConfig
+from monitor.monitor_settings import MonitorSettings
 from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy
 from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
-from monitor.worker import MonitorWorker
 from shared.events import FLOAT, decode_predictions
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_predictions, register
 
 STEP = 100
@@ -24,37 +24,37 @@ STEP = 100
 
 async def start_worker(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch, **env: str
-) -> MonitorWorker:
+) -> MonitorParts:
     """A worker built through the existing call sites; windows come from the environment."""
     env.setdefault("DRIFTWATCH_WINDOW_SIZE", str(STEP))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     await register(aredis, model_dir)
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=STEP, DRIFTWATCH_READ_BLOCK_MS=50)
-    worker = MonitorWorker(aredis, settings, "test-consumer")
+    worker = assemble_monitor(aredis, settings, "test-consumer")
     worker.start()
     return worker
 
 
 @pytest.fixture
-async def stop_later() -> AsyncIterator[list[MonitorWorker]]:
-    workers: list[MonitorWorker] = []
+async def stop_later() -> AsyncIterator[list[MonitorParts]]:
+    workers: list[MonitorParts] = []
     yield workers
     for w in workers:
         await w.stop()
 
 
-async def reports_of(aredis: aioredis.Redis, worker: MonitorWorker, n: int) -> list:  # type: ignore[type-arg]
+async def reports_of(aredis: aioredis.Redis, worker: MonitorParts, n: int) -> list:  # type: ignore[type-arg]
     async def done() -> bool:
         return bool(await aredis.zcard(worker.keys.drift_index) == n)
 
     await eventually(done)
-    return list(reversed(await worker.reporter.history(100)))
+    return list(reversed(await worker.reports.history(100)))
 
 
 async def test_sliding_windows_report_every_step_over_the_last_span(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    stop_later: list[MonitorWorker],
+    stop_later: list[MonitorParts],
 ) -> None:
     worker = await start_worker(
         aredis, redis_url, model_dir, monkeypatch,
@@ -123,7 +123,7 @@ async def test_sliding_report_by_another_replica_is_rebuilt(aredis: aioredis.Red
 
 async def test_count_windows_below_the_minimum_report_insufficient_data(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    stop_later: list[MonitorWorker],
+    stop_later: list[MonitorParts],
 ) -> None:
     worker = await start_worker(aredis, redis_url, model_dir, monkeypatch, DRIFTWATCH_MIN_WINDOW_SIZE="101")
     stop_later.append(worker)
@@ -205,7 +205,7 @@ def test_sliding_time_windows_come_from_the_environment(monkeypatch: pytest.Monk
 
 async def test_time_windows_through_the_ingest_script(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    stop_later: list[MonitorWorker],
+    stop_later: list[MonitorParts],
 ) -> None:
     """Predictions land in the time slot of their timestamp; a prediction in a later slot
     closes the earlier one, and a quiet slot closes once its time (plus grace) is over;
@@ -218,7 +218,7 @@ async def test_time_windows_through_the_ingest_script(
     slot_ms = 2_000
     worker = await start_worker(aredis, redis_url, model_dir, monkeypatch,
                                 DRIFTWATCH_WINDOW_MODE="time", DRIFTWATCH_WINDOW_SECONDS="2")
-    worker.stats_interval_s = 0.5
+    worker.worker.stats_interval_s = 0.5
     stop_later.append(worker)
     keys = worker.keys
     x = holdout_rows(model_dir, 120)
@@ -311,7 +311,7 @@ async def test_sliding_time_windows_span_their_slots_and_release_rows_no_window_
 
 async def test_the_worker_reports_sliding_time_windows_configured_in_the_environment(
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-    stop_later: list[MonitorWorker],
+    stop_later: list[MonitorParts],
 ) -> None:
     """Slots of 1 s, windows of 2 s, through the consumer and the worker's closing of quiet slots."""
     import asyncio
@@ -322,7 +322,7 @@ async def test_the_worker_reports_sliding_time_windows_configured_in_the_environ
     worker = await start_worker(aredis, redis_url, model_dir, monkeypatch, DRIFTWATCH_WINDOW_MODE="sliding-time",
                                 DRIFTWATCH_WINDOW_SECONDS="1", DRIFTWATCH_SLIDING_SECONDS="2",
                                 DRIFTWATCH_WINDOW_GRACE_S="0.3")
-    worker.stats_interval_s = 0.2
+    worker.worker.stats_interval_s = 0.2
     stop_later.append(worker)
     x = holdout_rows(model_dir, 90)
 

@@ -9,27 +9,27 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from monitor.assembly import MonitorParts, assemble_monitor
+from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
-from monitor.worker import MonitorWorker
 from shared.keys import CONSUMER_GROUP
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_feedback, publish_predictions, register
 
 WINDOW = 200
 
 
 @pytest.fixture
-async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorWorker]:
+async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> AsyncIterator[MonitorParts]:
     await register(aredis, model_dir)
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
-    monitor = MonitorWorker(aredis, settings, "test-consumer")
+    monitor = assemble_monitor(aredis, settings, "test-consumer")
     monitor.start()
     yield monitor
     await monitor.stop()
 
 
 async def test_n_events_make_the_right_windows_and_are_all_acked(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     x = holdout_rows(model_dir, 2 * WINDOW + 50)
@@ -47,13 +47,13 @@ async def test_n_events_make_the_right_windows_and_are_all_acked(
     assert not await aredis.exists(keys.window_rows(0))  # reported windows drop their rows
     pending = await aredis.xpending(keys.predictions, CONSUMER_GROUP)
     assert pending["pending"] == 0
-    reports = await worker.reporter.history(10)
+    reports = await worker.reports.history(10)
     assert [r.window for r in reports] == [1, 0]
     assert all(r.window_size == WINDOW for r in reports)
 
 
 async def test_redelivered_events_change_no_count(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     x = holdout_rows(model_dir, 30)
@@ -72,7 +72,7 @@ async def test_redelivered_events_change_no_count(
 
 
 async def test_feedback_before_its_prediction_is_joined(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     from shared.ids import new_prediction_ids
@@ -106,7 +106,7 @@ async def test_feedback_before_its_prediction_is_joined(
 
 
 async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     x = holdout_rows(model_dir, 10)
@@ -126,7 +126,7 @@ async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
 
 
 async def test_labels_without_a_prediction_wait_then_expire_counted(
-    worker: MonitorWorker, aredis: aioredis.Redis, model_dir: Path
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     keys = worker.keys
     from shared.ids import new_prediction_ids

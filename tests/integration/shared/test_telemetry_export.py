@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from driftwatch.local_processes import free_port
+from shared.settings_base import TelemetrySettings
 from shared.telemetry import (
     METER_NAME,
     ModelServiceMetrics,
@@ -79,7 +80,7 @@ def test_every_metric_reaches_the_receiver(
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    provider = setup_telemetry("driftwatch-test")
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings())
     meter = provider.get_meter(METER_NAME)
 
     svc = ModelServiceMetrics(meter, model="digits-mlp", model_version="v1")
@@ -195,7 +196,7 @@ def test_service_name_from_environment_wins(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "renamed")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
-    provider = setup_telemetry("driftwatch-test", instrument_system=False)
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings(), instrument_system=False)
     MonitorMetrics(provider.get_meter(METER_NAME), model="m").processed(1)
     assert provider.force_flush(timeout_millis=10_000)
     assert not receiver.wait_for(["driftwatch.events.processed"], timeout=10)
@@ -213,7 +214,7 @@ def test_no_receiver_is_harmless(monkeypatch: pytest.MonkeyPatch, protocol: str)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")  # the reader thread keeps failing
-    provider = setup_telemetry("driftwatch-test")
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings())
     svc = ModelServiceMetrics(provider.get_meter(METER_NAME), model="m", model_version="1")
     classes = np.array([1, 2, 2])
     started = time.perf_counter()
@@ -237,8 +238,8 @@ def test_one_provider_per_process_released_by_the_last_user(
     receiver.clear()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    first = setup_telemetry("model-service", instrument_system=False)
-    second = setup_telemetry("monitor", instrument_system=False)
+    first = setup_telemetry("model-service", TelemetrySettings(), instrument_system=False)
+    second = setup_telemetry("monitor", TelemetrySettings(), instrument_system=False)
     assert first is second
     shutdown_telemetry()  # the model service stops first
     MonitorMetrics(second.get_meter(METER_NAME), model="m").processed(2)
@@ -254,7 +255,7 @@ def test_sdk_disabled_exports_nothing(
     receiver.clear()
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint)
-    provider = setup_telemetry("driftwatch-test")
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings())
     svc = ModelServiceMetrics(provider.get_meter(METER_NAME), model="m", model_version="1")
     svc.record_predictions(np.array([1, 2]))
     provider.force_flush(timeout_millis=1_000)
@@ -266,4 +267,4 @@ def test_sdk_disabled_exports_nothing(
 def test_unknown_protocol_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     with pytest.raises(ValueError, match="http/json"):
-        setup_telemetry("driftwatch-test")
+        setup_telemetry("driftwatch-test", TelemetrySettings())

@@ -16,7 +16,7 @@ CHILD = """
 import sys
 from fastapi.testclient import TestClient
 from model_service.app import create_app
-from shared.settings import ModelServiceSettings
+from model_service.serving_settings import ModelServiceSettings
 
 settings = ModelServiceSettings(
     REDIS_URL=sys.argv[1], DRIFTWATCH_MODEL_DIR=sys.argv[2], DRIFTWATCH_SPILL_DIR=sys.argv[3],

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from driftwatch.local_processes import free_port
 from model_service.app import create_app
-from shared.settings import ModelServiceSettings
+from model_service.serving_settings import ModelServiceSettings
 
 F = 64
 

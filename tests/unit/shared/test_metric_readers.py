@@ -9,6 +9,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.settings_base import TelemetrySettings
 from shared.telemetry import setup as telemetry_setup
 from shared.telemetry.catalogue import prometheus_name
 from shared.telemetry.readers import chosen_exporters, metric_readers, prometheus_reader
@@ -36,9 +37,9 @@ def test_an_unknown_exporter_is_refused_at_start_up() -> None:
 
 def test_none_builds_no_reader_and_the_default_builds_otlp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
-    assert metric_readers(lambda: pytest.fail("no OTLP exporter wanted")).readers == []
+    assert metric_readers(lambda: pytest.fail("no OTLP exporter wanted"), TelemetrySettings()).readers == []
     monkeypatch.delenv("OTEL_METRICS_EXPORTER")
-    built = metric_readers(lambda: telemetry_setup.make_exporter("http/protobuf"))
+    built = metric_readers(lambda: telemetry_setup.make_exporter("http/protobuf"), TelemetrySettings())
     assert [type(r) for r in built.readers] == [PeriodicExportingMetricReader]
     for reader in built.readers:
         reader.shutdown()
@@ -92,7 +93,7 @@ def test_setup_serves_and_shutdown_stops_the_endpoint(monkeypatch: pytest.Monkey
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "0")
     telemetry_setup.shutdown_telemetry(force=True)
-    telemetry_setup.setup_telemetry("model-service", set_global=False)
+    telemetry_setup.setup_telemetry("model-service", TelemetrySettings(), set_global=False)
     url = telemetry_setup.prometheus_endpoint_url()
     try:
         assert url is not None

@@ -15,9 +15,9 @@ from monitor.alerts.notifier import GROUP, ID_HEADER
 from monitor.alerts.payloads import rfc3339
 from monitor.alerts.rules import AlertRule
 from monitor.alerts.service import AlertService
-from monitor.alerts.settings import AlertSettings
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore
+from monitor.monitor_settings import AlertSettings
 from shared.keys import Keys
 from tests.integration.monitor.alerts.receiver import Receiver
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.notifier import raise_if_cancelling
 from monitor.alerts.payloads import ZERO_TIME, group_key, postable_alert, rfc3339, webhook_payload
-from monitor.alerts.settings import AlertSettings
+from monitor.monitor_settings import AlertSettings
 
 LABELS = {"model": "m", "severity": "critical", "alertname": "LowAccuracy"}
 

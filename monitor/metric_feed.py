@@ -1,0 +1,50 @@
+"""Feeds the monitor's OpenTelemetry instruments from what the worker learns.
+
+Drift gauges after each new report; processed counts and the performance
+gauges after each stats refresh; stream lag, pending and DLQ length through
+observable callbacks that read :class:`StreamHealth`'s cache (the exporter
+calls them from its own thread, so they must not touch Redis).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from monitor.consumer import ConsumerStats
+from monitor.read_services import PerformanceReads
+from monitor.reports import WindowDriftReport
+from monitor.stream_health import StreamHealth
+from shared.telemetry import MonitorMetrics
+
+
+class MetricFeed:
+    def __init__(
+        self,
+        metrics: MonitorMetrics,
+        consumer_stats: ConsumerStats,
+        stream_health: StreamHealth,
+        performance: PerformanceReads,
+    ) -> None:
+        self.metrics = metrics
+        self.consumer_stats = consumer_stats
+        self.performance = performance
+        self._reported_counts = {"predictions": 0, "feedback": 0}
+        for stream in ("predictions", "feedback"):
+            metrics.set_stream_stats_callback(partial(stream_health.stream_stats, stream), stream=stream)
+        metrics.set_dlq_length_callback(stream_health.dlq_length)
+
+    async def on_reports(self, reports: list[WindowDriftReport]) -> None:
+        for report in reports:
+            self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
+
+    async def on_stats(self) -> None:
+        stats = self.consumer_stats
+        for name, total in (("predictions", stats.predictions), ("feedback", stats.feedback)):
+            self.metrics.processed(total - self._reported_counts[name], stream=name)
+            self._reported_counts[name] = total
+        # Only the totals are exported: one window detailed is enough.
+        perf = await self.performance.report(last_windows=1)
+        if perf is not None:
+            self.metrics.update_performance(
+                perf.accuracy, perf.label_coverage, perf.labelled, model_version=perf.model_version
+            )

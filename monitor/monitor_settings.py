@@ -1,0 +1,136 @@
+"""Settings of the monitor (port 8001), alerting included, read from ``DRIFTWATCH_*`` and ``.env``.
+
+``MonitorSettings`` holds the consumer, windows, drift tests and API;
+``MonitorSettings.alerts`` (``AlertSettings``, variables ``DRIFTWATCH_ALERT_*``)
+says where alert notifications go and how hard to try.
+
+``DRIFTWATCH_ALERT_WEBHOOK_URLS`` takes a comma-separated list (or a JSON
+list) of URLs that receive the Alertmanager webhook payload (version 4);
+``DRIFTWATCH_ALERT_ALERTMANAGER_URL`` is an Alertmanager base URL to push to
+``/api/v2/alerts``. Both empty: alerts are evaluated and visible in the API,
+and nothing is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.settings_base import ENV_FILE, ServiceSettings
+
+
+def _http_url(url: str) -> str:
+    url = url.strip()
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+class AlertSettings(BaseSettings):
+    """Notification targets, retries, leadership and retention of the alerting part."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTWATCH_ALERT_", env_file=ENV_FILE, extra="ignore")
+
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alertmanager_url: str | None = None
+    # Alertmanager resolves an alert whose endsAt passes: active alerts are re-sent
+    # this often with endsAt = now + 4 * resend_interval_s (as Prometheus does).
+    resend_interval_s: float = Field(default=60.0, gt=0)
+    request_timeout_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    # Only the holder of this lease sends; another replica takes over within a TTL.
+    leader_ttl_s: float = Field(default=15.0, gt=0.1)
+    # Transitions older than this when a (new) leader gets to them are dropped, not
+    # sent: a receiver paged hours late about a long-resolved alert is noise.
+    max_notification_age_s: float = Field(default=3600.0, gt=0)
+    resolved_retention_s: float = Field(default=900.0, ge=0)
+    history_maxlen: int = Field(default=10_000, ge=10)
+    receiver: str = "driftwatch"
+    # Opt-in: one FeatureDrift alert per drifted feature besides the dataset alert.
+    # Only read when the default rules are installed (a fresh Redis).
+    per_feature: bool = False
+    # Base URL of the monitor, for externalURL and each alert's generatorURL.
+    external_url: str = ""
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return orjson.loads(text)
+            return [part for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        return [_http_url(u) for u in urls]
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _am_url(cls, url: str | None) -> str | None:
+        return _http_url(url).rstrip("/") if url else None
+
+    @property
+    def claim_idle_s(self) -> float:
+        """Longest one notification can take with every retry: an entry idle longer was abandoned."""
+        backoff, total = self.backoff_initial_s, 0.0
+        for _ in range(self.max_attempts - 1):
+            total += min(backoff, self.backoff_max_s)
+            backoff *= 2
+        return self.max_attempts * self.request_timeout_s + total + self.leader_ttl_s
+
+
+class MonitorSettings(ServiceSettings):
+    """Settings of the monitor (port 8001)."""
+
+    port: int = Field(default=8001, alias="DRIFTWATCH_PORT")
+    # A stable name per replica (a StatefulSet ordinal, a pod name) lets a restarted
+    # monitor find its own pending entries at once; unset: ``<host>-<pid>``.
+    consumer_name: str | None = Field(default=None, alias="DRIFTWATCH_CONSUMER_NAME")
+    window_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_WINDOW_SIZE")
+    alpha: float = Field(default=0.05, gt=0, lt=1, alias="DRIFTWATCH_ALPHA")
+    correction: Literal["bonferroni", "fdr_bh", "none"] = Field(
+        default="bonferroni", alias="DRIFTWATCH_CORRECTION"
+    )
+    read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
+    read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
+    # A pending entry idle this long belongs to a dead consumer and is claimed.
+    claim_idle_ms: int = Field(default=30_000, ge=100, alias="DRIFTWATCH_CLAIM_IDLE_MS")
+    max_deliveries: int = Field(default=5, ge=1, alias="DRIFTWATCH_MAX_DELIVERIES")
+    # How long join state (prediction class, label) is kept for late feedback.
+    join_retention_s: int = Field(default=7 * 24 * 3600, ge=60, alias="DRIFTWATCH_JOIN_RETENTION_S")
+    history_max: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_HISTORY_MAX")
+    # Time windows: how long after its end a window waits for late predictions.
+    window_grace_s: float = Field(default=5.0, ge=0, alias="DRIFTWATCH_WINDOW_GRACE_S")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
+    alerts_enabled: bool = Field(default=True, alias="DRIFTWATCH_ALERTS_ENABLED")
+    # Lag (undelivered entries) above this share of the stream cap is reported as a warning.
+    lag_warn_ratio: float = Field(default=0.8, gt=0, le=1, alias="DRIFTWATCH_LAG_WARN_RATIO")
+    # Drift windows (monitor/windows.py). count: tumbling windows of
+    # DRIFTWATCH_WINDOW_SIZE predictions (default); time: tumbling windows of
+    # DRIFTWATCH_WINDOW_SECONDS of prediction time (needs the time-indexed
+    # ingest script); sliding: windows of DRIFTWATCH_SLIDING_SIZE rows that
+    # advance by DRIFTWATCH_WINDOW_SIZE rows (a multiple of it); sliding-time:
+    # windows of DRIFTWATCH_SLIDING_SECONDS of prediction time that advance by
+    # DRIFTWATCH_WINDOW_SECONDS (a multiple of it).
+    window_mode: Literal["count", "time", "sliding", "sliding-time"] = Field(
+        default="count", alias="DRIFTWATCH_WINDOW_MODE"
+    )
+    window_seconds: int = Field(default=300, ge=1, alias="DRIFTWATCH_WINDOW_SECONDS")
+    sliding_size: int = Field(default=10_000, ge=2, alias="DRIFTWATCH_SLIDING_SIZE")
+    sliding_seconds: int = Field(default=3_600, ge=1, alias="DRIFTWATCH_SLIDING_SECONDS")
+    # A window with fewer rows reports insufficient_data, never "no drift".
+    min_window_size: int = Field(default=30, ge=1, alias="DRIFTWATCH_MIN_WINDOW_SIZE")
+    # The drift reference: the training sample registered with the model, or
+    # the first DRIFTWATCH_REFERENCE_SIZE predictions served by each version.
+    reference: Literal["training", "production"] = Field(default="training", alias="DRIFTWATCH_REFERENCE")
+    reference_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_REFERENCE_SIZE")
+    # Read from DRIFTWATCH_ALERT_* when the monitor settings are read.
+    alerts: AlertSettings = Field(default_factory=AlertSettings)

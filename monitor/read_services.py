@@ -1,0 +1,142 @@
+"""What the monitor's routes read: reports, performance, health.
+
+Each is a small object over Redis and the caches the worker refreshes, built
+once per process (:mod:`monitor.assembly`) and handed to routes through the
+``Annotated`` dependencies of :mod:`monitor.read_deps`. Routes never reach
+into the worker; a new route needs one method here, or one new reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel
+
+from monitor.calibrations import CalibrationCatalog
+from monitor.consumer import ConsumerStats
+from monitor.performance_report import PerformanceReport, performance_report
+from monitor.reports import ModelCatalog, WindowDriftReport
+from monitor.stream_health import StreamHealth
+from monitor.windows import WindowIndex, WindowProgress
+from shared.keys import Keys
+from shared.probes import redis_answers
+
+
+class ReportReads:
+    """Stored drift reports, and how far a window is from its report."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, windows: WindowIndex) -> None:
+        self.client = client
+        self.keys = keys
+        self.windows = windows
+
+    async def latest(self) -> WindowDriftReport | None:
+        page = await self.history(limit=1)
+        return page[0] if page else None
+
+    async def history(self, limit: int) -> list[WindowDriftReport]:
+        windows = await self.client.zrevrange(self.keys.drift_index, 0, limit - 1)
+        if not windows:
+            return []
+        raw = await self.client.hmget(self.keys.drift_reports, windows)
+        return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
+
+    async def stored(self, window: int) -> WindowDriftReport | None:
+        """The report of one window, while it is kept (the link alerts carry)."""
+        raw = await self.client.hget(self.keys.drift_reports, str(window))
+        return WindowDriftReport.model_validate_json(raw) if raw is not None else None
+
+    async def progress(self, window: int | None = None) -> WindowProgress:
+        """One window's progress; by default the window being filled."""
+        return await self.windows.progress(window)
+
+
+class PerformanceReads:
+    """Performance of the version served last, on the labels received so far."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        catalog: ModelCatalog,
+        calibrations: CalibrationCatalog,
+        windows: WindowIndex,
+        *,
+        retention_s: int,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.catalog = catalog
+        self.calibrations = calibrations
+        self.windows = windows
+        self.retention_s = retention_s
+
+    async def report(self, last_windows: int) -> PerformanceReport | None:
+        """The report with ``last_windows`` windows detailed; None while no model is registered."""
+        metadata = await self.catalog.latest_metadata()
+        if metadata is None:
+            return None
+        return await performance_report(
+            self.client,
+            self.keys,
+            metadata.class_names,
+            self.windows,
+            last_windows=last_windows,
+            calibration=await self.calibrations.get(metadata.version),
+            model_version=metadata.version,
+            retention_s=self.retention_s,
+        )
+
+
+class MonitorReadiness(BaseModel):
+    ready: bool
+    redis: bool
+    worker_running: bool
+    predictions_processed: int
+    feedback_processed: int
+    duplicates_ignored: int
+    dead_lettered: int
+    failed_deliveries: int = 0
+    claimed: int = 0
+    trimmed_unprocessed: int = 0
+    # Refreshed every few seconds by the worker (XINFO GROUPS, XLEN of the DLQ).
+    streams: dict[str, dict[str, int | None]] = {}
+    dlq_length: int | None = None
+    events_per_second: float | None = None
+    lag_near_cap: bool = False
+    lag_warn_threshold: int | None = None
+
+
+class HealthReads:
+    """Readiness: Redis answers, the worker runs; with the consumer's counts and stream health."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        consumer_stats: ConsumerStats,
+        stream_health: StreamHealth,
+        worker_running: Callable[[], bool],
+    ) -> None:
+        self.client = client
+        self.consumer_stats = consumer_stats
+        self.stream_health = stream_health
+        self.worker_running = worker_running
+
+    async def readiness(self) -> MonitorReadiness:
+        redis_ok = await redis_answers(self.client)
+        running = self.worker_running()
+        stats = self.consumer_stats
+        return MonitorReadiness(
+            ready=redis_ok and running,
+            redis=redis_ok,
+            worker_running=running,
+            predictions_processed=stats.predictions,
+            feedback_processed=stats.feedback,
+            duplicates_ignored=stats.duplicates,
+            dead_lettered=stats.dead_lettered,
+            failed_deliveries=stats.failed,
+            claimed=stats.claimed,
+            trimmed_unprocessed=stats.trimmed,
+            **self.stream_health.snapshot,
+        )
