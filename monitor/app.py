@@ -12,7 +12,8 @@ from monitor.alerts import AlertService, alerts_router
 from monitor.assembly import assemble_monitor
 from monitor.consumer import default_consumer_name
 from monitor.monitor_settings import MonitorSettings
-from monitor.routes import drift, health, performance
+from monitor.routes import dashboard, drift, health, performance
+from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
@@ -59,7 +60,8 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
     install_error_handlers(app)
+    install_ui(app)
     app.include_router(health.router)
-    for router in (drift.router, performance.router, alerts_router):
+    for router in (drift.router, dashboard.router, performance.router, alerts_router):
         app.include_router(router, dependencies=[Depends(require_api_key_for_reads)])
     return app

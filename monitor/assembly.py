@@ -18,6 +18,8 @@ from monitor.alert_bridge import AlertBridge
 from monitor.alerts import AlertService
 from monitor.calibrations import CalibrationCatalog
 from monitor.consumer import ConsumerStats, StreamConsumer
+from monitor.dashboard_reads import DashboardReads
+from monitor.histograms import HistogramStore
 from monitor.metric_feed import MetricFeed
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_services import HealthReads, PerformanceReads, ReportReads
@@ -45,6 +47,7 @@ class MonitorParts:
     reports: ReportReads
     performance: PerformanceReads
     health: HealthReads
+    dashboard: DashboardReads
 
     def start(self) -> None:
         self.worker.start()
@@ -106,6 +109,7 @@ def assemble_monitor(
         consumer, dispatch, stream_health,
         timed_windows=windows.timed, stats_listeners=stats_listeners, stats_interval_s=stats_interval_s,
     )
+    reports = ReportReads(client, keys, window_index)
     return MonitorParts(
         keys=keys,
         catalog=catalog,
@@ -114,7 +118,11 @@ def assemble_monitor(
         consumer=consumer,
         stream_health=stream_health,
         worker=worker,
-        reports=ReportReads(client, keys, window_index),
+        reports=reports,
         performance=performance,
         health=HealthReads(client, stats, stream_health, lambda: worker.running),
+        dashboard=DashboardReads(
+            keys.model, reports, performance, HistogramStore(client, keys), stream_health,
+            alerts.store if alerts is not None else None, lambda: worker.running,
+        ),
     )

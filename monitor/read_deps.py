@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from monitor.dashboard_reads import DashboardReads
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_services import HealthReads, PerformanceReads, ReportReads
 
@@ -38,6 +39,10 @@ async def get_health(request: Request) -> HealthReads:
     return _parts(request).health
 
 
+async def get_dashboard(request: Request) -> DashboardReads:
+    return _parts(request).dashboard
+
+
 async def get_settings(request: Request) -> MonitorSettings:
     settings: MonitorSettings = request.app.state.settings
     return settings
@@ -46,4 +51,5 @@ async def get_settings(request: Request) -> MonitorSettings:
 Reports = Annotated[ReportReads, Depends(get_reports)]
 Performance = Annotated[PerformanceReads, Depends(get_performance)]
 Health = Annotated[HealthReads, Depends(get_health)]
+Dashboard = Annotated[DashboardReads, Depends(get_dashboard)]
 Settings = Annotated[MonitorSettings, Depends(get_settings)]

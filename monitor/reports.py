@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
+from monitor.histograms import FeatureBins, HistogramStore
 from monitor.monitor_settings import MonitorSettings
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
@@ -120,6 +121,8 @@ class ModelCatalog:
         self.config = config
         self.reference = reference
         self._detectors: dict[str, tuple[ModelMetadata, DriftDetector]] = {}
+        # Histogram bins per version, fixed from the same reference as the detector.
+        self.bins: dict[str, FeatureBins] = {}
         self._metadata: dict[str, ModelMetadata] = {}
         # Production references: the ingest windows they were built from.
         self.reference_windows: dict[str, set[int]] = {}
@@ -158,6 +161,9 @@ class ModelCatalog:
                 categorical=np.array(metadata.categorical, dtype=bool),
                 reference_classes=classes,
                 n_classes=metadata.n_classes,
+            )
+            self.bins[version] = await asyncio.to_thread(
+                FeatureBins, features, metadata.feature_names, np.array(metadata.categorical, dtype=bool)
             )
             self._detectors[version] = (metadata, detector)
         return self._detectors[version]
@@ -256,6 +262,7 @@ class DriftReporter:
         self.history_max = history_max
         self.windows = windows
         self.store = WindowStore(client, keys, windows)
+        self.histograms = HistogramStore(client, keys)
         self._sliding: _SlidingState | None = None
         self.time_grace_ms = time_grace_ms
         self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
@@ -348,6 +355,7 @@ class DriftReporter:
             result = await asyncio.to_thread(detector.test_sliding, state.sliding, features, classes)
         else:
             result = await asyncio.to_thread(detector.test, features, classes)
+        counts = await asyncio.to_thread(self.catalog.bins[version].counts, features)
         state.last = window
         self._sliding = state if policy.mode == "sliding" else None
 
@@ -370,6 +378,8 @@ class DriftReporter:
             min_window_size=detector.config.min_window_size,
             reference_source=self.catalog.reference.source,
         )
+        # Histograms first: once the report is visible, so are they (a retry rewrites the same counts).
+        await self.histograms.store(window, version, self.catalog.bins[version], counts)
         await self.store.store(window, first, report.model_dump_json())
         await self._trim_history()
         log.info("window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", window, report.status,
@@ -384,6 +394,7 @@ class DriftReporter:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hdel(self.keys.drift_reports, *old)
                 pipe.zrem(self.keys.drift_index, *old)
+                pipe.hdel(self.keys.drift_histograms, *old)
                 await pipe.execute()
 
 

@@ -97,6 +97,11 @@ async def parse_json_body(
         raise RequestValidationError(errors, body=body) from None
 
 
+def query_error(name: str, msg: str, value: object = None) -> RequestValidationError:
+    """A 422 naming a query parameter, in FastAPI's own error shape."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": msg, "input": value}])
+
+
 def _small_input(value: object) -> bool:
     return value is None or (isinstance(value, bool | int | float | str) and len(str(value)) <= 200)
 

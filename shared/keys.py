@@ -162,6 +162,16 @@ class Keys:
         """Sorted set: window indexes with a report, scored by index."""
         return f"{self.prefix}:drift:index"
 
+    @property
+    def drift_histograms(self) -> str:
+        """Hash: window index -> that window's per-feature histogram counts (see monitor/histograms.py)."""
+        return f"{self.prefix}:drift:histograms"
+
+    @property
+    def reference_histograms(self) -> str:
+        """Hash: model version -> its reference's per-feature bins and counts."""
+        return f"{self.prefix}:drift:reference-histograms"
+
     # -- alerts --------------------------------------------------------------
     @property
     def alert_rules(self) -> str:

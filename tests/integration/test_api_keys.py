@@ -53,7 +53,11 @@ def test_monitor_keys(redis_url: str, protect_reads: bool) -> None:
         assert client.put(url, json=RULE).status_code == 401
         assert client.put(url, json=RULE, headers={"X-API-Key": "wrong"}).status_code == 403
         assert client.put(url, json=RULE, headers={"X-API-Key": KEY}).status_code in (200, 201)
-        for read in ("/drift", "/drift/history", "/alerts", "/alerts/thresholds"):
+        for read in ("/drift", "/drift/history", "/drift/timeline", "/overview", "/alerts", "/alerts/thresholds"):
             assert client.get(read).status_code == (401 if protect_reads else 200), read
             assert client.get(read, headers={"X-API-Key": KEY}).status_code == 200, read
         assert client.get("/livez").status_code == 200
+        # The web UI's page and assets hold no data: served without a key; its reads need one.
+        assert client.get("/drift/histograms/0").status_code == (401 if protect_reads else 404)
+        for asset in ("/", "/ui/app.js", "/ui/vendor/uPlot.iife.min.js"):
+            assert client.get(asset).status_code == 200, asset

@@ -110,7 +110,8 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     bucket = t0 // JOIN_BUCKET_MS
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
              keys.windows_to_report, keys.windows_index, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
-             keys.drift_index, keys.label_delays_total, keys.joined_predictions(bucket), keys.joined_labels(bucket),
+             keys.drift_index, keys.drift_histograms, keys.reference_histograms, keys.label_delays_total,
+             keys.joined_predictions(bucket), keys.joined_labels(bucket),
              keys.waiting_labels(bucket),
              keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
     for w in range(3):
