@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from driftwatch.local_processes import LocalRedisServer
 from monitor.consumer import StreamConsumer
 from monitor.window_state import WindowState
+from monitor.windows import WindowPolicy
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
@@ -62,7 +63,7 @@ async def raw_rate(client: aioredis.Redis, keys: Keys, n: int, count: int) -> fl
 
 
 async def monitor_rate(client: aioredis.Redis, keys: Keys, n: int, count: int) -> tuple[float, StreamConsumer]:
-    state = WindowState(client, keys, window_size=1_000, retention_s=3_600)
+    state = WindowState(client, keys, WindowPolicy(), retention_s=3_600)
     consumer = StreamConsumer(client, keys, state, consumer="bench", read_count=count, block_ms=10,
                               claim_idle_ms=60_000, max_deliveries=5)
     await consumer.ensure_groups()
@@ -90,14 +91,14 @@ async def parts(client: aioredis.Redis, keys: Keys, n: int, count: int) -> dict[
     decoded = [decode_predictions([f for _, f in b]) for b in batches]
     t_decode = time.perf_counter() - t0
     fresh = Keys(keys.model + "-parts")  # a fresh state, so every row is new as in the real run
-    state = WindowState(client, fresh, window_size=1_000, retention_s=3_600)
+    state = WindowState(client, fresh, WindowPolicy(), retention_s=3_600)
     t0 = time.perf_counter()
     for batch, raw in zip(decoded, batches, strict=True):
         await state.ingest_predictions(batch, [f[b"x"] for _, f in raw])
     t_lua = time.perf_counter() - t0
     t0 = time.perf_counter()
     for batch, raw in zip(decoded, batches, strict=True):
-        state.prediction_args(batch, [f[b"x"] for _, f in raw])
+        state.prediction_call(batch, [f[b"x"] for _, f in raw])
     t_args = time.perf_counter() - t0
     assert int(await client.get(fresh.ingested)) == len(entries)
     m = len(entries)

@@ -91,7 +91,7 @@ def assemble_monitor(
         report_listeners.append(bridge.on_reports)
         stats_listeners.append(bridge.on_stats)
     dispatch = ReportDispatch(reporter, report_listeners)
-    state = WindowState(client, keys, settings.window_size, settings.join_retention_s, window_ms=windows.window_ms)
+    state = WindowState(client, keys, windows, settings.join_retention_s)
     consumer = StreamConsumer(
         client,
         keys,

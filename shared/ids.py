@@ -12,6 +12,9 @@ import os
 import re
 import time
 
+import numpy as np
+import numpy.typing as npt
+
 _STAMP_HEX = 12
 _RANDOM_HEX = 20
 ID_LENGTH = _STAMP_HEX + _RANDOM_HEX
@@ -32,3 +35,23 @@ def is_prediction_id(value: str) -> bool:
 def prediction_time_ms(prediction_id: str) -> int:
     """The millisecond timestamp embedded in a prediction id."""
     return int(prediction_id[:12], 16)
+
+
+_HEX_VALUE = np.full(256, -1, dtype=np.int64)
+_HEX_VALUE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16)
+_STAMP_WEIGHTS = 16 ** np.arange(_STAMP_HEX - 1, -1, -1, dtype=np.int64)
+
+
+def prediction_times_ms(prediction_ids: list[str]) -> npt.NDArray[np.int64]:
+    """The timestamps embedded in many ids at once (vectorised: no per-id Python).
+
+    >>> prediction_times_ms(new_prediction_ids(2, now_ms=1_700_000_000_123)).tolist()
+    [1700000000123, 1700000000123]
+    """
+    raw = np.frombuffer("".join(prediction_ids).encode("ascii"), dtype=np.uint8)
+    if raw.size != ID_LENGTH * len(prediction_ids):
+        raise ValueError(f"prediction ids must be {ID_LENGTH} characters")
+    digits = _HEX_VALUE[raw.reshape(len(prediction_ids), ID_LENGTH)[:, :_STAMP_HEX]]
+    if (digits < 0).any():
+        raise ValueError("prediction ids must be lowercase hex")
+    return digits @ _STAMP_WEIGHTS

@@ -48,7 +48,7 @@ async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_
 ) -> None:
     keys = worker.keys
     await publish_predictions(aredis, keys, rows(30), np.zeros(30, dtype=np.int64))
-    # Decodes fine, but the ingest script fails on it every time (its id is not hex).
+    # Decodes fine, but its ingest fails every time (its id is not hex, so it has no join bucket).
     [bad] = encode_predictions(["zz" * 16], int(time.time() * 1000), keys.model, "1", rows(1),
                                np.zeros(1, dtype=np.int64), np.eye(10, dtype=np.float32)[[0]])
     bad_id = await aredis.xadd(keys.predictions, bad)
@@ -63,7 +63,7 @@ async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_
     [(_, record)] = await aredis.xrange(keys.dlq)
     assert record[b"entry_id"] == bad_id
     assert f"delivered {MAX_DELIVERIES + 1} times".encode() in record[b"reason"]
-    assert b"ResponseError" in record[b"reason"]  # the processing error is kept as the reason
+    assert b"ValueError: prediction ids must be lowercase hex" in record[b"reason"]  # the error is kept as the reason
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
     assert int(await aredis.get(keys.ingested)) == 60
     assert worker.consumer.stats.failed == MAX_DELIVERIES

@@ -8,6 +8,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from monitor.window_state import WindowState
+from monitor.windows import WindowPolicy
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
@@ -26,7 +27,7 @@ async def test_one_script_stores_state_and_acks(aredis: aioredis.Redis) -> None:
         await aredis.xadd(keys.predictions, entry)
     read = (await aredis.xreadgroup(CONSUMER_GROUP, "c", {keys.predictions: ">"}))[0][1]
     batch = decode_predictions([f for _, f in read])
-    state = WindowState(aredis, keys, window_size=100, retention_s=600)
+    state = WindowState(aredis, keys, WindowPolicy(step=100, size=100), retention_s=600)
     ack = (keys.predictions, CONSUMER_GROUP, [entry_id for entry_id, _ in read])
 
     result = await state.ingest_predictions(batch, [f[b"x"] for _, f in read], ack)

@@ -106,7 +106,7 @@ async def test_sliding_report_by_another_replica_is_rebuilt(aredis: aioredis.Red
     x = holdout_rows(model_dir, 3 * STEP, seed=3)
     await publish_predictions(aredis, keys, x, np.zeros(len(x), dtype=np.int64))
     fields = [f for _, f in await aredis.xrange(keys.predictions)]
-    state = WindowState(aredis, keys, STEP, 3600)  # the ingest script alone, no worker
+    state = WindowState(aredis, keys, policy, 3600)  # the ingest script alone, no worker
     await state.ingest_predictions(decode_predictions(fields), [f[b"x"] for f in fields])
     catalog = ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy())
     a = DriftReporter(aredis, keys, catalog, 100, windows=policy)
@@ -263,7 +263,7 @@ async def test_sliding_time_windows_span_their_slots_and_release_rows_no_window_
     policy = WindowPolicy("sliding-time", seconds=60, sliding_seconds=180, min_size=30)
     slot_ms = 60_000
     base = int(time.time() * 1000) // slot_ms - 100  # slots long past: no waiting
-    state = WindowState(aredis, keys, STEP, 3600, window_ms=slot_ms)
+    state = WindowState(aredis, keys, policy, 3600)
     reporter = DriftReporter(aredis, keys, ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy()), 100,
                              windows=policy)
 

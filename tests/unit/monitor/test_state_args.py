@@ -1,20 +1,35 @@
-"""The ingest script's packed columns: fixed widths the Lua slices by position."""
+"""The ingest script's call: every key it touches in KEYS, packed fixed-width columns
+with the widths and offsets Python defines, windows decided by the window policy."""
 
 import numpy as np
 import pytest
 
-from monitor.window_state import CLASS_OFFSET, CONF_OFFSET, TS_OFFSET, WindowState, _packed_versions
+from monitor.window_state import (
+    CLASS_OFFSET,
+    CONF_OFFSET,
+    JOIN_BUCKET_MS,
+    POS_OFFSET,
+    TS_OFFSET,
+    TS_WIDTH,
+    WindowState,
+    _packed_versions,
+)
+from monitor.windows import WindowPolicy
 from shared.events import PredictionBatch
+from shared.ids import ID_LENGTH, new_prediction_ids
 from shared.keys import Keys
 
+T0 = 1_700_000_000_123
 
-def _batch(versions: list[str], classes: list[int]) -> PredictionBatch:
+
+def _batch(versions: list[str], classes: list[int], step_ms: int = 1) -> PredictionBatch:
     n = len(versions)
     probs = np.full((n, 10), 0.05, dtype=np.float32)
     probs[:, 0] = 0.55
+    times = [T0 + i * step_ms for i in range(n)]
     return PredictionBatch(
-        ids=[f"{i:032x}" for i in range(n)],
-        timestamps_ms=np.array([1_700_000_000_123 + i for i in range(n)], dtype=np.int64),
+        ids=[new_prediction_ids(1, t)[0] for t in times],
+        timestamps_ms=np.array(times, dtype=np.int64),
         model_versions=versions,
         features=np.zeros((n, 4), dtype=np.float32),
         classes=np.array(classes, dtype=np.int64),
@@ -22,8 +37,8 @@ def _batch(versions: list[str], classes: list[int]) -> PredictionBatch:
     )
 
 
-def _state() -> WindowState:
-    return WindowState(client=_NoRedis(), keys=Keys("m"), window_size=100, retention_s=60)  # type: ignore[arg-type]
+def _state(policy: WindowPolicy) -> WindowState:
+    return WindowState(client=_NoRedis(), keys=Keys("m"), policy=policy, retention_s=60)  # type: ignore[arg-type]
 
 
 class _NoRedis:
@@ -33,15 +48,39 @@ class _NoRedis:
 
 def test_columns_are_fixed_width_with_their_offsets() -> None:
     batch = _batch(["1", "1", "1"], [0, 7, 12])
-    args = _state().prediction_args(batch, [b"\0" * 16] * 3, ("stream", "group", [b"1-0", b"2-0", b"3-0"]))
-    ids, ts, classes, confidence, versions, rows = args[6:12]
-    assert ids == "".join(batch.ids) and len(ids) == 3 * 32
+    keys, args = _state(WindowPolicy(step=100, size=100)).prediction_call(
+        batch, [b"\0" * 16] * 3, ("stream", "group", [b"1-0", b"2-0", b"3-0"]), counter=250)
+    assert args[:5] == ["count", 3, 1, 1, 250]
+    assert args[7:9] == [ID_LENGTH, TS_WIDTH]
+    assert args[15:17] == ["2", "300"]  # counter 250: window 2, full at 300
+    bucket_positions, window_positions, ids, ts, classes, confidence, versions, rows = args[17:25]
+    assert bucket_positions == str(1 + POS_OFFSET).encode() * 3 and window_positions == b""
+    assert ids == "".join(batch.ids) and len(ids) == 3 * ID_LENGTH
     assert ts == b"".join(str(t + TS_OFFSET).encode() for t in batch.timestamps_ms)
-    assert classes == b"100000100007100012" and all(c >= CLASS_OFFSET for c in [100000])
+    assert classes == b"100000100007100012" and CLASS_OFFSET == 100_000
     assert confidence == b"155" * 3 and CONF_OFFSET == 100  # top probability 0.55 -> bucket 55
     assert versions == "1\x1f"  # one version for the whole batch
     assert rows == b"\0" * 48
-    assert args[12:15] == ["stream", "group", b"1-0,2-0,3-0"]
+    assert args[25:] == ["group", b"1-0,2-0,3-0"]
+    k = Keys("m")
+    bucket = T0 // JOIN_BUCKET_MS
+    assert keys[0] == "stream" and keys[1] == k.ingested
+    assert keys[9:12] == [k.joined_predictions(bucket), k.joined_labels(bucket), k.waiting_labels(bucket)]
+    assert keys[12:] == [k.window_rows(2), k.window_classes(2), k.window_confidence(2), k.confusion(2),
+                         k.window_label_delays(2), k.window_meta(2)]
+
+
+def test_time_windows_come_from_the_policy_with_a_position_per_event() -> None:
+    batch = _batch(["1"] * 4, [0] * 4, step_ms=40_000)  # 0, 40, 80, 120 s after T0
+    policy = WindowPolicy("time", seconds=60)
+    keys, args = _state(policy).prediction_call(batch, [b"\0" * 16] * 4)
+    slots = policy.slots_of(batch.timestamps_ms).tolist()
+    distinct = sorted(set(slots))
+    assert args[0] == "time" and args[3] == len(distinct) and args[4] == -1
+    assert args[15] == ",".join(map(str, distinct))
+    positions = [distinct.index(s) + 1 + POS_OFFSET for s in slots]
+    assert args[18] == b"".join(str(p).encode() for p in positions)
+    assert keys[-6:] == [Keys("m").window_rows(distinct[-1]), *keys[-5:]]
 
 
 def test_mixed_versions_travel_one_per_event() -> None:
@@ -51,5 +90,5 @@ def test_mixed_versions_travel_one_per_event() -> None:
 def test_ids_of_the_wrong_width_are_refused() -> None:
     batch = _batch(["1"], [0])
     object.__setattr__(batch, "ids", ["short"])
-    with pytest.raises(ValueError, match="32 characters"):
-        _state().prediction_args(batch, [b"\0" * 16])
+    with pytest.raises(ValueError, match=f"{ID_LENGTH} characters"):
+        _state(WindowPolicy()).prediction_call(batch, [b"\0" * 16])
