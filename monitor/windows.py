@@ -16,7 +16,7 @@ window is built from those:
   reporting the same window change nothing), and a step whose set is complete
   loses its rows.
 - ``time``: tumbling windows of ``DRIFTWATCH_WINDOW_SECONDS`` of prediction
-  time. The ingest script files rows by ``floor(ts / window_ms)`` and closes
+  time. The ingest call files rows by ``slots_of(timestamps)`` and closes
   a window once a later one has received data, or once its time (plus a
   grace period) is over; the reporter side is the same as ``count``, with
   the window's bounds read from its index.
@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 
 from monitor.monitor_settings import MonitorSettings
 from shared.keys import Keys
+from shared.redis_scripts import register_script
 
 __all__ = ["WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
 
@@ -231,76 +232,9 @@ class WindowIndex:
         )
 
 
-# Store a report and release the rows no later window needs, atomically.
-_STORE_REPORT = """
-local prefix = ARGV[1]
-local w = tonumber(ARGV[2])
-local span = tonumber(ARGV[3])
-local first = tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
-redis.call('ZADD', KEYS[2], w, ARGV[2])
-redis.call('SREM', KEYS[3], ARGV[2])
-local released = {}
-for j = first, w do
-  local used = prefix .. ':window:' .. j .. ':used-by'
-  redis.call('SADD', used, ARGV[2])
-  if redis.call('SCARD', used) >= span then
-    redis.call('DEL', prefix .. ':window:' .. j .. ':rows', used)
-    released[#released + 1] = j
-  end
-end
-return released
-"""
-
-
-# Sliding time windows: store a report, retain its slot, and release the rows
-# of retained slots that no report can need any more: every slot that could
-# use them (j .. j + span - 1) is closed, and none of those waits for its report.
-_STORE_TIME_SLIDING_REPORT = """
-local prefix = ARGV[1]
-local w = tonumber(ARGV[2])
-local span = tonumber(ARGV[3])
-local to_report, retained = KEYS[3], prefix .. ':windows:retained'
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
-redis.call('ZADD', KEYS[2], w, ARGV[2])
-redis.call('SREM', to_report, ARGV[2])
-redis.call('ZADD', retained, w, ARGV[2])
-local closed_upto = tonumber(redis.call('GET', prefix .. ':windows:closed-upto') or '-1')
-local released = {}
-for _, j in ipairs(redis.call('ZRANGEBYSCORE', retained, '-inf', closed_upto - span + 1)) do
-  local needed = false
-  for k = tonumber(j), tonumber(j) + span - 1 do
-    if redis.call('SISMEMBER', to_report, k) == 1 then  -- closed (k <= closed-upto), so never open
-      needed = true
-      break
-    end
-  end
-  if not needed then
-    redis.call('DEL', prefix .. ':window:' .. j .. ':rows')
-    redis.call('ZREM', retained, j)
-    released[#released + 1] = j
-  end
-end
-return released
-"""
-
-
-# Time windows: close every open window whose time is over (the stream went
-# quiet, so no later event closed it), and refuse late rows from then on.
-_CLOSE_ELAPSED = """
-local open, to_report, closed_upto = KEYS[1], KEYS[2], KEYS[3]
-local last = tonumber(ARGV[1])
-local done = redis.call('ZRANGEBYSCORE', open, '-inf', last)
-for _, w in ipairs(done) do
-  redis.call('SADD', to_report, w)
-end
-redis.call('ZREMRANGEBYSCORE', open, '-inf', last)
-local prev = tonumber(redis.call('GET', closed_upto) or '-1')
-if last > prev then
-  redis.call('SET', closed_upto, last)
-end
-return done
-"""
+# Sliding time windows: stores that found a slot retained after their read of the
+# retained set retry with it (another replica stored a report in between).
+MAX_STORE_RACES = 100
 
 
 class WindowStore:
@@ -310,10 +244,9 @@ class WindowStore:
         self.client = client
         self.keys = keys
         self.policy = policy
-        self._store = client.register_script(
-            _STORE_TIME_SLIDING_REPORT if policy.mode == "sliding-time" else _STORE_REPORT
-        )
-        self._close_elapsed = client.register_script(_CLOSE_ELAPSED)
+        self._store = register_script(client, "monitor", "store_report.lua")
+        self._store_sliding_time = register_script(client, "monitor", "store_sliding_time_report.lua")
+        self._close_elapsed = register_script(client, "monitor", "close_elapsed.lua")
 
     @property
     def open_windows(self) -> str:
@@ -378,11 +311,27 @@ class WindowStore:
 
     async def store(self, window: int, first_member: int, report_json: str) -> list[int]:
         """Store the report of ``window`` (members ``first_member .. window``); return released windows."""
-        released = await self._store(
-            keys=[self.keys.drift_reports, self.keys.drift_index, self.keys.windows_to_report],
-            args=[self.keys.prefix, window, self.policy.span, first_member, report_json],
-        )
-        return [int(j) for j in released]
+        k = self.keys
+        head = [k.drift_reports, k.drift_index, k.windows_to_report]
+        if self.policy.mode == "sliding-time":
+            return await self._store_time_sliding(window, report_json, head)
+        members = list(range(first_member, window + 1))
+        keys = head + [key for j in members for key in (k.window_used_by(j), k.window_rows(j))]
+        released = await self._store(keys=keys, args=[window, self.policy.span, report_json])
+        return [members[int(position) - 1] for position in released]
+
+    async def _store_time_sliding(self, window: int, report_json: str, head: list[str]) -> list[int]:
+        """The retained slots are read first: the script may release only slots whose keys it was given."""
+        k = self.keys
+        for _ in range(MAX_STORE_RACES):
+            slots = sorted({window, *(int(j) for j in await self.client.zrange(k.windows_retained, 0, -1))})
+            keys = [*head, k.windows_retained, k.windows_closed_upto, *(k.window_rows(j) for j in slots)]
+            status, released = await self._store_sliding_time(
+                keys=keys, args=[window, self.policy.span, report_json, ",".join(map(str, slots))]
+            )
+            if int(status) > 0:
+                return [int(j) for j in released]
+        raise RuntimeError(f"slots kept being retained during {MAX_STORE_RACES} stores of window {window}")
 
     async def skip(self, window: int) -> None:
         """Drop a window that gets no report (its rows went into a production reference)."""
