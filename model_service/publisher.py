@@ -49,23 +49,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_service.spill import SpillCorruptError, SpillFile, encode_batch
 from model_service.stream_writes import (
-    WRITE_ENTRIES,
-    WRITE_PREDICTIONS,
     PredictionBlock,
     StreamEntry,
     entries_script_args,
     predictions_script_args,
 )
+from shared.keys import Keys, hash_tag_prefix
+from shared.redis_scripts import register_script
 from shared.telemetry import ModelServiceMetrics
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
-
-def hash_tag_prefix(stream: str) -> str:
-    """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: a key in the stream's cluster slot."""
-    end = stream.find("}")
-    return stream[: end + 1] if end > 0 else stream
 
 
 @dataclass(slots=True)
@@ -146,8 +141,8 @@ class EventPublisher:
         self._closing = False
         self.stats = PublisherStats()
         self._metrics = metrics
-        self._write_entries = client.register_script(WRITE_ENTRIES)
-        self._write_predictions = client.register_script(WRITE_PREDICTIONS)
+        self._write_entries = register_script(client, "model_service", "write_entries.lua")
+        self._write_predictions = register_script(client, "model_service", "write_predictions.lua")
 
     # -- the request side -----------------------------------------------------
     @property
@@ -347,7 +342,7 @@ class EventPublisher:
     async def _write(self, batch: _Batch) -> bool:
         """Write a batch once: True if written now, False if Redis already had it."""
         head = batch.blocks[0].header.stream if batch.blocks else batch.entries[0][0]
-        marker = f"{hash_tag_prefix(head)}:publish:batch:{batch.id.hex()}"
+        marker = Keys.of_stream(head).publish_batch(batch.id.hex())
         limits = [self._dedup_ttl_ms, self._maxlen]
         if batch.blocks:
             columns = predictions_script_args(batch.blocks)

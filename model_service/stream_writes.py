@@ -18,10 +18,12 @@ field, 1.5 us with one MessagePack argument. Publishing in all, measured
 in-process against a real redis-server: 3.5 us per event with MessagePack
 entries, 2.2 us with blocks (``benchmarks/RESULTS.md``).
 
-Both scripts set the batch's marker key first (``SET NX PX``) and write only
-if it was new, so a retried batch lands once (see ``model_service.publisher``).
+Both scripts (``write_entries.lua``, ``write_predictions.lua`` beside this
+module) set the batch's marker key first (``SET NX PX``) and write only if it
+was new, so a retried batch lands once (see ``model_service.publisher``).
 Both write the same stream entries, field for field, as
-:func:`shared.events.encode_predictions` describes them (a test checks it).
+:func:`shared.events.encode_predictions` describes them (a test checks it);
+the id width and the field names are passed to the Lua from Python.
 """
 
 from __future__ import annotations
@@ -35,42 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from model_service.spill import StreamEntry
-from shared.events import FLOAT, SCHEMA_VERSION, encode_predictions
+from shared.events import FLOAT, PREDICTION_FIELDS, SCHEMA_VERSION, encode_predictions
 from shared.ids import ID_LENGTH
-
-# KEYS[1]: the batch marker; KEYS[2..]: the streams. ARGV: marker TTL (ms), MAXLEN,
-# and the entries as one MessagePack array of [KEYS index of the stream, field, value, ...].
-WRITE_ENTRIES = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-for _, entry in ipairs(cmsgpack.unpack(ARGV[3])) do
-  redis.call('XADD', KEYS[entry[1]], 'MAXLEN', '~', ARGV[2], '*', unpack(entry, 2))
-end
-return 1
-"""
-
-# KEYS[1]: the batch marker; KEYS[2]: the predictions stream. ARGV: marker TTL (ms),
-# MAXLEN, rows, bytes per features row, bytes per probabilities row, schema version,
-# model, model version, then the columns: ids (fixed width), timestamps and classes
-# (decimal, comma-separated), features and probabilities (float32 rows back to back).
-WRITE_PREDICTIONS = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return 0
-end
-local n, xw, pw = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local v, m, mv, ids, x, p = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[12], ARGV[13]
-local idw = #ids / n
-local ts, y = {}, {}
-for s in string.gmatch(ARGV[10], '[^,]+') do ts[#ts + 1] = s end
-for s in string.gmatch(ARGV[11], '[^,]+') do y[#y + 1] = s end
-for i = 0, n - 1 do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
-    'v', v, 'id', string.sub(ids, i * idw + 1, (i + 1) * idw), 'ts', ts[i + 1], 'm', m, 'mv', mv,
-    'x', string.sub(x, i * xw + 1, (i + 1) * xw), 'y', y[i + 1], 'p', string.sub(p, i * pw + 1, (i + 1) * pw))
-end
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +94,7 @@ class PredictionBlock:
 
 
 def entries_script_args(entries: Sequence[StreamEntry]) -> tuple[list[str], bytes]:
-    """The streams (KEYS from index 2) and the packed entries for :data:`WRITE_ENTRIES`.
+    """The streams (KEYS from index 2) and the packed entries for ``write_entries.lua``.
 
     One MessagePack argument, unpacked by Redis's own ``cmsgpack``: redis-py's
     asyncio client packs each argument in Python (~6 us per entry of 17
@@ -143,7 +111,7 @@ def entries_script_args(entries: Sequence[StreamEntry]) -> tuple[list[str], byte
 
 
 def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | int]:
-    """ARGV (after TTL and MAXLEN) for :data:`WRITE_PREDICTIONS`: blocks that all join the first."""
+    """ARGV (after TTL and MAXLEN) for ``write_predictions.lua``: blocks that all join the first."""
     first = blocks[0]
     n = sum(len(b) for b in blocks)
     if len(blocks) == 1:
@@ -168,4 +136,6 @@ def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | i
         ",".join(map(str, classes.tolist())).encode(),
         np.ascontiguousarray(features, dtype=FLOAT).tobytes(),
         np.ascontiguousarray(probabilities, dtype=FLOAT).tobytes(),
+        ID_LENGTH,
+        b",".join(PREDICTION_FIELDS),
     ]

@@ -63,6 +63,11 @@ class FeedbackBatch:
         return len(self.ids)
 
 
+# The fields of a prediction entry, in the order the model service's Lua writes
+# them (it receives these names as arguments; a test checks they match encode_predictions).
+PREDICTION_FIELDS = (b"v", b"id", b"ts", b"m", b"mv", b"x", b"y", b"p")
+
+
 def encode_predictions(
     ids: Sequence[str],
     timestamp_ms: int,

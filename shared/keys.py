@@ -15,6 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONSUMER_GROUP = "monitor"
+KEY_ROOT = "driftwatch"
+
+
+def hash_tag_prefix(key: str) -> str:
+    """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: the part that fixes a key's cluster slot."""
+    end = key.find("}")
+    return key[: end + 1] if end > 0 else key
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +30,18 @@ class Keys:
 
     model: str
 
+    @classmethod
+    def of_stream(cls, stream: str) -> Keys:
+        """The keys of the model whose stream this is (``driftwatch:{model}:...``)."""
+        tag = hash_tag_prefix(stream)
+        head = f"{KEY_ROOT}:{{"
+        if not (tag.startswith(head) and tag.endswith("}")):
+            raise ValueError(f"{stream!r} is not a Driftwatch stream")
+        return cls(tag[len(head) : -1])
+
     @property
     def prefix(self) -> str:
-        return f"driftwatch:{{{self.model}}}"
+        return f"{KEY_ROOT}:{{{self.model}}}"
 
     # -- streams ---------------------------------------------------------
     @property
@@ -39,6 +55,10 @@ class Keys:
     @property
     def dlq(self) -> str:
         return f"{self.prefix}:dlq"
+
+    def publish_batch(self, batch_id: str) -> str:
+        """String with TTL: marks a batch the model service wrote, so a retry of it lands once."""
+        return f"{self.prefix}:publish:batch:{batch_id}"
 
     # -- model registry --------------------------------------------------
     @property

@@ -15,16 +15,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+from shared.redis_scripts import register_script
 
 
 def replica_id() -> str:
@@ -38,13 +29,15 @@ class LeaderLease:
         self.key = key
         self.ttl_ms = max(1, int(ttl_s * 1000))
         self.owner = owner or replica_id()
+        self._renew = register_script(redis, "monitor.alerts", "renew_lease.lua")
+        self._release = register_script(redis, "monitor.alerts", "release_lease.lua")
 
     async def acquire_or_renew(self) -> bool:
         """True while this replica holds the lease (taking it if free)."""
-        renewed = await self.redis.eval(_RENEW, 1, self.key, self.owner, str(self.ttl_ms))
+        renewed = await self._renew(keys=[self.key], args=[self.owner, self.ttl_ms])
         if renewed:
             return True
         return bool(await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms))
 
     async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.owner)
+        await self._release(keys=[self.key], args=[self.owner])

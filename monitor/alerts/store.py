@@ -35,20 +35,12 @@ from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.rules import AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
 from shared.keys import Keys
+from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
 
 INITIALIZED_FIELD = "#initialized"
 _STATE_ORDER = {AlertStatus.firing: 0, AlertStatus.pending: 1, AlertStatus.resolved: 2, AlertStatus.inactive: 3}
-
-# Install the defaults only if the marker was never set, atomically: two replicas
-# starting together install them once, and a crash cannot leave the marker without them.
-_ENSURE_DEFAULTS = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 0 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-
 
 class HistoryEntry(Transition):
     """A recorded transition with its stream id (time-ordered, unique)."""
@@ -84,6 +76,8 @@ class AlertStore:
         # Every alert says which model it is about, for routing in Alertmanager.
         self.extra_labels = dict(extra_labels) if extra_labels is not None else {"model": keys.model}
         self.max_conflicts = max_conflicts
+        # Installs the defaults only if rules were never set, atomically (two replicas starting together).
+        self._ensure_defaults = register_script(redis, "monitor.alerts", "ensure_default_rules.lua")
 
     # -- rules ----------------------------------------------------------------
     @staticmethod
@@ -138,7 +132,7 @@ class AlertStore:
         args: list[str] = [INITIALIZED_FIELD]
         for r in default_rules() if rules is None else rules:
             args += [r.name, rule_json(r)]
-        installed = await self.redis.eval(_ENSURE_DEFAULTS, 1, self.keys.alert_rules, *args)
+        installed = await self._ensure_defaults(keys=[self.keys.alert_rules], args=args)
         return bool(installed)
 
     # -- states and history -------------------------------------------------------
