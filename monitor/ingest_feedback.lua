@@ -11,6 +11,7 @@
 -- The caller read the predictions' windows before the call; a prediction that
 -- arrived since, in a window not passed, makes the script write nothing and
 -- answer -1: the caller reads again and retries.
+-- uses: label_delay.lua
 named('ingest_feedback')
 
 local FIXED_KEYS, BUCKET_KEYS, WINDOW_KEYS, PER_EVENT = 3, 3, 2, 5

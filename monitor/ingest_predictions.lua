@@ -14,6 +14,7 @@
 -- counter value it expects and the windows that value leads to; if another
 -- replica moved the counter, nothing is written and the answer is
 -- {-1, {}, counter}: the caller retries with the windows of that value.
+-- uses: label_delay.lua
 named('ingest_predictions')
 
 local FIXED_KEYS = 9

@@ -42,7 +42,6 @@ from shared.keys import Keys
 from shared.redis_scripts import register_script
 
 JOIN_BUCKET_MS = 3_600_000
-LIBRARIES = ("label_delay.lua",)  # Lua both ingest scripts run first
 # A script call that lost the race for the ingest counter this many times in a row fails
 # (its entries stay pending and come back): replicas contend, they do not starve.
 MAX_COUNTER_RACES = 100
@@ -104,8 +103,8 @@ class WindowState:
         self.policy = policy
         self.retention_s = retention_s
         self._counter = 0  # the ingest counter as this replica last saw it (count windows)
-        self._ingest_predictions = register_script(client, "monitor", "ingest_predictions.lua", LIBRARIES)
-        self._ingest_feedback = register_script(client, "monitor", "ingest_feedback.lua", LIBRARIES)
+        self._ingest_predictions = register_script(client, "monitor", "ingest_predictions.lua")
+        self._ingest_feedback = register_script(client, "monitor", "ingest_feedback.lua")
 
     # -- predictions ------------------------------------------------------------
     def _windows(self, batch: PredictionBatch, counter: int) -> tuple[list[int], list[int], bytes]:

@@ -1,8 +1,10 @@
 """Lua scripts kept as ``.lua`` files beside the module that runs them.
 
 A script is read from its package's data (so an installed wheel has it), with
-the shared argument checks of ``shared/lua/checks.lua`` in front, and
-registered with redis-py (``EVALSHA``, falling back to ``EVAL`` once).
+the shared argument checks of ``shared/lua/checks.lua`` in front, then the
+libraries its header names (``-- uses: label_delay.lua``, files of the same
+package that start with ``-- library``), and registered with redis-py
+(``EVALSHA``, falling back to ``EVAL`` once).
 
 Two rules every script here follows, so it is correct on Redis Cluster and
 fails clearly:
@@ -18,6 +20,9 @@ arguments, defined once there.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -26,30 +31,51 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-__all__ = ["lua_source", "register_script", "script_files"]
+__all__ = ["lint", "lua_source", "register_script", "script_files"]
 
 _PRELUDE = ("shared", "lua/checks.lua")
+_USES = re.compile(r"^-- uses: (.+)$", re.MULTILINE)
+LIBRARY_MARK = "-- library"
 
 
 @cache
-def lua_source(package: str, name: str, libraries: tuple[str, ...] = ()) -> str:
-    """The source Redis runs: the shared checks, the package's ``libraries``, then the script file."""
-    parts = [resources.files(_PRELUDE[0]).joinpath(_PRELUDE[1])]
-    parts += [resources.files(package).joinpath(lib) for lib in (*libraries, name)]
-    return "\n".join(part.read_text(encoding="utf-8") for part in parts)
+def lua_source(package: str, name: str) -> str:
+    """The source Redis runs: the shared checks, the libraries the script uses, then the script."""
+    body = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    libraries = [lib.strip() for found in _USES.findall(body) for lib in found.split(",")]
+    parts = [resources.files(_PRELUDE[0]).joinpath(_PRELUDE[1]).read_text(encoding="utf-8")]
+    parts += [resources.files(package).joinpath(lib).read_text(encoding="utf-8") for lib in libraries]
+    return "\n".join([*parts, body])
 
 
-def register_script(
-    client: aioredis.Redis, package: str, name: str, libraries: tuple[str, ...] = ()
-) -> AsyncScript:
-    """Register ``name`` (a ``.lua`` file of ``package``, after its ``libraries``) on ``client``."""
-    return client.register_script(lua_source(package, name, libraries))
+def register_script(client: aioredis.Redis, package: str, name: str) -> AsyncScript:
+    """Register ``name`` (a ``.lua`` file of ``package``) on ``client``."""
+    return client.register_script(lua_source(package, name))
 
 
 def script_files(root: Path) -> Iterator[tuple[str, str]]:
-    """(package, file name) of every script under ``root`` except the prelude: what tests lint and run."""
-    for path in sorted(root.glob("*/**/*.lua")):
-        relative = path.relative_to(root)
-        if relative.parts[0] in ("tests", "benchmarks", ".venv") or relative.as_posix() == "shared/lua/checks.lua":
-            continue
-        yield ".".join(relative.parts[:-1]), relative.parts[-1]
+    """(package, file name) of every script of the services under ``root``: what the tests lint and run.
+
+    Libraries (files starting with ``-- library``) and the prelude run only as part of a script.
+    """
+    for package in ("shared", "model_service", "monitor", "driftwatch"):
+        for path in sorted((root / package).rglob("*.lua")):
+            if path.read_text(encoding="utf-8").startswith(LIBRARY_MARK) or path.parent.name == "lua":
+                continue
+            relative = path.relative_to(root)
+            yield ".".join(relative.parts[:-1]), relative.parts[-1]
+
+
+def lint(root: Path, package: str, name: str) -> subprocess.CompletedProcess[str]:
+    """``luacheck`` (Debian package lua-check) on a script as Redis runs it, with ``root/.luacheckrc``."""
+    return subprocess.run(
+        ["luacheck", "--config", str(root / ".luacheckrc"), "--formatter", "plain", "--filename", name, "-"],
+        input=lua_source(package, name), capture_output=True, text=True, check=False,
+    )
+
+
+if __name__ == "__main__":  # python -m shared.redis_scripts: lint every script (.ci/run)
+    here = Path.cwd()
+    failed = [r.stdout + r.stderr for p, n in script_files(here) if (r := lint(here, p, n)).returncode]
+    print("".join(failed) or "luacheck: every Redis script is clean")
+    sys.exit(1 if failed else 0)
