@@ -42,3 +42,51 @@ async def test_one_script_stores_state_and_acks(aredis: aioredis.Redis) -> None:
 
     again = await state.ingest_predictions(batch, [f[b"x"] for _, f in read], ack)  # a redelivery
     assert again.new == 0 and int(await aredis.get(keys.ingested)) == n
+
+
+def _batch(n: int, at_ms: int) -> tuple[list[dict[bytes, bytes]], np.ndarray]:
+    x = np.arange(n * 4, dtype=np.float32).reshape(n, 4) + at_ms % 1000
+    probs = np.eye(10, dtype=np.float32)[np.arange(n) % 10]
+    entries = encode_predictions(new_prediction_ids(n, at_ms), at_ms, "race", "1", x, probs.argmax(1), probs)
+    return entries, x
+
+
+async def test_two_replicas_share_the_count_windows_through_the_counter_protocol(aredis: aioredis.Redis) -> None:
+    """Replicas A and B each remember the counter they saw last; every call after the
+    other replica's is refused ({-1}, nothing written) and retried with the windows of
+    the counter Redis holds, so the windows fill exactly as one replica would fill them."""
+    keys = Keys("race")
+    policy = WindowPolicy(step=10, size=10)
+    a, b = WindowState(aredis, keys, policy, 600), WindowState(aredis, keys, policy, 600)
+    now = int(time.time() * 1000)
+    closed: list[int] = []
+    for i, state in enumerate([a, b, a, a, b, b, a]):  # batches of 7: windows of 10 split across replicas
+        entries, _ = _batch(7, now + i)
+        result = await state.ingest_predictions(decode_predictions(entries), [e[b"x"] for e in entries])
+        assert result.new == 7
+        closed += result.closed_windows
+    assert int(await aredis.get(keys.ingested)) == 49
+    assert sorted(closed) == [0, 1, 2, 3]  # 40 of 49 rows fill four windows, each closed once
+    assert await aredis.smembers(keys.windows_to_report) == {b"0", b"1", b"2", b"3"}
+    assert [await aredis.llen(keys.window_rows(w)) for w in range(5)] == [10, 10, 10, 10, 9]
+    assert [int(w) for w in await aredis.zrange(keys.windows_index, 0, -1)] == [0, 1, 2, 3, 4]
+
+
+async def test_feedback_whose_prediction_window_was_not_read_is_retried(aredis: aioredis.Redis) -> None:
+    """The feedback call passes the windows of the predictions it read; a prediction
+    filed since (in a window not passed) makes the script write nothing and answer -1."""
+    from shared.events import FeedbackBatch
+
+    keys = Keys("race")
+    state = WindowState(aredis, keys, WindowPolicy(step=10, size=10), 600)
+    entries, _ = _batch(3, int(time.time() * 1000))
+    predictions = decode_predictions(entries)
+    await state.ingest_predictions(predictions, [e[b"x"] for e in entries])
+    labels = FeedbackBatch(ids=predictions.ids, labels=np.array([0, 1, 5]),
+                           timestamps_ms=predictions.timestamps_ms + 1_000)
+    stale_keys, stale_args = state.feedback_call(labels, windows=[])  # as read before the predictions came
+    script = state._ingest_feedback
+    assert await script(keys=stale_keys, args=stale_args) == -1
+    assert not await aredis.exists(keys.feedback_counts, keys.confusion(0))
+    assert await state.ingest_feedback(labels) == 3  # reads the windows again
+    assert await aredis.hgetall(keys.confusion(0)) == {b"0:0": b"1", b"1:1": b"1", b"5:2": b"1"}
