@@ -70,8 +70,9 @@ local function field(column, width, k)
   return string.sub(column, (k - 1) * width + 1, k * width)
 end
 
--- A fixed-width number with its offset, cached by its text (few distinct values per batch).
-local function decoder(offset)
+-- A fixed-width number with its offset, cached by its text (few distinct values
+-- per batch); as text when `as_text`.
+local function decoder(offset, as_text)
   local cache = {}
   return function(raw)
     local value = cache[raw]
@@ -79,6 +80,7 @@ local function decoder(offset)
       value = tonumber(raw)
       if value == nil then fail('not a number: ' .. raw) end
       value = value - offset
+      if as_text then value = tostring(value) end
       cache[raw] = value
     end
     return value
@@ -100,9 +102,10 @@ local function increment(counts, f)
 end
 
 -- 1. New events (never joined, first in the batch) and the labels waiting for them.
-local function find_new(a, bucket_of)
+local function find_new(a, bucket_of, ids)
   local members = {}
   for k = 1, a.count do
+    ids[k] = field(a.ids, a.ID, k)
     local j = bucket_of[k]
     local list = members[j]
     if not list then list = {}; members[j] = list end
@@ -110,13 +113,13 @@ local function find_new(a, bucket_of)
   end
   local is_new, waiting_label, seen, new_count = {}, {}, {}, 0
   for j, list in pairs(members) do
-    local ids = {}
-    for i, k in ipairs(list) do ids[i] = field(a.ids, a.ID, k) end
-    local known = redis.call('HMGET', bucket_key(a, j, 1), unpack(ids))
-    local labels = redis.call('HMGET', bucket_key(a, j, 2), unpack(ids))
+    local list_ids = {}
+    for i, k in ipairs(list) do list_ids[i] = ids[k] end
+    local known = redis.call('HMGET', bucket_key(a, j, 1), unpack(list_ids))
+    local labels = redis.call('HMGET', bucket_key(a, j, 2), unpack(list_ids))
     for i, k in ipairs(list) do
-      if not known[i] and not seen[ids[i]] then
-        seen[ids[i]] = true
+      if not known[i] and not seen[list_ids[i]] then
+        seen[list_ids[i]] = true
         is_new[k], waiting_label[k] = true, labels[i]
         new_count = new_count + 1
       end
@@ -161,33 +164,34 @@ local function join_label(state, W, stored, cls, ts)
 end
 
 -- 2. Gather rows, counts and joins per window and per bucket, in batch order.
-local function gather(a, is_new, waiting_label, window_of, bucket_of, closed_upto)
+local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, closed_upto)
   local state = {windows = {}, joins = {}, waited = {}, confusion_total = {}, delay_total = {}, late = 0}
-  local class_name, ts_value = decoder(a.CLASS_OFFSET), decoder(a.TS_OFFSET)
+  local class_name, ts_value = decoder(a.CLASS_OFFSET, true), decoder(a.TS_OFFSET)
+  local one_version = #a.version_of == 1 and a.version_of[1]
   for k = 1, a.count do
     if is_new[k] then
       local j = window_of[k]
       local W = state.windows[j]
       if not W then W = new_window(); state.windows[j] = W end
       local ts_text = field(a.ts, a.TS, k)  -- fixed width: compares like the number
-      local cls = tostring(class_name(field(a.classes, a.CLASS, k)))
+      local cls = class_name(field(a.classes, a.CLASS, k))
       if a.window_index[j] <= closed_upto then
         state.late = state.late + 1  -- its time window was reported: joined, not tested
       else
         W.filed = true
         W.rows[#W.rows + 1] = field(a.rows, a.row_width, k)
         increment(W.classes, cls)
-        increment(W.confidence, string.sub(field(a.confidence, a.CONF, k), 2))  -- drop the offset's leading 1
+        increment(W.confidence, string.sub(a.confidence, (k - 1) * a.CONF + 2, k * a.CONF))  -- without the offset's 1
         if not W.first or ts_text < W.first then W.first = ts_text end
         if not W.last or ts_text > W.last then W.last = ts_text end
-        W.version = a.version_of[#a.version_of == 1 and 1 or k]
+        W.version = one_version or a.version_of[k]
       end
       local b = bucket_of[k]
       local fields = state.joins[b]
       if not fields then fields = {}; state.joins[b] = fields end
       local tag = W.tags[cls]
       if not tag then tag = a.window_index[j] .. ':' .. cls; W.tags[cls] = tag end
-      fields[#fields + 1] = field(a.ids, a.ID, k)
+      fields[#fields + 1] = ids[k]
       fields[#fields + 1] = tag
       local stored = waiting_label[k]
       if stored then
@@ -260,13 +264,14 @@ if not a.timed and counter ~= a.expected then return {-1, {}, counter} end
 
 local bucket_of, pos = {}, decoder(a.POS_OFFSET)
 for k = 1, a.count do bucket_of[k] = pos(field(a.bucket_pos, a.POS, k)) end
-local is_new, waiting_label, new_count = find_new(a, bucket_of)
+local ids = {}
+local is_new, waiting_label, new_count = find_new(a, bucket_of, ids)
 if new_count == 0 then ack(a); return {0, {}, counter} end
 
 local window_of, last_number = assign_windows(a, is_new, counter)
 redis.call('INCRBY', KEYS[2], new_count)
 local closed_upto = a.timed and tonumber(redis.call('GET', KEYS[5]) or '-1') or -1
-local state = gather(a, is_new, waiting_label, window_of, bucket_of, closed_upto)
+local state = gather(a, ids, is_new, waiting_label, window_of, bucket_of, closed_upto)
 local closed = {}
 for j, W in pairs(state.windows) do
   write_window(a, j, W)
