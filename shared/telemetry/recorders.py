@@ -30,6 +30,9 @@ StreamStats = Mapping[str, float | int | None]
 
 AttrKey = tuple[tuple[str, str], ...]
 
+DROP_REASONS = ("queue_full", "spill_full")
+"""Why the model service's publisher loses events (``model_service/publisher.py``)."""
+
 
 class LocalTotals:
     """Monotonic totals kept in-process and reported by an observable counter.
@@ -86,6 +89,12 @@ class ModelServiceMetrics:
         self._class_keys: dict[int, AttrKey] = {}
         self._stream_attrs: dict[str, dict[str, str]] = {}
         self._drop_attrs: dict[tuple[str, str], dict[str, str]] = {}
+        # Every known reason exported at 0 from the start: a counter whose series
+        # appears with its first drop hides that drop from rate()/increase() (and
+        # from the DriftwatchEventsDropped alert), and dashboards would query a
+        # series that does not exist yet.
+        for reason in DROP_REASONS:
+            self.dropped(0, reason)
 
     def _class_key(self, cls: int) -> AttrKey:
         found = self._class_keys.get(cls)
@@ -131,7 +140,7 @@ class ModelServiceMetrics:
     def dropped(self, n: int, reason: str, stream: str = "predictions") -> None:
         """``n`` events were lost; ``reason`` must come from a fixed set (``queue_full``,
         ``redis_error``, ``shutdown``...), never from an exception message."""
-        if n <= 0:
+        if n < 0:
             return
         key = (stream, reason)
         found = self._drop_attrs.get(key)

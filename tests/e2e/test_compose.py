@@ -8,9 +8,11 @@ first time). Runs when ``DRIFTWATCH_COMPOSE_E2E=1`` and a Docker engine answers:
 
 No Collector image exists on the test machines: ``deploy/compose.e2e.yml``
 runs the project's OTLP test receiver in its place, and the test reads what it
-received over HTTP. Every host port is a free one (nothing standard is assumed
-free: Redis, PostgreSQL... already listen here). Prometheus and Grafana are
-not started; their configuration is checked by tests/unit/shared.
+received over HTTP. Prometheus and Alertmanager run from the Debian stand-in
+images; Prometheus scrapes the services' own endpoints. Every host port is a
+free one (nothing standard is assumed free: Redis, PostgreSQL... already listen
+here). Grafana is not started (no image): its dashboard's queries are checked
+against the series this run's Prometheus has.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 from driftwatch.local_processes import free_port
+from tests.support.prom_stack import alert_rules_for_test, undocumented
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "dwtest"
-SERVICES = ["redis", "model-service", "monitor", "otel-collector"]
+# Another name when two checkouts share one engine (DRIFTWATCH_COMPOSE_PROJECT).
+PROJECT = os.environ.get("DRIFTWATCH_COMPOSE_PROJECT", "dwtest")
+SERVICES = ["redis", "model-service", "monitor", "otel-collector", "prometheus", "alertmanager"]
 WINDOW = 200
 MONITORS = 2  # replicas: one consumer group, one host port each from a range
 T = TypeVar("T")
@@ -97,6 +102,8 @@ class Stack:
     redis_port: int
     compose: list[str]
     env: dict[str, str]
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
 
     def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -119,14 +126,30 @@ def _wait(what: str, fn: Callable[[], T | None], timeout: float, every: float = 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
 
 
+def _prometheus_files(directory: Path) -> dict[str, str]:
+    """The shipped scrape config and alert rules with test intervals, readable by the container's user."""
+    directory.chmod(0o755)
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.scrape.yml").read_text())
+    config["global"].update(scrape_interval="2s", evaluation_interval="1s")
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            sd["refresh_interval"] = "2s"
+    paths = {"E2E_PROMETHEUS_CONFIG": directory / "prometheus.yml", "E2E_ALERT_RULES": directory / "alerts.yml"}
+    paths["E2E_PROMETHEUS_CONFIG"].write_text(yaml.safe_dump(config))
+    paths["E2E_ALERT_RULES"].write_text(yaml.safe_dump(alert_rules_for_test()))
+    for path in paths.values():
+        path.chmod(0o644)
+    return {k: str(v) for k, v in paths.items()}
+
+
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     compose = [*(_compose_command() or []), "-f", "docker-compose.yml",
                "-f", "deploy/compose.e2e.yml", "-p", PROJECT]  # fmt: skip
-    ports = {name: free_port() for name in ("model", "redis", "grpc", "http")}
+    ports = {name: free_port() for name in ("model", "redis", "grpc", "http", "prometheus", "alertmanager")}
     monitor_base = free_port_range(MONITORS)
     env = {
         **os.environ,
@@ -138,6 +161,10 @@ def stack() -> Iterator[Stack]:
         "OTLP_GRPC_HOST_PORT": str(ports["grpc"]),
         "OTLP_HTTP_HOST_PORT": str(ports["http"]),
         "DRIFTWATCH_WINDOW_SIZE": str(WINDOW),
+        "PROMETHEUS_HOST_PORT": str(ports["prometheus"]),
+        "ALERTMANAGER_HOST_PORT": str(ports["alertmanager"]),
+        "MONITOR_EXTERNAL_URL": f"http://127.0.0.1:{monitor_base}",
+        **_prometheus_files(tmp_path_factory.mktemp("prometheus")),
     }
     st = Stack(
         model_url=f"http://127.0.0.1:{ports['model']}",
@@ -146,6 +173,8 @@ def stack() -> Iterator[Stack]:
         redis_port=ports["redis"],
         compose=compose,
         env=env,
+        prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
+        alertmanager_url=f"http://127.0.0.1:{ports['alertmanager']}",
     )
     st.run("down", "-v", "--remove-orphans", timeout=300)  # leftovers of an aborted run
     up = st.run("up", "-d", "--build", "--scale", f"monitor={MONITORS}", *SERVICES, timeout=3000)
@@ -257,3 +286,108 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
     monitor_instances = {p["resource"]["service.instance.id"] for p in points
                          if p["resource"]["service.name"] == "monitor"}  # fmt: skip
     assert len(monitor_instances) == MONITORS
+
+
+def _send_windows(client: httpx.Client, stack: Stack, rows: np.ndarray) -> tuple[int, list[dict[str, Any]]]:
+    """Post ``rows`` after topping up the window in progress with their first rows.
+
+    Returns the index of the last window they fill and the predictions."""
+    progress = client.get(f"{stack.monitor_urls[0]}/drift/window").json()
+    top_up = (WINDOW - progress["filled"]) % WINDOW
+    batch = np.concatenate([rows[:top_up], rows]) if top_up else rows
+    predictions: list[dict[str, Any]] = []
+    for start in range(0, len(batch), 100):
+        resp = client.post(f"{stack.model_url}/predict", json={"instances": batch[start : start + 100].tolist()})
+        assert resp.status_code == 200, resp.text
+        predictions += resp.json()["predictions"]
+    return int(progress["window"]) + (1 if top_up else 0) + len(rows) // WINDOW - 1, predictions
+
+
+def _prom(stack: Stack, path: str, **params: str) -> Any:
+    body = httpx.get(f"{stack.prometheus_url}/api/v1/{path}", params=params, timeout=10).json()
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _am_alerts(stack: Stack) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{stack.alertmanager_url}/api/v2/alerts", timeout=10).json())
+
+
+def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: Stack) -> None:
+    """Prometheus (scraping the services) and the monitor both alert on a drift episode; Alertmanager shows
+    one alert per rule and model, then none once clean traffic ends the episode."""
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(7)
+    with httpx.Client(timeout=30) as client:
+        last, predictions = _send_windows(client, stack, rng.integers(0, 17, size=(2 * WINDOW, 64)).astype(float))
+        for p in predictions[:50]:  # labels, so accuracy and coverage are exported (the dashboard shows them)
+            fed = client.post(f"{stack.model_url}/feedback", json={"prediction_id": p["prediction_id"], "label": 0})
+            assert fed.status_code in (200, 202), fed.text
+        _wait(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
+              .json().get("window") == last else None, timeout=120, every=2)  # fmt: skip
+
+        def series() -> list[dict[str, str]] | None:
+            got = _prom(stack, "series", **{"match[]": '{__name__=~"driftwatch_.*"}'})
+            return got if {"driftwatch_dataset_drift_detected", "driftwatch_predictions_total"} <= {
+                s["__name__"] for s in got} else None  # fmt: skip
+
+        scraped = _wait("driftwatch_* series in Prometheus", series, timeout=120, every=2)
+        assert undocumented(scraped) == []
+        up = _prom(stack, "query", query="up")["result"]
+        assert sorted((r["metric"]["job"], r["value"][1]) for r in up) == sorted(
+            [("model-service", "1")] + [("monitor", "1")] * MONITORS
+        ), up
+
+        # Grafana is not run here: every series its dashboard queries must exist in this Prometheus.
+        from tests.unit.shared.test_deploy_configs import _dashboard_exprs, metric_names_in
+
+        queried = set().union(*(metric_names_in(e) for e in _dashboard_exprs()))
+        names = set(_prom(stack, "label/__name__/values"))
+        assert queried - names == set(), f"dashboard panels query series Prometheus does not have: {queried - names}"
+
+        def firing_in_prometheus() -> dict[str, Any] | None:
+            alerts = _prom(stack, "alerts")["alerts"]
+            drift = [a for a in alerts if a["labels"]["alertname"] == "DriftwatchDatasetDrift"]
+            hits = [a for a in drift if a["state"] == "firing"]
+            return hits[0] if hits else None
+
+        prom_alert = _wait("DriftwatchDatasetDrift firing in Prometheus", firing_in_prometheus, timeout=90, every=2)
+        assert prom_alert["labels"]["model"] == "digits-mlp"
+
+        def both_in_alertmanager() -> list[dict[str, Any]] | None:
+            alerts = _am_alerts(stack)
+            names = {a["labels"]["alertname"] for a in alerts}
+            return alerts if {"DatasetDrift", "DriftwatchDatasetDrift"} <= names else None
+
+        alerts = _wait("both drift alerts in Alertmanager", both_in_alertmanager, timeout=90, every=2)
+        per_rule = {}
+        for a in alerts:
+            if "model" in a["labels"]:
+                key = (a["labels"]["alertname"], a["labels"]["model"])
+                per_rule[key] = per_rule.get(key, 0) + 1
+        assert set(per_rule.values()) == {1}, per_rule
+        (ours,) = (a for a in alerts if a["labels"]["alertname"] == "DatasetDrift")
+        assert ours["status"]["state"] == "active"
+        assert ours["labels"] == {"alertname": "DatasetDrift", "model": "digits-mlp", "severity": "warning"}
+        assert ours["annotations"]["drifted_features"] and not any("feature" in a["labels"] for a in alerts)
+        report_url = ours["annotations"]["report_url"]
+        assert report_url.startswith(f"{stack.monitor_urls[0]}/drift/windows/")
+        assert client.get(report_url).json()["dataset_drift"] is True
+        print(f"\ncompose: {len(alerts)} alerts in Alertmanager during the episode: {sorted(per_rule)}")
+
+        # Clean traffic ends the episode: the monitor resolves its alert, Prometheus stops firing.
+        digits = load_digits().data
+        clean = digits[rng.permutation(len(digits))[: 2 * WINDOW]]
+        last, _ = _send_windows(client, stack, clean)
+        _wait(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
+              .json().get("window") == last else None, timeout=120, every=2)  # fmt: skip
+
+        def drift_alerts_gone() -> bool | None:
+            names = {a["labels"]["alertname"] for a in _am_alerts(stack)}
+            return True if not names & {"DatasetDrift", "DriftwatchDatasetDrift"} else None
+
+        _wait("the drift alerts to resolve in Alertmanager", drift_alerts_gone, timeout=120, every=2)
+        history = client.get(f"{stack.monitor_urls[0]}/alerts/history").json()["transitions"]
+        episode = [(h["from_state"], h["to_state"]) for h in history if h["alertname"] == "DatasetDrift"]
+        assert ("firing", "resolved") in episode

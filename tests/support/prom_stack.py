@@ -160,3 +160,34 @@ class Prometheus(_Process):
         body = response.json()
         assert body["status"] == "success", body
         return body["data"]
+
+
+# Labels Prometheus adds (job, instance) and the SDK reader's instrumentation scope.
+SCRAPE_LABELS = frozenset(
+    {"__name__", "job", "instance", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url"}
+)
+
+
+def undocumented(series: list[dict[str, str]]) -> list[str]:
+    """What is wrong with ``driftwatch_*`` series as Prometheus has them, against deploy/METRICS.md.
+
+    Each must have a catalogue name (the Collector's naming) and carry the
+    documented labels only, ``model`` among them; an empty list means all is well.
+    """
+    from shared.telemetry.catalogue import CATALOGUE, prometheus_label
+
+    documented = {
+        name: {prometheus_label(a) for a in spec.attributes} for spec in CATALOGUE for name in spec.prometheus_series
+    }
+    problems = []
+    for s in series:
+        name = s["__name__"]
+        if name not in documented:
+            problems.append(f"{name} is not in the catalogue (deploy/METRICS.md)")
+            continue
+        labels = set(s) - SCRAPE_LABELS - {"le"}
+        if not labels <= documented[name]:
+            problems.append(f"{name}: undocumented labels {sorted(labels - documented[name])}")
+        if "model" not in labels:
+            problems.append(f"{name} has no model label")
+    return problems

@@ -198,3 +198,14 @@ def test_catalogue_names_are_unique_and_namespaced() -> None:
         assert spec.name.startswith(("driftwatch.", "process.", "http.")), spec.name
         assert spec.meaning.endswith("."), spec.name
         assert "prediction_id" not in spec.attributes and "prediction.id" not in spec.attributes
+
+
+def test_dropped_events_are_exported_at_zero_before_the_first_drop() -> None:
+    """So rate() sees the first drop, and the dashboard's panel has a series from the start."""
+    provider, reader = _provider_and_reader()
+    svc = ModelServiceMetrics(provider.get_meter("driftwatch"), model="m", model_version="1")
+    dropped = _values(_metrics(reader)["driftwatch.events.dropped"])
+    assert sorted((dict(k)["reason"], v) for k, v in dropped.items()) == [("queue_full", 0), ("spill_full", 0)]
+    svc.dropped(2, "queue_full")
+    dropped = _values(_metrics(reader)["driftwatch.events.dropped"])
+    assert {dict(k)["reason"]: v for k, v in dropped.items()} == {"queue_full": 2, "spill_full": 0}
