@@ -80,10 +80,11 @@ def assemble_monitor(
     performance = PerformanceReads(
         client, keys, catalog, CalibrationCatalog(client, keys), window_index, retention_s=settings.join_retention_s,
     )
+    reports = ReportReads(client, keys, window_index)
     report_listeners: list[ReportsListener] = []
     stats_listeners: list[StatsListener] = []
     if metrics is not None:
-        feed = MetricFeed(metrics, stats, stream_health, performance)
+        feed = MetricFeed(metrics, stats, stream_health, performance, reports)
         report_listeners.append(feed.on_reports)
         stats_listeners.append(feed.on_stats)
     if alerts is not None:
@@ -109,7 +110,6 @@ def assemble_monitor(
         consumer, dispatch, stream_health,
         timed_windows=windows.timed, stats_listeners=stats_listeners, stats_interval_s=stats_interval_s,
     )
-    reports = ReportReads(client, keys, window_index)
     return MonitorParts(
         keys=keys,
         catalog=catalog,

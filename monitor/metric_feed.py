@@ -1,7 +1,8 @@
 """Feeds the monitor's OpenTelemetry instruments from what the worker learns.
 
-Drift gauges after each new report; processed counts and the performance
-gauges after each stats refresh; stream lag, pending and DLQ length through
+Drift gauges after each new report, and after each stats refresh from the
+newest stored report whichever replica made it; processed counts and the
+performance gauges after each stats refresh; stream lag, pending and DLQ length through
 observable callbacks that read :class:`StreamHealth`'s cache (the exporter
 calls them from its own thread, so they must not touch Redis).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from monitor.consumer import ConsumerStats
-from monitor.read_services import PerformanceReads
+from monitor.read_services import PerformanceReads, ReportReads
 from monitor.reports import WindowDriftReport
 from monitor.stream_health import StreamHealth
 from shared.telemetry import MonitorMetrics
@@ -24,20 +25,45 @@ class MetricFeed:
         consumer_stats: ConsumerStats,
         stream_health: StreamHealth,
         performance: PerformanceReads,
+        reports: ReportReads,
     ) -> None:
         self.metrics = metrics
         self.consumer_stats = consumer_stats
         self.performance = performance
+        self.reports = reports
         self._reported_counts = {"predictions": 0, "feedback": 0}
+        # Newest window whose report the drift gauges show.
+        self._exported_window: int | None = None
         for stream in ("predictions", "feedback"):
             metrics.set_stream_stats_callback(partial(stream_health.stream_stats, stream), stream=stream)
         metrics.set_dlq_length_callback(stream_health.dlq_length)
 
     async def on_reports(self, reports: list[WindowDriftReport]) -> None:
-        for report in reports:
-            self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
+        for report in sorted(reports, key=lambda r: r.window):
+            self._export_drift(report)
+
+    def _export_drift(self, report: WindowDriftReport) -> None:
+        if self._exported_window is not None and report.window <= self._exported_window:
+            return
+        self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
+        self._exported_window = report.window
+
+    async def _export_newest_report(self) -> None:
+        """Show the newest report whichever replica made it.
+
+        A window's report is made by the replica that closed it; without this,
+        another replica keeps exporting the last report it made itself (a drift
+        long over), and ``max by (model)`` over replicas, as the alert rules
+        take it, never resolves.
+        """
+        newest = await self.reports.newest_window()
+        if newest is not None and (self._exported_window is None or newest > self._exported_window):
+            report = await self.reports.stored(newest)
+            if report is not None:
+                self._export_drift(report)
 
     async def on_stats(self) -> None:
+        await self._export_newest_report()
         stats = self.consumer_stats
         for name, total in (("predictions", stats.predictions), ("feedback", stats.feedback)):
             self.metrics.processed(total - self._reported_counts[name], stream=name)

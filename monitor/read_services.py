@@ -42,6 +42,11 @@ class ReportReads:
         raw = await self.client.hmget(self.keys.drift_reports, windows)
         return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
 
+    async def newest_window(self) -> int | None:
+        """Index of the newest stored report (one cheap read; no report parsed)."""
+        newest = await self.client.zrevrange(self.keys.drift_index, 0, 0)
+        return int(newest[0]) if newest else None
+
     async def stored(self, window: int) -> WindowDriftReport | None:
         """The report of one window, while it is kept (the link alerts carry)."""
         raw = await self.client.hget(self.keys.drift_reports, str(window))

@@ -158,3 +158,51 @@ async def test_labels_without_a_prediction_wait_then_expire_counted(
     report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 0, 2)
     assert report.feedback_unmatched == 2
+
+
+async def test_every_replica_exports_the_newest_report_whoever_made_it(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a replica keeps showing the drift of the last window it closed, and the
+    alert rules' ``max by (model)`` over replicas never resolves."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from driftwatch.cli.simulate import Scenario, make_traffic
+    from shared.telemetry import MonitorMetrics
+
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    _, keys = await register(aredis, model_dir)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    replicas = []
+    for name in ("a", "b"):
+        reader = InMemoryMetricReader()
+        metrics = MonitorMetrics(MeterProvider(metric_readers=[reader]).get_meter("driftwatch"), model=keys.model)
+        replicas.append((assemble_monitor(aredis, settings, name, metrics=metrics, stats_interval_s=3600), reader))
+    for worker, _ in replicas:
+        worker.start()
+    try:
+        with np.load(model_dir / "holdout.npz") as holdout:
+            x, y = holdout["features"], holdout["labels"]
+        for scenario in (Scenario.covariate_shift, Scenario.none):
+            traffic = make_traffic(scenario, x, y, WINDOW, seed=5, window=WINDOW)
+            await publish_predictions(aredis, keys, traffic.features, traffic.labels)
+
+        async def two_reports() -> bool:
+            return await aredis.zcard(keys.drift_index) == 2
+
+        await eventually(two_reports)
+        reports = {r.window: r for r in await replicas[0][0].reports.history(2)}
+        assert reports[0].dataset_drift and not reports[1].dataset_drift
+        for worker, _ in replicas:
+            await worker.worker.refresh_stats()
+    finally:
+        for worker, _ in replicas:
+            await worker.stop()
+
+    for _, reader in replicas:
+        data = reader.get_metrics_data()
+        assert data is not None
+        (detected,) = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                       if m.name == "driftwatch.dataset.drift.detected"]  # fmt: skip
+        assert [p.value for p in detected.data.data_points] == [0]
