@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from model_service.publisher import EventPublisher
 from model_service.routes import feedback, predict, status
@@ -19,12 +21,23 @@ from model_service.serving_settings import ModelServiceSettings
 from model_service.spill import open_spill_files
 from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
 from shared.keys import Keys
-from shared.model_metadata import Reference
-from shared.registry import register_until_done
+from shared.model_metadata import ModelMetadata, Reference
+from shared.registry import ModelIdentityConflict, register_model, register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
+from shared.supervision import supervise
 from shared.telemetry import METER_NAME, ModelServiceMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
+from shared.telemetry.task_metrics import TaskFailureCounter
 
 log = logging.getLogger(__name__)
+
+
+async def _register_later(client: aioredis.Redis, keys: Keys, metadata: ModelMetadata, reference: Reference) -> None:
+    """Registration once Redis answers; a conflict found only then is logged loudly (the
+    service already serves, and the monitor dead-letters rows that do not fit)."""
+    try:
+        await register_until_done(client, keys, metadata, reference)
+    except ModelIdentityConflict as exc:
+        log.critical("model registration refused: %s", exc)
 
 
 def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
@@ -40,9 +53,22 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         client = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
-        metrics = ModelServiceMetrics(
-            provider.get_meter(METER_NAME), model=model.metadata.name, model_version=model.metadata.version
-        )
+        reference = Reference.load(settings.model_dir)
+        try:
+            # First try inline: a name+version Redis holds as another model stops the start-up
+            # here, with both identities in the message. Redis away: retried in the background.
+            await asyncio.wait_for(register_model(client, keys, model.metadata, reference), 2.0)
+            registration: asyncio.Task[None] | None = None
+        except ModelIdentityConflict:
+            await client.aclose()
+            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("model registration deferred (%s); retrying in the background", exc)
+            registration = asyncio.create_task(_register_later(client, keys, model.metadata, reference))
+        meter = provider.get_meter(METER_NAME)
+        metrics = ModelServiceMetrics(meter, model=model.metadata.name, model_version=model.metadata.version)
+        # Background tasks are supervised: a failure is logged, counted, shown in /readyz, restarted.
+        count_failure = TaskFailureCounter(meter, model=model.metadata.name)
         # The spill file keeps events while Redis is away; one left by a stopped or
         # crashed process is replayed before anything this process publishes.
         spill, orphan_spills = open_spill_files(
@@ -59,22 +85,24 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             orphan_spills=orphan_spills,
             dedup_ttl_s=settings.publish_dedup_ttl_s,
             linger_s=settings.publish_linger_ms / 1000,
+            on_failure=count_failure,
         )
         metrics.set_queue_depth_callback(lambda: publisher.queued)
         publisher.start()
-        registration = asyncio.create_task(
-            register_until_done(client, keys, model.metadata, Reference.load(settings.model_dir))
-        )
         app.state.service = ModelService(model, client, publisher, keys, metrics, publish=settings.publish_enabled)
         # Error rate and latency for the monitor's alert rules (shared/request_stats.py).
         stats_stop = asyncio.Event()
-        stats_task = asyncio.create_task(flush_periodically(request_stats, client, keys.service_stats, stats_stop))
+        stats_task = asyncio.create_task(supervise(
+            "request-stats", partial(flush_periodically, request_stats, client, keys.service_stats, stats_stop),
+            stop=stats_stop, on_failure=count_failure,
+        ))
         try:
             yield
         finally:
             app.state.service = None
-            registration.cancel()
-            await asyncio.gather(registration, return_exceptions=True)
+            if registration is not None:
+                registration.cancel()
+                await asyncio.gather(registration, return_exceptions=True)
             stats_stop.set()
             await asyncio.wait_for(stats_task, 5.0)
             await publisher.close(settings.publish_close_timeout_s)

@@ -30,6 +30,10 @@ Fault handling, in order of the events' age:
   reason, and ``/readyz``), never silently.
 - **Shutdown** (``close``): the queue and the file drain to Redis while it
   answers, within a deadline; whatever is left goes to the spill file.
+- **Supervised.** The writer task runs under :func:`shared.supervision.supervise`:
+  if it raises (a script error, a bug), the failure is logged with its
+  traceback, counted, shown in ``/readyz`` (``publisher.task_error``) and the
+  writer starts again with backoff, the batch in hand still first in line.
 """
 
 from __future__ import annotations
@@ -56,11 +60,14 @@ from model_service.stream_writes import (
 )
 from shared.keys import Keys, hash_tag_prefix
 from shared.redis_scripts import register_script
+from shared.supervision import FailureListener, TaskHealth, supervise
 from shared.telemetry import ModelServiceMetrics
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+WRITER_TASK = "event-publisher"
 
 
 @dataclass(slots=True)
@@ -116,6 +123,7 @@ class EventPublisher:
         backoff_max_s: float = 2.0,
         spill_interval_s: float = 0.05,
         linger_s: float = 0.0,
+        on_failure: FailureListener | None = None,
     ) -> None:
         """``linger_s``: after a write that left less than a batch queued, wait this
         long before the next one, so light traffic still leaves in batches: a
@@ -139,6 +147,9 @@ class EventPublisher:
         self._spill_interval_s = spill_interval_s
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = asyncio.Event()  # ends the writer's restart backoff at shutdown
+        self._on_failure = on_failure
+        self.health = TaskHealth(WRITER_TASK)
         self.stats = PublisherStats()
         self._metrics = metrics
         self._write_entries = register_script(client, "model_service", "write_entries.lua")
@@ -196,11 +207,20 @@ class EventPublisher:
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-publisher")
+        self._task = asyncio.create_task(
+            supervise(WRITER_TASK, self._run, stop=self._closed, health=self.health, on_failure=self._on_failure,
+                      backoff_initial_s=self._backoff_initial_s, backoff_max_s=self._backoff_max_s),
+            name=WRITER_TASK,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and self.health.running
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Flush to Redis within ``timeout_s``; spill what is left (if a spill file is set), then stop."""
         self._closing = True
+        self._closed.set()
         self._wakeup.set()
         if self._task is not None:
             try:

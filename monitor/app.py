@@ -17,7 +17,9 @@ from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
+from shared.supervision import TaskSupervisor
 from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
+from shared.telemetry.task_metrics import TaskFailureCounter
 
 
 def create_app(settings: MonitorSettings | None = None, consumer_name: str | None = None) -> FastAPI:
@@ -29,12 +31,16 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
-        metrics = MonitorMetrics(provider.get_meter(METER_NAME), model=settings.model_name)
-        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts)
+        meter = provider.get_meter(METER_NAME)
+        metrics = MonitorMetrics(meter, model=settings.model_name)
+        # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
+        count_failure = TaskFailureCounter(meter, model=settings.model_name)
+        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts, on_failure=count_failure)
         if settings.alerts_enabled:
             await alerts.start()
         parts = assemble_monitor(
-            client, settings, name, metrics=metrics, alerts=alerts if settings.alerts_enabled else None
+            client, settings, name, metrics=metrics, alerts=alerts if settings.alerts_enabled else None,
+            supervisor=TaskSupervisor(on_failure=count_failure),
         )
         app.state.monitor = parts
         app.state.alert_store = alerts.store

@@ -30,6 +30,7 @@ from monitor.windows import WindowIndex, WindowPolicy
 from monitor.worker import MonitorWorker, ReportDispatch, ReportsListener, StatsListener
 from shared.keys import Keys
 from shared.request_stats import ServiceHealthReader
+from shared.supervision import TaskSupervisor
 from shared.telemetry import MonitorMetrics
 
 
@@ -64,8 +65,10 @@ def assemble_monitor(
     metrics: MonitorMetrics | None = None,
     alerts: AlertService | None = None,
     stats_interval_s: float = 5.0,
+    supervisor: TaskSupervisor | None = None,
 ) -> MonitorParts:
-    """The monitor's parts over ``client``; ``alerts`` (started by the caller) gets every report."""
+    """The monitor's parts over ``client``; ``alerts`` (started by the caller) gets every report;
+    ``supervisor`` runs the worker's loops (restarts them when they raise)."""
     keys = Keys(settings.model_name)
     catalog = ModelCatalog(client, keys, drift_config(settings), ReferencePolicy.from_settings(settings))
     windows = WindowPolicy.from_settings(settings)
@@ -109,6 +112,7 @@ def assemble_monitor(
     worker = MonitorWorker(
         consumer, dispatch, stream_health,
         timed_windows=windows.timed, stats_listeners=stats_listeners, stats_interval_s=stats_interval_s,
+        supervisor=supervisor,
     )
     return MonitorParts(
         keys=keys,
@@ -120,7 +124,10 @@ def assemble_monitor(
         worker=worker,
         reports=reports,
         performance=performance,
-        health=HealthReads(client, stats, stream_health, lambda: worker.running),
+        health=HealthReads(
+            client, stats, stream_health, lambda: worker.running,
+            supervisors=[worker.supervisor, *([alerts.tasks] if alerts is not None else [])],
+        ),
         dashboard=DashboardReads(
             keys.model, reports, performance, HistogramStore(client, keys), stream_health,
             alerts.store if alerts is not None else None, lambda: worker.running,

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from monitor.alerts.instances import AlertStatus
 from monitor.alerts.store import AlertStore
+from monitor.drift.report import Status
 from monitor.histograms import HistogramStore, WindowHistograms
 from monitor.read_services import PerformanceReads, ReportReads
 from monitor.stream_health import StreamHealth
@@ -54,7 +55,7 @@ class TimelineWindow(BaseModel):
     window: int
     window_end: datetime
     model_version: str
-    status: Literal["ok", "drift", "insufficient_data"]
+    status: Status
     dataset_drift: bool
     drifted_share: float
     prediction_drift: bool | None
@@ -102,8 +103,9 @@ class DashboardReads:
         reports = list(reversed(await self.reports.history(limit)))
         perf = await self.performance.report(limit) if reports else None
         performance = {w.window: w for w in perf.windows} if perf else {}
-        names = [f.name for f in reports[-1].features] if reports else []
-        kinds: list[str] = [f.effect_size_kind for f in reports[-1].features] if reports else []
+        tested = [r for r in reports if r.status != "error"]  # an error window has no features
+        names = [f.name for f in tested[-1].features] if tested else []
+        kinds: list[str] = [f.effect_size_kind for f in tested[-1].features] if tested else []
         windows = []
         for r in reports:
             position = {f.name: i for i, f in enumerate(r.features)}

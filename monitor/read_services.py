@@ -8,7 +8,7 @@ into the worker; a new route needs one method here, or one new reader.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -21,6 +21,7 @@ from monitor.stream_health import StreamHealth
 from monitor.windows import WindowIndex, WindowProgress
 from shared.keys import Keys
 from shared.probes import redis_answers
+from shared.supervision import TaskSupervisor
 
 
 class ReportReads:
@@ -98,6 +99,10 @@ class MonitorReadiness(BaseModel):
     ready: bool
     redis: bool
     worker_running: bool
+    # The latest failure of a background task ("<task>: <Type>: <message>"), kept after
+    # the restart so an operator sees why it happened; and how many failures so far.
+    worker_error: str | None = None
+    worker_failures: int = 0
     predictions_processed: int
     feedback_processed: int
     duplicates_ignored: int
@@ -122,20 +127,26 @@ class HealthReads:
         consumer_stats: ConsumerStats,
         stream_health: StreamHealth,
         worker_running: Callable[[], bool],
+        supervisors: Sequence[TaskSupervisor] = (),
     ) -> None:
+        """``supervisors``: those of the worker and the alert notifier, for ``worker_error``."""
         self.client = client
         self.consumer_stats = consumer_stats
         self.stream_health = stream_health
         self.worker_running = worker_running
+        self.supervisors = tuple(supervisors)
 
     async def readiness(self) -> MonitorReadiness:
         redis_ok = await redis_answers(self.client)
         running = self.worker_running()
         stats = self.consumer_stats
+        failed = [(s.last_error_unix, s.last_error) for s in self.supervisors if s.last_error is not None]
         return MonitorReadiness(
             ready=redis_ok and running,
             redis=redis_ok,
             worker_running=running,
+            worker_error=max(failed)[1] if failed else None,
+            worker_failures=sum(s.failures for s in self.supervisors),
             predictions_processed=stats.predictions,
             feedback_processed=stats.feedback,
             duplicates_ignored=stats.duplicates,

@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 import redis.asyncio as aioredis
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
@@ -67,6 +69,9 @@ class WindowDriftReport(DriftReport):
     ks_method: str = "auto"
     min_window_size: int | None = None
     reference_source: Literal["training", "production"] = "training"
+    error: str | None = None
+    """Why the window could not be tested (``status="error"``): e.g. rows that do not
+    fit the registered metadata of their model version."""
 
 
 class ReportPage(BaseModel):
@@ -277,10 +282,53 @@ class DriftReporter:
         pending = sorted(int(w) for w in await self.client.smembers(self.keys.windows_to_report))
         reports = []
         for window in pending:
-            report = await self.report_window(window)
+            try:
+                report = await self.report_window(window)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise  # Redis is away: every window waits, and is reported when it is back
+            except Exception as exc:  # this window cannot be tested; the others still are
+                log.exception("window %d: report failed; stored as an error", window)
+                report = await self.report_error(window, exc)
             if report is not None:
                 reports.append(report)
         return reports
+
+    async def report_error(self, window: int, exc: Exception) -> WindowDriftReport | None:
+        """Store ``status="error"`` with the reason for a window that cannot be tested (its
+        rows do not fit its model version's metadata, the reference is unreadable...).
+
+        The window leaves the to-report set and its rows go, as after a report, so
+        one bad window neither blocks the windows after it nor fails again forever.
+        """
+        ((rows, _, meta),) = await self.store.read([window], with_rows=False)
+        if not rows or b"model_version" not in meta:
+            await self.client.srem(self.keys.windows_to_report, window)
+            return None
+        version = meta[b"model_version"].decode()
+        config = self.catalog.config
+        report = WindowDriftReport(
+            status="error",
+            error=f"{type(exc).__name__}: {exc}"[:1_000],
+            dataset_drift=False,
+            drifted_share=0.0,
+            n_drifted=0,
+            n_features=0,
+            alpha=config.alpha,
+            correction=config.correction,
+            reference_size=0,
+            window_size=len(rows),
+            window=window,
+            model=self.keys.model,
+            model_version=version,
+            window_start=_ms_to_datetime(meta.get(b"first_ts")),
+            window_end=_ms_to_datetime(meta.get(b"last_ts")),
+            computed_at=datetime.now(UTC),
+            window_mode=self.windows.mode,
+            window_first=window,
+            reference_source=self.catalog.reference.source,
+        )
+        await self.store.store(window, window, report.model_dump_json())
+        return report
 
     async def report_window(self, window: int) -> WindowDriftReport | None:
         policy = self.windows

@@ -5,6 +5,9 @@ It is built with its collaborators (:func:`monitor.assembly.assemble_monitor`)
 and owns only the two loops. Shutdown is an ``asyncio.Event``: the loop
 finishes the batch in hand (state updated, entries acked) and returns, and
 cancellation is never caught, so no ``except Exception`` can swallow a stop.
+Both loops run under a :class:`shared.supervision.TaskSupervisor`: a loop that
+raises is logged with its traceback, shown in ``/readyz`` (``worker_error``),
+counted, and started again with backoff, instead of dying unobserved.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import redis.asyncio as aioredis
 from monitor.consumer import StreamConsumer
 from monitor.reports import DriftReporter, WindowDriftReport
 from monitor.stream_health import StreamHealth
+from shared.supervision import TaskSupervisor
 
 log = logging.getLogger(__name__)
+
+WORKER_TASK = "monitor-worker"
+STATS_TASK = "monitor-stats"
 
 ReportsListener = Callable[[list[WindowDriftReport]], Awaitable[None]]
 StatsListener = Callable[[], Awaitable[None]]
@@ -35,7 +42,9 @@ class ReportDispatch:
         self.listeners = tuple(listeners)
 
     async def report_pending(self) -> None:
-        reports = await self.reporter.report_pending()
+        # A window that could not be tested is stored with its reason (status "error"):
+        # it has no values to export and no drift to alert on.
+        reports = [r for r in await self.reporter.report_pending() if r.status != "error"]
         if not reports:
             return
         for listener in self.listeners:
@@ -56,18 +65,19 @@ class MonitorWorker:
         timed_windows: bool,
         stats_listeners: Sequence[StatsListener] = (),
         stats_interval_s: float = 5.0,
+        supervisor: TaskSupervisor | None = None,
     ) -> None:
         """``stats_listeners`` run after each periodic stream-health refresh (metrics, alerts on lag);
-        ``timed_windows``: windows of prediction time also close on the clock, not only on ingest."""
+        ``timed_windows``: windows of prediction time also close on the clock, not only on ingest;
+        ``supervisor`` restarts either loop when it raises (its listener counts the failure)."""
         self.consumer = consumer
         self.reports = reports
         self.stream_health = stream_health
         self.timed_windows = timed_windows
         self.stats_listeners = tuple(stats_listeners)
         self.stats_interval_s = stats_interval_s
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stats_task: asyncio.Task[None] | None = None
+        self.supervisor = supervisor or TaskSupervisor()
+        self._stop = self.supervisor.stopping
 
     async def refresh_stats(self) -> None:
         """Stream health, then every stats listener: read here, in the event loop, and
@@ -103,19 +113,12 @@ class MonitorWorker:
         await self.consumer.run(self._stop)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="monitor-worker")
-        self._stats_task = asyncio.create_task(self._stats_loop(), name="monitor-stats")
+        self.supervisor.start(WORKER_TASK, self._run)
+        self.supervisor.start(STATS_TASK, self._stats_loop)
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self.supervisor.running(WORKER_TASK)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        for task in (self._task, self._stats_task):
-            if task is None:
-                continue
-            try:
-                await asyncio.wait_for(task, timeout_s)
-            except TimeoutError:
-                log.error("monitor task %s did not stop within %.0fs", task.get_name(), timeout_s)
+        await self.supervisor.stop(timeout_s)

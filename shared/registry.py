@@ -4,6 +4,13 @@ The monitor reads both from Redis, keyed by model version, so it needs no
 shared disk and picks up a new version as soon as a model service serves it.
 Registration retries in the background: a model service whose Redis is down
 at start-up still serves (its events wait in the publisher's queue).
+
+A name+version never changes meaning once registered: registering one whose
+feature names, class names or training-data hash differ from what Redis
+holds raises :class:`ModelIdentityConflict` (checked and written in one
+``WATCH`` transaction), because the windows and reference already stored
+under that version would be tested against a model they do not fit. The
+same model registered again (a restart, a second replica) is fine.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
@@ -27,17 +34,57 @@ def metadata_field(version: str) -> str:
     return f"metadata:{version}"
 
 
+class ModelIdentityConflict(Exception):
+    """A name+version already registered in Redis as a different model."""
+
+    def __init__(self, registered: ModelMetadata, offered: ModelMetadata) -> None:
+        self.registered = registered
+        self.offered = offered
+        super().__init__(
+            f"model {offered.name!r} version {offered.version!r} is already registered in Redis as a "
+            f"different model: Redis holds {_identity(registered)}; this model has {_identity(offered)}. "
+            "A name+version never changes meaning: train or register this model under another "
+            "--version (or --name), or point it at another Redis."
+        )
+
+
+def _identity(metadata: ModelMetadata) -> str:
+    names = metadata.feature_names
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    return (
+        f"{len(names)} features ({shown}), classes {metadata.class_names[:10]}"
+        f"{'...' if len(metadata.class_names) > 10 else ''}, data sha256 {metadata.data.sha256[:12]}"
+        f" (source {metadata.data.source})"
+    )
+
+
+def same_model(a: ModelMetadata, b: ModelMetadata) -> bool:
+    """What makes a name+version mean one model: its inputs, outputs and training data."""
+    return (a.feature_names, a.class_names, a.data.sha256) == (b.feature_names, b.class_names, b.data.sha256)
+
+
 async def register_model(
     client: aioredis.Redis, keys: Keys, metadata: ModelMetadata, reference: Reference
 ) -> None:
+    """Register (or re-register) a version; raises :class:`ModelIdentityConflict`."""
+    field = metadata_field(metadata.version)
     async with client.pipeline(transaction=True) as pipe:
-        # The reference of a version never changes: write it once.
-        pipe.set(keys.reference(metadata.version), reference.to_bytes(), nx=True)
-        pipe.hset(
-            keys.model_info,
-            mapping={FIELD_VERSION: metadata.version, metadata_field(metadata.version): metadata.model_dump_json()},
-        )
-        await pipe.execute()
+        while True:
+            try:
+                await pipe.watch(keys.model_info)
+                raw = await pipe.hget(keys.model_info, field)
+                if raw is not None:
+                    registered = ModelMetadata.model_validate_json(raw)
+                    if not same_model(registered, metadata):
+                        raise ModelIdentityConflict(registered, metadata)
+                pipe.multi()
+                # The reference of a version never changes: write it once.
+                pipe.set(keys.reference(metadata.version), reference.to_bytes(), nx=True)
+                pipe.hset(keys.model_info, mapping={FIELD_VERSION: metadata.version, field: metadata.model_dump_json()})
+                await pipe.execute()
+                return
+            except WatchError:  # another replica registered meanwhile: check again
+                continue
 
 
 async def register_until_done(
@@ -53,6 +100,8 @@ async def register_until_done(
             await register_model(client, keys, metadata, reference)
             log.info("registered model %s version %s", metadata.name, metadata.version)
             return
+        except ModelIdentityConflict:
+            raise
         except (RedisError, OSError) as exc:
             log.warning("model registration failed (%s); retrying in %.1fs", exc, backoff)
             await asyncio.sleep(backoff)

@@ -33,8 +33,12 @@ def train(
         str, typer.Option(help="Features tested with chi-squared: 'auto' (declared or detected), 'none', or a,b,c")
     ] = "auto",
     out: Annotated[Path, typer.Option(help="Model directory to write")] = DEFAULT_MODEL_DIR,
-    name: Annotated[str, typer.Option(help="Model name (keys in Redis carry it)")] = "digits-mlp",
-    version: Annotated[str, typer.Option(help="Model version")] = "1",
+    name: Annotated[
+        str | None, typer.Option(help="Model name (keys in Redis carry it); default: digits-mlp, or the CSV's name")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Model version; default: a new one per run, UTC time + data hash prefix")
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 40,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     seed: int = 0,
@@ -51,7 +55,13 @@ def train(
         f"Training on [bold]{dataset.source}[/]: {len(dataset.labels)} rows, "
         f"{len(dataset.feature_names)} features, {len(dataset.class_names)} classes"
     )
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, model_name=name, version=version)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        model_name=name or dataset.default_model_name,
+        version=version or dataset.new_version(),
+    )
     with Progress(TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
                   console=console) as progress:
         task = progress.add_task("train", total=epochs, logs="")

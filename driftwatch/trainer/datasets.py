@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,26 @@ class Dataset:
     label_column: str | None
     # Per feature: tested with chi-squared. None: detect from the data (categorical_mask).
     categorical: list[bool] | None = None
+
+    @property
+    def default_model_name(self) -> str:
+        """``digits-mlp`` for the bundled digits, else the CSV file's name without suffix
+        (``my.csv`` -> ``my``): two datasets never share a name by default."""
+        return "digits-mlp" if self.source == DIGITS else Path(self.source).stem
+
+    def new_version(self, now: datetime | None = None) -> str:
+        """A version for one training run: UTC time to the second, then the data hash's
+        first 8 hex digits (``20261201-185530-3fa2c1d0``). Each run gets its own (a
+        retrained model is another model even on the same data), versions sort by age,
+        and the suffix shows at a glance which runs share their data.
+
+        >>> import numpy as np
+        >>> ds = Dataset(np.zeros((2, 1), np.float32), np.array([0, 1]), ["a"], ["x", "y"], "data/my.csv", "y")
+        >>> ds.new_version(datetime(2026, 12, 1, 18, 55, 30, tzinfo=UTC))[:15], ds.default_model_name
+        ('20261201-185530', 'my')
+        """
+        stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+        return f"{stamp}-{self.sha256[:8]}"
 
     @property
     def sha256(self) -> str:

@@ -26,6 +26,10 @@ class PublisherDetail(BaseModel):
     dropped_queue_full: int
     dropped_spill_full: int
     last_error: str | None
+    writer_running: bool = True
+    # The writer task's last failure (it is restarted with backoff) and how many so far.
+    task_error: str | None = None
+    task_failures: int = 0
 
 
 class ReadinessDetail(Readiness):
@@ -71,6 +75,9 @@ async def readyz(request: Request, response: Response) -> ReadinessDetail:
             dropped_queue_full=stats.dropped_queue_full,
             dropped_spill_full=stats.dropped_spill_full,
             last_error=stats.last_error,
+            writer_running=publisher.running,
+            task_error=publisher.health.last_error,
+            task_failures=publisher.health.failures,
         ),
     )
     if not readiness.ready:

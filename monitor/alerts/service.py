@@ -2,12 +2,12 @@
 
 ``evaluate`` only reads and writes Redis (one optimistic transaction), so a
 slow or dead webhook never delays the monitor's report loop; the notifier
-runs as a background task started by ``start`` and ended by ``stop``.
+runs as a supervised background task (restarted with backoff if it raises,
+see :mod:`shared.supervision`) started by ``start`` and ended by ``stop``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
@@ -19,8 +19,11 @@ from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore, HistoryEntry
 from monitor.monitor_settings import AlertSettings
 from shared.keys import Keys
+from shared.supervision import FailureListener, TaskSupervisor
 
 log = logging.getLogger(__name__)
+
+NOTIFIER_TASK = "alerts-notifier"
 
 
 class AlertService:
@@ -30,21 +33,29 @@ class AlertService:
         settings: AlertSettings,
         *,
         client: httpx.AsyncClient | None = None,
+        on_failure: FailureListener | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._own_client = client is None
         self.client = client or httpx.AsyncClient()
         self.notifier = Notifier(store, self.settings, self.client)
-        self._task: asyncio.Task[None] | None = None
+        self.tasks = TaskSupervisor(on_failure=on_failure)
+        self._started = False
 
     @classmethod
-    def create(cls, redis: aioredis.Redis, keys: Keys, settings: AlertSettings) -> AlertService:
+    def create(
+        cls,
+        redis: aioredis.Redis,
+        keys: Keys,
+        settings: AlertSettings,
+        on_failure: FailureListener | None = None,
+    ) -> AlertService:
         """A service whose store uses the settings' retention and history cap."""
         store = AlertStore(
             redis, keys, history_maxlen=settings.history_maxlen, resolved_retention_s=settings.resolved_retention_s
         )
-        return cls(store, settings)
+        return cls(store, settings, on_failure=on_failure)
 
     async def evaluate(self, snapshot: MetricSnapshot) -> list[HistoryEntry]:
         """Evaluate every rule on ``snapshot``; returns the transitions this call recorded."""
@@ -60,26 +71,15 @@ class AlertService:
             log.info("installed the default alert rules")
         # Create the group before any evaluation this process makes, so none is skipped.
         await self.notifier.ensure_group()
-        if self._task is None:
-            self._task = asyncio.create_task(self.notifier.run(), name="alerts-notifier")
+        if not self._started:
+            self._started = True
+            self.tasks.start(NOTIFIER_TASK, self.notifier.run)
 
     async def stop(self) -> None:
-        """Stop the notifier, give up the leader lease, close the HTTP client.
-
-        Our own ``cancel()`` ends the task with ``CancelledError``, which is
-        expected; if the caller of ``stop`` is itself being cancelled, that
-        cancellation propagates instead of being swallowed.
-        """
-        task, self._task = self._task, None
+        """Stop the notifier (cancelled at once: it holds nothing half-done that a
+        cancel would lose), give up the leader lease, close the HTTP client."""
         try:
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
+            await self.tasks.stop(timeout_s=0)
         finally:
             await self.notifier.close()
             if self._own_client:

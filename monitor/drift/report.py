@@ -21,7 +21,7 @@ __all__ = ["DriftReport", "FeatureDrift", "PredictionDrift"]
 
 TestName = Literal["ks", "chi2"]
 EffectKind = Literal["wasserstein_norm", "psi", "jensen_shannon"]
-Status = Literal["ok", "drift", "insufficient_data"]
+Status = Literal["ok", "drift", "insufficient_data", "error"]
 
 
 class FeatureDrift(BaseModel):
@@ -67,7 +67,9 @@ class DriftReport(BaseModel):
     ``status`` is ``"drift"`` when the dataset drifted or the predictions
     did, ``"ok"`` when neither did, and ``"insufficient_data"`` when the
     window was smaller than ``min_window_size`` (never read that as "no
-    drift"). ``dataset_drift`` is true when any feature drifted after the
+    drift"). ``"error"`` is set by the monitor for a window it could not
+    test (:class:`monitor.reports.WindowDriftReport` says why); a detector
+    never returns it. ``dataset_drift`` is true when any feature drifted after the
     correction; ``drifted_share`` is ``n_drifted / n_features``.
     ``per_test_level`` is the raw p-value threshold each test was held to
     (``alpha / n_features`` for Bonferroni, ``alpha`` for none, and the

@@ -36,3 +36,9 @@ STREAM: Final = "stream"
 
 REASON: Final = "reason"
 """Why events were dropped, e.g. ``queue_full`` or ``redis_error``."""
+
+TASK: Final = "task"
+"""A supervised background task, e.g. ``monitor-worker`` or ``event-publisher``."""
+
+ERROR_TYPE: Final = "error.type"
+"""Class name of the exception that ended a run (semantic conventions' ``error.type``)."""

@@ -23,6 +23,7 @@ from shared.telemetry import attributes as a
 from shared.telemetry import model_service_metrics as ms
 from shared.telemetry import monitor_metrics as mon
 from shared.telemetry import process_metrics as proc
+from shared.telemetry import task_metrics as task
 
 Instrument = Literal["counter", "histogram", "gauge", "updowncounter"]
 Service = Literal["model-service", "monitor", "both"]
@@ -114,6 +115,8 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
                "Threads of the process."),
     MetricSpec(proc.PROCESS_OPEN_FILE_DESCRIPTOR_COUNT, "updowncounter", "{file_descriptor}",
                (), "both", "Open file descriptors, sockets included."),
+    MetricSpec(task.DRIFTWATCH_TASK_FAILURES, "counter", "{failure}", (a.MODEL, a.TASK, a.ERROR_TYPE), "both",
+               "Background task runs that raised; each is logged and restarted with backoff."),
     # -- model service ------------------------------------------------------
     MetricSpec(ms.DRIFTWATCH_INFERENCE_DURATION, "histogram", "s", _M, "model-service",
                "Time in the model runtime per call (one request, one or many rows)."),

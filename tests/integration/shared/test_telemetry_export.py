@@ -28,6 +28,7 @@ from shared.telemetry import (
     shutdown_telemetry,
 )
 from shared.telemetry.catalogue import CATALOGUE, HTTP_SERVER_REQUEST_DURATION
+from shared.telemetry.task_metrics import TaskFailureCounter
 from tests.support.otlp_receiver import DataPoint, OtlpReceiver
 
 REPORT = {
@@ -98,6 +99,7 @@ def test_every_metric_reaches_the_receiver(
     mon.processed(500, stream="predictions")
     mon.set_stream_stats_callback(lambda: {"lag": 12, "pending": 3})
     mon.set_dlq_length_callback(lambda: 2)
+    TaskFailureCounter(meter, model="digits-mlp")("monitor-worker", ValueError("bad window"))
 
     app = FastAPI()
 

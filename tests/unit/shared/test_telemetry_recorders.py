@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics.export import (
 from shared.telemetry import ModelServiceMetrics, MonitorMetrics
 from shared.telemetry.catalogue import CATALOGUE, HTTP_SERVER_REQUEST_DURATION, prometheus_name
 from shared.telemetry.process_metrics import ProcessMetrics
+from shared.telemetry.task_metrics import TaskFailureCounter
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +84,7 @@ def test_every_instrument_matches_the_catalogue() -> None:
     mon.set_stream_stats_callback(lambda: {"lag": 1, "pending": 2})
     mon.set_dlq_length_callback(lambda: 0)
     ProcessMetrics(meter)
+    TaskFailureCounter(meter, model="m")("monitor-worker", ValueError("bad window"))
     got = _metrics(reader)
     expected = {s.name: s for s in CATALOGUE if s.name != HTTP_SERVER_REQUEST_DURATION}
     assert set(got) == set(expected)

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from monitor.alerts.notifier import GROUP, ID_HEADER
 from monitor.alerts.payloads import rfc3339
 from monitor.alerts.rules import AlertRule
-from monitor.alerts.service import AlertService
+from monitor.alerts.service import NOTIFIER_TASK, AlertService
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore
 from monitor.monitor_settings import AlertSettings
@@ -193,11 +193,10 @@ async def test_stop_ends_the_notifier_promptly_and_keeps_caller_cancellation(red
     client = aioredis.Redis.from_url(redis_url)
     svc = AlertService.create(client, KEYS, settings())
     await svc.start()
-    await asyncio.sleep(0.3)  # leader, blocked in XREADGROUP
-    task = svc._task
+    await wait_for(svc.notifier.leader.is_set, within_s=5)  # leader, then blocked in XREADGROUP
     started = time.monotonic()
     await svc.stop()
-    assert time.monotonic() - started < 2 and task is not None and task.done()
+    assert time.monotonic() - started < 2 and not svc.tasks.running(NOTIFIER_TASK)
     assert await client.get(KEYS.alert_leader) is None  # lease released for the next replica
 
     # A caller cancelled while stop() awaits the notifier is still cancelled.

@@ -1,0 +1,47 @@
+"""``driftwatch.task.failures``: background tasks that raised and were restarted.
+
+Both services run their long-lived work (the monitor's consumer and stats
+loop, the alert notifier, the publisher's writer) under
+:mod:`shared.supervision`; each failure is counted here, so an alert can
+fire on a task that keeps dying even while ``/readyz`` looks fine between
+restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.metrics import Counter, Meter
+
+from shared.telemetry import attributes as attr
+
+DRIFTWATCH_TASK_FAILURES: Final = "driftwatch.task.failures"
+"""
+Background task runs that ended with an exception (then restarted with backoff)
+Instrument: counter
+Unit: {failure}
+"""
+
+
+def create_driftwatch_task_failures(meter: Meter) -> Counter:
+    return meter.create_counter(
+        name=DRIFTWATCH_TASK_FAILURES,
+        unit="{failure}",
+        description="Background task runs that ended with an exception and were restarted.",
+    )
+
+
+class TaskFailureCounter:
+    """A :data:`shared.supervision.FailureListener` that counts failures per task and error type.
+
+    >>> from opentelemetry.sdk.metrics import MeterProvider
+    >>> count = TaskFailureCounter(MeterProvider().get_meter("doc"), model="digits-mlp")
+    >>> count("monitor-worker", ValueError("bad window"))
+    """
+
+    def __init__(self, meter: Meter, *, model: str) -> None:
+        self._counter = create_driftwatch_task_failures(meter)
+        self._model = model
+
+    def __call__(self, task: str, exc: BaseException) -> None:
+        self._counter.add(1, {attr.MODEL: self._model, attr.TASK: task, attr.ERROR_TYPE: type(exc).__name__})
