@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
-from shared.model_metadata import ModelMetadata, Reference
+from shared.model_metadata import DataSummary, ModelMetadata, Reference, TrainingSummary
 from shared.registry import register_model
 
 
@@ -27,11 +27,11 @@ async def register(client: aioredis.Redis, model_dir: Path) -> tuple[ModelMetada
 
 async def publish_predictions(
     client: aioredis.Redis, keys: Keys, features: npt.NDArray[np.float32], classes: npt.NDArray[np.int64],
-    n_classes: int = 10,
+    n_classes: int = 10, version: str = "1",
 ) -> list[str]:
     ids = new_prediction_ids(len(features))
     probabilities = np.eye(n_classes, dtype=np.float32)[classes]
-    entries = encode_predictions(ids, int(time.time() * 1000), keys.model, "1", features, classes, probabilities)
+    entries = encode_predictions(ids, int(time.time() * 1000), keys.model, version, features, classes, probabilities)
     async with client.pipeline(transaction=False) as pipe:
         for entry in entries:
             pipe.xadd(keys.predictions, entry)
@@ -63,3 +63,22 @@ def holdout_rows(model_dir: Path, n: int, seed: int = 0) -> npt.NDArray[np.float
     with np.load(model_dir / "holdout.npz") as holdout:
         x = holdout["features"]
     return x[np.random.default_rng(seed).integers(0, len(x), n)].astype(np.float32)
+
+
+def small_model(name: str, version: str, seed: int = 1) -> tuple[ModelMetadata, Reference]:
+    """A registered 4-feature, 2-class model (what a user's CSV gives), reference included."""
+    rng = np.random.default_rng(seed)
+    metadata = ModelMetadata(
+        name=name, version=version, feature_names=["a", "b", "c", "d"], class_names=["no", "yes"],
+        categorical=[False] * 4,
+        training=TrainingSummary(test_accuracy=0.9, test_loss=0.3, epochs=1, batch_size=32, learning_rate=1e-3,
+                                 seed=seed, n_train=500, n_reference=100, n_test=100),
+        data=DataSummary(source="my.csv", sha256=f"{seed:064x}", label_column="target"),
+        created_at="2026-12-01T00:00:00+00:00",
+    )
+    classes = rng.integers(0, 2, 100)
+    reference = Reference(
+        features=rng.normal(size=(500, 4)).astype(np.float32), predicted_classes=classes,
+        probabilities=np.eye(2, dtype=np.float32)[classes], labels=classes,
+    )
+    return metadata, reference

@@ -83,3 +83,27 @@ def test_missing_label_column_is_a_clear_error(tmp_path: Path) -> None:
     _write_csv(tmp_path / "data.csv")
     with pytest.raises(ValueError, match="label column 'y'"):
         load_dataset(str(tmp_path / "data.csv"), "y")
+
+
+def test_cli_names_a_csv_model_after_its_file_and_versions_each_run(tmp_path: Path) -> None:
+    """Two models trained with the defaults never share a name+version by accident: the
+    issue's CSV model was registered as digits-mlp v1 over the digits model's state."""
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from shared.cli.main import app
+
+    _write_csv(tmp_path / "my.csv")
+    out = tmp_path / "mine"
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "my.csv"), "--label-column", "species",
+                                      "--out", str(out), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    metadata = ModelMetadata.load(out)
+    dataset = load_dataset(str(tmp_path / "my.csv"), "species")
+    assert metadata.name == "my"
+    stamp, digest = metadata.version.rsplit("-", 1)
+    assert digest == dataset.sha256[:8] and datetime.strptime(stamp, "%Y%m%d-%H%M%S")  # UTC time of the run
+    later = dataset.new_version(datetime(2030, 1, 1, tzinfo=UTC))
+    assert later != metadata.version and later == f"20300101-000000-{dataset.sha256[:8]}"
+    assert load_dataset("digits").default_model_name == "digits-mlp"
