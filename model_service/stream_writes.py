@@ -21,6 +21,9 @@ entries, 2.2 us with blocks (``benchmarks/RESULTS.md``).
 Both scripts (``write_entries.lua``, ``write_predictions.lua`` beside this
 module) set the batch's marker key first (``SET NX PX``) and write only if it
 was new, so a retried batch lands once (see ``model_service.publisher``).
+Before that they check that every stream key holds a stream (or nothing): an
+XADD failing after the marker (WRONGTYPE) would leave the marker set with
+nothing written, and the retry would be skipped as a duplicate.
 Both write the same stream entries, field for field, as
 :func:`shared.events.encode_predictions` describes them (a test checks it);
 the id width and the field names are passed to the Lua from Python.

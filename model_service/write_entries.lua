@@ -20,6 +20,13 @@ for i, entry in ipairs(entries) do
   end
 end
 
+-- A key that is not a stream would fail an XADD after the marker is set, and the
+-- retry would then be skipped as a duplicate: refuse before writing anything.
+for i = 2, #KEYS do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind ~= 'stream' and kind ~= 'none' then fail(KEYS[i] .. ' holds a ' .. kind .. ', not a stream') end
+end
+
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then
   return 0
 end

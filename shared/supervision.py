@@ -47,7 +47,8 @@ async def supervise(
     backoff_max_s: float = 30.0,
     stable_after_s: float = 60.0,
 ) -> None:
-    """Run ``run()`` until it returns or ``stop`` is set, restarting it with backoff when it raises.
+    """Run ``run()`` until it returns, restarting it with backoff when it raises, unless
+    ``stop`` is set by then (``run`` itself watches ``stop`` to return).
 
     >>> import asyncio
     >>> attempts = []
@@ -62,7 +63,7 @@ async def supervise(
     """
     health = health or TaskHealth(name)
     backoff = backoff_initial_s
-    while not stop.is_set():
+    while True:  # the first run happens even if stop is already set: a run may have work to finish
         started = time.monotonic()
         health.running = True
         try:
@@ -85,6 +86,8 @@ async def supervise(
             health.running = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), backoff)
+        if stop.is_set():
+            return
         backoff = min(backoff * 2, backoff_max_s)
 
 

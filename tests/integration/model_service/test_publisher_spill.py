@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from driftwatch.local_processes import LocalRedisServer
 from model_service.publisher import EventPublisher
@@ -40,8 +42,16 @@ async def ids_on_stream(client: aioredis.Redis) -> list[int]:
 
 
 async def wait_for(cond, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``cond`` until true. A check that cannot reach Redis is "not yet": after a
+    restart the test's own client may still hold a connection to the old process
+    (redis-py drops it on that first error and connects afresh on the next call)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await cond():
+    while True:
+        try:
+            if await cond():
+                return
+        except (RedisConnectionError, RedisTimeoutError):
+            pass
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
 
@@ -155,3 +165,22 @@ def _true(fn):  # type: ignore[no-untyped-def]
         return bool(fn())
 
     return check
+
+
+async def test_a_writer_that_raises_is_restarted_and_loses_nothing(client: aioredis.Redis) -> None:
+    """A non-retryable write error (here the stream key holds a string: WRONGTYPE) used to
+    end the writer task silently, leaving every later event queued forever."""
+    await client.set(STREAM, "not a stream")
+    publisher = make(client, None)
+    publisher.start()
+    publisher.submit([entry(i) for i in range(60)])
+    await wait_for(_true(lambda: publisher.health.failures >= 2))
+    assert publisher.health.last_error is not None and "WRONGTYPE" in publisher.health.last_error
+    assert await client.get(STREAM) == b"not a stream"  # nothing written, no marker taken for a write
+    await client.delete(STREAM)
+    publisher.submit([entry(i) for i in range(60, 100)])
+    await wait_for(lambda: _len_is(client, 100))
+    assert publisher.running
+    await publisher.close()
+    assert await ids_on_stream(client) == list(range(100))  # in order, each once
+    assert publisher.stats.dropped == 0 and publisher.stats.duplicate_batches == 0
