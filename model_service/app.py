@@ -61,6 +61,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             registration: asyncio.Task[None] | None = None
         except ModelIdentityConflict:
             await client.aclose()
+            shutdown_telemetry()  # the lifespan's own release below never runs
             raise
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("model registration deferred (%s); retrying in the background", exc)

@@ -6,9 +6,10 @@ must be built explicitly, chosen per protocol, and flushed on exit.
 
 Behaviour with no Collector: the exporter runs in the
 ``PeriodicExportingMetricReader``'s own thread, so recording a value is an
-in-memory aggregation and never waits for the network. A failed export is
-logged by the SDK and retried at the next interval; ``shutdown_telemetry``
-is bounded by ``timeout_millis``.
+in-memory aggregation and never waits for the network. The OTLP exporter is
+wrapped in :class:`shared.telemetry.delivery.QuietDelivery`: one warning when
+delivery stops, one note when it works again, nothing per attempt; and
+``shutdown_telemetry`` waits at most ``timeout_millis`` (2 s) for it.
 
 Variables honoured (all standard): through :class:`TelemetrySettings`,
 read where the process starts, ``OTEL_SDK_DISABLED`` (true: no-op meters, no
@@ -32,7 +33,6 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics
@@ -41,6 +41,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
 from shared.settings_base import TelemetrySettings
+from shared.telemetry.delivery import QuietDelivery
 from shared.telemetry.process_metrics import ProcessMetrics
 from shared.telemetry.readers import Readers, metric_readers
 
@@ -64,6 +65,7 @@ class _State:
     process_metrics: ProcessMetrics | None
     readers: Readers
     users: int = 1
+    delivery: QuietDelivery | None = None  # the OTLP exporter, when it is ours
 
 
 _lock = threading.Lock()
@@ -138,6 +140,7 @@ def setup_telemetry(
             _state.users += 1
             return _state.provider
         resource = make_resource(service_name)
+        delivery: QuietDelivery | None = None
         if settings.sdk_disabled:
             # The SDK provider itself honours the variable (its meters are no-ops);
             # no reader means no exporter thread either.
@@ -148,15 +151,27 @@ def setup_telemetry(
             if exporter is not None:
                 readers = Readers([PeriodicExportingMetricReader(exporter)])
             else:
-                readers = metric_readers(partial(make_exporter, settings.otlp_protocol), settings)
+                otlp: list[QuietDelivery] = []  # built only if OTEL_METRICS_EXPORTER asks for otlp
+
+                def quiet_otlp() -> MetricExporter:
+                    otlp.append(QuietDelivery(make_exporter(settings.otlp_protocol)))
+                    return otlp[-1]
+
+                readers = metric_readers(quiet_otlp, settings)
+                delivery = otlp[0] if otlp else None
             provider = MeterProvider(resource=resource, metric_readers=readers.readers)
             meter = provider.get_meter(METER_NAME)
             process = ProcessMetrics(meter) if instrument_system else None
-        _state = _State(provider=provider, process_metrics=process, readers=readers)
+        _state = _State(provider=provider, process_metrics=process, readers=readers, delivery=delivery)
         if set_global and not _global_set:
             metrics.set_meter_provider(provider)
             _global_set = True
         return provider
+
+
+def current_delivery() -> QuietDelivery | None:
+    """The OTLP exporter of the current provider (its delivery state), if it is ours."""
+    return _state.delivery if _state else None
 
 
 def current_provider() -> MeterProvider | None:
@@ -164,11 +179,13 @@ def current_provider() -> MeterProvider | None:
     return _state.provider if _state else None
 
 
-def shutdown_telemetry(timeout_millis: float = 5_000, *, force: bool = False) -> None:
+def shutdown_telemetry(timeout_millis: float = 2_000, *, force: bool = False) -> None:
     """Release one :func:`setup_telemetry`; the last release flushes and stops the exporter.
 
     Call it on exit (FastAPI lifespan shutdown): without it the values
-    recorded since the last periodic export are lost. ``force`` shuts down
+    recorded since the last periodic export are lost. It waits at most about
+    ``timeout_millis`` for the exporter: with no Collector the last export is
+    not even tried (the SDK alone retried it for ~10 s). ``force`` shuts down
     whatever the count (tests, atexit). Safe to call when nothing is set up.
     """
     global _state
@@ -180,6 +197,8 @@ def shutdown_telemetry(timeout_millis: float = 5_000, *, force: bool = False) ->
         if state.users > 0 and not force:
             return
         _state = None
+    if state.delivery is not None:
+        state.delivery.stop_within(0.75 * timeout_millis / 1000)
     try:
         state.provider.shutdown(timeout_millis=timeout_millis)
     except Exception:  # shutdown must never turn a clean exit into a crash

@@ -45,7 +45,7 @@ async def test_a_window_that_does_not_fit_its_model_is_an_error_and_the_others_a
     await first.stop()  # Ctrl-C: window 0 holds 150 rows of 64 features
 
     # Another model under the same name and version, as the registry wrote it before it checked:
-    mine, mine_reference = small_model(digits.name, digits.version)
+    mine, _ = small_model(digits.name, digits.version)
     await aredis.hset(keys.model_info, metadata_field(digits.version), mine.model_dump_json())
     v2, v2_reference = small_model(digits.name, "2", seed=2)
     await register_model(aredis, keys, v2, v2_reference)

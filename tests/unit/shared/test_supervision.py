@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 
@@ -36,7 +37,7 @@ async def test_a_task_that_raises_is_logged_counted_and_restarted_with_backoff(
 
     assert len(starts) == 3 and health.failures == 2
     assert health.last_error == "ValueError: cannot reshape array (run 2)"
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # the backoff doubles
     logged = [r for r in caplog.records if "background task worker failed" in r.getMessage()]
     assert len(logged) == 2 and all(r.exc_info and r.exc_info[0] is ValueError for r in logged)
