@@ -1,9 +1,14 @@
-"""``driftwatch up``: the compose stack as local processes.
+"""``driftwatch up``: the compose stack as local processes, each one supervised.
 
 Each service is the same command a container runs (``driftwatch serve``,
-``driftwatch monitor``), so what works here works in compose. Stop order on
-Ctrl-C matters: the model service first (it flushes its queued events), then
-the monitor, then the private redis-server.
+``driftwatch monitor``), so what works here works in compose. Like compose's
+``restart: unless-stopped``, a child that exits on its own (a crash, an OOM
+kill, a SIGKILL) is logged with its exit code and started again after a
+backoff that doubles up to 30 s and resets once it has stayed up for a
+minute; the other children keep running, so serving never stops because the
+monitor died, nor the other way round. Stop order on Ctrl-C or SIGTERM
+matters: the model service first (it flushes its queued events), then the
+monitor, then the private redis-server.
 """
 
 from __future__ import annotations
@@ -13,13 +18,39 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from driftwatch.local_processes import LocalRedisServer, wait_for_http
+from shared.model_metadata import ModelMetadata
 
 VAR_DIR = Path("var")
+BACKOFF_INITIAL_S = 0.5
+BACKOFF_MAX_S = 30.0
+STABLE_AFTER_S = 60.0
+POLL_S = 0.2
+
+
+@dataclass
+class Child:
+    """One supervised service: how to start it, and its restart bookkeeping."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff_s: float = BACKOFF_INITIAL_S
+    restart_at: float | None = None  # set while it waits out its backoff
+    exit_codes: list[int] = field(default_factory=list)
+
+    def spawn(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", *self.args], env=self.env)
+        self.started_at = time.monotonic()
+        self.restart_at = None
 
 
 class LocalStack:
@@ -39,14 +70,15 @@ class LocalStack:
         self.window_size = window_size
         self.console = console
         self._redis: LocalRedisServer | None = None
-        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._children: list[Child] = []
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", *args], env=env)
-        self._children.append((name, process))
+        child = Child(name, args, env)
+        child.spawn()
+        self._children.append(child)
 
     def _wait_live(self, url: str) -> None:
-        wait_for_http(f"{url}/livez", processes=[process for _, process in self._children])
+        wait_for_http(f"{url}/livez", processes=[c.process for c in self._children if c.process is not None])
 
     def start(self) -> None:
         if self.redis_url is None:
@@ -56,7 +88,9 @@ class LocalStack:
             self._redis.start()
             self.redis_url = self._redis.url
             self.console.print(f"redis-server     {self.redis_url} (data in {data_dir})")
-        env = {**os.environ, "REDIS_URL": self.redis_url}
+        # The monitor watches the model this stack serves (a CSV model is not digits-mlp).
+        model_name = ModelMetadata.load(self.model_dir).name
+        env = {**os.environ, "REDIS_URL": self.redis_url, "DRIFTWATCH_MODEL_NAME": model_name}
         if self.window_size is not None:
             env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
         self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
@@ -66,14 +100,41 @@ class LocalStack:
         self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs)")
         self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")
 
+    def supervise_once(self) -> None:
+        """One round of supervision: note the children that exited, restart those whose backoff is over."""
+        now = time.monotonic()
+        if self._redis is not None and not self._redis.running:
+            self.console.print("[red]redis-server exited; restarting it (same port, same data)[/]")
+            self._redis.start()
+        for child in self._children:
+            assert child.process is not None
+            code = child.process.poll()
+            if code is None:
+                if now - child.started_at >= STABLE_AFTER_S:
+                    child.backoff_s = BACKOFF_INITIAL_S
+                continue
+            if child.restart_at is None:
+                child.exit_codes.append(code)
+                child.restart_at = now + child.backoff_s
+                self.console.print(
+                    f"[red]{child.name} exited with code {code} after {now - child.started_at:.1f} s; "
+                    f"restarting it in {child.backoff_s:.1f} s[/] (the other services keep running)"
+                )
+                child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
+            elif now >= child.restart_at:
+                child.restarts += 1
+                child.spawn()
+                self.console.print(f"{child.name} restarted (restart {child.restarts})")
+
     def stop(self) -> None:
-        for name, process in reversed(self._children):  # model service first
-            if process.poll() is None:
+        for child in reversed(self._children):  # model service first
+            process = child.process
+            if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
-                    self.console.print(f"{name} did not stop in 20 s: killing it")
+                    self.console.print(f"{child.name} did not stop in 20 s: killing it")
                     process.kill()
                     process.wait()
         self._children.clear()
@@ -86,9 +147,9 @@ class LocalStack:
         try:
             self.start()
             self.console.print("Stack is up. Ctrl-C stops it.")
-            while all(p.poll() is None for _, p in self._children):
-                time.sleep(0.5)
-            self.console.print("[red]a service exited; stopping the stack[/]")
+            while True:
+                self.supervise_once()
+                time.sleep(POLL_S)  # the supervisor's own polling interval
         except KeyboardInterrupt:
             self.console.print("stopping...")
         finally:

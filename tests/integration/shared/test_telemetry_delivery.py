@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from shared.redis_server import free_port
+from driftwatch.local_processes import free_port
 from shared.telemetry import METER_NAME, MonitorMetrics, setup_telemetry, shutdown_telemetry
 from shared.telemetry.setup import current_delivery
 from tests.support.otlp_receiver import OtlpReceiver

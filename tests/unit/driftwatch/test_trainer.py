@@ -92,7 +92,7 @@ def test_cli_names_a_csv_model_after_its_file_and_versions_each_run(tmp_path: Pa
 
     from typer.testing import CliRunner
 
-    from shared.cli.main import app
+    from driftwatch.cli.main import app
 
     _write_csv(tmp_path / "my.csv")
     out = tmp_path / "mine"

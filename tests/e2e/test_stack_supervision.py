@@ -1,0 +1,107 @@
+"""`driftwatch up` supervises its children (issue 12, item 3): a child killed under
+traffic is restarted and logged, the others never stop, and SIGTERM still stops
+everything in order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+from driftwatch.local_processes import free_port, wait_for_http
+from tests.fault.procs import Load
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+def wait_until(check: Callable[[], object], within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def child(up: subprocess.Popen[bytes], command: str) -> psutil.Process | None:
+    for proc in psutil.Process(up.pid).children():
+        try:
+            if command in proc.cmdline() and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path, tmp_path: Path) -> None:
+    model_port, monitor_port = free_port(), free_port()
+    model_url, monitor_url = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["OTEL_SDK_DISABLED"] = "true"
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir), "--model-port", str(model_port),
+             "--monitor-port", str(monitor_port), "--window-size", "100"],
+            cwd=tmp_path, env={**env, "COLUMNS": "200"}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    load = None
+    try:
+        wait_for_http(f"{model_url}/readyz", timeout_s=90, processes=[up])
+        wait_for_http(f"{monitor_url}/readyz", timeout_s=90, processes=[up])
+        with np.load(model_dir / "holdout.npz") as holdout:
+            load = Load(model_url, holdout["features"].astype(np.float32), threads=2)
+        load.start()
+        wait_until(lambda: len(load.answered) >= 50, 30, "traffic")
+
+        monitor = child(up, "monitor")
+        assert monitor is not None
+        monitor.send_signal(signal.SIGKILL)
+        at_kill = len(load.answered)
+        wait_until(lambda: (c := child(up, "monitor")) is not None and c.pid != monitor.pid, 30, "a new monitor")
+        wait_until(lambda: answers(f"{monitor_url}/readyz"), 60, "the monitor ready again")
+        wait_until(lambda: len(load.answered) >= at_kill + 200, 60, "traffic after the restart")
+        assert load.failed == []  # every prediction answered 200 while the monitor was down
+
+        served = child(up, "serve")
+        assert served is not None
+        served.send_signal(signal.SIGKILL)
+        load.tolerate_failures()  # the model service is the one down now
+        monitor_answers: list[bool] = []
+        wait_until(lambda: monitor_answers.append(answers(f"{monitor_url}/livez")) or
+                   ((c := child(up, "serve")) is not None and c.pid != served.pid), 30, "a new model service")
+        wait_until(lambda: answers(f"{model_url}/readyz"), 60, "the model service ready again")
+        assert monitor_answers and all(monitor_answers)  # the monitor never stopped meanwhile
+        load.stop()
+        assert up.poll() is None
+
+        started = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+        stop_s = time.monotonic() - started
+        text = log.read_text(errors="replace")
+        assert "monitor exited with code -9" in text and "model service exited with code -9" in text
+        assert "monitor restarted" in text and "model service restarted" in text
+        assert stop_s < 10, f"stopping took {stop_s:.1f} s"
+        print(f"driftwatch up stopped in {stop_s:.2f} s")  # a figure for the report (pytest -s)
+        assert not answers(f"{model_url}/livez") and not answers(f"{monitor_url}/livez")
+    finally:
+        if load is not None:
+            load.stop()
+        if up.poll() is None:
+            up.kill()
+            up.wait()
