@@ -55,8 +55,8 @@ def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(
-            [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir), "--model-port", str(model_port),
-             "--monitor-port", str(monitor_port), "--window-size", "100"],
+            [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir),
+             "--model-port", str(model_port), "--monitor-port", str(monitor_port), "--window-size", "100"],
             cwd=tmp_path, env={**env, "COLUMNS": "200"}, stdout=out, stderr=subprocess.STDOUT,
         )
     load = None
