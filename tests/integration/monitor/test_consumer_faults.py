@@ -132,3 +132,32 @@ async def test_the_next_batch_is_read_before_this_one_is_processed_and_survives_
     assert int(await aredis.get(keys.ingested)) == 150
     assert restarted.consumer.stats.duplicates == 0 and restarted.consumer.stats.claimed == 0
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+
+
+@pytest.mark.parametrize("restarted_as", ["consumer-a", "consumer-b"])
+async def test_pending_entries_trimmed_by_the_stream_cap_are_counted_as_trimmed_unprocessed(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path, restarted_as: str
+) -> None:
+    """A consumer read 40 entries and died; the stream cap (MAXLEN) then trimmed them before
+    anyone processed them. Its own restart (reading its pending list) or another consumer
+    (XAUTOCLAIM) finds them gone: counted in trimmed_unprocessed, acked, never processed."""
+    _, keys = await register(aredis, model_dir)
+    await MonitorWorker(aredis, settings(redis_url), "consumer-a").consumer.ensure_groups()
+    await publish_predictions(aredis, keys, rows(40), np.zeros(40, dtype=np.int64))
+    await aredis.xreadgroup(CONSUMER_GROUP, "consumer-a", {keys.predictions: ">"}, count=40)
+    fresh = encode_predictions([f"{i:032x}" for i in range(1, 21)], int(time.time() * 1000), keys.model, "1",
+                               rows(20), np.zeros(20, dtype=np.int64), np.eye(10, dtype=np.float32)[[0] * 20])
+    for entry in fresh:  # the publisher's cap, exact here: the stream keeps its newest 10
+        await aredis.xadd(keys.predictions, entry, maxlen=10, approximate=False)
+    assert await aredis.xlen(keys.predictions) == 10
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 40
+
+    monitor = MonitorWorker(aredis, settings(redis_url), restarted_as)
+    monitor.start()
+    try:
+        await eventually(lambda: monitor.consumer.stats.predictions == 10 and monitor.consumer.stats.trimmed == 40)
+    finally:
+        await monitor.stop()
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+    assert int(await aredis.get(keys.ingested)) == 10
+    assert monitor.consumer.stats.dead_lettered == 0
