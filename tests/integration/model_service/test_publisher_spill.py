@@ -184,3 +184,51 @@ async def test_a_writer_that_raises_is_restarted_and_loses_nothing(client: aiore
     await publisher.close()
     assert await ids_on_stream(client) == list(range(100))  # in order, each once
     assert publisher.stats.dropped == 0 and publisher.stats.duplicate_batches == 0
+
+
+async def test_a_slow_redis_sends_the_backlog_through_the_spill_file_in_order(
+    server: LocalRedisServer, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Redis slow, not down: writes are held by CLIENT PAUSE (they answer, late, and never
+    time out), the queue passes its high-water mark, and the publisher turns to the spill
+    file instead of letting memory grow; once Redis is quick again the file replays in order."""
+    spill = SpillFile(tmp_path / "slow.spill", max_bytes=1 << 24)
+    publisher = make(client, spill, high_water=100)
+    publisher.start()
+    publisher.submit([entry(i) for i in range(50)])
+    await wait_for(lambda: _len_is(client, 50))
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command("CLIENT", "PAUSE", "700", "WRITE")  # writes wait 0.7 s, reads answer
+    try:
+        for i in range(50, 1_000, 50):
+            publisher.submit([entry(j) for j in range(i, i + 50)])
+            assert publisher.queued <= 1_000
+        await wait_for(_true(lambda: publisher.stats.spilled > 0))
+        assert publisher.stats.failed_writes == 0  # the high-water path: no write failed
+        await wait_for(lambda: _len_is(client, 1_000))
+    finally:
+        await admin.aclose()
+    await publisher.close()
+    assert await ids_on_stream(client) == list(range(1_000))  # in order, each once
+    assert publisher.stats.replayed == publisher.stats.spilled and publisher.stats.dropped == 0
+    assert spill.size_bytes == 0
+
+
+async def test_the_dedup_marker_lives_for_its_ttl_and_then_a_retry_writes_again(client: aioredis.Redis) -> None:
+    """Exactly once holds while the batch marker lives (DRIFTWATCH_PUBLISH_DEDUP_TTL_S); the marker
+    has that TTL, so Redis does not keep one key per batch forever."""
+    from model_service.publisher import _Batch, hash_tag_prefix
+
+    publisher = make(client, None, dedup_ttl_s=1)
+    batch = _Batch(b"fedcba9876543210", [entry(i) for i in range(5)])
+    assert await publisher._write(batch) is True
+    marker = f"{hash_tag_prefix(STREAM)}:publish:batch:{batch.id.hex()}"
+    assert 0 < await client.pttl(marker) <= 1_000
+    assert await publisher._write(batch) is False  # within the TTL: a duplicate
+    await wait_for(lambda: _gone(client, marker), timeout_s=5)
+    assert await publisher._write(batch) is True  # past it, the same batch id writes again
+    assert len(await ids_on_stream(client)) == 10
+
+
+async def _gone(client: aioredis.Redis, key: str) -> bool:
+    return not await client.exists(key)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from monitor.alerts.lease import LeaderLease
 from monitor.alerts.notifier import GROUP, ID_HEADER
 from monitor.alerts.payloads import rfc3339
 from monitor.alerts.rules import AlertRule
@@ -58,6 +59,19 @@ async def wait_for(check: Callable[[], bool], within_s: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def settled(redis: aioredis.Redis, within_s: float = 10.0) -> None:
+    """Until every history entry was read by the notifiers' group and acknowledged: from
+    then on nothing can be sent again (a duplicate could only come from a pending entry)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        groups = await redis.xinfo_groups(KEYS.alert_history)
+        group = next(g for g in groups if g["name"] in (GROUP, GROUP.encode()))
+        if group["pending"] == 0 and group.get("lag") == 0:
+            return
+        assert time.monotonic() < deadline, f"notifications not settled: {group}"
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
@@ -89,7 +103,7 @@ async def test_one_firing_and_one_resolved_across_replicas(redis_url: str, recei
             recorded += [(t.from_state, t.to_state, t.window) for r in results for t in r]
         assert recorded == [("inactive", "pending", 1), ("pending", "firing", 2), ("firing", "resolved", 4)]
         await wait_for(lambda: len(receiver.requests) >= 2)
-        await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
+        await settled(services[0].store.redis)
 
     bodies = receiver.bodies("/hook")
     assert [b["status"] for b in bodies] == ["firing", "resolved"]
@@ -116,11 +130,10 @@ async def test_retries_after_a_500(redis_url: str, aredis: aioredis.Redis) -> No
             await svc.store.replace_rules([DRIFT.model_copy(update={"for_": None})])
             await svc.evaluate(snap(1, 0.9))
             await wait_for(lambda: len(flaky.requests) == 2)
-            await asyncio.sleep(0.3)
-            pending = await aredis.xpending(KEYS.alert_history, GROUP)
+            await settled(aredis)
         first, second = flaky.requests
         assert first.body == second.body and first.headers[ID_HEADER] == second.headers[ID_HEADER]
-        assert len(flaky.requests) == 2 and pending["pending"] == 0
+        assert len(flaky.requests) == 2
 
 
 async def test_gives_up_after_bounded_attempts_and_on_final_4xx(redis_url: str, aredis: aioredis.Redis) -> None:
@@ -130,28 +143,35 @@ async def test_gives_up_after_bounded_attempts_and_on_final_4xx(redis_url: str, 
             await svc.store.replace_rules([DRIFT.model_copy(update={"for_": None})])
             await svc.evaluate(snap(1, 0.9))
             await wait_for(lambda: len(down.requests) == 3)
-            await asyncio.sleep(0.3)
-            assert (await aredis.xpending(KEYS.alert_history, GROUP))["pending"] == 0
+            await settled(aredis)
         assert len(down.requests) == 3 and len(rejecting.requests) == 1
 
 
 async def test_next_leader_takes_over_abandoned_notifications(
     redis_url: str, aredis: aioredis.Redis, receiver: Receiver
 ) -> None:
-    s = settings(webhook_urls=[receiver.url], max_attempts=1, request_timeout_s=0.2, leader_ttl_s=0.3)
+    """The leader crashed holding its lease, with notifications read and not sent: the next
+    replica waits for the lease to expire, then sends each pending notification exactly once."""
+    s = settings(webhook_urls=[receiver.url], max_attempts=1, request_timeout_s=0.2, leader_ttl_s=3.0)
     store = AlertStore(aredis, KEYS)
     await store.replace_rules([DRIFT.model_copy(update={"for_": None})])
     async with replicas(redis_url, 1, s):
         pass  # creates the consumer group, then stops
-    # A leader that read the transition and died before sending and acknowledging it:
+    # A leader that took the lease, read two transitions and died before sending and acknowledging them:
+    crashed = LeaderLease(aredis, KEYS.alert_leader, s.leader_ttl_s, owner="dead-leader")
+    assert await crashed.acquire_or_renew()
     await store.apply(snap(1, 0.9))
+    await store.apply(snap(2, 0.0))
     read = await aredis.xreadgroup(GROUP, "dead-leader", {KEYS.alert_history: ">"})
-    assert len(read[0][1]) == 1
-    async with replicas(redis_url, 1, s):
-        await wait_for(lambda: len(receiver.requests) == 1, within_s=s.claim_idle_s + 5)
-        await asyncio.sleep(0.3)
-        assert (await aredis.xpending(KEYS.alert_history, GROUP))["pending"] == 0
-    assert receiver.bodies()[0]["status"] == "firing"
+    assert len(read[0][1]) == 2
+    async with replicas(redis_url, 1, s) as (survivor,):
+        assert not survivor.notifier.leader.is_set() and receiver.requests == []  # the lease still runs
+        await wait_for(survivor.notifier.leader.is_set, within_s=s.leader_ttl_s + 5)
+        assert await aredis.get(KEYS.alert_leader) == survivor.notifier.consumer.encode()
+        await wait_for(lambda: len(receiver.requests) == 2, within_s=s.claim_idle_s + 5)
+        await settled(aredis)
+    assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
+    assert len({r.headers[ID_HEADER] for r in receiver.requests}) == 2  # each once
 
 
 async def test_only_the_leader_sends_and_a_stopped_leader_hands_over(
