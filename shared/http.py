@@ -17,11 +17,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class BodyTooLarge(Exception):
-    pass
-
 
 class BodySizeLimitMiddleware:
+    """413 for a body over ``max_bytes``, declared (Content-Length) or streamed (chunked).
+
+    A body without Content-Length is read here, up to the limit, before the app
+    sees it: raising from inside the app's ``receive`` does not work, because
+    FastAPI turns any error while it reads a body into a 400 ("error parsing
+    the body"), which is how a chunked oversized body got 400 instead of 413.
+    At most ``max_bytes`` is held, and only for bodies that came without a length.
+    """
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -30,33 +36,42 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = None
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+        if declared is not None:
+            if declared > self.max_bytes:
                 await _send_413(send, self.max_bytes)
                 return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+            await self.app(scope, receive, send)  # the server never delivers more than declared
+            return
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
                 await _send_413(send, self.max_bytes)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the buffered body over once, then waits on the real one (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _send_413(send: Send, max_bytes: int) -> None:
