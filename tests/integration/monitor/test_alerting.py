@@ -88,7 +88,9 @@ async def test_episode_pending_firing_resolved_with_one_notification_each(
         ("inactive", "pending"), ("pending", "firing"), ("firing", "resolved")
     ]
     assert [h["window"] for h in episode] == [0, 1, 2]
-    await asyncio.sleep(0.5)
+    # Both monitors stopped with every notification acknowledged: none can be sent again.
+    (group,) = await aredis.xinfo_groups(keys.alert_history)
+    assert group["pending"] == 0 and group["lag"] == 0
     assert len(receiver.bodies("/hook")) == 2  # exactly one of each
 
 

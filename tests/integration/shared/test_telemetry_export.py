@@ -28,6 +28,7 @@ from shared.telemetry import (
     shutdown_telemetry,
 )
 from shared.telemetry.catalogue import CATALOGUE, HTTP_SERVER_REQUEST_DURATION
+from shared.telemetry.setup import current_delivery
 from shared.telemetry.task_metrics import TaskFailureCounter
 from tests.support.otlp_receiver import DataPoint, OtlpReceiver
 
@@ -225,7 +226,12 @@ def test_no_receiver_is_harmless(monkeypatch: pytest.MonkeyPatch, protocol: str)
         svc.record_predictions(classes)
     per_call = (time.perf_counter() - started) / 2_000
     assert per_call < 0.002, f"recording took {per_call * 1e6:.0f} us per call"
-    time.sleep(0.3)  # several failed exports happen meanwhile, in the reader's thread
+    delivery = current_delivery()
+    assert delivery is not None
+    deadline = time.monotonic() + 20
+    while delivery.failures < 2:  # failed exports happen meanwhile, in the reader's thread
+        assert time.monotonic() < deadline, "no failed export seen"
+        time.sleep(0.02)
     started = time.perf_counter()
     provider.force_flush(timeout_millis=1_000)
     shutdown_telemetry(timeout_millis=1_000)
@@ -260,9 +266,9 @@ def test_sdk_disabled_exports_nothing(
     provider = setup_telemetry("driftwatch-test", TelemetrySettings())
     svc = ModelServiceMetrics(provider.get_meter(METER_NAME), model="m", model_version="1")
     svc.record_predictions(np.array([1, 2]))
+    assert current_delivery() is None  # no exporter at all: nothing can be in flight
     provider.force_flush(timeout_millis=1_000)
     shutdown_telemetry()
-    time.sleep(0.2)
     assert receiver.names() == set()
 
 

@@ -91,15 +91,18 @@ def test_claim_idle_covers_a_whole_delivery() -> None:
 
 
 async def test_a_swallowed_cancel_is_raised_again() -> None:
+    looping = asyncio.Event()
+
     async def swallowing_loop() -> None:
         while True:
             raise_if_cancelling()
+            looping.set()
             # Swallowing, as asyncio.wait_for does on Python 3.11 when the inner call completes too.
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.01)
 
     task = asyncio.create_task(swallowing_loop())
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(looping.wait(), 2)  # inside the loop, in its sleep
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
