@@ -142,7 +142,7 @@ async def test_pending_entries_trimmed_by_the_stream_cap_are_counted_as_trimmed_
     anyone processed them. Its own restart (reading its pending list) or another consumer
     (XAUTOCLAIM) finds them gone: counted in trimmed_unprocessed, acked, never processed."""
     _, keys = await register(aredis, model_dir)
-    await MonitorWorker(aredis, settings(redis_url), "consumer-a").consumer.ensure_groups()
+    await assemble_monitor(aredis, settings(redis_url), "consumer-a").consumer.ensure_groups()
     await publish_predictions(aredis, keys, rows(40), np.zeros(40, dtype=np.int64))
     await aredis.xreadgroup(CONSUMER_GROUP, "consumer-a", {keys.predictions: ">"}, count=40)
     fresh = encode_predictions([f"{i:032x}" for i in range(1, 21)], int(time.time() * 1000), keys.model, "1",
@@ -152,7 +152,7 @@ async def test_pending_entries_trimmed_by_the_stream_cap_are_counted_as_trimmed_
     assert await aredis.xlen(keys.predictions) == 10
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 40
 
-    monitor = MonitorWorker(aredis, settings(redis_url), restarted_as)
+    monitor = assemble_monitor(aredis, settings(redis_url), restarted_as)
     monitor.start()
     try:
         await eventually(lambda: monitor.consumer.stats.predictions == 10 and monitor.consumer.stats.trimmed == 40)

@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
-from monitor.worker import MonitorWorker
+from monitor.assembly import assemble_monitor
+from monitor.monitor_settings import MonitorSettings
 from shared.keys import Keys
 from shared.registry import metadata_field, register_model
-from shared.settings import MonitorSettings
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_predictions, register, small_model
 
 WINDOW = 200
@@ -38,7 +38,7 @@ async def test_a_window_that_does_not_fit_its_model_is_an_error_and_the_others_a
     aredis: aioredis.Redis, redis_url: str, model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     digits, keys = await register(aredis, model_dir)
-    first = MonitorWorker(aredis, settings(redis_url), "first-run")
+    first = assemble_monitor(aredis, settings(redis_url), "first-run")
     first.start()
     await publish_predictions(aredis, keys, holdout_rows(model_dir, 150), np.zeros(150, dtype=np.int64))
     await eventually(lambda: first.consumer.stats.predictions == 150)
@@ -50,7 +50,7 @@ async def test_a_window_that_does_not_fit_its_model_is_an_error_and_the_others_a
     v2, v2_reference = small_model(digits.name, "2", seed=2)
     await register_model(aredis, keys, v2, v2_reference)
 
-    second = MonitorWorker(aredis, settings(redis_url), "second-run")
+    second = assemble_monitor(aredis, settings(redis_url), "second-run")
     second.start()
     try:
         rng = np.random.default_rng(3)
@@ -70,7 +70,7 @@ async def test_a_window_that_does_not_fit_its_model_is_an_error_and_the_others_a
         assert oldest.error is not None and oldest.error.startswith("ValueError") and "64" in oldest.error
         assert newest.window == 1 and newest.model_version == "2" and newest.status in ("ok", "drift")
         assert newest.n_features == 4 and newest.window_size == WINDOW
-        assert second.running and second.supervisor.failures == 0
+        assert second.worker.running and second.worker.supervisor.failures == 0
         assert any("window 0: report failed" in r.getMessage() and r.exc_info for r in caplog.records)
         assert not await aredis.exists(keys.window_rows(0))  # an error window does not stay forever
     finally:

@@ -9,10 +9,10 @@ import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from model_service.app import create_app
+from model_service.serving_settings import ModelServiceSettings
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
 from shared.registry import ModelIdentityConflict, read_registered_model, register_model
-from shared.settings import ModelServiceSettings
 from tests.integration.monitor.helpers import small_model
 
 
