@@ -65,7 +65,7 @@ async def test_a_window_that_does_not_fit_its_model_is_an_error_and_the_others_a
                 return await aredis.zcard(keys.drift_index) == 2
 
             await eventually(two_reports)
-        newest, oldest = await second.reporter.history(10)
+        newest, oldest = await second.reports.history(10)
         assert oldest.window == 0 and oldest.status == "error" and oldest.model_version == digits.version
         assert oldest.error is not None and oldest.error.startswith("ValueError") and "64" in oldest.error
         assert newest.window == 1 and newest.model_version == "2" and newest.status in ("ok", "drift")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from driftwatch.local_processes import free_port
+from shared.settings_base import TelemetrySettings
 from shared.telemetry import METER_NAME, MonitorMetrics, setup_telemetry, shutdown_telemetry
 from shared.telemetry.setup import current_delivery
 from tests.support.otlp_receiver import OtlpReceiver
@@ -44,7 +45,7 @@ def test_one_warning_without_a_collector_and_one_note_when_it_is_back(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")  # one export (with its retries) per ~second
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
     caplog.set_level(logging.INFO)
-    provider = setup_telemetry("driftwatch-test", instrument_system=False)
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings(), instrument_system=False)
     MonitorMetrics(provider.get_meter(METER_NAME), model="m").processed(1)
     delivery = current_delivery()
     assert delivery is not None
@@ -70,7 +71,7 @@ def test_shutdown_without_a_collector_takes_at_most_about_two_seconds(monkeypatc
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
-    provider = setup_telemetry("driftwatch-test", instrument_system=False)
+    provider = setup_telemetry("driftwatch-test", TelemetrySettings(), instrument_system=False)
     MonitorMetrics(provider.get_meter(METER_NAME), model="m").processed(1)
     delivery = current_delivery()
     assert delivery is not None
