@@ -217,12 +217,13 @@ async def test_a_slow_redis_sends_the_backlog_through_the_spill_file_in_order(
 async def test_the_dedup_marker_lives_for_its_ttl_and_then_a_retry_writes_again(client: aioredis.Redis) -> None:
     """Exactly once holds while the batch marker lives (DRIFTWATCH_PUBLISH_DEDUP_TTL_S); the marker
     has that TTL, so Redis does not keep one key per batch forever."""
-    from model_service.publisher import _Batch, hash_tag_prefix
+    from model_service.publisher import _Batch
+    from shared.keys import Keys
 
     publisher = make(client, None, dedup_ttl_s=1)
     batch = _Batch(b"fedcba9876543210", [entry(i) for i in range(5)])
     assert await publisher._write(batch) is True
-    marker = f"{hash_tag_prefix(STREAM)}:publish:batch:{batch.id.hex()}"
+    marker = Keys.of_stream(STREAM).publish_batch(batch.id.hex())
     assert 0 < await client.pttl(marker) <= 1_000
     assert await publisher._write(batch) is False  # within the TTL: a duplicate
     await wait_for(lambda: _gone(client, marker), timeout_s=5)
