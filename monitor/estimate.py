@@ -1,4 +1,4 @@
-"""Label-free accuracy: Difference of Confidences (DoC), calibrated on the reference.
+"""Label-free accuracy: Difference of Confidences (DoC), calibrated on the reference, with an interval.
 
 Labels arrive late or never; the model's confidence arrives with every
 prediction. DoC (Guillory et al., ICCV 2021) estimates a window's accuracy
@@ -13,6 +13,18 @@ confidence (ATC) is not: with confidences uniform on [0.5, 1] in the
 reference and [0.4, 0.9] in a window, ATC said 0.56 against a true 0.65, DoC
 0.65. Its gap to realised accuracy, once labels come, is itself a signal.
 
+Why DoC and not a finer calibration: ``benchmarks/estimate.py`` measured it
+against ATC, NannyML's CBPE and a per-bucket (isotonic) calibration on
+windows whose accuracy really falls; DoC and CBPE were best and equal, the
+per-bucket calibration worse (it cannot extrapolate below the reference's
+confidences). No confidence-based estimate sees a shift that leaves the
+model confident and wrong (noise, occlusion, rotation): see RESULTS.md.
+
+The interval treats each prediction's correctness as a Bernoulli draw with
+probability ``confidence + offset`` (what DoC assumes) plus the sampling
+error of the reference accuracy: it covers the realised accuracy when the
+reference calibration still holds, not the bias of such a shift.
+
 Confidence is kept per window as a histogram of percent buckets (see
 ``monitor.window_state.confidence_buckets``); bucket midpoints bound the error of
 the mean at half a percent.
@@ -23,11 +35,14 @@ Examples
 >>> rng = np.random.default_rng(0)
 >>> conf = rng.uniform(0.5, 1.0, 10_000)
 >>> correct = rng.uniform(size=10_000) < conf          # a calibrated model
->>> cal = ConfidenceCalibration.fit(conf, correct)
+>>> estimator = AccuracyEstimator.fit(conf, correct)
 >>> shifted = rng.uniform(0.4, 0.9, 10_000)            # less confident traffic
 >>> window = np.bincount(np.minimum((shifted * 100).astype(int), 99), minlength=100)
->>> round(cal.estimate(window), 2), round(float((rng.uniform(size=10_000) < shifted).mean()), 2)
+>>> est = estimator.estimate(window)
+>>> round(est.value, 2), round(float((rng.uniform(size=10_000) < shifted).mean()), 2)
 (0.65, 0.65)
+>>> round(est.low, 3), round(est.high, 3)
+(0.635, 0.66)
 """
 
 from __future__ import annotations
@@ -40,21 +55,28 @@ import numpy.typing as npt
 from monitor.window_state import CONFIDENCE_BUCKETS
 
 _MIDPOINTS = (np.arange(CONFIDENCE_BUCKETS) + 0.5) / CONFIDENCE_BUCKETS
-
-
-def mean_confidence(histogram: npt.ArrayLike) -> float | None:
-    counts = np.asarray(histogram, dtype=np.float64)
-    total = counts.sum()
-    return float(counts @ _MIDPOINTS / total) if total > 0 else None
+_Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 
 
 @dataclass(frozen=True, slots=True)
-class ConfidenceCalibration:
+class AccuracyEstimate:
+    """A window's label-free accuracy estimate and its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class AccuracyEstimator:
+    """DoC fitted on the reference's top-class confidences and correctness."""
+
     reference_accuracy: float
     reference_confidence: float
+    reference_size: int
 
     @classmethod
-    def fit(cls, confidence: npt.ArrayLike, correct: npt.ArrayLike) -> ConfidenceCalibration:
+    def fit(cls, confidence: npt.ArrayLike, correct: npt.ArrayLike) -> AccuracyEstimator:
         """From the top-class probabilities and correctness of a held-out sample."""
         conf = np.asarray(confidence, dtype=np.float64)
         hits = np.asarray(correct, dtype=bool)
@@ -64,16 +86,23 @@ class ConfidenceCalibration:
             raise ValueError("confidence must lie in [0, 1]")
         # Measured through the same buckets as windows, so bucketing cancels out.
         buckets = np.minimum((conf * CONFIDENCE_BUCKETS).astype(np.int64), CONFIDENCE_BUCKETS - 1)
-        reference_confidence = mean_confidence(np.bincount(buckets, minlength=CONFIDENCE_BUCKETS))
-        assert reference_confidence is not None
-        return cls(float(hits.mean()), reference_confidence)
+        counts = np.bincount(buckets, minlength=CONFIDENCE_BUCKETS)
+        return cls(float(hits.mean()), float(counts @ _MIDPOINTS / conf.size), int(conf.size))
 
-    def estimate(self, histogram: npt.ArrayLike) -> float | None:
+    def estimate(self, histogram: npt.ArrayLike) -> AccuracyEstimate | None:
         """Estimated accuracy of a window from its confidence histogram; None if empty."""
-        window_confidence = mean_confidence(histogram)
-        if window_confidence is None:
+        counts = np.asarray(histogram, dtype=np.float64)
+        total = counts.sum()
+        if total <= 0:
             return None
-        return float(np.clip(self.reference_accuracy + window_confidence - self.reference_confidence, 0.0, 1.0))
+        offset = self.reference_accuracy - self.reference_confidence
+        value = float(np.clip(counts @ _MIDPOINTS / total + offset, 0.0, 1.0))
+        p = np.clip(_MIDPOINTS + offset, 0.0, 1.0)
+        outcomes = float(counts @ (p * (1 - p))) / total**2
+        acc = self.reference_accuracy
+        reference = acc * (1 - acc) / self.reference_size
+        half = _Z95 * float(np.sqrt(outcomes + reference))
+        return AccuracyEstimate(value, max(value - half, 0.0), min(value + half, 1.0))
 
 
 def histogram_from_hash(raw: dict[bytes, bytes]) -> npt.NDArray[np.int64]:

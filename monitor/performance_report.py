@@ -15,7 +15,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
-from monitor.estimate import ConfidenceCalibration, histogram_from_hash
+from monitor.estimate import AccuracyEstimate, AccuracyEstimator, histogram_from_hash
 from monitor.window_state import JOIN_BUCKET_MS, delay_bucket_bounds_s
 from monitor.windows import WindowIndex
 from shared.keys import Keys
@@ -44,8 +44,13 @@ class WindowPerformance(BaseModel):
     label_coverage: float | None
     accuracy: float | None = Field(description="Realised, on the labels received so far")
     estimated_accuracy: float | None = Field(
-        description="Label-free (difference of confidences, calibrated on the reference): read it while labels "
+        description="Label-free (confidence calibrated per bucket on the reference): read it while labels "
         "are missing"
+    )
+    estimated_accuracy_interval: tuple[float, float] | None = Field(
+        default=None,
+        description="95% interval of the estimate: outcome and calibration sampling error only, not the bias "
+        "of a shift that changes accuracy at a given confidence",
     )
     label_delay: LabelDelay
     classes: list[ClassMetrics]
@@ -132,7 +137,7 @@ async def performance_report(
     class_names: list[str],
     windows: WindowIndex,
     last_windows: int = 10,
-    calibration: ConfidenceCalibration | None = None,
+    calibration: AccuracyEstimator | None = None,
     model_version: str | None = None,
     retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
@@ -167,6 +172,9 @@ async def performance_report(
             confusion_raw, classes_raw, delay_raw, confidence_raw = raw[4 * i : 4 * i + 4]
             m = confusion_from_hash(confusion_raw, n_classes)
             predictions = sum(int(v) for v in classes_raw.values())
+            estimate: AccuracyEstimate | None = (
+                calibration.estimate(histogram_from_hash(confidence_raw)) if calibration else None
+            )
             per_window.append(
                 WindowPerformance(
                     window=w,
@@ -174,9 +182,8 @@ async def performance_report(
                     labelled=int(m.sum()),
                     label_coverage=int(m.sum()) / predictions if predictions else None,
                     accuracy=accuracy(m),
-                    estimated_accuracy=(
-                        calibration.estimate(histogram_from_hash(confidence_raw)) if calibration else None
-                    ),
+                    estimated_accuracy=estimate.value if estimate else None,
+                    estimated_accuracy_interval=(estimate.low, estimate.high) if estimate else None,
                     label_delay=label_delay(delay_raw),
                     classes=class_metrics(m, class_names),
                     confusion_matrix=m.tolist(),

@@ -106,11 +106,31 @@ def flights(out: str, window: int) -> None:
            "popmon test_data flight_delays(_reference).csv.gz (US flights 2015)", window)
 
 
+def census_labelled(out: str) -> None:
+    """2015 and 2018 census rows with their labels (employed), for benchmarks/estimate.py."""
+    import nannyml as nml
+
+    reference, analysis, targets = nml.load_us_census_ma_employment_data()
+    analysis = analysis.merge(targets, on="id")
+    names = [c for c in reference.columns if c not in ("id", "employed", "year", "prediction", "predicted_probability")]
+    path = os.path.join(out, "census_labelled")
+    os.makedirs(path, exist_ok=True)
+    for year, df in (("2015", reference), ("2018", analysis[analysis["year"] == 2018])):
+        np.save(os.path.join(path, f"x_{year}.npy"), np.stack([df[c].astype(np.float64).to_numpy() for c in names], 1))
+        np.save(os.path.join(path, f"y_{year}.npy"), df["employed"].to_numpy(np.int64))
+    with open(os.path.join(path, "meta.json"), "w") as fh:
+        json.dump({"features": names, "categorical": [str(reference[c].dtype) == "category" for c in names]}, fh)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--window", type=int, default=1000)
+    ap.add_argument("--census-labelled", action="store_true", help="only the labelled census years (estimate.py)")
     args = ap.parse_args()
+    if args.census_labelled:
+        census_labelled(args.out)
+        return 0
     census(args.out, args.window)
     flights(args.out, args.window)
     print(args.out)

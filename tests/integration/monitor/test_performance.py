@@ -92,6 +92,12 @@ async def test_delays_coverage_and_estimate_per_window(
     assert by_window[2].estimated_accuracy == pytest.approx(
         float((predicted[2 * WINDOW :] == labels[2 * WINDOW :]).mean()), abs=0.05
     )
+    # Its 95% interval brackets it and is as wide as WINDOW outcomes make it (not 0, not 1).
+    for w in report.windows:
+        assert w.estimated_accuracy_interval is not None and w.estimated_accuracy is not None
+        low, high = w.estimated_accuracy_interval
+        assert low <= w.estimated_accuracy <= high
+        assert 0.0 < high - low < 0.5
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(
