@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,24 +61,20 @@ def our_configs() -> dict[str, DriftConfig]:
 
 
 def run_ours(data: Path, config: DriftConfig) -> dict[str, Any]:
+    """Flags per window (the report's status), and the multivariate test's own flags when the
+    detector has one (issue 13, item 3: ``report.multivariate_drift``)."""
     meta = json.loads((data / "meta.json").read_text())
     ref = np.load(data / "reference.npy")
     stream = np.load(data / "stream.npy")
     size = meta["window"]
     t0 = time.perf_counter()
     det = DriftDetector(ref, meta["features"], config, categorical=np.array(meta["categorical"], dtype=bool))
-    flags = [det.test(stream[s : s + size]).dataset_drift for s in range(0, len(stream), size)]
-    return {"flags": flags, "time": time.perf_counter() - t0}
-
-
-def run_multivariate(data: Path) -> dict[str, Any] | None:
-    """Driftwatch's multivariate detector, when it exists on this checkout (issue 13, item 3)."""
-    try:
-        from monitor.drift import multivariate  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    runner: Callable[..., dict[str, Any]] | None = getattr(multivariate, "benchmark_replay", None)
-    return runner(data) if runner is not None else None
+    reports = [det.test(stream[s : s + size]) for s in range(0, len(stream), size)]
+    out: dict[str, Any] = {"flags": [r.status == "drift" for r in reports], "time": time.perf_counter() - t0}
+    multivariate: list[Any] = [getattr(r, "multivariate_drift", None) for r in reports]
+    if all(m is not None for m in multivariate):
+        out["multivariate"] = [bool(m.drifted) for m in multivariate]
+    return out
 
 
 def run_peers(venv: Path, data: Path, timeout: float) -> dict[str, Any]:
@@ -148,9 +143,9 @@ def main() -> int:
             results: dict[str, dict[str, Any]] = {}
             for name, config in our_configs().items():
                 results[name] = run_ours(data, config)
-            mv = run_multivariate(data)
-            if mv is not None:
-                results["Driftwatch multivariate"] = mv
+                flags = results[name].pop("multivariate", None)
+                if flags is not None and name == "Driftwatch default":
+                    results["Driftwatch multivariate test alone"] = {"flags": flags, "time": results[name]["time"]}
             if not args.no_peers:
                 for key, res in run_peers(venv, data, args.peer_timeout).items():
                     results[PEER_NAMES.get(key, key)] = res
