@@ -125,6 +125,8 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=1000)
     ap.add_argument("--data-dir", help="reuse files written by benchmarks/peers/datasets.py")
     ap.add_argument("--no-peers", action="store_true", help="ours only (needs --data-dir)")
+    ap.add_argument("--reuse-peers", action="store_true",
+                    help="with --data-dir: the peers' flags saved there by an earlier run (peers.json)")
     ap.add_argument("--peer-timeout", type=float, default=3600.0)
     args = ap.parse_args()
     venv = Path(args.peers_venv)
@@ -147,7 +149,13 @@ def main() -> int:
                 if flags is not None and name == "Driftwatch default":
                     results["Driftwatch multivariate test alone"] = {"flags": flags, "time": results[name]["time"]}
             if not args.no_peers:
-                for key, res in run_peers(venv, data, args.peer_timeout).items():
+                saved = data / "peers.json"
+                if args.reuse_peers and saved.exists():
+                    peer_results = json.loads(saved.read_text())
+                else:
+                    peer_results = run_peers(venv, data, args.peer_timeout)
+                    saved.write_text(json.dumps(peer_results))
+                for key, res in peer_results.items():
                     results[PEER_NAMES.get(key, key)] = res
             periods = meta["periods"]
             print(f"\n## {dataset}: {meta['source']}")
