@@ -43,6 +43,8 @@ class MetricFeed:
             self._export_drift(report)
 
     def _export_drift(self, report: WindowDriftReport) -> None:
+        if report.status == "error":  # a window that could not be tested has no values to show
+            return
         if self._exported_window is not None and report.window <= self._exported_window:
             return
         self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
