@@ -1,6 +1,6 @@
 """Monitor ingest benchmark: events/s the consumer handles vs the raw XREADGROUP + XACK rate.
 
-    .venv/bin/python benchmarks/ingest.py [--events 100000] [--features 64] [--read-count 500]
+    .venv/bin/python benchmarks/ingest.py [--events 100000] [--features 64] [--read-count 500] [--cluster]
 
 One private redis-server, one run. The streams are pre-filled with the same
 prediction events (64 float32 features by default) for both measurements:
@@ -13,6 +13,12 @@ prediction events (64 float32 features by default) for both measurements:
 It then splits the monitor's time into its parts (read+ack, decode, Lua) by
 timing each on its own, so a shortfall names its cause. Targets (issue #4):
 monitor >= 50% of raw, and >= 50,000 events/s at 64 features.
+
+``--cluster`` measures the same two rates again on a local Redis Cluster (3
+masters, 3 replicas, ``redis-cli --cluster create``) through redis-py's
+cluster client, in the same run, and prints cluster / single-server ratios.
+One model's stream and state live in one slot, so one model's ingest runs on
+one master either way; a cluster spreads models, not one model's events.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 
+from driftwatch.local_cluster import LocalRedisCluster
 from driftwatch.local_processes import LocalRedisServer
 from monitor.consumer import StreamConsumer
 from monitor.window_state import WindowState
@@ -31,6 +38,7 @@ from monitor.windows import WindowPolicy
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
+from shared.redis_connection import connect
 
 RAW_GROUP = "raw-bench"
 
@@ -105,7 +113,19 @@ async def parts(client: aioredis.Redis, keys: Keys, n: int, count: int) -> dict[
     return {"decode": t_decode / m, "lua (incl. args)": t_lua / m, "args only": t_args / m}
 
 
-async def main(events: int, features: int, count: int) -> None:
+async def rates_on_cluster(events: int, features: int, count: int) -> tuple[float, float]:
+    """Raw and monitor rates on a fresh local cluster, through the services' own client factory."""
+    with LocalRedisCluster() as cluster:
+        client = connect(cluster.url)
+        keys = Keys("bench")
+        await fill(client, keys, events, features)
+        raw = await raw_rate(client, keys, events, count)
+        ours, _ = await monitor_rate(client, keys, events, count)
+        await client.aclose()
+    return raw, ours
+
+
+async def main(events: int, features: int, count: int, cluster: bool) -> None:
     with LocalRedisServer() as server:
         client = aioredis.Redis.from_url(server.url)
         keys = Keys("bench")
@@ -114,6 +134,7 @@ async def main(events: int, features: int, count: int) -> None:
         ours, consumer = await monitor_rate(client, keys, events, count)
         split = await parts(client, keys, min(events, 20_000), count)
         await client.aclose()
+    on_cluster = await rates_on_cluster(events, features, count) if cluster else None
     print(f"events={events} features={features} read_count={count}")
     print(f"raw XREADGROUP+XACK      {raw:>10,.0f} events/s")
     print(f"monitor (decode+Lua+ack) {ours:>10,.0f} events/s   ratio {ours / raw:.3f} of raw")
@@ -124,6 +145,11 @@ async def main(events: int, features: int, count: int) -> None:
     for name, seconds in split.items():
         print(f"  {name:<18} {seconds * 1e6:6.1f} us")
     assert consumer.stats.duplicates == 0
+    if on_cluster is not None:
+        cluster_raw, cluster_ours = on_cluster
+        print("redis cluster (3 masters + 3 replicas), same events, same run:")
+        print(f"  raw XREADGROUP+XACK      {cluster_raw:>10,.0f} events/s   {cluster_raw / raw:.2f}x single")
+        print(f"  monitor (decode+Lua+ack) {cluster_ours:>10,.0f} events/s   {cluster_ours / ours:.2f}x single")
 
 
 if __name__ == "__main__":
@@ -131,5 +157,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--read-count", type=int, default=500)
+    parser.add_argument("--cluster", action="store_true", help="also measure on a local Redis Cluster")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.features, args.read_count))
+    asyncio.run(main(args.events, args.features, args.read_count, args.cluster))

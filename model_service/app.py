@@ -22,6 +22,7 @@ from model_service.spill import open_spill_files
 from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
+from shared.redis_connection import connect
 from shared.registry import ModelIdentityConflict, register_model, register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
 from shared.supervision import supervise
@@ -50,7 +51,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         model = LiteRTModel(settings.model_dir)
         # Keys follow the served model's name, so one Redis can hold several models.
         keys = Keys(model.metadata.name)
-        client = aioredis.Redis.from_url(
+        client = connect(
             settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
         )
         reference = Reference.load(settings.model_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI
 
 from monitor.alerts import AlertService, alerts_router
@@ -17,6 +16,7 @@ from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
+from shared.redis_connection import connect
 from shared.supervision import TaskSupervisor
 from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 from shared.telemetry.task_metrics import TaskFailureCounter
@@ -30,7 +30,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        client = connect(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
         meter = provider.get_meter(METER_NAME)
         metrics = MonitorMetrics(meter, model=settings.model_name)
         # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
