@@ -51,6 +51,7 @@ class AlertBridge:
         predictions = sum(w.predictions for w in recent.windows) if recent else 0
         for report in sorted(reports, key=lambda r: r.window):
             prediction = report.prediction_drift
+            multivariate = report.multivariate_drift
             await self.alerts.evaluate(
                 MetricSnapshot(
                     window=report.window,
@@ -58,6 +59,7 @@ class AlertBridge:
                     sample_count=report.window_size,
                     dataset_drift_share=report.drifted_share if report.status != "insufficient_data" else None,
                     prediction_drift_p_value=prediction.p_value if prediction else None,
+                    multivariate_drift_p_value=multivariate.p_value if multivariate else None,
                     features={
                         f.name: FeatureStats(
                             p_value_adjusted=f.p_value_adjusted, effect_size=f.effect_size, drifted=f.drifted

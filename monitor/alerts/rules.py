@@ -56,6 +56,7 @@ class Metric(StrEnum):
     feature_p_value_adjusted = "feature_p_value_adjusted"
     feature_effect_size = "feature_effect_size"
     prediction_drift_p_value = "prediction_drift_p_value"
+    multivariate_drift_p_value = "multivariate_drift_p_value"
     accuracy = "accuracy"
     label_coverage = "label_coverage"
     error_rate = "error_rate"
@@ -71,6 +72,7 @@ UNIT_INTERVAL_METRICS = frozenset(
         Metric.dataset_drift_share,
         Metric.feature_p_value_adjusted,
         Metric.prediction_drift_p_value,
+        Metric.multivariate_drift_p_value,
         Metric.accuracy,
         Metric.label_coverage,
         Metric.error_rate,
@@ -283,6 +285,20 @@ def default_rules(*, per_feature: bool = False) -> list[AlertRule]:
             annotations={
                 "summary": "Prediction drift on {{ $labels.model }} (chi-squared p = {{ $value }})",
                 "description": "The predicted-class distribution differs from the reference (p < 0.01).",
+                "report_url": "{{ $report_url }}",
+            },
+        ),
+        AlertRule(
+            name="MultivariateDrift",
+            metric=Metric.multivariate_drift_p_value,
+            op="<",
+            value=0.01,
+            for_=Duration(windows=2),
+            labels={"severity": "warning"},
+            annotations={
+                "summary": "Features of {{ $labels.model }} move together differently (p = {{ $value }})",
+                "description": "The pairwise correlations of the features changed in 2 consecutive windows"
+                " (cross-moment test, p < 0.01); per-feature tests may show nothing.",
                 "report_url": "{{ $report_url }}",
             },
         ),

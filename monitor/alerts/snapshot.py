@@ -51,6 +51,7 @@ class MetricSnapshot(BaseModel):
                     "sample_count": 1000,
                     "dataset_drift_share": 0.25,
                     "prediction_drift_p_value": 0.2,
+                    "multivariate_drift_p_value": 0.4,
                     "features": {"pixel_0": {"p_value_adjusted": 0.004, "effect_size": 0.31}},
                     "accuracy": 0.93,
                     "labelled_count": 412,
@@ -66,6 +67,7 @@ class MetricSnapshot(BaseModel):
     sample_count: Annotated[int | None, Field(ge=0, description="Predictions in the window")] = None
     dataset_drift_share: _Unit = None
     prediction_drift_p_value: _Unit = None
+    multivariate_drift_p_value: _Unit = None
     features: dict[str, FeatureStats] = Field(default_factory=dict)
     accuracy: _Unit = None
     labelled_count: Annotated[int | None, Field(ge=0, description="Predictions in the window with a label")] = None

@@ -18,6 +18,15 @@ For Bonferroni and "none" the KS decision compares the lattice statistic with
 a critical value cached per window size (:func:`monitor.drift.ks.ks_critical_h`),
 exactly equivalent to comparing scipy's p-value with the per-test level, so
 p-values are computed only for the features they are reported for.
+
+Multivariate. Beside the per-feature family, one cross-moment test of the
+numeric features together (:mod:`monitor.drift.correlation`) sees a change in
+how features move together that no per-feature test can. Like prediction
+drift it is a single test at ``alpha``, reported in ``multivariate_drift``:
+it sets ``status="drift"`` but not ``dataset_drift``. Categorical features
+are left out of it (their codes have no meaningful product; one-hot columns
+would multiply its cost for interactions the chi-squared margins already
+bound), and so are constant numeric columns.
 """
 
 from __future__ import annotations
@@ -30,10 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.drift._checks import as_finite_2d
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
+from monitor.drift.correlation import CorrelationReference
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
 from monitor.drift.effect_size import jensen_shannon, wasserstein_sorted, wasserstein_std_scale
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
-from monitor.drift.report import DriftReport, FeatureDrift, PredictionDrift
+from monitor.drift.report import DriftReport, FeatureDrift, MultivariateDrift, PredictionDrift
 from monitor.drift.sliding import SlidingKS
 
 __all__ = ["DriftConfig", "DriftDetector"]
@@ -59,6 +69,9 @@ class DriftConfig(BaseModel):
         Report KS p-values of every feature, or only of drifted ones (the
         decision never needs them under Bonferroni or none; large windows
         make scipy's asymptotic p-value cost ~1-60 ms per feature).
+    multivariate : bool
+        Also run the cross-moment test of the numeric features together
+        (needs two non-constant numeric features and two reference rows).
 
     Examples
     --------
@@ -79,6 +92,7 @@ class DriftConfig(BaseModel):
     min_effect_size: float | None = Field(default=None, ge=0.0)
     ks_method: KSMethod = "auto"
     p_values: Literal["all", "drifted"] = "all"
+    multivariate: bool = True
 
     @field_validator("alpha")
     @classmethod
@@ -161,6 +175,10 @@ class DriftDetector:
             wasserstein_std_scale(self._num_ref.std) if self._num_ref is not None else None
         )
         self._cat_ref = [CategoricalReference(ref[:, f]) for f in self._cat_idx]
+        self._correlation: CorrelationReference | None = None
+        if self.config.multivariate and self._num_idx.size >= 2 and n_ref >= 2:
+            correlation = CorrelationReference(ref[:, self._num_idx], alpha=self.config.alpha)
+            self._correlation = correlation if correlation.applicable else None
 
         self.n_classes: int | None = None
         self._class_counts: NDArray[np.int64] | None = None
@@ -236,7 +254,7 @@ class DriftDetector:
         if self._num_ref is not None:
             num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
             h, w1 = self._num_ref.test_window(num)
-        return self._decide(win, m, h, w1, classes_counts)
+        return self._with_multivariate(self._decide(win, m, h, w1, classes_counts), win)
 
     def numeric_columns(self, rows: ArrayLike) -> NDArray[np.float64]:
         """The numeric (KS) columns of (k, F) rows, as :class:`SlidingKS` steps take them."""
@@ -277,7 +295,23 @@ class DriftDetector:
             if sliding is None or sliding.m != m or sliding.reference is not self._num_ref:
                 raise ValueError("sliding must come from this detector's sliding() with the window's size")
             h = sliding.statistic_h()
-        return self._decide(win, m, h, None, classes_counts)
+        return self._with_multivariate(self._decide(win, m, h, None, classes_counts), win)
+
+    def _with_multivariate(self, report: DriftReport, win: NDArray[np.float64]) -> DriftReport:
+        """The report with the cross-moment test of the numeric features added (if it applies)."""
+        if self._correlation is None:
+            return report
+        result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx])
+        multivariate = MultivariateDrift(
+            statistic=result.statistic,
+            p_value=result.p_value,
+            threshold=result.threshold,
+            effect_size=result.effect_size,
+            n_features=result.n_features,
+            drifted=result.drifted,
+        )
+        status = "drift" if result.drifted else report.status
+        return report.model_copy(update={"multivariate_drift": multivariate, "status": status})
 
     def _decide(
         self,

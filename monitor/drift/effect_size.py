@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "column_mean_std",
     "jensen_shannon",
     "normalised_wasserstein",
     "psi",
@@ -94,6 +95,36 @@ def wasserstein_sorted(
     return float(max(total.sum(), 0.0))
 
 
+def column_mean_std(x: ArrayLike, axis: int = 0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and (population) standard deviation along ``axis``, finite for any finite input.
+
+    Why not ``x.std()``: it squares the deviations, which overflows to
+    ``inf`` once they pass ~1e154, and an effect size divided by ``inf``
+    read 0.0 for features on such scales. Each column is divided by its
+    largest absolute value first (a power of two, so the division is exact)
+    and the result multiplied back.
+
+    Examples
+    --------
+    >>> x = np.array([[1e200, 1.0], [3e200, 3.0]])
+    >>> mean, std = column_mean_std(x)
+    >>> mean.tolist(), std.tolist()
+    ([2e+200, 2.0], [1e+200, 1.0])
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    peak = np.max(np.abs(arr), axis=axis, keepdims=True) if arr.size else np.ones_like(arr)
+    # frexp: peak = frac * 2**exp with frac in [0.5, 1); scaling by 2**-exp is exact.
+    _, exp = np.frexp(np.where(peak > 0, peak, 1.0))
+    scale = np.ldexp(1.0, exp)
+    scaled = arr / scale
+    mean = scaled.mean(axis=axis, keepdims=True)
+    std = scaled.std(axis=axis, keepdims=True)
+    return (
+        np.squeeze(mean * scale, axis=axis),
+        np.squeeze(std * scale, axis=axis),
+    )
+
+
 def wasserstein_std_scale(ref_std: ArrayLike) -> NDArray[np.float64]:
     """Denominators for the normalised W1: the reference std, or 1 where it is 0."""
     s = np.asarray(ref_std, dtype=np.float64)
@@ -116,10 +147,11 @@ def normalised_wasserstein(reference: ArrayLike, window: ArrayLike) -> float:
         raise ValueError("both samples must be non-empty")
     if not (np.isfinite(r).all() and np.isfinite(w).all()):
         raise ValueError("samples contain NaN or infinite values")
-    mu = float(r.mean())
+    mean, std = column_mean_std(r)
+    mu = float(mean)
     rc, wc = r - mu, w - mu
     w1 = wasserstein_sorted(rc, wasserstein_prefix(rc), wc)
-    return w1 / float(wasserstein_std_scale(r.std()))
+    return w1 / float(wasserstein_std_scale(std))
 
 
 def _proportions(counts: ArrayLike) -> NDArray[np.float64]:

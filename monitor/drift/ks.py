@@ -38,7 +38,7 @@ from scipy.stats import kstwo
 
 from monitor.drift import _kernels
 from monitor.drift._checks import as_finite_2d
-from monitor.drift.effect_size import wasserstein_prefix, wasserstein_sorted
+from monitor.drift.effect_size import column_mean_std, wasserstein_prefix, wasserstein_sorted
 
 __all__ = [
     "MAX_AUTO_N",
@@ -332,8 +332,8 @@ class SortedReference:
             if self.n > 1
             else np.zeros(self.n_features, dtype=bool)
         )
-        self.mean: NDArray[np.float64] = self.sorted.mean(axis=1)
-        self.std: NDArray[np.float64] = self.sorted.std(axis=1)
+        # Scaled before squaring: a plain std overflows beyond ~1e154 (effect sizes then read 0).
+        self.mean, self.std = column_mean_std(self.sorted, axis=1)
         self.prefix: list[NDArray[np.float64]] | None = None
         if with_wasserstein:
             self.prefix = [

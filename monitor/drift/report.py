@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DriftReport", "FeatureDrift", "PredictionDrift"]
+__all__ = ["DriftReport", "FeatureDrift", "MultivariateDrift", "PredictionDrift"]
 
 TestName = Literal["ks", "chi2"]
 EffectKind = Literal["wasserstein_norm", "psi", "jensen_shannon"]
@@ -61,11 +61,35 @@ class PredictionDrift(BaseModel):
     window_class_counts: list[int] | None = None
 
 
+class MultivariateDrift(BaseModel):
+    """The cross-moment test of the numeric features taken together (:mod:`monitor.drift.correlation`).
+
+    It sees a change in how features move together that leaves every
+    feature's own distribution, and so every KS test, unchanged. A single
+    test at ``alpha`` (not in the per-feature family). ``threshold`` is the
+    statistic's critical value for this window size; ``effect_size`` the
+    root-mean-square change of the pairwise cross-moments of standardised
+    features (correlation units); ``n_features`` the numeric, non-constant
+    features it used.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    test: Literal["cross_moment"] = "cross_moment"
+    statistic: float
+    p_value: float
+    threshold: float
+    effect_size: float
+    effect_size_kind: Literal["rms_correlation_change"] = "rms_correlation_change"
+    n_features: int
+    drifted: bool = False
+
+
 class DriftReport(BaseModel):
     """Outcome of :meth:`monitor.drift.DriftDetector.test` for one window.
 
-    ``status`` is ``"drift"`` when the dataset drifted or the predictions
-    did, ``"ok"`` when neither did, and ``"insufficient_data"`` when the
+    ``status`` is ``"drift"`` when the dataset drifted, the predictions
+    did or the multivariate test did, ``"ok"`` when none did, and ``"insufficient_data"`` when the
     window was smaller than ``min_window_size`` (never read that as "no
     drift"). ``"error"`` is set by the monitor for a window it could not
     test (:class:`monitor.reports.WindowDriftReport` says why); a detector
@@ -92,3 +116,4 @@ class DriftReport(BaseModel):
     drifted_features: list[str] = []
     features: list[FeatureDrift] = []
     prediction_drift: PredictionDrift | None = None
+    multivariate_drift: MultivariateDrift | None = None

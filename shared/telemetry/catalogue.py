@@ -152,6 +152,13 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
                "Effect size of the prediction drift (Jensen-Shannon...)."),
     MetricSpec(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, "gauge", "", (*_M, a.TEST), "monitor",
                "1 if the predicted classes drifted in the latest window, else 0."),
+    MetricSpec(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE, "gauge", "1", (*_M, a.TEST), "monitor",
+               "p-value of the multivariate (cross-moment) test of the numeric features together."),
+    MetricSpec(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE, "gauge", "",
+               (*_M, a.TEST, a.EFFECT_SIZE_KIND), "monitor",
+               "Effect size of the multivariate drift (RMS change of pairwise correlations)."),
+    MetricSpec(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED, "gauge", "", (*_M, a.TEST), "monitor",
+               "1 if the features' joint structure drifted in the latest window, else 0."),
     # -- monitor: performance and consumption -------------------------------------
     MetricSpec(mon.DRIFTWATCH_MODEL_ACCURACY, "gauge", "1", _M, "monitor",
                "Accuracy on the labelled predictions of the latest window."),

@@ -246,6 +246,68 @@ def create_driftwatch_prediction_drift_detected(
     )
 
 
+# -- multivariate drift: attributes model, model.version, test ----------------
+
+DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE: Final = "driftwatch.multivariate.drift.p_value"
+"""
+p-value of the multivariate (cross-moment) test of the numeric features together
+Instrument: gauge
+Unit: 1
+"""
+
+
+def create_driftwatch_multivariate_drift_p_value(
+    meter: Meter, callbacks: Sequence[CallbackT] | None
+) -> ObservableGauge:
+    """A change in how features move together, which no per-feature test sees."""
+    return meter.create_observable_gauge(
+        name=DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
+        callbacks=callbacks,
+        unit="1",
+        description="p-value of the multivariate drift test in the latest window.",
+    )
+
+
+DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE: Final = "driftwatch.multivariate.drift.effect_size"
+"""
+Effect size of the multivariate drift (RMS change of pairwise correlations)
+Instrument: gauge
+Unit: (none)
+"""
+
+
+def create_driftwatch_multivariate_drift_effect_size(
+    meter: Meter, callbacks: Sequence[CallbackT] | None
+) -> ObservableGauge:
+    """How much the pairwise correlations moved, beside the p-value."""
+    return meter.create_observable_gauge(
+        name=DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
+        callbacks=callbacks,
+        unit="",
+        description="Effect size of the multivariate drift in the latest window.",
+    )
+
+
+DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED: Final = "driftwatch.multivariate.drift.detected"
+"""
+1 if the multivariate test drifted in the latest window, else 0
+Instrument: gauge
+Unit: (none)
+"""
+
+
+def create_driftwatch_multivariate_drift_detected(
+    meter: Meter, callbacks: Sequence[CallbackT] | None
+) -> ObservableGauge:
+    """Multivariate drift decision as 0/1."""
+    return meter.create_observable_gauge(
+        name=DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
+        callbacks=callbacks,
+        unit="",
+        description="1 if the multivariate test drifted in the latest window, else 0.",
+    )
+
+
 # -- performance on feedback: attributes model, model.version -----------------
 
 DRIFTWATCH_MODEL_ACCURACY: Final = "driftwatch.model.accuracy"

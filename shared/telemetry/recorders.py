@@ -233,7 +233,12 @@ _PREDICTION_METRICS = (
     mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
     mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
 )
-_DRIFT_METRICS = _FEATURE_METRICS + _DATASET_METRICS + _PREDICTION_METRICS
+_MULTIVARIATE_METRICS = (
+    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
+    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
+    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
+)
+_DRIFT_METRICS = _FEATURE_METRICS + _DATASET_METRICS + _PREDICTION_METRICS + _MULTIVARIATE_METRICS
 _PERFORMANCE_METRICS = (
     mon.DRIFTWATCH_MODEL_ACCURACY,
     mon.DRIFTWATCH_FEEDBACK_COVERAGE,
@@ -283,6 +288,18 @@ class MonitorMetrics:
             (
                 mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
                 mon.create_driftwatch_prediction_drift_detected,
+            ),
+            (
+                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
+                mon.create_driftwatch_multivariate_drift_p_value,
+            ),
+            (
+                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
+                mon.create_driftwatch_multivariate_drift_effect_size,
+            ),
+            (
+                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
+                mon.create_driftwatch_multivariate_drift_detected,
             ),
             (mon.DRIFTWATCH_MODEL_ACCURACY, mon.create_driftwatch_model_accuracy),
             (mon.DRIFTWATCH_FEEDBACK_COVERAGE, mon.create_driftwatch_feedback_coverage),
@@ -365,6 +382,15 @@ class MonitorMetrics:
             peattrs = {**pattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else pattrs
             put(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), peattrs)
             put(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, prediction.get("drifted"), pattrs)
+
+        multivariate = report.get("multivariate_drift")
+        if multivariate:
+            mattrs = {**base, attr.TEST: str(multivariate.get("test") or "cross_moment")}
+            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE, multivariate.get("p_value"), mattrs)
+            kind = multivariate.get("effect_size_kind")
+            meattrs = {**mattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else mattrs
+            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE, multivariate.get("effect_size"), meattrs)
+            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED, multivariate.get("drifted"), mattrs)
 
         self._gauges.replace(values, _DRIFT_METRICS)
 

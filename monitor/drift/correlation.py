@@ -1,0 +1,309 @@
+"""A multivariate test: did the features start (or stop) moving together?
+
+KS per feature cannot see a change in how features co-vary when each
+feature's own distribution stays the same (rho 0.0 -> 0.8 in a block of
+features, marginals unchanged: KS flags nothing). This test compares the
+window's pairwise cross-moments with the reference's.
+
+Statistic. Features are standardised with the reference mean and standard
+deviation (``z = (x - mu) / sigma``). For every pair ``i < j`` the window's
+cross-moment ``c_ij = mean(z_i z_j)`` (a correlation when the window has the
+reference's means and scales) is compared with the reference's, and each
+squared difference is divided by the reference variance of ``z_i z_j``
+(studentised, so a pair of heavy-tailed features weighs no more than a pair
+of normal ones)::
+
+    T = sum_{i<j} (c_ij(window) - c_ij(reference))**2 / var_ref(z_i z_j)
+
+Under the null each term is about ``chi2_1 * (1/m + 1/n)``; the pairs are
+dependent, so the null distribution is not a plain chi-squared.
+
+Threshold, data-driven. The null distribution is simulated once per window
+size ``m`` from the reference itself: ``n_draws`` windows of ``m`` rows drawn
+with replacement, their statistics against the reference scaled by
+``1 + m / n`` (a window drawn from the reference varies like ``1/m``, a
+window against a reference sample of ``n`` rows like ``1/m + 1/n``). The
+p-value is the Monte Carlo p-value ``(1 + #{T_b >= T}) / (n_draws + 1)`` and
+the test rejects when it is ``<= alpha`` (a Monte Carlo test holds its level
+for any number of draws). The draws keep the reference's own tails, rare
+values and ties, which a chi-squared approximation would not.
+
+Why this test and not the others (measured by ``benchmarks/multivariate.py``):
+NannyML's PCA reconstruction error keeps the components that explain 65% of
+the reference variance; when the reference features are uncorrelated those
+components are noise, and a correlation that appears moves the error by a
+random amount (power near its null rate). A domain classifier needs a model
+fitted per window (tens of times the KS cost), and a linear one cannot see
+covariance at all. MMD with a Gaussian kernel and a permutation test finds
+the change but costs ``O((n + m)^2 F)`` per window plus the permutations. The
+cross-moment test is one ``(F x m) @ (m x F)`` product per window (``O(m F^2)``,
+a BLAS call), its null is computed once per reference and window size, and it
+has full power at window 1,000 in the setting above.
+
+Categorical features are excluded (their codes have no meaningful product;
+their marginals are chi-squared's job), and so are constant reference columns
+(no scale to standardise with). A mean shift of two features at once also
+moves their cross-moment; the per-feature KS tests say which features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.stats import pearson3, skew
+
+from monitor.drift._checks import as_finite_2d, check_alpha
+from monitor.drift.effect_size import column_mean_std
+
+__all__ = ["CorrelationReference", "CorrelationResult"]
+
+REFERENCE_COVERAGE = 0.9
+"""The threshold holds the level for references whose own noise is below this quantile."""
+
+CALIBRATION_ROWS = 256
+"""Null windows are simulated with at most this many rows, then rescaled (see ``null_statistics``)."""
+
+DEFAULT_DRAWS = 1000
+"""Simulated null windows per window size (the p-value's resolution is 1/1001)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationResult:
+    """One window's cross-moment test.
+
+    ``effect_size`` is the root-mean-square change of the pairs'
+    cross-moments (correlation units), ``threshold`` the statistic's critical
+    value at ``alpha`` for this window size.
+    """
+
+    statistic: float
+    p_value: float
+    threshold: float
+    effect_size: float
+    drifted: bool
+    n_features: int
+
+
+class CorrelationReference:
+    """Reference side of the cross-moment test, computed once per reference.
+
+    Parameters
+    ----------
+    reference : array_like, shape (n, F)
+        Reference rows, finite values.
+    alpha : float
+        Level of the test, in (0, 1).
+    n_draws : int
+        Simulated null windows per window size (at least ``ceil(1 / alpha)``,
+        or no window could ever be significant).
+    seed : int
+        Seed of the null simulation: the same reference gives the same
+        thresholds on every replica.
+
+    Attributes
+    ----------
+    columns : ndarray of int
+        The reference columns the test uses (non-constant ones).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(3)
+    >>> ref = rng.normal(size=(5000, 6))
+    >>> test = CorrelationReference(ref, alpha=0.05)
+    >>> same = rng.normal(size=(1000, 6))
+    >>> test.test(same).drifted
+    False
+    >>> shared = rng.normal(size=(1000, 1))  # features 0-2 now move together
+    >>> moved = same.copy()
+    >>> moved[:, :3] = np.sqrt(0.8) * shared + np.sqrt(0.2) * moved[:, :3]
+    >>> result = test.test(moved)
+    >>> result.drifted, result.p_value < 0.01
+    (True, True)
+    """
+
+    def __init__(
+        self, reference: ArrayLike, alpha: float = 0.05, n_draws: int = DEFAULT_DRAWS, seed: int = 0
+    ) -> None:
+        self.alpha = check_alpha(alpha)
+        if int(n_draws) != n_draws or n_draws < 1:
+            raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
+        if (n_draws + 1) * self.alpha < 1:
+            raise ValueError(
+                f"n_draws={n_draws} is too few for alpha={alpha}: need at least {int(np.ceil(1 / alpha)) - 1}"
+            )
+        ref = as_finite_2d(reference, "reference")
+        if ref.shape[0] < 2:
+            raise ValueError("reference must have at least two rows")
+        self.n_draws = int(n_draws)
+        self.seed = int(seed)
+        self.n: int = int(ref.shape[0])
+        self.n_input_features: int = int(ref.shape[1])
+        mean, std = column_mean_std(ref)
+        self.columns: NDArray[np.intp] = np.flatnonzero(std > 0)
+        self.mean = mean[self.columns]
+        self.std = std[self.columns]
+        k = int(self.columns.size)
+        self.n_features = k
+        # Standardised reference, float64; kept for the null simulation.
+        self._z: NDArray[np.float64] = (ref[:, self.columns] - self.mean) / self.std
+        z = self._z
+        self.moments: NDArray[np.float64] = (z.T @ z) / self.n
+        z2 = z * z
+        var = (z2.T @ z2) / self.n - self.moments**2
+        upper = np.triu(np.ones((k, k), dtype=bool), 1)
+        # Pairs whose product never varies in the reference carry no scale: left out.
+        usable = upper & (var > 1e-12)
+        self._weights: NDArray[np.float64] = np.where(usable, 1.0 / np.where(usable, var, 1.0), 0.0)
+        self.n_pairs: int = int(usable.sum())
+        self._draws_cache: dict[int, NDArray[np.float64]] = {}
+        self._null: dict[int, NDArray[np.float64]] = {}
+        self._shape: dict[int, tuple[float, float, float]] = {}
+        self._threshold: dict[int, float] = {}
+
+    @property
+    def applicable(self) -> bool:
+        """False when fewer than two usable columns leave no pair to test."""
+        return self.n_pairs > 0
+
+    def _standardise(self, windows: NDArray[np.float64]) -> NDArray[np.float64]:
+        return (windows[..., self.columns] - self.mean) / self.std
+
+    def _statistics_z(self, z: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Statistics and RMS moment changes of standardised windows (k, m, F')."""
+        m = z.shape[-2]
+        moments = np.matmul(np.swapaxes(z, -1, -2), z) / m
+        diff2 = (moments - self.moments) ** 2
+        stat = np.einsum("kij,ij->k", diff2, self._weights)
+        rms = np.sqrt(np.einsum("kij,ij->k", diff2, self._weights > 0) / max(self.n_pairs, 1))
+        return stat, rms
+
+    def statistics(self, windows: ArrayLike) -> NDArray[np.float64]:
+        """The statistic ``T`` of a stack of windows, shape (k, m, F) -> (k,).
+
+        Vectorised (one batched matrix product): what the calibration and its
+        tests use to evaluate many windows at once.
+        """
+        w = np.asarray(windows, dtype=np.float64)
+        if w.ndim != 3 or w.shape[2] != self.n_input_features:
+            raise ValueError(
+                f"windows must have shape (k, m, {self.n_input_features}), got {w.shape}"
+            )
+        if w.shape[1] < 1:
+            raise ValueError("windows must have at least one row")
+        if not np.isfinite(w).all():
+            raise ValueError("windows contain NaN or infinite values")
+        return self._statistics_z(self._standardise(w))[0]
+
+    def _draws(self, rows: int) -> NDArray[np.float64]:
+        """Statistics of ``n_draws`` windows of ``rows`` rows drawn from the reference (cached)."""
+        cached = self._draws_cache.get(rows)
+        if cached is None:
+            rng = np.random.default_rng([self.seed, rows])
+            cached = np.empty(self.n_draws, dtype=np.float64)
+            batch = max(1, 4_000_000 // max(rows * self.n_features, 1))
+            for start in range(0, self.n_draws, batch):
+                stop = min(start + batch, self.n_draws)
+                idx = rng.integers(0, self.n, size=(stop - start, rows))
+                cached[start:stop] = self._statistics_z(self._z[idx])[0]
+            self._draws_cache[rows] = cached
+        return cached
+
+    def null_statistics(self, m: int) -> NDArray[np.float64]:
+        """Simulated null statistics for windows of ``m`` rows against this reference, sorted.
+
+        Windows of ``CALIBRATION_ROWS`` rows or more share one set of draws
+        (at that size), rescaled by ``CALIBRATION_ROWS / m``: the statistic is
+        a sum of squared means, so its scale goes as ``1/m`` while its shape
+        is that of the smaller windows, whose tails are heavier (conservative).
+        The reference's own noise adds a term distributed like ``m/n`` times
+        the window's; it is fixed for a given reference, so the threshold
+        covers its ``REFERENCE_COVERAGE`` quantile and widens the spread by the
+        cross term (``sqrt(1 + 2 m / n)``) rather than averaging it away.
+        """
+        if m < 1:
+            raise ValueError(f"window size must be >= 1, got {m}")
+        cached = self._null.get(m)
+        if cached is None:
+            rows = min(m, CALIBRATION_ROWS)
+            window_part = self._draws(rows) * (rows / m)
+            ratio = m / self.n
+            centre = float(window_part.mean())
+            cached = np.sort(
+                centre
+                + (window_part - centre) * np.sqrt(1.0 + 2.0 * ratio)
+                + ratio * float(np.quantile(window_part, REFERENCE_COVERAGE))
+            )
+            if len(self._null) >= 64:  # time windows: many sizes; keep the memory bounded
+                oldest = next(iter(self._null))
+                for table in (self._null, self._shape, self._threshold):
+                    table.pop(oldest, None)
+            self._null[m] = cached
+            mu, sd = float(cached.mean()), float(cached.std())
+            self._shape[m] = (mu, sd, float(skew(cached)) if sd > 0 else 0.0)
+        return cached
+
+    def p_value(self, statistic: float, m: int) -> float:
+        """p-value of ``statistic`` for a window of ``m`` rows.
+
+        Two estimates of the same tail: the Monte Carlo p-value
+        ``(1 + #{T_b >= T}) / (n_draws + 1)`` and a Pearson type III curve
+        with the draws' mean, standard deviation and skewness (smooth, and
+        it extrapolates beyond the largest draw, so a rule on ``p < 0.001``
+        can fire with 1,000 draws). The larger of the two is reported, except
+        beyond the largest draw, where only the curve says anything.
+        """
+        null = self.null_statistics(m)
+        exceed = null.size - int(np.searchsorted(null, statistic, side="left"))
+        mc = (1.0 + exceed) / (null.size + 1.0)
+        mu, sd, sk = self._shape[m]
+        if sd <= 0:
+            return mc
+        curve = float(pearson3.sf(statistic, sk, loc=mu, scale=sd))
+        return curve if exceed == 0 else max(mc, curve)
+
+    def threshold(self, m: int) -> float:
+        """The statistic's critical value at ``alpha`` for windows of ``m`` rows.
+
+        ``p_value(T, m) <= alpha`` exactly when ``T >= threshold(m)`` (both
+        tail estimates are non-increasing in ``T``); found by bisection once
+        per size and cached.
+        """
+        cached = self._threshold.get(m)
+        if cached is None:
+            null = self.null_statistics(m)
+            lo, hi = 0.0, float(null[-1])
+            while self.p_value(hi, m) > self.alpha:
+                lo, hi = hi, 2.0 * hi + 1e-300
+            for _ in range(100):
+                mid = 0.5 * (lo + hi)
+                if self.p_value(mid, m) <= self.alpha:
+                    hi = mid
+                else:
+                    lo = mid
+                if hi - lo <= 1e-12 * hi:
+                    break
+            cached = hi
+            self._threshold[m] = cached
+        return cached
+
+    def test(self, window: ArrayLike) -> CorrelationResult:
+        """Test one (m, F) window against the reference."""
+        w = as_finite_2d(window, "window", self.n_input_features)
+        m = int(w.shape[0])
+        if m < 1:
+            raise ValueError("window must have at least one row")
+        if not self.applicable:
+            raise ValueError("the reference has fewer than two non-constant columns: nothing to test")
+        stat, rms = self._statistics_z(self._standardise(w)[None])
+        t = float(stat[0])
+        p = self.p_value(t, m)
+        return CorrelationResult(
+            statistic=t,
+            p_value=p,
+            threshold=self.threshold(m),
+            effect_size=float(rms[0]),
+            drifted=p <= self.alpha,
+            n_features=self.n_features,
+        )
