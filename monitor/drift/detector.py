@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.drift._checks import as_finite_2d
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
-from monitor.drift.correlation import CorrelationReference
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
+from monitor.drift.correlation import CorrelationReference
 from monitor.drift.effect_size import jensen_shannon, wasserstein_sorted, wasserstein_std_scale
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
 from monitor.drift.report import DriftReport, FeatureDrift, MultivariateDrift, PredictionDrift

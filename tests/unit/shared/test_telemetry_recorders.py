@@ -78,7 +78,7 @@ def test_every_instrument_matches_the_catalogue() -> None:
     mon = MonitorMetrics(meter, model="m")
     mon.update_drift({**REPORT, "prediction_drift": {"statistic": 1.0, "p_value": 0.5,
                       "effect_size": 0.1, "effect_size_kind": "jensen_shannon",
-                      "drifted": False}})  # fmt: skip
+                      "drifted": False}, "multivariate_drift": MULTIVARIATE})  # fmt: skip
     mon.update_performance(0.9, 0.5, 10)
     mon.processed(3)
     mon.set_stream_stats_callback(lambda: {"lag": 1, "pending": 2})
@@ -154,6 +154,27 @@ def test_drift_gauges_skip_missing_values_and_follow_the_latest_report() -> None
     versions = {dict(k)["model.version"] for k in _values(got["driftwatch.feature.drift.statistic"])}
     assert versions == {"8"}
     assert "driftwatch.feedback.coverage" in got
+    provider.shutdown()
+
+
+MULTIVARIATE: dict[str, Any] = {
+    "test": "cross_moment", "statistic": 0.4, "p_value": 0.002, "threshold": 0.2,
+    "effect_size": 0.18, "effect_size_kind": "rms_correlation_change", "n_features": 16, "drifted": True,
+}  # fmt: skip
+
+
+def test_multivariate_drift_has_its_own_gauges() -> None:
+    provider, reader = _provider_and_reader()
+    mon = MonitorMetrics(provider.get_meter("t"), model="m")
+    mon.update_drift({**REPORT, "multivariate_drift": MULTIVARIATE})
+    got = _metrics(reader)
+    base = {"model": "digits-mlp", "model.version": "7", "test": "cross_moment"}
+    assert _values(got["driftwatch.multivariate.drift.p_value"]) == {frozenset(base.items()): 0.002}
+    assert _values(got["driftwatch.multivariate.drift.detected"]) == {frozenset(base.items()): 1.0}
+    effect = {**base, "effect_size.kind": "rms_correlation_change"}
+    assert _values(got["driftwatch.multivariate.drift.effect_size"]) == {frozenset(effect.items()): 0.18}
+    mon.update_drift(REPORT)  # a report without the test (one numeric feature): no series
+    assert "driftwatch.multivariate.drift.p_value" not in _metrics(reader)
     provider.shutdown()
 
 

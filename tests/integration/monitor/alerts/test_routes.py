@@ -161,3 +161,17 @@ async def test_openapi_has_examples(client: httpx.AsyncClient) -> None:
     put_one = spec["paths"]["/alerts/thresholds/{name}"]["put"]
     assert "any_feature" in put_one["requestBody"]["content"]["application/json"]["examples"]
     assert spec["components"]["schemas"]["AlertRule"]["examples"]
+
+
+async def test_a_rule_on_the_multivariate_p_value_is_set_over_http_and_fires(
+    client: httpx.AsyncClient, store: AlertStore
+) -> None:
+    rule = {"name": "Joint", "metric": "multivariate_drift_p_value", "op": "<", "value": 0.01}
+    assert (await client.put("/alerts/thresholds/Joint", json=rule)).status_code == 201
+    bad = {**rule, "value": 2.0}  # a p-value threshold outside [0, 1]
+    assert ["body", "value"] in error_locs(await client.put("/alerts/thresholds/Joint", json=bad))
+    await store.apply(MetricSnapshot(window=1, at=100.0, multivariate_drift_p_value=0.3))
+    assert (await client.get("/alerts")).json()["alerts"] == []
+    await store.apply(MetricSnapshot(window=2, at=200.0, multivariate_drift_p_value=0.001))
+    alerts = (await client.get("/alerts")).json()["alerts"]
+    assert [(a["rule"], a["state"], a["value"]) for a in alerts] == [("Joint", "firing", 0.001)]

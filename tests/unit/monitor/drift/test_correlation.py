@@ -1,0 +1,165 @@
+"""The multivariate cross-moment test: calibration, power where KS is blind, arguments.
+
+Windows are evaluated in stacks (``CorrelationReference.statistics``): one
+batched product for a thousand windows, against a reference prepared once,
+as the monitor prepares it once per model version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm, rankdata
+
+from monitor.drift import DriftConfig, DriftDetector
+from monitor.drift.correlation import CorrelationReference
+
+ALPHA = 0.05
+N_REF, WINDOW, F, BLOCK = 10_000, 1_000, 16, 4
+
+
+def _windows(rng: np.random.Generator, k: int, rho: float, m: int = WINDOW) -> np.ndarray:
+    """``k`` windows of N(0, 1) features; the first BLOCK share a factor (correlation ``rho``)."""
+    w = rng.normal(size=(k, m, F))
+    if rho:
+        shared = rng.normal(size=(k, m, 1))
+        w[:, :, :BLOCK] = np.sqrt(rho) * shared + np.sqrt(1.0 - rho) * w[:, :, :BLOCK]
+    return w
+
+
+def _rejections(test: CorrelationReference, windows: np.ndarray) -> np.ndarray:
+    m = windows.shape[1]
+    return np.array([test.p_value(t, m) <= ALPHA for t in test.statistics(windows)])
+
+
+def test_null_false_alarm_rate_is_at_most_alpha_over_1000_windows() -> None:
+    rng = np.random.default_rng(20261201)
+    test = CorrelationReference(rng.normal(size=(N_REF, F)), alpha=ALPHA)
+    rejected = np.concatenate([_rejections(test, _windows(rng, 250, 0.0)) for _ in range(4)])
+    assert rejected.size == 1000
+    assert rejected.mean() <= ALPHA
+
+
+def test_finds_a_correlation_only_change_that_ks_cannot_see() -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(N_REF, F))
+    test = CorrelationReference(reference, alpha=ALPHA)
+    drifted = _windows(rng, 200, 0.8)
+    assert _rejections(test, drifted).mean() >= 0.9
+    # The same windows through the per-feature KS family: marginals are unchanged.
+    ks = DriftDetector(reference, [f"x{i}" for i in range(F)], DriftConfig(multivariate=False))
+    ks_rate = np.mean([ks.test(w).dataset_drift for w in drifted[:40]])
+    assert ks_rate <= 2 * ALPHA
+
+
+def test_statistic_and_effect_size_equal_the_pairwise_definition() -> None:
+    rng = np.random.default_rng(3)
+    ref = np.round(rng.standard_t(3, size=(400, 4)) * [1.0, 2.0, 0.5, 3.0], 1)  # heavy tails, ties
+    win = np.round(rng.standard_t(3, size=(90, 4)) * [1.0, 2.0, 0.5, 3.0], 1)
+    test = CorrelationReference(ref)
+    n = len(ref)
+
+    def scores(x: np.ndarray, col: np.ndarray) -> np.ndarray:  # van der Waerden, mid-ranks
+        mid = ((col[None, :] < x[:, None]).sum(1) + (col[None, :] <= x[:, None]).sum(1)) / 2
+        return norm.ppf((mid + 0.5) / (n + 1))
+
+    assert np.allclose(scores(ref[:, 0], ref[:, 0]), norm.ppf(rankdata(ref[:, 0]) / (n + 1)))
+    zr = np.column_stack([scores(ref[:, f], ref[:, f]) for f in range(4)])
+    zw = np.column_stack([scores(win[:, f], ref[:, f]) for f in range(4)])
+    zw = (zw - zr.mean(0)) / zr.std(0)
+    zr = (zr - zr.mean(0)) / zr.std(0)
+    squares = [
+        ((zw[:, i] * zw[:, j]).mean() - (zr[:, i] * zr[:, j]).mean()) ** 2
+        for i in range(4)
+        for j in range(i + 1, 4)
+    ]
+    result = test.test(win)
+    assert result.statistic == pytest.approx(sum(squares), rel=1e-9)
+    assert result.effect_size == pytest.approx(np.sqrt(np.mean(squares)), rel=1e-9)
+    assert test.statistics(win[None])[0] == pytest.approx(sum(squares), rel=1e-9)
+    # Scores depend on ranks only: any increasing rescaling gives the same test.
+    scaled = CorrelationReference(ref * 1e300)
+    assert scaled.test(win * 1e300).statistic == pytest.approx(result.statistic, rel=1e-12)
+
+
+def test_effect_size_is_the_rms_correlation_change() -> None:
+    # BLOCK features go from rho 0 to 0.8: 6 of 120 pairs change by 0.8.
+    rng = np.random.default_rng(5)
+    test = CorrelationReference(rng.normal(size=(N_REF, F)))
+    result = test.test(_windows(rng, 1, 0.8, m=20_000)[0])
+    expected = 0.8 * np.sqrt(6 / 120)
+    assert result.effect_size == pytest.approx(expected, abs=0.01)
+    assert result.drifted and result.p_value < 1e-6
+
+
+def test_threshold_agrees_with_p_value_and_is_seeded() -> None:
+    rng = np.random.default_rng(11)
+    ref = rng.normal(size=(3000, 6))
+    a, b = CorrelationReference(ref), CorrelationReference(ref)
+    thr = a.threshold(500)
+    assert thr == b.threshold(500)
+    assert a.p_value(thr, 500) <= ALPHA < a.p_value(thr * (1 - 1e-6), 500)
+    # A statistic beyond every simulated draw still gets a graded p-value.
+    top = float(a.null_statistics(500)[-1])
+    assert 0.0 < a.p_value(10 * top, 500) < a.p_value(2 * top, 500) <= 1 / (a.n_draws + 1)
+
+
+def test_constant_columns_are_left_out_without_error() -> None:
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=(2000, 4))
+    ref[:, 1] = 3.0
+    test = CorrelationReference(ref)
+    assert test.n_features == 3 and test.columns.tolist() == [0, 2, 3]
+    win = rng.normal(size=(300, 4))  # column 1 no longer constant: KS's finding, not this test's
+    assert np.isfinite(test.test(win).statistic)
+    only_one = np.column_stack([rng.normal(size=2000), np.full(2000, 1.0)])
+    assert not CorrelationReference(only_one).applicable
+    det = DriftDetector(only_one, ["a", "b"])
+    assert det.test(rng.normal(size=(100, 2))).multivariate_drift is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"n_draws": 0}, "n_draws"),
+        ({"n_draws": 10}, "n_draws"),
+        ({"n_draws": 2.5}, "n_draws"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CorrelationReference(np.random.default_rng(0).normal(size=(100, 3)), **kwargs)
+
+
+def test_bad_inputs_raise_value_error() -> None:
+    rng = np.random.default_rng(0)
+    test = CorrelationReference(rng.normal(size=(100, 3)))
+    with pytest.raises(ValueError, match="reference"):
+        CorrelationReference(rng.normal(size=(1, 3)))
+    with pytest.raises(ValueError, match="expected 3"):
+        test.test(rng.normal(size=(50, 4)))
+    bad = rng.normal(size=(50, 3))
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        test.test(bad)
+    with pytest.raises(ValueError, match="shape"):
+        test.statistics(rng.normal(size=(50, 3)))
+
+
+def test_detector_reports_it_beside_the_univariate_verdict() -> None:
+    rng = np.random.default_rng(9)
+    names = [f"x{i}" for i in range(F)] + ["colour"]
+    ref = np.column_stack([rng.normal(size=(N_REF, F)), rng.integers(0, 3, N_REF)])
+    det = DriftDetector(ref, names, categorical=np.array([False] * F + [True]))
+    win = np.column_stack([_windows(rng, 1, 0.8)[0], rng.integers(0, 3, WINDOW)])
+    report = det.test(win)
+    mv = report.multivariate_drift
+    assert mv is not None and mv.drifted and mv.n_features == F  # the categorical column is left out
+    assert report.status == "drift" and not report.dataset_drift
+    assert report.model_dump(mode="json")["multivariate_drift"]["test"] == "cross_moment"
+    sliding = det.test_sliding(det.sliding(win), win)
+    assert sliding.multivariate_drift == mv
+    off = DriftDetector(ref, names, DriftConfig(multivariate=False), categorical=det.categorical)
+    assert off.test(win).multivariate_drift is None
