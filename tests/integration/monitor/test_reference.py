@@ -61,6 +61,9 @@ async def test_first_windows_become_the_reference_and_later_ones_are_tested_agai
     expected = detector.test(x[300:400], classes[300:400])
     assert [f.statistic for f in reports[1].features] == [f.statistic for f in expected.features]
     assert reports[1].prediction_drift == expected.prediction_drift
+    # The multivariate test runs beside them, stored with the report (what /drift serves).
+    assert reports[1].multivariate_drift is not None
+    assert reports[1].multivariate_drift == expected.multivariate_drift
 
 
 async def test_reference_is_per_version_and_windows_wait_for_it(aredis: aioredis.Redis, model_dir: Path) -> None:
