@@ -175,13 +175,15 @@ def run_simulation(
 
     ours = sorted((r for r in reports if first_window <= r["window"] <= last_window), key=lambda r: r["window"])
     summary = Table(title=f"Drift, scenario {scenario.value}")
-    for column in ("window", "status", "dataset drift", "drifted features", "prediction drift"):
+    for column in ("window", "status", "dataset drift", "drifted features", "prediction drift", "multivariate"):
         summary.add_column(column)
     for r in ours:
         prediction = r.get("prediction_drift") or {}
+        multivariate = r.get("multivariate_drift") or {}
         summary.add_row(str(r["window"]), r["status"], "[red]YES[/]" if r["dataset_drift"] else "no",
                         f"{r['n_drifted']}/{r['n_features']} ({100 * r['drifted_share']:.0f}%)",
-                        ("[red]yes[/]" if prediction.get("drifted") else "no") if prediction else "-")
+                        ("[red]yes[/]" if prediction.get("drifted") else "no") if prediction else "-",
+                        ("[red]yes[/]" if multivariate.get("drifted") else "no") if multivariate else "-")
     console.print(summary)
     if ours:
         console.print(drift_table(ours[-1]))
