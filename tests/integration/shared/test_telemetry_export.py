@@ -46,6 +46,9 @@ REPORT = {
     ],
     "prediction_drift": {"statistic": 42.0, "p_value": 0.001, "effect_size": 0.2,
                          "drifted": True, "effect_size_kind": "jensen_shannon"},
+    "multivariate_drift": {"test": "cross_moment", "statistic": 0.4, "p_value": 0.002, "threshold": 0.2,
+                           "effect_size": 0.18, "effect_size_kind": "rms_correlation_change",
+                           "n_features": 2, "drifted": True},
 }  # fmt: skip
 
 
