@@ -167,6 +167,7 @@ class ModelCatalog:
                 reference_classes=classes,
                 n_classes=metadata.n_classes,
             )
+            await asyncio.to_thread(detector.prepare)  # reference-side state, once per version
             self.bins[version] = await asyncio.to_thread(
                 FeatureBins, features, metadata.feature_names, np.array(metadata.categorical, dtype=bool)
             )

@@ -228,6 +228,10 @@ class CorrelationReference:
             self._draws_cache[rows] = cached
         return cached
 
+    def prepare(self) -> None:
+        """Simulate the null draws that every window of ``CALIBRATION_ROWS`` rows or more uses."""
+        self._draws(CALIBRATION_ROWS)
+
     def null_statistics(self, m: int) -> NDArray[np.float64]:
         """Simulated null statistics for windows of ``m`` rows against this reference, sorted.
 

@@ -190,6 +190,17 @@ class DriftDetector:
             if self._class_counts.sum() == 0:
                 raise ValueError("reference_classes must not be empty")
 
+    def prepare(self) -> None:
+        """Compute now the reference-side state the first window would otherwise pay for.
+
+        The multivariate test simulates its null from the reference (one set
+        of draws serves every window of ``CALIBRATION_ROWS`` rows or more);
+        the monitor calls this once per model version, when it builds the
+        detector, so no window report waits for it.
+        """
+        if self._correlation is not None:
+            self._correlation.prepare()
+
     def _count_classes(self, classes: ArrayLike, name: str) -> NDArray[np.int64]:
         assert self.n_classes is not None
         c = np.asarray(classes)

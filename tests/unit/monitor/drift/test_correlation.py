@@ -88,6 +88,7 @@ def test_threshold_agrees_with_p_value_and_is_seeded() -> None:
     rng = np.random.default_rng(11)
     ref = rng.normal(size=(3000, 6))
     a, b = CorrelationReference(ref), CorrelationReference(ref)
+    b.prepare()  # what the monitor does when it builds a detector: same draws as lazily
     thr = a.threshold(500)
     assert thr == b.threshold(500)
     assert a.p_value(thr, 500) <= ALPHA < a.p_value(thr * (1 - 1e-6), 500)
