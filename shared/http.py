@@ -121,20 +121,28 @@ def _small_input(value: object) -> bool:
     return value is None or (isinstance(value, bool | int | float | str) and len(str(value)) <= 200)
 
 
+def _echoable(value: object) -> object:
+    """The input as orjson can write it: an integer beyond 64 bits (it raises on those) as text."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 shape, made safe for what bad input carries.
 
     The default handler echoes each error's ``input`` with the stdlib JSON
     encoder, which raises on NaN (a 500 for a bad request); and echoing a
     whole 4 MB batch back is no help to anyone. Scalars are echoed (NaN as
-    null); larger inputs are left out.
+    null, integers beyond 64 bits as text: orjson refuses them, which was a
+    500 found by the fuzz test); larger inputs are left out.
     """
     assert isinstance(exc, RequestValidationError)
     errors = []
     for error in exc.errors():
         shown = {k: v for k, v in error.items() if k not in ("input", "ctx", "url")}
         if _small_input(error.get("input")):
-            shown["input"] = error.get("input")
+            shown["input"] = _echoable(error.get("input"))
         errors.append(shown)
     return Response(orjson.dumps({"detail": errors}, default=str), status_code=422, media_type="application/json")
 
