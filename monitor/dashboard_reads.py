@@ -60,8 +60,10 @@ class TimelineWindow(BaseModel):
     drifted_share: float
     prediction_drift: bool | None
     prediction_p_value: float | None
+    multivariate_drift: bool | None = Field(default=None, description="The numeric features' joint test, if run")
     accuracy: float | None = None
     estimated_accuracy: float | None = None
+    estimated_accuracy_interval: tuple[float, float] | None = None
     label_coverage: float | None = None
     effect_size: list[float | None] = Field(description="Per feature, in `features` order (rounded to 4 digits)")
     drifted: list[int] = Field(description="Indexes into `features` of the features that drifted")
@@ -117,6 +119,8 @@ class DashboardReads:
                 prediction_drift=pred.drifted if pred else None, prediction_p_value=pred.p_value if pred else None,
                 accuracy=p.accuracy if p else None,
                 estimated_accuracy=_round(p.estimated_accuracy) if p else None,
+                estimated_accuracy_interval=p.estimated_accuracy_interval if p else None,
+                multivariate_drift=r.multivariate_drift.drifted if r.multivariate_drift else None,
                 label_coverage=p.label_coverage if p else None,
                 effect_size=[_round(r.features[position[n]].effect_size) if n in position else None for n in names],
                 drifted=[i for i, n in enumerate(names) if n in r.drifted_features],

@@ -207,7 +207,8 @@
       : [el("li", { class: "muted", text: "No alert transitions in these windows." })]));
     const text = $("timeline-text");
     text.replaceChildren(...ws.slice(-10).map((w) => el("li", {
-      text: `Window ${w.window}: ${w.status}, ${pct(w.drifted_share)} of features drifted, accuracy ${pct(w.accuracy)}, `
+      text: `Window ${w.window}: ${w.status}, ${pct(w.drifted_share)} of features drifted`
+        + `${w.multivariate_drift ? ", joint (multivariate) drift" : ""}, accuracy ${pct(w.accuracy)}, `
         + `estimated ${pct(w.estimated_accuracy)}, label coverage ${pct(w.label_coverage)}`,
     })));
   }
@@ -226,6 +227,11 @@
         ctx.beginPath();
         ctx.moveTo(px, top - size); ctx.lineTo(px + size, top + size); ctx.lineTo(px - size, top + size);
         ctx.fill();
+      }
+      if (w.multivariate_drift) {
+        const y = top + 6 * size;
+        ctx.fillStyle = C.blue;
+        ctx.fillRect(px - size * 0.8, y - size * 0.8, size * 1.6, size * 1.6);
       }
       if (w.prediction_drift) {
         const y = top + 3 * size;
@@ -439,7 +445,9 @@
     box.replaceChildren();
     const w = performance.windows[0];
     if (!w) { box.append(el("p", { class: "muted", text: "No window yet." })); return; }
-    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, estimated ${pct(w.estimated_accuracy)}.`;
+    const interval = w.estimated_accuracy_interval
+      ? ` (95% interval ${pct(w.estimated_accuracy_interval[0])}–${pct(w.estimated_accuracy_interval[1])})` : "";
+    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, estimated ${pct(w.estimated_accuracy)}${interval}.`;
     box.append(el("p", { class: "small", text: caption }));
     if (!w.labelled) { box.append(el("p", { class: "muted", text: "No labels for this window yet: the matrix fills as feedback arrives." })); return; }
     const names = w.classes.map((c) => c.class_name);

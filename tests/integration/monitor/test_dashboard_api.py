@@ -116,6 +116,8 @@ def test_timeline_carries_each_windows_effect_sizes_and_drifted_features(
         np.testing.assert_allclose(point["effect_size"], [f["effect_size"] for f in report["features"]], rtol=1e-3)
         assert [timeline["features"][i] for i in point["drifted"]] == report["drifted_features"]
         assert point["drifted_share"] == report["drifted_share"]
+        joint = report.get("multivariate_drift")
+        assert point["multivariate_drift"] == (joint["drifted"] if joint else None)
     assert timeline["windows"][1]["drifted"] == [SHIFTED]
 
 
