@@ -19,10 +19,11 @@ from model_service.schemas import FeedbackRequest, PredictRequest
 from model_service.serving import ModelService
 from model_service.serving_settings import ModelServiceSettings
 from model_service.spill import open_spill_files
-from shared.http import BodySizeLimitMiddleware, document_body_models, install_error_handlers
+from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
-from shared.redis_connection import connect
+from shared.openapi import install_openapi
+from shared.redis_pool import redis_client
 from shared.registry import ModelIdentityConflict, register_model, register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
 from shared.supervision import supervise
@@ -51,9 +52,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         model = LiteRTModel(settings.model_dir)
         # Keys follow the served model's name, so one Redis can hold several models.
         keys = Keys(model.metadata.name)
-        client = connect(
-            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
-        )
+        client = redis_client(settings, socket_timeout_s=2.0)
         reference = Reference.load(settings.model_dir)
         try:
             # First try inline: a name+version Redis holds as another model stops the start-up
@@ -91,7 +90,10 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         )
         metrics.set_queue_depth_callback(lambda: publisher.queued)
         publisher.start()
-        app.state.service = ModelService(model, client, publisher, keys, metrics, publish=settings.publish_enabled)
+        app.state.service = ModelService(
+            model, client, publisher, keys, metrics,
+            publish=settings.publish_enabled, max_batch_rows=settings.max_batch_rows,
+        )  # fmt: skip
         # Error rate and latency for the monitor's alert rules (shared/request_stats.py).
         stats_stop = asyncio.Event()
         stats_task = asyncio.create_task(supervise(
@@ -120,12 +122,19 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_key = settings.api_key
     app.state.protect_reads = settings.protect_reads
+    app.state.protect_predict = settings.protect_predict
     app.state.service = None
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestStatsMiddleware, stats=request_stats)
     instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
     install_error_handlers(app)
-    document_body_models(app, PredictRequest, FeedbackRequest)
+
+    def body_models() -> tuple[type[PredictRequest], type[FeedbackRequest]]:
+        """The served model's own request shapes once it is loaded (always, in a running server)."""
+        service: ModelService | None = app.state.service
+        return (service.request_model, service.feedback_model) if service else (PredictRequest, FeedbackRequest)
+
+    install_openapi(app, body_models)
     for module in (predict, feedback, status):
         app.include_router(module.router)
     return app

@@ -16,12 +16,13 @@ import redis.asyncio as aioredis
 
 from model_service.publisher import EventPublisher
 from model_service.runtime import LiteRTModel
+from model_service.schemas import feedback_model_for, request_model_for
 from model_service.stream_writes import BlockHeader, PredictionBlock
 from shared.events import encode_feedback
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.probes import redis_answers
+from shared.probes import RedisProbe
 from shared.telemetry import ModelServiceMetrics
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class ModelService:
         metrics: ModelServiceMetrics | None = None,
         *,
         publish: bool = True,
+        max_batch_rows: int = 1_024,
     ) -> None:
         self.metrics = metrics
         self.model = model
@@ -55,7 +57,11 @@ class ModelService:
         self.publish = publish
         self._feature_index = {name: i for i, name in enumerate(model.metadata.feature_names)}
         self._class_index = {name: i for i, name in enumerate(model.metadata.class_names)}
+        # Bodies are validated against this model's own shape (model_service.schemas).
+        self.request_model = request_model_for(model.metadata.feature_names, max_batch_rows)
+        self.feedback_model = feedback_model_for(model.metadata.class_names)
         self._block_header = BlockHeader(keys.predictions, model.metadata.name, model.metadata.version)
+        self._redis_probe = RedisProbe(client)
         # Set by the /predict route on first use when micro-batching is on (model_service.batching).
         self.micro_batcher: MicroBatcher | None = None
 
@@ -90,8 +96,19 @@ class ModelService:
         return PredictionResult(new_prediction_ids(len(features), now_ms), classes, probabilities, now_ms)
 
     def publish_predictions(self, features: npt.NDArray[np.float32], result: PredictionResult) -> None:
-        """Queue the events of a scored matrix (one per row), unless publishing is off."""
-        if self.publish:
+        """Queue the events of a scored matrix (one per row), unless publishing is off.
+
+        Rows whose probabilities are not finite (the model overflowed) are left out:
+        their requests get a 422, and one NaN would poison a window's estimates.
+        """
+        finite = np.isfinite(result.probabilities).all(axis=1)
+        if not finite.all():
+            keep = np.flatnonzero(finite)
+            features = features[keep]
+            result = PredictionResult(
+                [result.ids[i] for i in keep], result.classes[keep], result.probabilities[keep], result.timestamp_ms
+            )
+        if self.publish and result.ids:
             self.publisher.submit_predictions(PredictionBlock(
                 self._block_header, result.ids, result.timestamp_ms, features, result.classes, result.probabilities
             ))
@@ -100,5 +117,5 @@ class ModelService:
         entry = encode_feedback(prediction_id, label, time.time_ns() // 1_000_000)
         self.publisher.submit([(self.keys.feedback, entry)])
 
-    async def redis_ok(self, timeout_s: float = 0.5) -> bool:
-        return await redis_answers(self.client, timeout_s)
+    async def redis_ok(self) -> bool:
+        return await self._redis_probe.answers()

@@ -15,6 +15,9 @@ class ModelServiceSettings(ServiceSettings):
 
     model_dir: Path = Field(default=Path("models/default"), alias="DRIFTWATCH_MODEL_DIR")
     port: int = Field(default=8000, alias="DRIFTWATCH_PORT")
+    # With DRIFTWATCH_API_KEY set, /predict needs it too; false leaves /predict open (internal
+    # deployments whose callers cannot carry a key). Without a key nothing is protected.
+    protect_predict: bool = Field(default=True, alias="DRIFTWATCH_PROTECT_PREDICT")
     # Publishing: events wait in memory and leave in pipelined batches.
     publish_batch_size: int = Field(default=256, ge=1, alias="DRIFTWATCH_PUBLISH_BATCH_SIZE")
     publish_queue_max: int = Field(default=100_000, ge=1, alias="DRIFTWATCH_PUBLISH_QUEUE_MAX")

@@ -16,7 +16,8 @@ from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import BodySizeLimitMiddleware, install_error_handlers
 from shared.keys import Keys
-from shared.redis_connection import connect
+from shared.openapi import install_openapi
+from shared.redis_pool import redis_client
 from shared.supervision import TaskSupervisor
 from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
 from shared.telemetry.task_metrics import TaskFailureCounter
@@ -30,7 +31,8 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = connect(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        # Longer than the worker's blocking read (DRIFTWATCH_READ_BLOCK_MS), which holds its connection.
+        client = redis_client(settings, socket_timeout_s=5.0 + settings.read_block_ms / 1000)
         meter = provider.get_meter(METER_NAME)
         metrics = MonitorMetrics(meter, model=settings.model_name)
         # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
@@ -45,6 +47,12 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         app.state.monitor = parts
         app.state.alert_store = alerts.store
         parts.start()
+
+        async def feature_names() -> list[str] | None:
+            metadata = await parts.catalog.latest_metadata()
+            return metadata.feature_names if metadata is not None else None
+
+        app.state.alert_feature_names = feature_names
         try:
             yield
         finally:
@@ -70,4 +78,5 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     app.include_router(health.router)
     for router in (drift.router, dashboard.router, performance.router, alerts_router):
         app.include_router(router, dependencies=[Depends(require_api_key_for_reads)])
+    install_openapi(app)
     return app

@@ -20,7 +20,7 @@ from monitor.reports import ModelCatalog, WindowDriftReport
 from monitor.stream_health import StreamHealth
 from monitor.windows import WindowIndex, WindowProgress
 from shared.keys import Keys
-from shared.probes import redis_answers
+from shared.probes import RedisProbe
 from shared.supervision import TaskSupervisor
 
 
@@ -131,13 +131,14 @@ class HealthReads:
     ) -> None:
         """``supervisors``: those of the worker and the alert notifier, for ``worker_error``."""
         self.client = client
+        self.redis_probe = RedisProbe(client)  # concurrent probes share one PING
         self.consumer_stats = consumer_stats
         self.stream_health = stream_health
         self.worker_running = worker_running
         self.supervisors = tuple(supervisors)
 
     async def readiness(self) -> MonitorReadiness:
-        redis_ok = await redis_answers(self.client)
+        redis_ok = await self.redis_probe.answers()
         running = self.worker_running()
         stats = self.consumer_stats
         failed = [(s.last_error_unix, s.last_error) for s in self.supervisors if s.last_error is not None]

@@ -1,17 +1,22 @@
-"""HTTP pieces both services use: a body-size limit and JSON bodies parsed by pydantic.
+"""HTTP pieces both services use: a body-size limit, JSON-only bodies parsed by
+pydantic, and the error answers every route shares (422, 415, 503).
 
 The size limit is pure ASGI middleware so an oversized body is refused with
 413 before it is buffered, whether or not the client sent Content-Length.
+The error handlers are installed on both apps, so a rule such as "Redis away
+is a 503, never a 500" holds on every route, not only on those that remember it.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -93,23 +98,54 @@ def validation_error(loc: tuple[str | int, ...], msg: str, value: object = None)
     )
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<anything>+json``, with or without parameters."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON.
+
+    A browser sends ``text/plain`` and form bodies to any origin without a
+    CORS preflight; refusing them keeps a web page that a visitor opens from
+    posting into the drift windows or the alert rules.
+    """
+    content_type = request.headers.get("content-type")
+    if not is_json_media_type(content_type):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"Content-Type must be application/json, got {(content_type or 'none')[:100]!r}",
+        )
+
+
+JsonBody = Annotated[None, Depends(require_json)]
+
+
 async def parse_json_body(
-    request: Request, model: type[ModelT], drop_from_loc: frozenset[str] = frozenset()
+    request: Request,
+    model: type[ModelT],
+    drop_from_loc: frozenset[str] = frozenset(),
+    context: dict[str, Any] | None = None,
 ) -> ModelT:
     """Validate the raw body with pydantic-core's JSON parser (no intermediate dicts).
 
     ``drop_from_loc`` removes union tags from error locations so the client sees
-    the path of its own JSON, e.g. ``body.features.3``.
+    the path of its own JSON, e.g. ``body.features.3``; ``context`` reaches the
+    model's validators.
     """
+    await require_json(request)
     body = await request.body()
     try:
-        return model.model_validate_json(body)
+        return model.model_validate_json(body, context=context)
     except ValidationError as exc:
         errors = []
         for error in exc.errors(include_url=False):
             loc = tuple(p for p in error["loc"] if p not in drop_from_loc)
             errors.append({**error, "loc": ("body", *loc)})
-        raise RequestValidationError(errors, body=body) from None
+        raise RequestValidationError(errors) from None
 
 
 def query_error(name: str, msg: str, value: object = None) -> RequestValidationError:
@@ -117,58 +153,91 @@ def query_error(name: str, msg: str, value: object = None) -> RequestValidationE
     return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": msg, "input": value}])
 
 
-def _small_input(value: object) -> bool:
-    return value is None or (isinstance(value, bool | int | float | str) and len(str(value)) <= 200)
+
+# A 422 lists this many errors and counts the rest: a 4 MB body of wrong items
+# once made an 85 MB answer and stalled the service for seconds.
+MAX_ERRORS_SHOWN = 20
+_MAX_ECHO_CHARS = 200
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
-def _echoable(value: object) -> object:
-    """The input as orjson can write it: an integer beyond 64 bits (it raises on those) as text."""
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return str(value)
-    return value
+_NOT_SHOWN = object()
+
+
+def _echo(value: object) -> object:
+    """An error's input as shown back, or ``_NOT_SHOWN``: short scalars orjson can write.
+
+    orjson refuses integers beyond 64 bits (JSON allows them, so a client can
+    send one): those are shown as their digits, and left out beyond 200 digits
+    (``str()`` of one beyond 4,300 digits raises). Anything else long is left out.
+    """
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return value
+        return str(value) if value.bit_length() <= 660 else _NOT_SHOWN  # 2**660 has 199 digits
+    return value if isinstance(value, str) and len(value) <= _MAX_ECHO_CHARS else _NOT_SHOWN
+
+
+def _short(part: object) -> object:
+    """A location part as shown: a mapping key (the client's own text) cut short."""
+    if isinstance(part, str) and len(part) > _MAX_ECHO_CHARS:
+        return part[:_MAX_ECHO_CHARS] + "..."
+    return part if isinstance(part, str | int) else repr(part)[:_MAX_ECHO_CHARS]
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's 422 shape, made safe for what bad input carries.
+    """FastAPI's 422 shape, made safe for whatever bad input carries.
 
     The default handler echoes each error's ``input`` with the stdlib JSON
-    encoder, which raises on NaN (a 500 for a bad request); and echoing a
-    whole 4 MB batch back is no help to anyone. Scalars are echoed (NaN as
-    null, integers beyond 64 bits as text: orjson refuses them, which was a
-    500 found by the fuzz test); larger inputs are left out.
+    encoder, which raises on NaN, and orjson raises on integers beyond 64
+    bits: either was a 500 for a bad request. Short scalars are echoed (NaN as
+    null, a huge integer as its digits); anything else is left out. At most ``MAX_ERRORS_SHOWN`` errors are
+    listed; ``error_count`` says how many there were.
     """
     assert isinstance(exc, RequestValidationError)
+    all_errors = exc.errors()
     errors = []
-    for error in exc.errors():
-        shown = {k: v for k, v in error.items() if k not in ("input", "ctx", "url")}
-        if _small_input(error.get("input")):
-            shown["input"] = _echoable(error.get("input"))
+    for error in all_errors[:MAX_ERRORS_SHOWN]:
+        shown: dict[str, Any] = {
+            "type": str(error.get("type", "value_error")),
+            "loc": [_short(p) for p in error.get("loc", ())],
+            "msg": str(error.get("msg", ""))[: _MAX_ECHO_CHARS * 5],
+        }
+        echoed = _echo(error.get("input"))
+        if echoed is not _NOT_SHOWN:
+            shown["input"] = echoed
         errors.append(shown)
-    return Response(orjson.dumps({"detail": errors}, default=str), status_code=422, media_type="application/json")
+    body = orjson.dumps({"detail": errors, "error_count": len(all_errors)})
+    return Response(body, status_code=422, media_type="application/json")
+
+
+# How long a client should wait before retrying a request refused for want of Redis.
+RETRY_AFTER_S = 1
+
+
+async def redis_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """Redis down, too slow, or every pooled connection busy: 503 with ``Retry-After``.
+
+    None of these is the request's fault or a bug, and each passes on its own
+    (the pool reconnects; a waiting request gets a connection), so the answer
+    says "try again shortly" instead of a bare 500.
+    """
+    if isinstance(exc, RedisConnectionError) and "No connection available" in str(exc):
+        reason = "redis connection pool saturated"
+    else:
+        reason = f"redis unavailable: {type(exc).__name__}: {exc}"[: _MAX_ECHO_CHARS * 2]
+    return Response(
+        orjson.dumps({"detail": reason}),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        media_type="application/json",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-
-
-def document_body_models(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Put models that routes parse from raw bytes into the OpenAPI components.
-
-    Those routes refer to ``#/components/schemas/<Model>`` in ``openapi_extra``,
-    but FastAPI only collects models it validates itself; without this the
-    references dangle and clients generated from the schema break.
-    """
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in models:
-                generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                components.update(generated.pop("$defs", {}))
-                components[model.__name__] = generated
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    # redis-py's TimeoutError is not a ConnectionError: both mean "Redis is not answering now".
+    app.add_exception_handler(RedisConnectionError, redis_unavailable_handler)
+    app.add_exception_handler(RedisTimeoutError, redis_unavailable_handler)

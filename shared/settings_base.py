@@ -29,6 +29,10 @@ class RedisSettings(BaseSettings):
     model_name: str = Field(default="digits-mlp", alias="DRIFTWATCH_MODEL_NAME")
     # Streams are capped with MAXLEN ~ so a stalled monitor cannot exhaust Redis memory.
     stream_maxlen: int = Field(default=1_000_000, ge=1_000, alias="DRIFTWATCH_STREAM_MAXLEN")
+    # Connections one process may open (shared/redis_pool.py); a request waits for a free one
+    # at most DRIFTWATCH_REDIS_POOL_TIMEOUT_S, then gets 503 with Retry-After.
+    redis_max_connections: int = Field(default=64, ge=2, le=10_000, alias="DRIFTWATCH_REDIS_MAX_CONNECTIONS")
+    redis_pool_timeout_s: float = Field(default=5.0, gt=0, le=60, alias="DRIFTWATCH_REDIS_POOL_TIMEOUT_S")
 
 
 class TelemetrySettings(BaseSettings):

@@ -147,11 +147,17 @@ def simulate(
     monitor_url: str = "http://127.0.0.1:8001",
     batch: Annotated[int, typer.Option(min=1, help="Rows per /predict call")] = 50,
     seed: int = 0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="DRIFTWATCH_API_KEY", show_default=False, help="Sent as X-API-Key (writes need it)"),
+    ] = None,
 ) -> None:
     """Send real traffic (and delayed feedback), then print the drift and performance reports."""
     from driftwatch.cli.simulate import run_simulation
 
-    raise typer.Exit(run_simulation(scenario, n, model_dir, model_url, monitor_url, batch, seed, console))
+    raise typer.Exit(
+        run_simulation(scenario, n, model_dir, model_url, monitor_url, batch, seed, console, api_key=api_key)
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from shared.api_auth import API_KEY_HEADER
 from shared.model_metadata import HOLDOUT_FILE
 
 # Digits pixels 0..16; rows 0-2, columns 2-5 of the 8x8 image.
@@ -139,6 +140,8 @@ def run_simulation(
     batch: int,
     seed: int,
     console: Console,
+    *,
+    api_key: str | None = None,
 ) -> int:
     if not (model_dir / HOLDOUT_FILE).exists():
         console.print(f"[red]No held-out sample at {model_dir / HOLDOUT_FILE}[/]: point --model-dir at a model "
@@ -146,7 +149,8 @@ def run_simulation(
         return 2
     with np.load(model_dir / HOLDOUT_FILE) as holdout:
         features, labels = holdout["features"].astype(np.float32), holdout["labels"].astype(np.int64)
-    with httpx.Client(timeout=30.0) as client:
+    # With DRIFTWATCH_API_KEY set on the services, /predict and /feedback need the key (reads may too).
+    with httpx.Client(timeout=30.0, headers={API_KEY_HEADER: api_key} if api_key else None) as client:
         progress = client.get(f"{monitor_url}/drift/window").json()
         size, filled, first_window = progress["size"], progress["filled"], progress["window"]
         top_up = (size - filled) % size

@@ -7,16 +7,18 @@ Mounted by the monitor app, which sets ``app.state.alert_store`` (and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.alerts.instances import AlertInstance, AlertStatus
-from monitor.alerts.rules import NAME_PATTERN, AlertRule, default_rules
-from monitor.alerts.store import AlertStore, HistoryEntry
+from monitor.alerts.rules import ANY_FEATURE, MAX_RULES, NAME_PATTERN, AlertRule, default_rules, rule_json_schema
+from monitor.alerts.store import AlertStore, HistoryEntry, TooManyRules
 from shared.api_auth import WriteAccess
+from shared.http import JsonBody
 
 
 def get_alert_store(request: Request) -> AlertStore:
@@ -27,6 +29,17 @@ def get_alert_store(request: Request) -> AlertStore:
 
 
 Store = Annotated[AlertStore, Depends(get_alert_store)]
+
+# Set by the monitor app: the watched model's feature names, or None before it is registered.
+FeatureNamesSource = Callable[[], Awaitable[Sequence[str] | None]]
+
+
+async def get_feature_names(request: Request) -> Sequence[str] | None:
+    source: FeatureNamesSource | None = getattr(request.app.state, "alert_feature_names", None)
+    return await source() if source is not None else None
+
+
+FeatureNames = Annotated[Sequence[str] | None, Depends(get_feature_names)]
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -41,6 +54,9 @@ class HistoryResponse(BaseModel):
 
 class AlertRuleBody(AlertRule):
     """A rule in ``PUT /alerts/thresholds/{name}``: the name comes from the path and may be left out."""
+
+    # The rule schema without its example, whose name would differ from the path's.
+    model_config = ConfigDict(json_schema_extra=lambda schema: rule_json_schema(schema, []))
 
     name: Annotated[str | None, Field(pattern=NAME_PATTERN)] = None  # type: ignore[assignment]
 
@@ -77,6 +93,14 @@ def _invalid(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidat
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
 
 
+def _check_feature(rule: AlertRule, known: Sequence[str] | None, loc: tuple[str | int, ...]) -> None:
+    """A rule must name one of the model's features (or '*'); unchecked before a model is registered."""
+    if rule.feature is None or rule.feature == ANY_FEATURE or known is None or rule.feature in known:
+        return
+    shown = ", ".join(known[:100]) + (f", ... ({len(known)} in all, see GET /model)" if len(known) > 100 else "")
+    raise _invalid((*loc, "feature"), f"unknown feature {rule.feature!r}; give '*' or one of: {shown}", rule.feature)
+
+
 @router.get("", response_model=AlertsResponse)
 async def list_alerts(
     store: Store, state: Annotated[AlertStatus | None, Query(description="Only alerts in this state")] = None
@@ -101,9 +125,12 @@ async def list_rules(store: Store) -> list[AlertRule]:
 async def replace_rules(
     store: Store,
     _: WriteAccess,
+    _json: JsonBody,
+    features: FeatureNames,
     rules: Annotated[
         list[AlertRule],
         Body(
+            max_length=MAX_RULES,
             openapi_examples={
                 "defaults": {
                     "summary": "The shipped defaults",
@@ -113,17 +140,24 @@ async def replace_rules(
         ),
     ],
 ) -> list[AlertRule]:
-    """Replace the whole rule set (an empty list disables alerting and is kept across restarts)."""
+    """Replace the whole rule set (an empty list disables alerting and is kept across restarts).
+
+    At most 100 rules; a feature rule names one of the model's features or ``*``.
+    """
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         if rule.name in seen:
             raise _invalid(("body", i, "name"), f"duplicate rule name {rule.name!r}", rule.name)
         seen.add(rule.name)
+        _check_feature(rule, features, ("body", i))
     await store.replace_rules(rules)
     return sorted(rules, key=lambda r: r.name)
 
 
-@router.get("/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True)
+_NO_RULE: dict[int | str, dict[str, Any]] = {404: {"description": "No rule of that name"}}
+
+
+@router.get("/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True, responses=_NO_RULE)
 async def get_rule(store: Store, name: str) -> AlertRule:
     rule = await store.get_rule(name)
     if rule is None:
@@ -140,20 +174,31 @@ async def get_rule(store: Store, name: str) -> AlertRule:
 async def put_rule(
     store: Store,
     _: WriteAccess,
+    _json: JsonBody,
+    features: FeatureNames,
     response: Response,
     name: Annotated[str, Path(pattern=NAME_PATTERN)],
     body: Annotated[AlertRuleBody, Body(openapi_examples=_RULE_EXAMPLES)],
 ) -> AlertRule:
-    """Create (201) or replace (200) one rule. A name in the body must equal the path's."""
+    """Create (201) or replace (200) one rule. A name in the body must equal the path's.
+
+    Creating a rule past the limit of 100 is a 422; a feature rule names one of
+    the model's features or ``*``.
+    """
     if body.name is not None and body.name != name:
         raise _invalid(("body", "name"), f"must match the path ({name!r}) or be left out", body.name)
     rule = AlertRule.model_validate({**body.model_dump(by_alias=True, exclude={"name"}), "name": name})
-    if await store.put_rule(rule):
+    _check_feature(rule, features, ("body",))
+    try:
+        created = await store.put_rule(rule)
+    except TooManyRules as exc:
+        raise _invalid(("path", "name"), str(exc), name) from None
+    if created:
         response.status_code = status.HTTP_201_CREATED
     return rule
 
 
-@router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_RULE)
 async def delete_rule(store: Store, _: WriteAccess, name: str) -> Response:
     """Delete one rule; its firing alerts resolve at the next evaluation."""
     if not await store.delete_rule(name):

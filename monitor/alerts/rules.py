@@ -31,20 +31,32 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import JsonDict, JsonValue
 
 ANY_FEATURE = "*"
+# Limits on what users can store (README, "Alerts"); past them a rule is a 422. Every
+# rule is evaluated at every window, and a "*" rule makes one instance per feature:
+# 10,000 rules once stalled the monitor at the next window.
+MAX_RULES = 100
+MAX_LABELS = 20  # per rule; the same for annotations
+MAX_LABEL_NAME_CHARS = 128
+MAX_LABEL_VALUE_CHARS = 1_024
+MAX_ANNOTATION_CHARS = 4_096
+MAX_MIN_SAMPLES = 10_000_000
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
 LABEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Labels the evaluator sets itself: a rule may not override them.
 RESERVED_LABELS = frozenset({"alertname", "feature", "model"})
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-# $drifted_features and $report_url come from the snapshot (MetricSnapshot.template_context).
-_SUPPORTED_PLACEHOLDER = re.compile(
-    r"^\s*(\$value|\$drifted_features|\$report_url|\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*$"
+# An annotation's text: any "{{" opens a placeholder: {{ $value }}, {{ $labels.<name> }}, or
+# {{ $drifted_features }} and {{ $report_url }}, which come from the snapshot
+# (MetricSnapshot.template_context). One pattern for the check and the OpenAPI schema.
+ANNOTATION_PATTERN = (
+    r"^(?:[^{]|\{(?!\{)|\{\{\s*(?:\$value|\$drifted_features|\$report_url|\$labels\.[A-Za-z_][A-Za-z0-9_]*)\s*\}\})*$"
 )
+_ANNOTATION = re.compile(ANNOTATION_PATTERN)
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 
@@ -80,13 +92,21 @@ UNIT_INTERVAL_METRICS = frozenset(
 )
 
 
+def _exactly_one_of(schema: JsonDict, names: tuple[str, ...], examples: list[JsonValue]) -> None:
+    """Document "exactly one of ``names`` given and not null", as the validator checks it."""
+    schema["oneOf"] = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]
+    schema["examples"] = examples
+
+
 class Duration(BaseModel):
     """A span of windows or of seconds: exactly one of the two."""
 
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={"examples": [{"windows": 2}, {"seconds": 300}]},
+        json_schema_extra=lambda schema: _exactly_one_of(
+            schema, ("windows", "seconds"), examples=[{"windows": 2}, {"seconds": 300}]
+        ),
     )
 
     windows: Annotated[int | None, Field(ge=1, le=100_000, description="Consecutive evaluated windows")] = None
@@ -101,7 +121,7 @@ class Duration(BaseModel):
         return self
 
 
-_RULE_EXAMPLE: dict[str, Any] = {
+_RULE_EXAMPLE: JsonDict = {
     "name": "FeatureDrift",
     "metric": "feature_p_value_adjusted",
     "feature": "*",
@@ -117,6 +137,29 @@ _RULE_EXAMPLE: dict[str, Any] = {
 }
 
 
+def rule_json_schema(schema: JsonDict, examples: list[JsonValue]) -> None:
+    """The cross-field rules the validators apply, in the OpenAPI schema too: a feature
+    exactly for feature metrics (absent or null for the others), and each metric's range for ``value``."""
+
+    def metric_in(metrics: frozenset[Metric]) -> JsonDict:
+        names: list[JsonValue] = [m.value for m in sorted(metrics)]
+        return {"properties": {"metric": {"enum": names}}, "required": ["metric"]}
+
+    schema["allOf"] = [
+        {
+            "if": metric_in(FEATURE_METRICS),
+            "then": {"required": ["feature"]},
+            "else": {"not": {"required": ["feature"]}},
+        },
+        {
+            "if": metric_in(UNIT_INTERVAL_METRICS),
+            "then": {"properties": {"value": {"minimum": 0, "maximum": 1}}},
+            "else": {"properties": {"value": {"minimum": 0}}},
+        },
+    ]
+    schema["examples"] = examples
+
+
 class AlertRule(BaseModel):
     """One alerting rule. ``for`` is spelled ``for`` on the wire (a Python keyword, hence ``for_``)."""
 
@@ -124,7 +167,7 @@ class AlertRule(BaseModel):
         extra="forbid",
         populate_by_name=True,
         frozen=True,
-        json_schema_extra={"examples": [_RULE_EXAMPLE]},
+        json_schema_extra=lambda schema: rule_json_schema(schema, [_RULE_EXAMPLE]),
     )
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="Alert name, the `alertname` label")]
@@ -149,37 +192,52 @@ class AlertRule(BaseModel):
     ] = None
     min_samples: Annotated[
         int | None,
-        Field(ge=1, description="Skip evaluation until the window has this many samples (labels for accuracy)"),
+        Field(
+            ge=1,
+            le=MAX_MIN_SAMPLES,
+            description="Skip evaluation until the window has this many samples (labels for accuracy)",
+        ),
     ] = None
-    labels: Annotated[dict[str, str], Field(description="Extra labels, e.g. severity")] = Field(default_factory=dict)
-    annotations: Annotated[dict[str, str], Field(description="summary, description; templated")] = Field(
-        default_factory=dict
-    )
+    labels: Annotated[
+        dict[
+            Annotated[
+                str,
+                Field(
+                    max_length=MAX_LABEL_NAME_CHARS,
+                    json_schema_extra={"pattern": LABEL_NAME_PATTERN.pattern, "not": {"enum": sorted(RESERVED_LABELS)}},
+                ),
+            ],
+            Annotated[str, Field(max_length=MAX_LABEL_VALUE_CHARS)],
+        ],
+        Field(max_length=MAX_LABELS, description="Extra labels, e.g. severity"),
+    ] = Field(default_factory=dict)
+    annotations: Annotated[
+        dict[
+            Annotated[str, Field(max_length=MAX_LABEL_NAME_CHARS)],
+            Annotated[str, Field(max_length=MAX_ANNOTATION_CHARS, json_schema_extra={"pattern": ANNOTATION_PATTERN})],
+        ],
+        Field(max_length=MAX_LABELS, description="summary, description; templated"),
+    ] = Field(default_factory=dict)
 
     @field_validator("labels")
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, val in labels.items():
+        for key in labels:
             if not LABEL_NAME_PATTERN.match(key):
                 raise ValueError(f"label name {key!r} must match {LABEL_NAME_PATTERN.pattern}")
             if key in RESERVED_LABELS:
                 raise ValueError(f"label {key!r} is set by the evaluator and cannot be overridden")
-            if len(val) > 1024:
-                raise ValueError(f"label {key!r} is longer than 1024 characters")
         return labels
 
     @field_validator("annotations")
     @classmethod
     def _templates(cls, annotations: dict[str, str]) -> dict[str, str]:
         for key, text in annotations.items():
-            if len(text) > 4096:
-                raise ValueError(f"annotation {key!r} is longer than 4096 characters")
-            for placeholder in _PLACEHOLDER.findall(text):
-                if not _SUPPORTED_PLACEHOLDER.match(placeholder):
-                    raise ValueError(
-                        f"annotation {key!r}: unsupported template {{{{{placeholder}}}}};"
-                        " use {{ $value }}, {{ $labels.<name> }}, {{ $drifted_features }} or {{ $report_url }}"
-                    )
+            if not _ANNOTATION.fullmatch(text):
+                raise ValueError(
+                    f"annotation {key!r}: unsupported template; every {{{{ must open {{{{ $value }}}},"
+                    " {{ $labels.<name> }}, {{ $drifted_features }} or {{ $report_url }}"
+                )
         return annotations
 
     # Cross-field checks live in field validators (metric is declared first, so

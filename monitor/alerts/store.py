@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Iterable, Mapping
 
 import orjson
@@ -32,7 +33,7 @@ from redis.typing import EncodableT, FieldT
 
 from monitor.alerts.evaluator import DEFAULT_RESOLVED_RETENTION_S, evaluate
 from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
-from monitor.alerts.rules import AlertRule, default_rules
+from monitor.alerts.rules import MAX_RULES, AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
 from shared.keys import Keys
 from shared.redis_scripts import register_script
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 INITIALIZED_FIELD = "#initialized"
 _STATE_ORDER = {AlertStatus.firing: 0, AlertStatus.pending: 1, AlertStatus.resolved: 2, AlertStatus.inactive: 3}
+
+class TooManyRules(Exception):
+    """Creating one more rule would pass the limit (``monitor.alerts.rules.MAX_RULES``)."""
+
 
 class HistoryEntry(Transition):
     """A recorded transition with its stream id (time-ordered, unique)."""
@@ -78,6 +83,8 @@ class AlertStore:
         self.max_conflicts = max_conflicts
         # Installs the defaults only if rules were never set, atomically (two replicas starting together).
         self._ensure_defaults = register_script(redis, "monitor.alerts", "ensure_default_rules.lua")
+        # Creates a rule only below the limit on their number, atomically.
+        self._put_rule = register_script(redis, "monitor.alerts", "put_rule.lua")
 
     # -- rules ----------------------------------------------------------------
     @staticmethod
@@ -100,12 +107,17 @@ class AlertStore:
         raw = await self.redis.hget(self.keys.alert_rules, name) if name != INITIALIZED_FIELD else None
         return AlertRule.model_validate_json(raw) if raw is not None else None
 
-    async def put_rule(self, rule: AlertRule) -> bool:
-        """Create or replace one rule; True when it was created."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.alert_rules, rule.name, rule_json(rule))
-            pipe.hset(self.keys.alert_rules, INITIALIZED_FIELD, "1")
-            created, _ = await pipe.execute()
+    async def put_rule(self, rule: AlertRule, max_rules: int = MAX_RULES) -> bool:
+        """Create or replace one rule; True when it was created.
+
+        Raises ``TooManyRules`` when creating it would make more than ``max_rules``
+        (checked and written in one script, so concurrent creators cannot pass the limit).
+        """
+        created = await self._put_rule(
+            keys=[self.keys.alert_rules], args=[rule.name, rule_json(rule), max_rules, INITIALIZED_FIELD]
+        )
+        if created == -1:
+            raise TooManyRules(f"at most {max_rules} alert rules; delete one first")
         return bool(created)
 
     async def delete_rule(self, name: str) -> bool:
@@ -146,10 +158,19 @@ class AlertStore:
                 log.exception("dropping invalid stored alert state %r", _text(fp))
         return states
 
-    async def states(self) -> list[AlertInstance]:
-        """Current instances: firing first, then pending, then recently resolved."""
+    async def states(self, now: float | None = None) -> list[AlertInstance]:
+        """Current instances: firing first, then pending, then resolved within the retention.
+
+        The evaluator deletes a resolved instance once ``resolved_retention_s`` has
+        passed, at the next window; one past it is not shown meanwhile (``now``:
+        Unix seconds, default the clock).
+        """
         states = self._parse_states(await self.redis.hgetall(self.keys.alert_states))
-        return sorted(states.values(), key=lambda s: (_STATE_ORDER[s.state], s.rule, s.fingerprint))
+        cutoff = (time.time() if now is None else now) - self.resolved_retention_s
+        shown = [
+            s for s in states.values() if not (s.state is AlertStatus.resolved and (s.ends_at or cutoff) < cutoff)
+        ]
+        return sorted(shown, key=lambda s: (_STATE_ORDER[s.state], s.rule, s.fingerprint))
 
     async def history(self, limit: int = 100) -> list[HistoryEntry]:
         """The latest transitions, newest first."""

@@ -1,10 +1,13 @@
-"""API keys on both services: writes need the key (401 without, 403 wrong), reads
-need it only with protect_reads, probes never do."""
+"""API keys on both services: writes and /predict need the key (401 without, 403
+wrong), /predict can be left open on purpose, reads need it only with
+protect_reads, probes never do; and the OpenAPI documents declare the key on
+exactly the operations that check it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,17 +19,23 @@ from monitor.monitor_settings import MonitorSettings
 
 KEY = "s3cret-key"
 RULE = {"name": "Lag", "metric": "stream_lag", "op": ">", "value": 10}
+SAMPLE = {"features": [0.0] * 64}
 
 
-def _model_service(model_dir: Path, redis_url: str, protect_reads: bool) -> TestClient:
+def _model_service(model_dir: Path, redis_url: str, protect_reads: bool, protect_predict: bool = True) -> TestClient:
     return TestClient(create_model_service(ModelServiceSettings(
         REDIS_URL=redis_url, DRIFTWATCH_MODEL_DIR=model_dir, DRIFTWATCH_API_KEY=KEY,
-        DRIFTWATCH_PROTECT_READS=protect_reads)))
+        DRIFTWATCH_PROTECT_READS=protect_reads, DRIFTWATCH_PROTECT_PREDICT=protect_predict)))
 
 
 def _monitor(redis_url: str, protect_reads: bool) -> TestClient:
     return TestClient(create_monitor(MonitorSettings(
         REDIS_URL=redis_url, DRIFTWATCH_API_KEY=KEY, DRIFTWATCH_PROTECT_READS=protect_reads)))
+
+
+def _secured(spec: dict[str, Any]) -> set[str]:
+    return {f"{method.upper()} {path}" for path, ops in spec["paths"].items()
+            for method, op in ops.items() if op.get("security")}
 
 
 @pytest.fixture(params=[False, True], ids=["reads-open", "reads-protected"])
@@ -43,8 +52,26 @@ def test_model_service_keys(model_dir: Path, redis_url: str, protect_reads: bool
         assert client.get("/model").status_code == (401 if protect_reads else 200)
         assert client.get("/model", headers={"X-API-Key": KEY}).status_code == 200
         assert client.get("/livez").status_code == 200
-        # Predictions are the model's own traffic: no key (the sidecar must not add a hop).
-        assert client.post("/predict", json={"features": [0.0] * 64}).status_code == 200
+        # /predict is a write into the drift windows: it needs the key by default.
+        assert client.post("/predict", json=SAMPLE).status_code == 401
+        assert client.post("/predict", json=SAMPLE, headers={"X-API-Key": "wrong"}).status_code == 403
+        assert client.post("/predict", json=SAMPLE, headers={"X-API-Key": KEY}).status_code == 200
+        expected = {"POST /feedback", "POST /predict"} | ({"GET /model"} if protect_reads else set())
+        assert _secured(client.app.openapi()) == expected
+
+
+def test_predict_can_be_left_open_on_purpose(model_dir: Path, redis_url: str) -> None:
+    with _model_service(model_dir, redis_url, protect_reads=False, protect_predict=False) as client:
+        assert client.post("/predict", json=SAMPLE).status_code == 200
+        assert client.post("/feedback", json={"prediction_id": "a" * 32, "label": 1}).status_code == 401
+        assert _secured(client.app.openapi()) == {"POST /feedback"}
+
+
+def test_without_a_key_nothing_is_guarded_or_documented_as_guarded(model_dir: Path, redis_url: str) -> None:
+    settings = ModelServiceSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_DIR=model_dir, DRIFTWATCH_PROTECT_READS=True)
+    with TestClient(create_model_service(settings)) as client:
+        assert client.post("/predict", json=SAMPLE).status_code == 200
+        assert _secured(client.app.openapi()) == set()
 
 
 def test_monitor_keys(redis_url: str, protect_reads: bool) -> None:
@@ -61,3 +88,7 @@ def test_monitor_keys(redis_url: str, protect_reads: bool) -> None:
         assert client.get("/drift/histograms/0").status_code == (401 if protect_reads else 404)
         for asset in ("/", "/ui/app.js", "/ui/vendor/uPlot.iife.min.js"):
             assert client.get(asset).status_code == 200, asset
+        secured = _secured(client.app.openapi())
+        writes = {"PUT /alerts/thresholds", "PUT /alerts/thresholds/{name}", "DELETE /alerts/thresholds/{name}"}
+        assert writes <= secured
+        assert ("GET /drift" in secured) is protect_reads and ("GET /readyz" not in secured)

@@ -64,6 +64,7 @@ def test_batch(client: TestClient) -> None:
         ({"instances": [[0.0] * F, [0.0] * 2]}, ["body", "instances", 1]),
         ({"instances": [[0.0] * F] * 9}, ["body", "instances"]),
         ({"features": [1e39] + [0.0] * (F - 1)}, ["body", "features", 0]),
+        ({"features": [0.0] * (F - 1) + [-1.1e30]}, ["body", "features", F - 1]),
         ({"features": [0.0] * F, "extra": 1}, ["body", "extra"]),
         ({}, ["body"]),
     ],

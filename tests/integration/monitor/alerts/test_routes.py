@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from monitor.alerts.routes import router
-from monitor.alerts.rules import default_rules
+from monitor.alerts.rules import (
+    MAX_ANNOTATION_CHARS,
+    MAX_LABEL_NAME_CHARS,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
+    MAX_MIN_SAMPLES,
+    MAX_RULES,
+    default_rules,
+)
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore
 from shared.api_auth import API_KEY_HEADER
@@ -175,3 +183,70 @@ async def test_a_rule_on_the_multivariate_p_value_is_set_over_http_and_fires(
     await store.apply(MetricSnapshot(window=2, at=200.0, multivariate_drift_p_value=0.001))
     alerts = (await client.get("/alerts")).json()["alerts"]
     assert [(a["rule"], a["state"], a["value"]) for a in alerts] == [("Joint", "firing", 0.001)]
+
+
+@pytest.fixture
+async def checked_client(store: AlertStore) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that knows the model's features, as the monitor does once a model is registered."""
+    app = make_app(store, KEY)
+
+    async def feature_names() -> list[str]:
+        return ["age", "income"]
+
+    app.state.alert_feature_names = feature_names
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={API_KEY_HEADER: KEY}) as c:
+        yield c
+
+
+def lag_rule(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "metric": "stream_lag", "op": ">", "value": 10, **extra}
+
+
+async def test_the_number_of_rules_is_bounded(client: httpx.AsyncClient) -> None:
+    too_many = [lag_rule(f"Lag{i}") for i in range(MAX_RULES + 1)]
+    assert error_locs(await client.put("/alerts/thresholds", json=too_many)) == [["body"]]
+    assert (await client.put("/alerts/thresholds", json=too_many[:MAX_RULES])).status_code == 200
+    # One more by name is refused; replacing one that exists is fine.
+    assert error_locs(await client.put("/alerts/thresholds/Extra", json=lag_rule("Extra"))) == [["path", "name"]]
+    assert (await client.put("/alerts/thresholds/Lag0", json=lag_rule("Lag0", value=20))).status_code == 200
+    assert len((await client.get("/alerts/thresholds")).json()) == MAX_RULES
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"labels": {f"l{i}": "x" for i in range(MAX_LABELS + 1)}}, "labels"),
+        ({"labels": {"team": "x" * (MAX_LABEL_VALUE_CHARS + 1)}}, "labels"),
+        ({"labels": {"t" * (MAX_LABEL_NAME_CHARS + 1): "x"}}, "labels"),
+        ({"annotations": {f"a{i}": "x" for i in range(MAX_LABELS + 1)}}, "annotations"),
+        ({"annotations": {"summary": "x" * (MAX_ANNOTATION_CHARS + 1)}}, "annotations"),
+        ({"min_samples": MAX_MIN_SAMPLES + 1}, "min_samples"),
+    ],
+    ids=["labels", "label-value", "label-name", "annotations", "annotation-text", "min-samples"],
+)
+async def test_sizes_past_the_limits_are_422(client: httpx.AsyncClient, extra: dict[str, Any], field: str) -> None:
+    locs = error_locs(await client.put("/alerts/thresholds/Lag", json=lag_rule("Lag", **extra)))
+    assert locs[0][:2] == ["body", field]
+
+
+async def test_sizes_at_the_limits_are_taken(client: httpx.AsyncClient) -> None:
+    rule = lag_rule(
+        "Lag",
+        labels={f"l{i}": "x" * MAX_LABEL_VALUE_CHARS for i in range(MAX_LABELS - 1)}
+        | {"t" * MAX_LABEL_NAME_CHARS: "x"},
+        annotations={f"a{i}": "x" * MAX_ANNOTATION_CHARS for i in range(MAX_LABELS)},
+        min_samples=MAX_MIN_SAMPLES,
+    )
+    assert (await client.put("/alerts/thresholds/Lag", json=rule)).status_code == 201
+
+
+async def test_a_feature_rule_names_a_feature_of_the_model(checked_client: httpx.AsyncClient) -> None:
+    rule = {"metric": "feature_effect_size", "op": ">", "value": 0.5}
+    response = await checked_client.put("/alerts/thresholds/Big", json={**rule, "feature": "agee"})
+    assert error_locs(response) == [["body", "feature"]]
+    assert "'*' or one of: age, income" in response.json()["detail"][0]["msg"]
+    listed = [{**rule, "name": "Big", "feature": "age"}, {**rule, "name": "Typo", "feature": "incme"}]
+    assert error_locs(await checked_client.put("/alerts/thresholds", json=listed)) == [["body", 1, "feature"]]
+    for feature in ("age", "*"):
+        assert (await checked_client.put("/alerts/thresholds/Big", json={**rule, "feature": feature})).is_success

@@ -59,6 +59,20 @@ async def test_rules_and_states_survive_a_new_store(redis_url: str) -> None:
     await second.aclose()
 
 
+async def test_resolved_alerts_are_shown_for_the_retention_then_pruned(aredis: aioredis.Redis) -> None:
+    store = AlertStore(aredis, KEYS, resolved_retention_s=600)
+    await store.replace_rules([DRIFT])
+    for window, share in ((1, 0.5), (2, 0.5), (3, 0.0)):
+        await store.apply(snap(window, share))
+    ended = snap(3, 0.0).at
+    (shown,) = await store.states(now=ended + 599)
+    assert shown.state is AlertStatus.resolved
+    # Past the retention it is no longer shown, and the next evaluation deletes it from Redis.
+    assert await store.states(now=ended + 601) == []
+    await store.apply(MetricSnapshot(window=4, at=ended + 601, dataset_drift_share=0.0))
+    assert await aredis.hlen(KEYS.alert_states) == 0
+
+
 async def test_defaults_install_once_and_deleted_rules_stay_deleted(aredis: aioredis.Redis) -> None:
     store = AlertStore(aredis, KEYS)
     assert await store.ensure_defaults() is True

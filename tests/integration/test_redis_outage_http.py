@@ -1,0 +1,94 @@
+"""With Redis away the monitor's reads and rule writes answer 503 with a JSON reason
+and Retry-After (never a 500), and work again on their own once Redis is back;
+a pool whose connections are all busy answers the same 503 after its bounded wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from driftwatch.local_processes import LocalRedisServer
+from monitor.app import create_app
+from monitor.monitor_settings import MonitorSettings
+from shared.http import install_error_handlers
+from shared.redis_pool import redis_client
+from shared.settings_base import RedisSettings
+
+RULE = {"metric": "stream_lag", "op": ">", "value": 10}
+READS = ["/drift", "/performance", "/alerts", "/alerts/thresholds", "/drift/history"]
+
+
+@pytest.fixture
+def own_redis() -> Iterator[LocalRedisServer]:
+    """A redis-server this test may stop and start again on the same port."""
+    with LocalRedisServer() as server:
+        yield server
+
+
+def _answers(client: TestClient) -> dict[str, int]:
+    statuses = {path: client.get(path).status_code for path in READS}
+    statuses["PUT rule"] = client.put("/alerts/thresholds/Lag", json=RULE).status_code
+    return statuses
+
+
+def test_monitor_answers_503_while_redis_is_down_and_recovers(own_redis: LocalRedisServer) -> None:
+    with TestClient(create_app(MonitorSettings(REDIS_URL=own_redis.url))) as client:
+        before = _answers(client)
+        assert all(status < 500 for status in before.values()), before
+
+        own_redis.stop()
+        for path in READS:
+            response = client.get(path)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "1"
+            assert response.json()["detail"].startswith("redis unavailable")
+        put = client.put("/alerts/thresholds/Lag", json=RULE)
+        assert put.status_code == 503 and "redis unavailable" in put.json()["detail"]
+
+        own_redis.start()  # same port, as a restarted Redis or a failed-over address would be
+        deadline = time.monotonic() + 30
+        while (after := _answers(client)) != before:
+            assert time.monotonic() < deadline, f"still {after} (before the outage {before})"
+            time.sleep(0.1)
+
+
+async def test_a_saturated_pool_is_a_503_after_its_bounded_wait(own_redis: LocalRedisServer) -> None:
+    settings = RedisSettings(
+        REDIS_URL=own_redis.url, DRIFTWATCH_REDIS_MAX_CONNECTIONS=2, DRIFTWATCH_REDIS_POOL_TIMEOUT_S=0.2
+    )
+    client = redis_client(settings, socket_timeout_s=10)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/block")
+    async def block() -> None:
+        await client.blpop(["never-pushed"], timeout=3)
+
+    @app.get("/read")
+    async def read() -> None:
+        await client.get("anything")
+
+    observer = redis.Redis.from_url(own_redis.url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
+        blockers = [asyncio.create_task(http.get("/block")) for _ in range(2)]
+        # Both pooled connections are taken once Redis sees two blocked clients.
+        deadline = time.monotonic() + 10
+        while int(observer.info("clients")["blocked_clients"]) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        saturated = await http.get("/read")
+        assert saturated.status_code == 503
+        assert saturated.json() == {"detail": "redis connection pool saturated"}
+        assert saturated.headers["retry-after"] == "1"
+        observer.lpush("never-pushed", "a", "b")  # release the blockers
+        assert [r.status_code for r in await asyncio.gather(*blockers)] == [200, 200]
+        assert (await http.get("/read")).status_code == 200
+    observer.close()
+    await client.aclose()
