@@ -95,7 +95,7 @@ def assemble_monitor(
         report_listeners.append(bridge.on_reports)
         stats_listeners.append(bridge.on_stats)
     dispatch = ReportDispatch(reporter, report_listeners)
-    state = WindowState(client, keys, windows, settings.join_retention_s)
+    state = WindowState(client, keys, windows, settings.join_retention_s, settings.join_shards)
     consumer = StreamConsumer(
         client,
         keys,

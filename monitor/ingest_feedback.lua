@@ -5,8 +5,8 @@
 -- KEYS: 1 feedback counts, 2 confusion total, 3 label-delay total; then per
 -- join bucket (label, pred, waiting); then per window (confusion, label-delay).
 -- ARGV: events, buckets, windows, join TTL, the window indexes (comma-separated),
--- then per event: prediction id, label, feedback time, prediction time (ms),
--- bucket position.
+-- the join class radix, then per event: the id's join field, label, feedback
+-- time, prediction time (ms), bucket position.
 --
 -- The caller read the predictions' windows before the call; a prediction that
 -- arrived since, in a window not passed, makes the script write nothing and
@@ -17,10 +17,10 @@ named('ingest_feedback')
 local FIXED_KEYS, BUCKET_KEYS, WINDOW_KEYS, PER_EVENT = 3, 3, 2, 5
 
 local function read_args()
-  need_args(5)
+  need_args(6)
   local a = {count = int_arg(1, 'events', 1), buckets = int_arg(2, 'buckets', 1), windows = int_arg(3, 'windows'),
-             ttl = int_arg(4, 'join TTL', 1)}
-  need_args(5 + PER_EVENT * a.count, true)
+             ttl = int_arg(4, 'join TTL', 1), radix = int_arg(6, 'join class radix', 2)}
+  need_args(6 + PER_EVENT * a.count, true)
   need_keys(FIXED_KEYS + BUCKET_KEYS * a.buckets + WINDOW_KEYS * a.windows)
   a.position_of_window = {}
   for j, w in ipairs(int_list(ARGV[5], a.windows, 'window indexes (ARGV[5])')) do a.position_of_window[w] = j end
@@ -28,7 +28,7 @@ local function read_args()
 end
 
 local function event(a, k)
-  local i = 5 + PER_EVENT * (k - 1)
+  local i = 6 + PER_EVENT * (k - 1)
   local b = int_arg(i + 5, 'bucket position', 1)
   if b > a.buckets then fail('bucket position ' .. b .. ' outside 1..' .. a.buckets) end
   return {id = ARGV[i + 1], label = ARGV[i + 2], feedback_ts = int_arg(i + 3, 'feedback time'),
@@ -50,11 +50,17 @@ local function read_predictions(a)
   for k = 1, a.count do
     local e = event(a, k)
     local pred = redis.call('HGET', bucket_key(e.bucket, 2), e.id)
-    if pred then
+    if pred then  -- window * radix + class, or "window:class" (see ingest_predictions.lua)
       local sep = string.find(pred, ':')
-      e.window = a.position_of_window[tonumber(string.sub(pred, 1, sep - 1))]
+      local window
+      if sep then
+        window, e.class = tonumber(string.sub(pred, 1, sep - 1)), string.sub(pred, sep + 1)
+      else
+        local packed = tonumber(pred)
+        window, e.class = math.floor(packed / a.radix), string.format('%d', packed % a.radix)
+      end
+      e.window = a.position_of_window[window]
       if not e.window then return nil end
-      e.class = string.sub(pred, sep + 1)
     end
     events[k] = e
   end

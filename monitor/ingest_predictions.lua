@@ -4,8 +4,8 @@
 --
 -- KEYS: 1 the predictions stream (acked), 2 the ingest counter, 3 windows to
 -- report, 4 open windows, 5 closed-upto, 6 late counts, 7 the window index,
--- 8 confusion total, 9 label-delay total; then per join bucket (pred, label,
--- waiting); then per window (rows, classes, confidence, confusion,
+-- 8 confusion total, 9 label-delay total; then per join hash (pred, label,
+-- waiting of its bucket); then per window (rows, classes, confidence, confusion,
 -- label-delay, meta).
 --
 -- Python decides which windows and buckets exist: each event carries the
@@ -24,7 +24,7 @@ local SEP = string.char(31)
 
 -- The arguments, checked before anything is read or written.
 local function read_args()
-  need_args(27, true)
+  need_args(28, true)
   local a = {
     timed = ARGV[1] == 'time', count = int_arg(2, 'events', 1),
     buckets = int_arg(3, 'buckets', 1), windows = int_arg(4, 'windows', 1),
@@ -35,6 +35,7 @@ local function read_args()
     POS_OFFSET = int_arg(15, 'position offset'),
     bucket_pos = ARGV[18], window_pos = ARGV[19], ids = ARGV[20], ts = ARGV[21], classes = ARGV[22],
     confidence = ARGV[23], versions = ARGV[24], rows = ARGV[25], ack_group = ARGV[26], entry_ids = ARGV[27],
+    RADIX = int_arg(28, 'join class radix', 2),
   }
   if ARGV[1] ~= 'time' and ARGV[1] ~= 'count' then fail("mode (ARGV[1]) must be 'count' or 'time'") end
   if a.expected == nil then fail('expected counter (ARGV[5]) must be an integer') end
@@ -148,6 +149,14 @@ local function assign_windows(a, is_new, first_number)
   return window_of, number
 end
 
+-- A prediction's join value: window * radix + class, one listpack integer
+-- (2 to 6 bytes); "window:class" for a class past the radix.
+local function join_tag(a, window, cls)
+  local c = tonumber(cls)
+  if c < a.RADIX then return string.format('%d', window * a.RADIX + c) end
+  return window .. ':' .. cls
+end
+
 local function new_window()
   return {rows = {}, classes = {}, confidence = {}, confusion = {}, delays = {}, tags = {}, filed = false}
 end
@@ -190,7 +199,7 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
       local fields = state.joins[b]
       if not fields then fields = {}; state.joins[b] = fields end
       local tag = W.tags[cls]
-      if not tag then tag = a.window_index[j] .. ':' .. cls; W.tags[cls] = tag end
+      if not tag then tag = join_tag(a, a.window_index[j], cls); W.tags[cls] = tag end
       fields[#fields + 1] = ids[k]
       fields[#fields + 1] = tag
       local stored = waiting_label[k]

@@ -106,6 +106,10 @@ class MonitorSettings(ServiceSettings):
     max_deliveries: int = Field(default=5, ge=1, alias="DRIFTWATCH_MAX_DELIVERIES")
     # How long join state (prediction class, label) is kept for late feedback.
     join_retention_s: int = Field(default=7 * 24 * 3600, ge=60, alias="DRIFTWATCH_JOIN_RETENTION_S")
+    # Hashes per hour of join state (a multiple of 16): about peak events/s x 56 keeps
+    # each under 128 entries, listpack-encoded (README "Sizing"). Fixed by the first
+    # monitor in Redis; later values are ignored with a warning.
+    join_shards: int = Field(default=4_096, ge=16, multiple_of=16, alias="DRIFTWATCH_JOIN_SHARDS")
     history_max: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_HISTORY_MAX")
     # Time windows: how long after its end a window waits for late predictions.
     window_grace_s: float = Field(default=5.0, ge=0, alias="DRIFTWATCH_WINDOW_GRACE_S")

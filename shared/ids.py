@@ -18,6 +18,7 @@ import numpy.typing as npt
 _STAMP_HEX = 12
 _RANDOM_HEX = 20
 ID_LENGTH = _STAMP_HEX + _RANDOM_HEX
+ID_BYTES = ID_LENGTH // 2
 _ID_PATTERN = re.compile(rf"^[0-9a-f]{{{ID_LENGTH}}}$")
 
 
@@ -55,3 +56,19 @@ def prediction_times_ms(prediction_ids: list[str]) -> npt.NDArray[np.int64]:
     if (digits < 0).any():
         raise ValueError("prediction ids must be lowercase hex")
     return digits @ _STAMP_WEIGHTS
+
+
+def prediction_id_bytes(prediction_ids: list[str]) -> npt.NDArray[np.uint8]:
+    """Many ids as rows of their 16 bytes (vectorised): 6 of millisecond stamp, 10 random.
+
+    >>> prediction_id_bytes(["0000000000ff" + "00" * 9 + "0a"])[0].tolist()
+    [0, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10]
+    """
+    text = "".join(prediction_ids)
+    if len(text) != ID_LENGTH * len(prediction_ids):
+        raise ValueError(f"prediction ids must be {ID_LENGTH} characters")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("prediction ids must be hex") from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(prediction_ids), ID_BYTES)

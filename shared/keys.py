@@ -139,13 +139,26 @@ class Keys:
         return f"{self.prefix}:windows:to-report"
 
     # -- prediction/label join ---------------------------------------------
-    def joined_predictions(self, bucket: int) -> str:
-        """Hash: prediction id -> ``window:class`` for predictions of one time bucket."""
-        return f"{self.prefix}:join:{bucket}:pred"
+    # Join state is filed by the prediction's hour (read from its id) and, within
+    # it, by a shard (monitor/window_state.py), so each hash stays small enough to
+    # be listpack-encoded; its fields are the id's bytes the key does not imply.
+    @property
+    def join_state_pattern(self) -> str:
+        """SCAN pattern matching every key of the join state (what its memory is measured over)."""
+        return f"{self.prefix}:join:*"
 
-    def joined_labels(self, bucket: int) -> str:
-        """Hash: prediction id -> true label for predictions of one time bucket."""
-        return f"{self.prefix}:join:{bucket}:label"
+    @property
+    def join_shards(self) -> str:
+        """String: the shards per join bucket, fixed by the first monitor (all replicas must agree)."""
+        return f"{self.prefix}:join:shards"
+
+    def joined_predictions(self, bucket: int, shard: int) -> str:
+        """Hash: id field -> ``window:class`` for predictions of one time bucket and shard."""
+        return f"{self.prefix}:join:{bucket}:{shard}:pred"
+
+    def joined_labels(self, bucket: int, shard: int) -> str:
+        """Hash: id field -> ``label:feedback time`` for labels of one time bucket and shard."""
+        return f"{self.prefix}:join:{bucket}:{shard}:label"
 
     def waiting_labels(self, bucket: int) -> str:
         """Counter: labels of one time bucket still waiting for their prediction

@@ -150,9 +150,10 @@ def wait_done(client: redis.Redis, keys: Keys, timeout_s: float = 90) -> None:
 
 def snapshot(url: str, keys: Keys) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
-    joined: dict[bytes, bytes] = {}
-    for key in client.scan_iter(match=f"{keys.prefix}:join:*:pred"):
-        joined.update(client.hgetall(key))
+    joined: dict[bytes, bytes] = {}  # (key, field): one per prediction id
+    for key in client.scan_iter(match=keys.join_state_pattern):
+        if key.endswith(b":pred"):
+            joined.update({key + b"/" + field: tag for field, tag in client.hgetall(key).items()})
     reports = {int(w): json.loads(r) for w, r in client.hgetall(keys.drift_reports).items()}
     for report in reports.values():
         report.pop("computed_at", None)

@@ -19,7 +19,6 @@ import redis
 from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
 from shared.events import FeedbackBatch, PredictionBatch
-from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.redis_scripts import lint, lua_source, script_files
 
@@ -68,7 +67,8 @@ def _prediction_call(policy: WindowPolicy, counter: int = 0) -> tuple[list[str],
     n, at = 3, 1_700_000_000_000
     probs = np.full((n, 4), 0.25, dtype=np.float32)
     batch = PredictionBatch(
-        ids=new_prediction_ids(n, at), timestamps_ms=np.full(n, at, dtype=np.int64), model_versions=["1"] * n,
+        ids=[f"{at:012x}" + "00" * 9 + f"{16 * i + 1:02x}" for i in range(n)],  # one join hash (same fan)
+        timestamps_ms=np.full(n, at, dtype=np.int64), model_versions=["1"] * n,
         features=np.zeros((n, 2), dtype=np.float32), classes=np.zeros(n, dtype=np.int64), probabilities=probs,
     )
     state = WindowState(_NoScripts(), KEYS, policy, retention_s=60)  # type: ignore[arg-type]
@@ -85,7 +85,7 @@ class _NoScripts:
     ("change", "expected"),
     [
         (lambda keys, args: (keys[:-1], args), "keys"),
-        (lambda keys, args: (keys, args[:-1]), "expected 27 arguments"),
+        (lambda keys, args: (keys, args[:-1]), "expected 28 arguments"),
         (lambda keys, args: (keys, [*args[:19], args[19][:-1], *args[20:]]), "ids (ARGV[20]) must be 3 values"),
         (lambda keys, args: (keys, [*args[:20], args[20] + b"1", *args[21:]]), "timestamps (ARGV[21])"),
         (lambda keys, args: (keys, [*args[:21], args[21][:-2], *args[22:]]), "classes (ARGV[22])"),
@@ -117,7 +117,8 @@ def test_ingest_predictions_answers_retry_when_the_counter_moved(redis_client: r
 
 
 def _feedback_call() -> tuple[list[str], list[object]]:
-    batch = FeedbackBatch(ids=new_prediction_ids(2, 1_700_000_000_000), labels=np.array([1, 2]),
+    stamp = f"{1_700_000_000_000:012x}"  # both ids in one join hash: same millisecond, same fan (last byte % 16)
+    batch = FeedbackBatch(ids=[stamp + "00" * 9 + "01", stamp + "00" * 9 + "11"], labels=np.array([1, 2]),
                           timestamps_ms=np.array([1_700_000_001_000] * 2, dtype=np.int64))
     state = WindowState(_NoScripts(), KEYS, WindowPolicy(), retention_s=60)  # type: ignore[arg-type]
     keys, args = state.feedback_call(batch, windows=[4])
@@ -128,9 +129,9 @@ def _feedback_call() -> tuple[list[str], list[object]]:
     ("change", "expected"),
     [
         (lambda keys, args: (keys[:-1], args), "expected 8 keys"),
-        (lambda keys, args: (keys, args[:-1]), "expected 15 arguments"),
-        (lambda keys, args: (keys, [*args[:9], 2, *args[10:]]), "bucket position 2 outside 1..1"),
-        (lambda keys, args: (keys, [*args[:7], "soon", *args[8:]]), "feedback time (ARGV[8])"),
+        (lambda keys, args: (keys, args[:-1]), "expected 16 arguments"),
+        (lambda keys, args: (keys, [*args[:10], 2, *args[11:]]), "bucket position 2 outside 1..1"),
+        (lambda keys, args: (keys, [*args[:8], "soon", *args[9:]]), "feedback time (ARGV[9])"),
         (lambda keys, args: (keys, [*args[:4], "4,5", *args[5:]]), "window indexes (ARGV[5]) must hold 1"),
     ],
     ids=["missing-key", "missing-argument", "bucket-outside", "non-numeric-time", "window-count"],

@@ -16,7 +16,7 @@ from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import CalibrationCatalog
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
-from monitor.window_state import JOIN_BUCKET_MS
+from monitor.window_state import DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, join_slots
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
@@ -117,9 +117,12 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
              keys.windows_to_report, keys.windows_index, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
              keys.drift_index, keys.drift_histograms, keys.reference_histograms, keys.label_delays_total,
-             keys.joined_predictions(bucket), keys.joined_labels(bucket),
-             keys.waiting_labels(bucket),
+             keys.waiting_labels(bucket), keys.join_shards,
              keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
+    slots = join_slots(ids, DEFAULT_JOIN_SHARDS)
+    assert slots.buckets == [bucket] * len(slots.shards)
+    named |= {keys.joined_predictions(bucket, shard) for shard in slots.shards}
+    named |= {keys.joined_labels(bucket, shard) for shard in join_slots(ids[:50], DEFAULT_JOIN_SHARDS).shards}
     for w in range(3):
         named |= {keys.window_rows(w), keys.window_meta(w), keys.window_classes(w), keys.confusion(w),
                   keys.window_confidence(w), keys.window_label_delays(w)}

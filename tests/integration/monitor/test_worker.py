@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
+from monitor.window_state import join_slots
 from shared.keys import CONSUMER_GROUP
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_feedback, publish_predictions, register
 
@@ -153,8 +154,9 @@ async def test_labels_without_a_prediction_wait_then_expire_counted(
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 2, 0)
 
     # The retention passes for the others (their bucket expires): counted as expired.
-    bucket = int(orphans[1][:12], 16) // 3_600_000
-    await aredis.delete(keys.joined_labels(bucket), keys.waiting_labels(bucket))
+    slots = join_slots(orphans[1:], worker.consumer.state.join_shards)
+    await aredis.delete(*(keys.joined_labels(b, s) for b, s in zip(slots.buckets, slots.shards, strict=True)),
+                        *(keys.waiting_labels(b) for b in slots.buckets))
     report = await performance_report(aredis, keys, [str(i) for i in range(10)], worker.window_index)
     assert (report.labelled, report.feedback_waiting, report.feedback_expired) == (3, 0, 2)
     assert report.feedback_unmatched == 2

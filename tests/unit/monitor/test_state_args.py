@@ -8,11 +8,15 @@ from monitor.window_state import (
     CLASS_OFFSET,
     CONF_OFFSET,
     JOIN_BUCKET_MS,
+    JOIN_CLASS_RADIX,
+    JOIN_FAN,
+    JOIN_FIELD_WIDTH,
     POS_OFFSET,
     TS_OFFSET,
     TS_WIDTH,
     WindowState,
     _packed_versions,
+    join_slots,
 )
 from monitor.windows import WindowPolicy
 from shared.events import PredictionBatch
@@ -50,24 +54,31 @@ def test_columns_are_fixed_width_with_their_offsets() -> None:
     batch = _batch(["1", "1", "1"], [0, 7, 12])
     keys, args = _state(WindowPolicy(step=100, size=100)).prediction_call(
         batch, [b"\0" * 16] * 3, ("stream", "group", [b"1-0", b"2-0", b"3-0"]), counter=250)
-    assert args[:5] == ["count", 3, 1, 1, 250]
-    assert args[7:9] == [ID_LENGTH, TS_WIDTH]
+    slots = join_slots(batch.ids, 4_096)
+    assert args[:5] == ["count", 3, len(slots.buckets), 1, 250]
+    assert args[7:9] == [JOIN_FIELD_WIDTH, TS_WIDTH]
     assert args[15:17] == ["2", "300"]  # counter 250: window 2, full at 300
     bucket_positions, window_positions, ids, ts, classes, confidence, versions, rows = args[17:25]
-    assert bucket_positions == str(1 + POS_OFFSET).encode() * 3 and window_positions == b""
-    assert ids == "".join(batch.ids) and len(ids) == 3 * ID_LENGTH
+    assert bucket_positions == b"".join(str(1 + p + POS_OFFSET).encode() for p in slots.position.tolist())
+    assert window_positions == b""
+    # the join fields: each id's last 13 bytes (the bucket implies the stamp's first 3)
+    assert ids == b"".join(bytes.fromhex(i)[3:] for i in batch.ids) and len(ids) == 3 * JOIN_FIELD_WIDTH
     assert ts == b"".join(str(t + TS_OFFSET).encode() for t in batch.timestamps_ms)
     assert classes == b"100000100007100012" and CLASS_OFFSET == 100_000
     assert confidence == b"155" * 3 and CONF_OFFSET == 100  # top probability 0.55 -> bucket 55
     assert versions == "1\x1f"  # one version for the whole batch
     assert rows == b"\0" * 48
-    assert args[25:] == ["group", b"1-0,2-0,3-0"]
+    assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX]
     k = Keys("m")
     bucket = T0 // JOIN_BUCKET_MS
     assert keys[0] == "stream" and keys[1] == k.ingested
-    assert keys[9:12] == [k.joined_predictions(bucket), k.joined_labels(bucket), k.waiting_labels(bucket)]
-    assert keys[12:] == [k.window_rows(2), k.window_classes(2), k.window_confidence(2), k.confusion(2),
-                         k.window_label_delays(2), k.window_meta(2)]
+    assert set(slots.buckets) == {bucket}
+    end = 9 + 3 * len(slots.buckets)
+    expected_join = [(k.joined_predictions(bucket, s), k.joined_labels(bucket, s), k.waiting_labels(bucket))
+                     for s in slots.shards]
+    assert keys[9:end] == [key for triple in expected_join for key in triple]
+    assert keys[end:] == [k.window_rows(2), k.window_classes(2), k.window_confidence(2), k.confusion(2),
+                          k.window_label_delays(2), k.window_meta(2)]
 
 
 def test_time_windows_come_from_the_policy_with_a_position_per_event() -> None:
@@ -92,3 +103,20 @@ def test_ids_of_the_wrong_width_are_refused() -> None:
     object.__setattr__(batch, "ids", ["short"])
     with pytest.raises(ValueError, match=f"{ID_LENGTH} characters"):
         _state(WindowPolicy()).prediction_call(batch, [b"\0" * 16])
+
+
+def test_join_slots_spread_one_millisecond_over_the_fan_and_keep_time_slices_apart() -> None:
+    """A burst sharing one stamp spreads over JOIN_FAN hashes; ids far apart in the hour never share one;
+    key and field together give the id back."""
+    burst = new_prediction_ids(4_000, T0)
+    slots = join_slots(burst, 4_096)
+    assert len(slots.shards) == JOIN_FAN and np.bincount(slots.position).max() < 300
+    later = new_prediction_ids(1, T0 + JOIN_BUCKET_MS // 2)
+    assert not set(join_slots(later, 4_096).shards) & set(slots.shards)
+    stamp = f"{T0:012x}"
+    bucket = T0 // JOIN_BUCKET_MS
+    assert all(slots.field(i).hex()[:6] == stamp[6:] and bytes.fromhex(burst[i])[3:] == slots.field(i)
+               for i in range(0, 4_000, 997))
+    assert slots.buckets[0] == bucket
+    with pytest.raises(ValueError, match="multiple of 16"):
+        join_slots(burst, 100)
