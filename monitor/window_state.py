@@ -118,8 +118,8 @@ def join_slots(ids: list[str], shards: int) -> JoinSlots:
     """
     if shards < JOIN_FAN or shards % JOIN_FAN:
         raise ValueError(f"join shards must be a positive multiple of {JOIN_FAN}")
+    stamps = prediction_times_ms(ids)  # first: it names what a bad id lacks
     raw = prediction_id_bytes(ids)
-    stamps = prediction_times_ms(ids)
     slice_ms = -(-JOIN_BUCKET_MS * JOIN_FAN // shards)
     fan = raw[:, -4:].copy().view(">u4").ravel().astype(np.int64) % JOIN_FAN
     shard = (stamps % JOIN_BUCKET_MS) // slice_ms * JOIN_FAN + fan

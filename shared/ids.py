@@ -70,5 +70,5 @@ def prediction_id_bytes(prediction_ids: list[str]) -> npt.NDArray[np.uint8]:
     try:
         raw = bytes.fromhex(text)
     except ValueError:
-        raise ValueError("prediction ids must be hex") from None
+        raise ValueError("prediction ids must be lowercase hex") from None
     return np.frombuffer(raw, dtype=np.uint8).reshape(len(prediction_ids), ID_BYTES)
