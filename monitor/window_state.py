@@ -3,8 +3,8 @@
 Every change to the monitor's counts happens in one of two Lua scripts, each
 run once per batch of stream entries:
 
-- a prediction is counted only if its id was never seen (``HEXISTS`` on the
-  join hash), so a redelivered entry changes nothing;
+- a prediction is counted only if its id was never seen (``HMGET`` on its join
+  hash), so a redelivered entry changes nothing;
 - a label is kept only the first time (``HSETNX``), and joined to its
   prediction whichever arrives second.
 
