@@ -6,7 +6,10 @@ Each service is the same command a container runs (``driftwatch serve``,
 kill, a SIGKILL) is logged with its exit code and started again after a
 backoff that doubles up to 30 s and resets once it has stayed up for a
 minute; the other children keep running, so serving never stops because the
-monitor died, nor the other way round. Stop order on Ctrl-C or SIGTERM
+monitor died, nor the other way round. A child that fails at start-up
+(uvicorn's exit code 3: a missing model directory, a name+version Redis holds
+as another model) is not restarted: the cause needs a person, and restarting
+would only repeat the same error every 30 s. Its log says why. Stop order on Ctrl-C or SIGTERM
 matters: the model service first (it flushes its queued events), then the
 monitor, then the private redis-server.
 """
@@ -31,6 +34,8 @@ BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0
 POLL_S = 0.2
+# uvicorn's exit code when the application's start-up (its lifespan) raised.
+STARTUP_FAILURE = 3
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Child:
     backoff_s: float = BACKOFF_INITIAL_S
     restart_at: float | None = None  # set while it waits out its backoff
     exit_codes: list[int] = field(default_factory=list)
+    given_up: bool = False  # failed at start-up: left stopped
 
     def spawn(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", *self.args], env=self.env)
@@ -112,6 +118,16 @@ class LocalStack:
             if code is None:
                 if now - child.started_at >= STABLE_AFTER_S:
                     child.backoff_s = BACKOFF_INITIAL_S
+                continue
+            if child.given_up:
+                continue
+            if code == STARTUP_FAILURE:
+                child.exit_codes.append(code)
+                child.given_up = True
+                self.console.print(
+                    f"[red]{child.name} failed at start-up (exit code {code}); not restarting it: its log above "
+                    "says why. Fix that and run `driftwatch up` again.[/] (the other services keep running)"
+                )
                 continue
             if child.restart_at is None:
                 child.exit_codes.append(code)
