@@ -8,13 +8,12 @@ Wiring in a service (one line each)::
     ...
     shutdown_telemetry()            # on exit: flushes the last values
 
-Modules: :mod:`.model_service_metrics` and :mod:`.monitor_metrics` define each
-metric once (``NAME`` constant + ``create_<name>(meter)``, as OpenTelemetry's
-semantic-conventions package does); :mod:`.process_metrics` adds
-``process.cpu.*`` and ``process.memory.*``; :mod:`.recorders` holds the classes
-the services call; :mod:`.catalogue` lists every metric with its unit,
-attributes and Prometheus name (the source of ``deploy/METRICS.md`` and of
-the tests that keep alerts and dashboards in step with the code).
+Modules: :mod:`.catalogue` defines every metric once (a table of name,
+instrument, unit, attributes and description) and makes the instruments from
+it; ``deploy/METRICS.md`` and the tests that keep alerts and dashboards in
+step with the code are derived from the same table. :mod:`.process_metrics`
+adds ``process.cpu.*`` and ``process.memory.*``; :mod:`.recorders` holds the
+classes the services call.
 """
 
 from shared.telemetry.recorders import ModelServiceMetrics, MonitorMetrics, ReportGauges

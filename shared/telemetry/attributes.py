@@ -42,3 +42,6 @@ TASK: Final = "task"
 
 ERROR_TYPE: Final = "error.type"
 """Class name of the exception that ended a run (semantic conventions' ``error.type``)."""
+
+CPU_MODE: Final = "cpu.mode"
+"""CPU mode of ``process.cpu.time`` (``user``, ``system``), as the semantic conventions name it."""

@@ -13,54 +13,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Final
 
 import psutil
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-PROCESS_CPU_TIME: Final = "process.cpu.time"
-"""
-Total CPU seconds broken down by CPU mode (attribute ``cpu.mode``: user, system)
-Instrument: counter (observable)
-Unit: s
-"""
-
-PROCESS_CPU_UTILIZATION: Final = "process.cpu.utilization"
-"""
-CPU time used since the previous export, over elapsed time and available CPUs
-Instrument: gauge (observable)
-Unit: 1
-"""
-
-PROCESS_MEMORY_USAGE: Final = "process.memory.usage"
-"""
-Resident set size
-Instrument: updowncounter (observable)
-Unit: By
-"""
-
-PROCESS_MEMORY_VIRTUAL: Final = "process.memory.virtual"
-"""
-Virtual memory size
-Instrument: updowncounter (observable)
-Unit: By
-"""
-
-PROCESS_THREAD_COUNT: Final = "process.thread.count"
-"""
-Threads of the process
-Instrument: updowncounter (observable)
-Unit: {thread}
-"""
-
-PROCESS_OPEN_FILE_DESCRIPTOR_COUNT: Final = "process.open_file_descriptor.count"
-"""
-Open file descriptors (sockets included): a leak shows here first
-Instrument: updowncounter (observable)
-Unit: {file_descriptor}
-"""
-
-CPU_MODE: Final = "cpu.mode"
+from shared.telemetry.attributes import CPU_MODE
+from shared.telemetry.catalogue import (
+    PROCESS_CPU_TIME,
+    PROCESS_CPU_UTILIZATION,
+    PROCESS_MEMORY_USAGE,
+    PROCESS_MEMORY_VIRTUAL,
+    PROCESS_OPEN_FILE_DESCRIPTOR_COUNT,
+    PROCESS_THREAD_COUNT,
+    create_instrument,
+)
 
 
 def _available_cpus() -> int:
@@ -80,42 +46,12 @@ class ProcessMetrics:
         # cpu_percent(None) measures from the previous call; prime it so the
         # first export is not a meaningless 0.
         self._proc.cpu_percent(None)
-        meter.create_observable_counter(
-            PROCESS_CPU_TIME,
-            callbacks=[self._cpu_time],
-            unit="s",
-            description="Total CPU seconds broken down by different CPU modes.",
-        )
-        meter.create_observable_gauge(
-            PROCESS_CPU_UTILIZATION,
-            callbacks=[self._cpu_utilization],
-            unit="1",
-            description="CPU time since the last measurement over elapsed time and CPUs.",
-        )
-        meter.create_observable_up_down_counter(
-            PROCESS_MEMORY_USAGE,
-            callbacks=[self._memory_usage],
-            unit="By",
-            description="The amount of physical memory in use.",
-        )
-        meter.create_observable_up_down_counter(
-            PROCESS_MEMORY_VIRTUAL,
-            callbacks=[self._memory_virtual],
-            unit="By",
-            description="The amount of committed virtual memory.",
-        )
-        meter.create_observable_up_down_counter(
-            PROCESS_THREAD_COUNT,
-            callbacks=[self._thread_count],
-            unit="{thread}",
-            description="Process threads count.",
-        )
-        meter.create_observable_up_down_counter(
-            PROCESS_OPEN_FILE_DESCRIPTOR_COUNT,
-            callbacks=[self._open_fds],
-            unit="{file_descriptor}",
-            description="Number of file descriptors in use by the process.",
-        )
+        create_instrument(meter, PROCESS_CPU_TIME, [self._cpu_time])
+        create_instrument(meter, PROCESS_CPU_UTILIZATION, [self._cpu_utilization])
+        create_instrument(meter, PROCESS_MEMORY_USAGE, [self._memory_usage])
+        create_instrument(meter, PROCESS_MEMORY_VIRTUAL, [self._memory_virtual])
+        create_instrument(meter, PROCESS_THREAD_COUNT, [self._thread_count])
+        create_instrument(meter, PROCESS_OPEN_FILE_DESCRIPTOR_COUNT, [self._open_fds])
 
     def _cpu_time(self, _options: CallbackOptions) -> Iterable[Observation]:
         times = self._proc.cpu_times()

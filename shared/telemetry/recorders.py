@@ -12,15 +12,15 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 from opentelemetry.util.types import Attributes
 
 from shared.telemetry import attributes as attr
-from shared.telemetry import model_service_metrics as ms
-from shared.telemetry import monitor_metrics as mon
+from shared.telemetry import catalogue as c
+from shared.telemetry.catalogue import create_instrument
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,15 @@ class ModelServiceMetrics:
     """
 
     def __init__(self, meter: Meter, *, model: str, model_version: str) -> None:
-        self._inference_duration = ms.create_driftwatch_inference_duration(meter)
+        self._inference_duration = cast(Histogram, create_instrument(meter, c.DRIFTWATCH_INFERENCE_DURATION))
+        # Observable, because it changes on every request: an SDK Counter.add per
+        # class per request cost more than the in-process totals read at export.
         self._predictions = LocalTotals()
-        ms.create_driftwatch_predictions(meter, callbacks=[self._predictions.observe])
-        self._published = ms.create_driftwatch_events_published(meter)
-        self._dropped = ms.create_driftwatch_events_dropped(meter)
+        create_instrument(meter, c.DRIFTWATCH_PREDICTIONS, [self._predictions.observe])
+        self._published = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_PUBLISHED))
+        self._dropped = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_DROPPED))
         self._queue_depth: Callable[[], int | None] | None = None
-        ms.create_driftwatch_events_queued(meter, callbacks=[self._observe_queue])
+        create_instrument(meter, c.DRIFTWATCH_EVENTS_QUEUED, [self._observe_queue])
         self.set_model(model, model_version)
 
     def set_model(self, model: str, model_version: str) -> None:
@@ -220,29 +222,29 @@ class ReportGauges:
 
 
 _FEATURE_METRICS = (
-    mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC,
-    mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE,
-    mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
-    mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE,
-    mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED,
+    c.DRIFTWATCH_FEATURE_DRIFT_STATISTIC,
+    c.DRIFTWATCH_FEATURE_DRIFT_P_VALUE,
+    c.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
+    c.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE,
+    c.DRIFTWATCH_FEATURE_DRIFT_DETECTED,
 )
-_DATASET_METRICS = (mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, mon.DRIFTWATCH_DATASET_DRIFT_SHARE)
+_DATASET_METRICS = (c.DRIFTWATCH_DATASET_DRIFT_DETECTED, c.DRIFTWATCH_DATASET_DRIFT_SHARE)
 _PREDICTION_METRICS = (
-    mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC,
-    mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE,
-    mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
-    mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
+    c.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC,
+    c.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE,
+    c.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
+    c.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
 )
 _MULTIVARIATE_METRICS = (
-    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
-    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
-    mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
+    c.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
+    c.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
+    c.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
 )
 _DRIFT_METRICS = _FEATURE_METRICS + _DATASET_METRICS + _PREDICTION_METRICS + _MULTIVARIATE_METRICS
 _PERFORMANCE_METRICS = (
-    mon.DRIFTWATCH_MODEL_ACCURACY,
-    mon.DRIFTWATCH_FEEDBACK_COVERAGE,
-    mon.DRIFTWATCH_FEEDBACK_LABELLED,
+    c.DRIFTWATCH_MODEL_ACCURACY,
+    c.DRIFTWATCH_FEEDBACK_COVERAGE,
+    c.DRIFTWATCH_FEEDBACK_LABELLED,
 )
 
 
@@ -259,60 +261,15 @@ class MonitorMetrics:
         self._model = model
         self._gauges = ReportGauges()
         g = self._gauges
-        for name, create in (
-            (mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC, mon.create_driftwatch_feature_drift_statistic),
-            (mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE, mon.create_driftwatch_feature_drift_p_value),
-            (
-                mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
-                mon.create_driftwatch_feature_drift_p_value_adjusted,
-            ),
-            (
-                mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE,
-                mon.create_driftwatch_feature_drift_effect_size,
-            ),
-            (mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED, mon.create_driftwatch_feature_drift_detected),
-            (mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, mon.create_driftwatch_dataset_drift_detected),
-            (mon.DRIFTWATCH_DATASET_DRIFT_SHARE, mon.create_driftwatch_dataset_drift_share),
-            (
-                mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC,
-                mon.create_driftwatch_prediction_drift_statistic,
-            ),
-            (
-                mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE,
-                mon.create_driftwatch_prediction_drift_p_value,
-            ),
-            (
-                mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE,
-                mon.create_driftwatch_prediction_drift_effect_size,
-            ),
-            (
-                mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED,
-                mon.create_driftwatch_prediction_drift_detected,
-            ),
-            (
-                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE,
-                mon.create_driftwatch_multivariate_drift_p_value,
-            ),
-            (
-                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE,
-                mon.create_driftwatch_multivariate_drift_effect_size,
-            ),
-            (
-                mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED,
-                mon.create_driftwatch_multivariate_drift_detected,
-            ),
-            (mon.DRIFTWATCH_MODEL_ACCURACY, mon.create_driftwatch_model_accuracy),
-            (mon.DRIFTWATCH_FEEDBACK_COVERAGE, mon.create_driftwatch_feedback_coverage),
-            (mon.DRIFTWATCH_FEEDBACK_LABELLED, mon.create_driftwatch_feedback_labelled),
-        ):
-            create(meter, [g.callback(name)])
-        self._processed = mon.create_driftwatch_events_processed(meter)
+        for name in (*_DRIFT_METRICS, *_PERFORMANCE_METRICS):
+            create_instrument(meter, name, [g.callback(name)])
+        self._processed = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_PROCESSED))
         self._processed_attrs: dict[str, dict[str, str]] = {}
         self._stream_stats: dict[str, Callable[[], StreamStats]] = {}
-        mon.create_driftwatch_stream_lag(meter, [self._stream_observer("lag")])
-        mon.create_driftwatch_stream_pending(meter, [self._stream_observer("pending")])
+        create_instrument(meter, c.DRIFTWATCH_STREAM_LAG, [self._stream_observer("lag")])
+        create_instrument(meter, c.DRIFTWATCH_STREAM_PENDING, [self._stream_observer("pending")])
         self._dlq_length: Callable[[], int | None] | None = None
-        mon.create_driftwatch_dlq_length(meter, [self._observe_dlq])
+        create_instrument(meter, c.DRIFTWATCH_DLQ_LENGTH, [self._observe_dlq])
 
     def set_dlq_length_callback(self, fn: Callable[[], int | None]) -> None:
         """How to read the dead-letter stream's length: cached values only, no Redis I/O."""
@@ -358,39 +315,39 @@ class MonitorMetrics:
                 attr.FEATURE: str(feature.get("name")),
                 attr.TEST: str(feature.get("test") or "unknown"),
             }
-            put(mon.DRIFTWATCH_FEATURE_DRIFT_STATISTIC, feature.get("statistic"), fattrs)
-            put(mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE, feature.get("p_value"), fattrs)
+            put(c.DRIFTWATCH_FEATURE_DRIFT_STATISTIC, feature.get("statistic"), fattrs)
+            put(c.DRIFTWATCH_FEATURE_DRIFT_P_VALUE, feature.get("p_value"), fattrs)
             put(
-                mon.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
+                c.DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED,
                 feature.get("p_value_adjusted"),
                 fattrs,
             )
-            put(mon.DRIFTWATCH_FEATURE_DRIFT_DETECTED, feature.get("drifted"), fattrs)
+            put(c.DRIFTWATCH_FEATURE_DRIFT_DETECTED, feature.get("drifted"), fattrs)
             kind = feature.get("effect_size_kind")
             eattrs = {**fattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else fattrs
-            put(mon.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE, feature.get("effect_size"), eattrs)
+            put(c.DRIFTWATCH_FEATURE_DRIFT_EFFECT_SIZE, feature.get("effect_size"), eattrs)
 
-        put(mon.DRIFTWATCH_DATASET_DRIFT_DETECTED, report.get("dataset_drift"), base)
-        put(mon.DRIFTWATCH_DATASET_DRIFT_SHARE, report.get("drifted_share"), base)
+        put(c.DRIFTWATCH_DATASET_DRIFT_DETECTED, report.get("dataset_drift"), base)
+        put(c.DRIFTWATCH_DATASET_DRIFT_SHARE, report.get("drifted_share"), base)
 
         prediction = report.get("prediction_drift")
         if prediction:
             pattrs = {**base, attr.TEST: str(prediction.get("test") or "chi2")}
-            put(mon.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC, prediction.get("statistic"), pattrs)
-            put(mon.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE, prediction.get("p_value"), pattrs)
+            put(c.DRIFTWATCH_PREDICTION_DRIFT_STATISTIC, prediction.get("statistic"), pattrs)
+            put(c.DRIFTWATCH_PREDICTION_DRIFT_P_VALUE, prediction.get("p_value"), pattrs)
             kind = prediction.get("effect_size_kind")
             peattrs = {**pattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else pattrs
-            put(mon.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), peattrs)
-            put(mon.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, prediction.get("drifted"), pattrs)
+            put(c.DRIFTWATCH_PREDICTION_DRIFT_EFFECT_SIZE, prediction.get("effect_size"), peattrs)
+            put(c.DRIFTWATCH_PREDICTION_DRIFT_DETECTED, prediction.get("drifted"), pattrs)
 
         multivariate = report.get("multivariate_drift")
         if multivariate:
             mattrs = {**base, attr.TEST: str(multivariate.get("test") or "cross_moment")}
-            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE, multivariate.get("p_value"), mattrs)
+            put(c.DRIFTWATCH_MULTIVARIATE_DRIFT_P_VALUE, multivariate.get("p_value"), mattrs)
             kind = multivariate.get("effect_size_kind")
             meattrs = {**mattrs, attr.EFFECT_SIZE_KIND: str(kind)} if kind else mattrs
-            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE, multivariate.get("effect_size"), meattrs)
-            put(mon.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED, multivariate.get("drifted"), mattrs)
+            put(c.DRIFTWATCH_MULTIVARIATE_DRIFT_EFFECT_SIZE, multivariate.get("effect_size"), meattrs)
+            put(c.DRIFTWATCH_MULTIVARIATE_DRIFT_DETECTED, multivariate.get("drifted"), mattrs)
 
         self._gauges.replace(values, _DRIFT_METRICS)
 
@@ -410,9 +367,9 @@ class MonitorMetrics:
         }
         values: Snapshot = {}
         for name, raw in (
-            (mon.DRIFTWATCH_MODEL_ACCURACY, accuracy),
-            (mon.DRIFTWATCH_FEEDBACK_COVERAGE, coverage),
-            (mon.DRIFTWATCH_FEEDBACK_LABELLED, labelled),
+            (c.DRIFTWATCH_MODEL_ACCURACY, accuracy),
+            (c.DRIFTWATCH_FEEDBACK_COVERAGE, coverage),
+            (c.DRIFTWATCH_FEEDBACK_LABELLED, labelled),
         ):
             number = _number(raw)
             if number is not None:

@@ -9,26 +9,14 @@ restarts.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import cast
 
 from opentelemetry.metrics import Counter, Meter
 
 from shared.telemetry import attributes as attr
+from shared.telemetry.catalogue import DRIFTWATCH_TASK_FAILURES, create_instrument
 
-DRIFTWATCH_TASK_FAILURES: Final = "driftwatch.task.failures"
-"""
-Background task runs that ended with an exception (then restarted with backoff)
-Instrument: counter
-Unit: {failure}
-"""
-
-
-def create_driftwatch_task_failures(meter: Meter) -> Counter:
-    return meter.create_counter(
-        name=DRIFTWATCH_TASK_FAILURES,
-        unit="{failure}",
-        description="Background task runs that ended with an exception and were restarted.",
-    )
+__all__ = ["DRIFTWATCH_TASK_FAILURES", "TaskFailureCounter"]
 
 
 class TaskFailureCounter:
@@ -40,7 +28,7 @@ class TaskFailureCounter:
     """
 
     def __init__(self, meter: Meter, *, model: str) -> None:
-        self._counter = create_driftwatch_task_failures(meter)
+        self._counter = cast(Counter, create_instrument(meter, DRIFTWATCH_TASK_FAILURES))
         self._model = model
 
     def __call__(self, task: str, exc: BaseException) -> None:
