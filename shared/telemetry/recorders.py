@@ -68,9 +68,17 @@ class ModelServiceMetrics:
     """Metrics of the model service. Every method is cheap enough for the request path
     (about 7 us per request in all: one histogram record and one in-process add).
 
+    >>> from opentelemetry.sdk.metrics import MeterProvider
+    >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    >>> reader = InMemoryMetricReader()
+    >>> meter = MeterProvider(metric_readers=[reader]).get_meter("driftwatch")
     >>> metrics = ModelServiceMetrics(meter, model="digits-mlp", model_version="1")
     >>> metrics.record_inference(0.0002, n=32)
-    >>> metrics.record_predictions(classes)        # np.ndarray of class indexes
+    >>> metrics.record_predictions(np.array([3, 3, 7]))        # class indexes
+    >>> exported = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    >>> sorted((p.attributes["class"], p.value) for m in exported if m.name == "driftwatch.predictions"
+    ...        for p in m.data.data_points)
+    [('3', 2), ('7', 1)]
     """
 
     def __init__(self, meter: Meter, *, model: str, model_version: str) -> None:
@@ -251,10 +259,17 @@ _PERFORMANCE_METRICS = (
 class MonitorMetrics:
     """Metrics of the monitor.
 
-    >>> metrics = MonitorMetrics(meter, model="digits-mlp")
-    >>> metrics.update_drift(report.model_dump(mode="json"), model_version="1")
-    >>> metrics.update_performance(accuracy=0.93, coverage=0.4, labelled=400)
+    >>> from opentelemetry.sdk.metrics import MeterProvider
+    >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    >>> reader = InMemoryMetricReader()
+    >>> metrics = MonitorMetrics(MeterProvider(metric_readers=[reader]).get_meter("driftwatch"), model="digits-mlp")
+    >>> metrics.update_drift({"dataset_drift": True, "drifted_share": 0.25, "features": []}, model_version="1")
+    >>> metrics.update_performance(accuracy=0.93, coverage=0.4, labelled=400, model_version="1")
     >>> metrics.processed(500, stream="predictions")
+    >>> exported = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    >>> sorted((m.name, m.data.data_points[0].value) for m in exported
+    ...        if m.name in ("driftwatch.dataset.drift.share", "driftwatch.model.accuracy", "driftwatch.events.processed"))
+    [('driftwatch.dataset.drift.share', 0.25), ('driftwatch.events.processed', 500), ('driftwatch.model.accuracy', 0.93)]
     """
 
     def __init__(self, meter: Meter, *, model: str) -> None:
