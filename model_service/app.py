@@ -11,6 +11,7 @@ from functools import partial
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from redis.exceptions import RedisError
+from starlette.middleware import Middleware
 
 from model_service.publisher import EventPublisher
 from model_service.routes import feedback, predict, status
@@ -19,7 +20,7 @@ from model_service.schemas import FeedbackRequest, PredictRequest
 from model_service.serving import ModelService
 from model_service.serving_settings import ModelServiceSettings
 from model_service.spill import open_spill_files
-from shared.http import BodySizeLimitMiddleware, install_error_handlers
+from shared.http import service_app
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata, Reference
 from shared.openapi import install_openapi
@@ -27,7 +28,7 @@ from shared.redis_pool import redis_client
 from shared.registry import ModelIdentityConflict, register_model, register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
 from shared.supervision import supervise
-from shared.telemetry import METER_NAME, ModelServiceMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
+from shared.telemetry import METER_NAME, ModelServiceMetrics, setup_telemetry, shutdown_telemetry
 from shared.telemetry.task_metrics import TaskFailureCounter
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,12 @@ async def _register_later(client: aioredis.Redis, keys: Keys, metadata: ModelMet
 
 
 def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
+    """The model service app; ``settings`` default to the environment's (read here, once).
+
+    Over 60 lines because the lifespan is a closure over the settings: start-up
+    (model, Redis, spill, publisher, registration, stats flush) and its
+    shutdown in reverse order read best side by side.
+    """
     settings = settings or ModelServiceSettings()
     provider = setup_telemetry("driftwatch-model-service", settings)
     request_stats = RequestStats()
@@ -113,21 +120,17 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             await client.aclose()
             shutdown_telemetry()
 
-    app = FastAPI(
+    app = service_app(
         title="Driftwatch model service",
-        version="0.1.0",
         summary="Serves a classifier and streams every prediction to the monitor.",
         lifespan=lifespan,
+        settings=settings,
+        max_body_bytes=settings.max_body_bytes,
+        provider=provider,
+        middleware=[Middleware(RequestStatsMiddleware, stats=request_stats)],
     )
-    app.state.settings = settings
-    app.state.api_key = settings.api_key
-    app.state.protect_reads = settings.protect_reads
     app.state.protect_predict = settings.protect_predict
     app.state.service = None
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestStatsMiddleware, stats=request_stats)
-    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
-    install_error_handlers(app)
 
     def body_models() -> tuple[type[PredictRequest], type[FeedbackRequest]]:
         """The served model's own request shapes once it is loaded (always, in a running server)."""

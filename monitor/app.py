@@ -14,12 +14,12 @@ from monitor.monitor_settings import MonitorSettings
 from monitor.routes import dashboard, drift, health, performance
 from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
-from shared.http import BodySizeLimitMiddleware, install_error_handlers
+from shared.http import service_app
 from shared.keys import Keys
 from shared.openapi import install_openapi
 from shared.redis_pool import redis_client
 from shared.supervision import TaskSupervisor
-from shared.telemetry import METER_NAME, MonitorMetrics, instrument_fastapi, setup_telemetry, shutdown_telemetry
+from shared.telemetry import METER_NAME, MonitorMetrics, setup_telemetry, shutdown_telemetry
 from shared.telemetry.task_metrics import TaskFailureCounter
 
 
@@ -62,18 +62,14 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
             await client.aclose()
             shutdown_telemetry()
 
-    app = FastAPI(
+    app = service_app(
         title="Driftwatch monitor",
-        version="0.1.0",
         summary="Drift, performance and alerts for a served model.",
         lifespan=lifespan,
+        settings=settings,
+        max_body_bytes=settings.max_body_bytes,
+        provider=provider,
     )
-    app.state.settings = settings
-    app.state.api_key = settings.api_key
-    app.state.protect_reads = settings.protect_reads
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
-    install_error_handlers(app)
     install_ui(app)
     app.include_router(health.router)
     for router in (drift.router, dashboard.router, performance.router, alerts_router):

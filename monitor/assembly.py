@@ -68,7 +68,11 @@ def assemble_monitor(
     supervisor: TaskSupervisor | None = None,
 ) -> MonitorParts:
     """The monitor's parts over ``client``; ``alerts`` (started by the caller) gets every report;
-    ``supervisor`` runs the worker's loops (restarts them when they raise)."""
+    ``supervisor`` runs the worker's loops (restarts them when they raise).
+
+    Over 60 lines because it is the composition root: one constructor call per
+    part, in dependency order, read top to bottom; it holds no logic.
+    """
     keys = Keys(settings.model_name)
     catalog = ModelCatalog(client, keys, drift_config(settings), ReferencePolicy.from_settings(settings))
     windows = WindowPolicy.from_settings(settings)

@@ -141,7 +141,12 @@ async def performance_report(
     model_version: str | None = None,
     retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
-    """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists."""
+    """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists.
+
+    Over 60 lines because it is two pipelined Redis reads (totals, then every
+    listed window's hashes in one round trip) and the model built from them;
+    the per-figure arithmetic lives in the helpers above.
+    """
     n_classes = len(class_names)
     now_bucket = int(time.time() * 1000) // JOIN_BUCKET_MS
     live_buckets = range(now_bucket - retention_s * 1000 // JOIN_BUCKET_MS - 1, now_bucket + 2)

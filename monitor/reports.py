@@ -332,72 +332,27 @@ class DriftReporter:
         return report
 
     async def report_window(self, window: int) -> WindowDriftReport | None:
+        """Test one full window and store its report; None when there is nothing to report
+        (reported already, part of the production reference, or its model version not
+        registered yet: then it is retried)."""
         policy = self.windows
-        members = policy.members(window)
         ((own_rows, own_classes, meta),) = await self.store.read([window], with_rows=False)
         if not own_rows or b"model_version" not in meta:  # reported already by another replica
             await self.client.srem(self.keys.windows_to_report, window)
             return None
         version = meta[b"model_version"].decode()
-        entry = await self.catalog.get(version)
-        if entry is None and self.catalog.reference.source == "production":
-            rows = (await self.store.read([window]))[0][0]
-            if await self.catalog.add_reference_window(version, window, rows, own_classes):
-                await self.store.skip(window)
-                log.info("window %d: part of the production reference of version %s", window, version)
-                return None
-            entry = await self.catalog.get(version)
+        entry = await self._detector_for(window, version, own_classes)
         if entry is None:
-            log.warning("window %d: model version %s not registered yet; will retry", window, version)
             return None
         metadata, detector = entry
-        # Members: same model version, never a window of the production reference.
-        skip = self.catalog.reference_windows.get(version, set())
-        metas = await self.store.read(members, with_rows=False)
-        first = window
-        for w, (_, _, m_meta) in zip(reversed(members), reversed(metas), strict=True):
-            if policy.mode == "sliding-time" and not m_meta and w not in skip:
-                first = w  # a time slot without predictions: part of the span, no rows
-                continue
-            if w in skip or m_meta.get(b"model_version", b"").decode() != version:
-                break
-            first = w
+        first, first_meta = await self._first_member(window, version)
         members = list(range(first, window + 1))
-        first_meta = metas[len(metas) - len(members)][2]
 
         state, self._sliding = self._sliding, None  # restored only if this report succeeds
-        incremental = (
-            policy.mode == "sliding"
-            and state is not None
-            and state.version == version
-            and state.last == window - 1
-            and len(state.steps) == policy.span == len(members)
-            and state.sliding is not None
-        )
-        if incremental:
-            assert state is not None and state.sliding is not None
-            ((rows, new_classes, _),) = await self.store.read([window])
-            new = _decode_rows(rows, metadata.n_features)
-            state.steps.popleft()
-            state.steps.append((new, _decode_classes(new_classes)))
-            sliding = state.sliding
-            await asyncio.to_thread(sliding.step, detector.numeric_columns(new))
-            self.incremental_steps += 1
-        else:
-            read = await self.store.read_unreported(window, members)
-            if read is None:  # reported already (by another replica)
-                await self.client.srem(self.keys.windows_to_report, window)
-                return None
-            if policy.mode == "sliding-time":
-                read = [r for r in read if r[0]]  # slots without predictions
-            elif any(not r for r, _, _ in read):  # a member's rows are gone: reported already
-                await self.client.srem(self.keys.windows_to_report, window)
-                return None
-            steps = deque((_decode_rows(r, metadata.n_features), _decode_classes(c)) for r, c, _ in read)
-            sliding = None
-            if policy.mode == "sliding" and len(members) == policy.span:
-                sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
-            state = _SlidingState(version, window, sliding, steps)
+        state = await self._window_steps(window, members, version, metadata, detector, state)
+        if state is None:  # reported already (by another replica)
+            await self.client.srem(self.keys.windows_to_report, window)
+            return None
         features = np.concatenate([s[0] for s in state.steps]) if len(state.steps) > 1 else state.steps[0][0]
         classes = np.concatenate([s[1] for s in state.steps])
         if policy.mode == "sliding" and state.sliding is not None:
@@ -435,6 +390,88 @@ class DriftReporter:
                  report.dataset_drift, 100 * report.drifted_share,
                  (time.time() - report.computed_at.timestamp()) * 1000)
         return report
+
+    async def _detector_for(
+        self, window: int, version: str, own_classes: dict[bytes, bytes]
+    ) -> tuple[ModelMetadata, DriftDetector] | None:
+        """The version's detector; while a production reference is being built, the window
+        is offered to it first (then it gets no report)."""
+        entry = await self.catalog.get(version)
+        if entry is None and self.catalog.reference.source == "production":
+            rows = (await self.store.read([window]))[0][0]
+            if await self.catalog.add_reference_window(version, window, rows, own_classes):
+                await self.store.skip(window)
+                log.info("window %d: part of the production reference of version %s", window, version)
+                return None
+            entry = await self.catalog.get(version)
+        if entry is None:
+            log.warning("window %d: model version %s not registered yet; will retry", window, version)
+        return entry
+
+    async def _first_member(self, window: int, version: str) -> tuple[int, dict[bytes, bytes]]:
+        """The oldest ingest window of the drift window, and its metadata.
+
+        Members share the model version and are never windows of the production
+        reference; in ``sliding-time`` a slot without predictions is part of the span.
+        """
+        policy = self.windows
+        members = policy.members(window)
+        skip = self.catalog.reference_windows.get(version, set())
+        metas = await self.store.read(members, with_rows=False)
+        first = window
+        for w, (_, _, m_meta) in zip(reversed(members), reversed(metas), strict=True):
+            if policy.mode == "sliding-time" and not m_meta and w not in skip:
+                first = w  # a time slot without predictions: part of the span, no rows
+                continue
+            if w in skip or m_meta.get(b"model_version", b"").decode() != version:
+                break
+            first = w
+        return first, metas[len(metas) - (window - first + 1)][2]
+
+    async def _window_steps(
+        self,
+        window: int,
+        members: list[int],
+        version: str,
+        metadata: ModelMetadata,
+        detector: DriftDetector,
+        state: _SlidingState | None,
+    ) -> _SlidingState | None:
+        """The rows of the drift window, one step per ingest window; None if a member was reported already.
+
+        A sliding window that follows the previous one on this replica only
+        reads its newest step and moves the incremental KS state by it.
+        """
+        policy = self.windows
+        incremental = (
+            policy.mode == "sliding"
+            and state is not None
+            and state.version == version
+            and state.last == window - 1
+            and len(state.steps) == policy.span == len(members)
+            and state.sliding is not None
+        )
+        if incremental:
+            assert state is not None and state.sliding is not None
+            ((rows, new_classes, _),) = await self.store.read([window])
+            new = _decode_rows(rows, metadata.n_features)
+            state.steps.popleft()
+            state.steps.append((new, _decode_classes(new_classes)))
+            await asyncio.to_thread(state.sliding.step, detector.numeric_columns(new))
+            self.incremental_steps += 1
+            return state
+        read = await self.store.read_unreported(window, members)
+        if read is None:  # reported already (by another replica)
+            return None
+        if policy.mode == "sliding-time":
+            read = [r for r in read if r[0]]  # slots without predictions
+        elif any(not r for r, _, _ in read):  # a member's rows are gone: reported already
+            return None
+        steps = deque((_decode_rows(r, metadata.n_features), _decode_classes(c)) for r, c, _ in read)
+        sliding = None
+        if policy.mode == "sliding" and len(members) == policy.span:
+            sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
+        return _SlidingState(version, window, sliding, steps)
 
     async def _trim_history(self) -> None:
         excess = await self.client.zcard(self.keys.drift_index) - self.history_max

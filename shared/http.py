@@ -9,7 +9,9 @@ is a 503, never a 500" holds on every route, not only on those that remember it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
@@ -17,7 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.settings_base import ServiceSettings
+from shared.telemetry import instrument_fastapi
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -241,3 +250,28 @@ def install_error_handlers(app: FastAPI) -> None:
     # redis-py's TimeoutError is not a ConnectionError: both mean "Redis is not answering now".
     app.add_exception_handler(RedisConnectionError, redis_unavailable_handler)
     app.add_exception_handler(RedisTimeoutError, redis_unavailable_handler)
+
+
+def service_app(
+    *,
+    title: str,
+    summary: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    settings: ServiceSettings,
+    max_body_bytes: int,
+    provider: MeterProvider,
+    middleware: Sequence[Middleware] = (),
+) -> FastAPI:
+    """A service's FastAPI app with what both services share: settings and API keys on
+    ``app.state``, the body-size limit, ``middleware`` (inside the request metrics),
+    ``http.server.request.duration`` and the error handlers. Routes are the caller's."""
+    app = FastAPI(title=title, version="0.1.0", summary=summary, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.api_key = settings.api_key
+    app.state.protect_reads = settings.protect_reads
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    for layer in middleware:
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
+    instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)
+    install_error_handlers(app)
+    return app

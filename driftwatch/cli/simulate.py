@@ -143,6 +143,12 @@ def run_simulation(
     *,
     api_key: str | None = None,
 ) -> int:
+    """``driftwatch simulate``: send the traffic, then the feedback, then print both reports.
+
+    Over 60 lines because it is a script the user watches, step by step, with
+    its console output between the steps; the steps themselves are the helpers
+    above (``make_traffic``, ``send_traffic``, ``send_feedback``, ``wait_for_windows``).
+    """
     if not (model_dir / HOLDOUT_FILE).exists():
         console.print(f"[red]No held-out sample at {model_dir / HOLDOUT_FILE}[/]: point --model-dir at a model "
                       "directory written by `driftwatch train` (or `driftwatch up`, which trains one first).")

@@ -116,6 +116,13 @@ def train(
     config: TrainConfig = TrainConfig(),
     on_epoch: EpochCallback | None = None,
 ) -> ModelMetadata:
+    """Train the MLP on ``dataset`` and write a complete model directory to ``out_dir``.
+
+    Longer than 60 lines on purpose: it is the training run read top to bottom
+    (seed, split, fit, evaluate, export SavedModel then LiteRT, reference
+    sample, metadata), each step a few lines whose order matters; split up, the
+    reader would chase the order through helpers that have one caller.
+    """
     import keras
 
     keras.utils.set_random_seed(config.seed)

@@ -31,6 +31,7 @@ bound), and so are constant numeric columns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -100,6 +101,17 @@ class DriftConfig(BaseModel):
         if not np.isfinite(v):
             raise ValueError("alpha must be finite")
         return v
+
+
+@dataclass(slots=True)
+class _FeatureTests:
+    """Per-feature results while a window is decided: statistic, p-value (NaN: not computed),
+    how the p-value was computed, effect size (NaN: not computed)."""
+
+    stat: NDArray[np.float64]
+    pval: NDArray[np.float64]
+    method: list[str | None]
+    effect: NDArray[np.float64]
 
 
 class DriftDetector:
@@ -335,120 +347,41 @@ class DriftDetector:
         """The decision from the KS lattice statistics (and W1, or ``None`` for "significant only")."""
         cfg = self.config
         n_feat = self.n_features
-        stat = np.zeros(n_feat)
-        pval = np.full(n_feat, np.nan)
-        method: list[str | None] = [None] * n_feat
-        effect = np.full(n_feat, np.nan)
-        is_ks = ~self.categorical
+        tests = self._feature_statistics(win, m, h, w1)
+        significant, per_test_level = self._significance(tests, m, h)
+        if w1 is None:
+            self._significant_effect_sizes(tests, win, significant)
 
-        lcm = 1
-        if self._num_ref is not None:
-            lcm = ks_lattice(self._num_ref.n, m)[0]
-            stat[self._num_idx] = h / lcm
-            if w1 is not None:
-                assert self._w1_scale is not None
-                effect[self._num_idx] = w1 / self._w1_scale
-        # Categorical features: chi-squared and Jensen-Shannon.
-        for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
-            wc = cref.window_counts(win[:, f])
-            s, p, _ = chi2_homogeneity(cref.counts, wc, MIN_EXPECTED)
-            stat[f], pval[f], method[f] = s, p, "chi2"
-            effect[f] = jensen_shannon(cref.counts, wc)
-
-        ks_rows = self._num_idx
-        need_all_p = cfg.p_values == "all" or cfg.correction == "fdr_bh"
-        if need_all_p and ks_rows.size:
-            p_ks, how = ks_pvalues(self.reference_size, m, h, cfg.ks_method)
-            pval[ks_rows] = p_ks
-            for i, f in enumerate(ks_rows):
-                method[f] = how[i]
-
-        per_test_level: float | None
-        if cfg.correction == "fdr_bh":
-            significant = bh_reject(pval, cfg.alpha)
-            rejected = np.sort(pval[significant])
-            per_test_level = (
-                cfg.alpha * rejected.size / n_feat if rejected.size else None
-            )
-        else:
-            level = cfg.alpha / n_feat if cfg.correction == "bonferroni" else cfg.alpha
-            per_test_level = level
-            significant = np.zeros(n_feat, dtype=bool)
-            cat = self.categorical
-            significant[cat] = pval[cat] < level
-            if ks_rows.size and need_all_p:
-                # Every p-value is known: the critical value (a search over
-                # ~10-20 exact p-values near the tail) would add nothing.
-                significant[ks_rows] = pval[ks_rows] < level
-            elif ks_rows.size:
-                h_crit = ks_critical_h(self.reference_size, m, level, cfg.ks_method)
-                significant[ks_rows] = h >= h_crit
-                todo = ks_rows[significant[ks_rows]]
-                if todo.size:
-                    p_ks, how = ks_pvalues(
-                        self.reference_size, m, h[significant[ks_rows]], cfg.ks_method
-                    )
-                    pval[todo] = p_ks
-                    for i, f in enumerate(todo):
-                        method[f] = how[i]
-
-        if w1 is None and self._num_ref is not None and ks_rows.size:
-            # Effect sizes of the significant numeric features only (see test_sliding).
-            assert self._num_ref.prefix is not None and self._w1_scale is not None
-            for j in np.flatnonzero(significant[ks_rows]).tolist():
-                col = np.sort(win[:, ks_rows[j]])
-                effect[ks_rows[j]] = (
-                    wasserstein_sorted(
-                        self._num_ref.sorted[j], self._num_ref.prefix[j], col,
-                        shift=float(self._num_ref.mean[j]),
-                    )
-                    / self._w1_scale[j]
-                )
-
-        known = ~np.isnan(pval)
+        known = ~np.isnan(tests.pval)
         padj = np.full(n_feat, np.nan)
         if cfg.correction == "bonferroni":
-            padj[known] = np.minimum(pval[known] * n_feat, 1.0)
+            padj[known] = np.minimum(tests.pval[known] * n_feat, 1.0)
         elif cfg.correction == "fdr_bh":
-            padj = adjust_pvalues(pval, "fdr_bh")
+            padj = adjust_pvalues(tests.pval, "fdr_bh")
         else:
-            padj = pval.copy()
+            padj = tests.pval.copy()
 
         drifted = significant.copy()
         if cfg.min_effect_size is not None:
-            drifted &= np.nan_to_num(effect, nan=-np.inf) >= cfg.min_effect_size
+            drifted &= np.nan_to_num(tests.effect, nan=-np.inf) >= cfg.min_effect_size
 
+        is_ks = ~self.categorical
         features = [
             FeatureDrift(
                 name=self.feature_names[f],
                 test="ks" if is_ks[f] else "chi2",
-                statistic=float(stat[f]),
-                p_value=float(pval[f]) if known[f] else None,
+                statistic=float(tests.stat[f]),
+                p_value=float(tests.pval[f]) if known[f] else None,
                 p_value_adjusted=float(padj[f]) if known[f] else None,
-                p_value_method=method[f],  # type: ignore[arg-type]
-                effect_size=None if np.isnan(effect[f]) else float(effect[f]),
+                p_value_method=tests.method[f],  # type: ignore[arg-type]
+                effect_size=None if np.isnan(tests.effect[f]) else float(tests.effect[f]),
                 effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
                 significant=bool(significant[f]),
                 drifted=bool(drifted[f]),
             )
             for f in range(n_feat)
         ]
-
-        prediction: PredictionDrift | None = None
-        if classes_counts is not None and self._class_counts is not None:
-            s, p, dof = chi2_homogeneity(self._class_counts, classes_counts, MIN_EXPECTED)
-            js = jensen_shannon(self._class_counts, classes_counts)
-            pred_drift = p < cfg.alpha
-            if cfg.min_effect_size is not None:
-                pred_drift = pred_drift and js >= cfg.min_effect_size
-            prediction = PredictionDrift(
-                statistic=s,
-                p_value=p,
-                dof=dof,
-                effect_size=js,
-                drifted=bool(pred_drift),
-                window_class_counts=[int(c) for c in classes_counts],
-            )
+        prediction = self._prediction_drift(classes_counts)
 
         n_drifted = int(drifted.sum())
         dataset_drift = n_drifted > 0
@@ -468,4 +401,113 @@ class DriftDetector:
             drifted_features=[self.feature_names[f] for f in np.flatnonzero(drifted)],
             features=features,
             prediction_drift=prediction,
+        )
+
+    def _feature_statistics(
+        self,
+        win: NDArray[np.float64],
+        m: int,
+        h: NDArray[np.int64],
+        w1: NDArray[np.float64] | None,
+    ) -> _FeatureTests:
+        """KS statistics from the lattice counts (with W1 when given), chi-squared and
+        Jensen-Shannon for the categorical features; KS p-values are left to :meth:`_significance`."""
+        n_feat = self.n_features
+        tests = _FeatureTests(
+            stat=np.zeros(n_feat),
+            pval=np.full(n_feat, np.nan),
+            method=[None] * n_feat,
+            effect=np.full(n_feat, np.nan),
+        )
+        if self._num_ref is not None:
+            lcm = ks_lattice(self._num_ref.n, m)[0]
+            tests.stat[self._num_idx] = h / lcm
+            if w1 is not None:
+                assert self._w1_scale is not None
+                tests.effect[self._num_idx] = w1 / self._w1_scale
+        for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
+            wc = cref.window_counts(win[:, f])
+            s, p, _ = chi2_homogeneity(cref.counts, wc, MIN_EXPECTED)
+            tests.stat[f], tests.pval[f], tests.method[f] = s, p, "chi2"
+            tests.effect[f] = jensen_shannon(cref.counts, wc)
+        return tests
+
+    def _ks_pvalues(self, tests: _FeatureTests, m: int, features: NDArray[np.intp], h: NDArray[np.int64]) -> None:
+        """Exact or asymptotic KS p-values of ``features`` (lattice counts ``h``), in place."""
+        p_ks, how = ks_pvalues(self.reference_size, m, h, self.config.ks_method)
+        tests.pval[features] = p_ks
+        for i, f in enumerate(features):
+            tests.method[f] = how[i]
+
+    def _significance(
+        self, tests: _FeatureTests, m: int, h: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_], float | None]:
+        """Which features are significant after the correction, and the per-test level.
+
+        Without every p-value (Bonferroni or none, ``p_values="significant"``)
+        the KS decision compares ``h`` with the critical count, and only the
+        significant features get their p-value computed.
+        """
+        cfg = self.config
+        n_feat = self.n_features
+        ks_rows = self._num_idx
+        need_all_p = cfg.p_values == "all" or cfg.correction == "fdr_bh"
+        if need_all_p and ks_rows.size:
+            self._ks_pvalues(tests, m, ks_rows, h)
+        pval = tests.pval
+        if cfg.correction == "fdr_bh":
+            significant = bh_reject(pval, cfg.alpha)
+            rejected = np.sort(pval[significant])
+            return significant, (cfg.alpha * rejected.size / n_feat if rejected.size else None)
+        level = cfg.alpha / n_feat if cfg.correction == "bonferroni" else cfg.alpha
+        significant = np.zeros(n_feat, dtype=bool)
+        cat = self.categorical
+        significant[cat] = pval[cat] < level
+        if ks_rows.size and need_all_p:
+            # Every p-value is known: the critical value (a search over
+            # ~10-20 exact p-values near the tail) would add nothing.
+            significant[ks_rows] = pval[ks_rows] < level
+        elif ks_rows.size:
+            h_crit = ks_critical_h(self.reference_size, m, level, cfg.ks_method)
+            significant[ks_rows] = h >= h_crit
+            todo = ks_rows[significant[ks_rows]]
+            if todo.size:
+                self._ks_pvalues(tests, m, todo, h[significant[ks_rows]])
+        return significant, level
+
+    def _significant_effect_sizes(
+        self, tests: _FeatureTests, win: NDArray[np.float64], significant: NDArray[np.bool_]
+    ) -> None:
+        """Wasserstein effect sizes of the significant numeric features only (see :meth:`test_sliding`)."""
+        ks_rows = self._num_idx
+        if self._num_ref is None or not ks_rows.size:
+            return
+        assert self._num_ref.prefix is not None and self._w1_scale is not None
+        for j in np.flatnonzero(significant[ks_rows]).tolist():
+            col = np.sort(win[:, ks_rows[j]])
+            tests.effect[ks_rows[j]] = (
+                wasserstein_sorted(
+                    self._num_ref.sorted[j], self._num_ref.prefix[j], col,
+                    shift=float(self._num_ref.mean[j]),
+                )
+                / self._w1_scale[j]
+            )
+
+    def _prediction_drift(self, classes_counts: NDArray[np.int64] | None) -> PredictionDrift | None:
+        """Chi-squared of the window's predicted classes against the reference's, with Jensen-Shannon."""
+        if classes_counts is None or self._class_counts is None:
+            return None
+        cfg = self.config
+        s, p, dof = chi2_homogeneity(self._class_counts, classes_counts, MIN_EXPECTED)
+        js = jensen_shannon(self._class_counts, classes_counts)
+        pred_drift = p < cfg.alpha
+        if cfg.min_effect_size is not None:
+            pred_drift = pred_drift and js >= cfg.min_effect_size
+        return PredictionDrift(
+            statistic=s,
+            p_value=p,
+            dof=dof,
+            effect_size=js,
+            drifted=bool(pred_drift),
+            window_class_counts=[int(c) for c in classes_counts],
         )

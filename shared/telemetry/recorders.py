@@ -267,9 +267,12 @@ class MonitorMetrics:
     >>> metrics.update_performance(accuracy=0.93, coverage=0.4, labelled=400, model_version="1")
     >>> metrics.processed(500, stream="predictions")
     >>> exported = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
-    >>> sorted((m.name, m.data.data_points[0].value) for m in exported
-    ...        if m.name in ("driftwatch.dataset.drift.share", "driftwatch.model.accuracy", "driftwatch.events.processed"))
-    [('driftwatch.dataset.drift.share', 0.25), ('driftwatch.events.processed', 500), ('driftwatch.model.accuracy', 0.93)]
+    >>> wanted = ("driftwatch.dataset.drift.share", "driftwatch.model.accuracy", "driftwatch.events.processed")
+    >>> for name, value in sorted((m.name, m.data.data_points[0].value) for m in exported if m.name in wanted):
+    ...     print(name, value)
+    driftwatch.dataset.drift.share 0.25
+    driftwatch.events.processed 500
+    driftwatch.model.accuracy 0.93
     """
 
     def __init__(self, meter: Meter, *, model: str) -> None:
