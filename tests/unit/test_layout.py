@@ -9,6 +9,7 @@ only: no other module reads ``os.environ``.
 from __future__ import annotations
 
 import ast
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +80,13 @@ def test_no_two_modules_share_a_name_across_packages() -> None:
         if name not in ("__init__.py", "__main__.py", "app.py"):
             by_name.setdefault(name, []).append(path)
     assert {name: paths for name, paths in by_name.items() if len(paths) > 1} == {}
+
+
+def test_every_package_module_imports() -> None:
+    """The examples' collection passes over import errors (test helpers with optional
+    dependencies); a package module that fails to import fails here instead."""
+    for path, _ in modules():
+        if path.endswith("/__main__.py"):  # runs the command; never collected for examples
+            continue
+        name = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        importlib.import_module(name)
