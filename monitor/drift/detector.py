@@ -365,22 +365,7 @@ class DriftDetector:
         if cfg.min_effect_size is not None:
             drifted &= np.nan_to_num(tests.effect, nan=-np.inf) >= cfg.min_effect_size
 
-        is_ks = ~self.categorical
-        features = [
-            FeatureDrift(
-                name=self.feature_names[f],
-                test="ks" if is_ks[f] else "chi2",
-                statistic=float(tests.stat[f]),
-                p_value=float(tests.pval[f]) if known[f] else None,
-                p_value_adjusted=float(padj[f]) if known[f] else None,
-                p_value_method=tests.method[f],  # type: ignore[arg-type]
-                effect_size=None if np.isnan(tests.effect[f]) else float(tests.effect[f]),
-                effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
-                significant=bool(significant[f]),
-                drifted=bool(drifted[f]),
-            )
-            for f in range(n_feat)
-        ]
+        features = self._feature_reports(tests, padj, significant, drifted)
         prediction = self._prediction_drift(classes_counts)
 
         n_drifted = int(drifted.sum())
@@ -402,6 +387,32 @@ class DriftDetector:
             features=features,
             prediction_drift=prediction,
         )
+
+    def _feature_reports(
+        self,
+        tests: _FeatureTests,
+        padj: NDArray[np.float64],
+        significant: NDArray[np.bool_],
+        drifted: NDArray[np.bool_],
+    ) -> list[FeatureDrift]:
+        """One :class:`FeatureDrift` per feature; a p-value not computed is ``None``."""
+        is_ks = ~self.categorical
+        known = ~np.isnan(tests.pval)
+        return [
+            FeatureDrift(
+                name=self.feature_names[f],
+                test="ks" if is_ks[f] else "chi2",
+                statistic=float(tests.stat[f]),
+                p_value=float(tests.pval[f]) if known[f] else None,
+                p_value_adjusted=float(padj[f]) if known[f] else None,
+                p_value_method=tests.method[f],  # type: ignore[arg-type]
+                effect_size=None if np.isnan(tests.effect[f]) else float(tests.effect[f]),
+                effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
+                significant=bool(significant[f]),
+                drifted=bool(drifted[f]),
+            )
+            for f in range(self.n_features)
+        ]
 
     def _feature_statistics(
         self,
