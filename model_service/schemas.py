@@ -148,7 +148,7 @@ def request_model_for(feature_names: Sequence[str], max_rows: int) -> type[Predi
 
     >>> Request = request_model_for(["a", "b"], max_rows=2)
     >>> Request.model_validate_json('{"features": {"a": 1, "b": 2}}').features
-    {'a': 1, 'b': 2}
+    {'a': 1.0, 'b': 2.0}
     """
     vector = _feature_vector(feature_names)
     rows: Any = Annotated[list[vector], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
