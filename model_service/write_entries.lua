@@ -5,6 +5,7 @@
 -- value, ...]. The marker is set first (SET NX PX) and the entries are written
 -- only if it was new, so a retried batch lands once. Answers 1 if written, 0 if
 -- the batch was there already.
+-- uses: batch_marker.lua
 named('write_entries')
 
 need_args(3, true)
@@ -20,14 +21,7 @@ for i, entry in ipairs(entries) do
   end
 end
 
--- A key that is not a stream would fail an XADD after the marker is set, and the
--- retry would then be skipped as a duplicate: refuse before writing anything.
-for i = 2, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'stream' and kind ~= 'none' then fail(KEYS[i] .. ' holds a ' .. kind .. ', not a stream') end
-end
-
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then
+if not claim_batch(ttl) then
   return 0
 end
 for _, entry in ipairs(entries) do

@@ -9,6 +9,7 @@
 -- 15 the entry's field names (comma-separated: version, id, timestamp, model,
 -- model version, features, class, probabilities).
 -- Answers 1 if written, 0 if the batch was there already.
+-- uses: batch_marker.lua
 named('write_predictions')
 
 local function split(text, n, what)
@@ -30,14 +31,7 @@ need_width(p, n, pw, 'probabilities (ARGV[13])')
 local ts, y = split(ARGV[10], n, 'timestamps (ARGV[10])'), split(ARGV[11], n, 'classes (ARGV[11])')
 local f = split(ARGV[15], 8, 'field names (ARGV[15])')
 
--- A key that is not a stream would fail an XADD after the marker is set, and the
--- retry would then be skipped as a duplicate: refuse before writing anything.
-for i = 2, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'stream' and kind ~= 'none' then fail(KEYS[i] .. ' holds a ' .. kind .. ', not a stream') end
-end
-
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl) then
+if not claim_batch(ttl) then
   return 0
 end
 for i = 0, n - 1 do
