@@ -9,7 +9,6 @@ page is written to ``test-artifacts/ui/`` (gitignored).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,21 +22,18 @@ from selenium.webdriver.common.keys import Keys
 
 from driftwatch.cli.simulate import SHIFTED_FEATURES, Scenario, run_simulation
 from tests.e2e.conftest import STACK_WINDOW, Stack
-from tests.support.browser import ARTIFACTS, chromium, leaves_localhost, missing_browser, requested_urls, wait_until
+from tests.support.browser import (
+    ARTIFACTS,
+    leaves_localhost,
+    open_browser,
+    requested_urls,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    reason = missing_browser()
-    if reason:
-        pytest.skip(reason)
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
+browser = pytest.fixture(scope="module", name="browser")(open_browser)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
-from tests.support.browser import chromium, missing_browser, wait_until
+from tests.support.browser import open_browser, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -52,16 +52,7 @@ def monitor_url(redis_server: LocalRedisServer, tmp_path_factory: pytest.TempPat
         process.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    reason = missing_browser()
-    if reason:
-        pytest.skip(reason)
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
+browser = pytest.fixture(scope="module", name="browser")(open_browser)
 
 
 def test_the_page_asks_for_the_api_key_and_keeps_it_for_the_tab(monitor_url: str, browser: webdriver.Chrome) -> None:

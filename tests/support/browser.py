@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -31,6 +32,19 @@ def missing_browser() -> str | None:
         if not binary.exists():
             return f"{binary} is missing: run scripts/install-system-packages.sh"
     return None
+
+
+def open_browser() -> Iterator[webdriver.Chrome]:
+    """A headless Chromium for one test module (a fixture's body), skipped with the reason
+    where it cannot run here, and quit afterwards."""
+    reason = missing_browser()
+    if reason:
+        pytest.skip(reason)
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def chromium(width: int = 1280, height: int = 900) -> webdriver.Chrome:
