@@ -71,6 +71,22 @@ async def test_stop_ends_the_backoff_and_a_late_task_is_cancelled() -> None:
     assert not supervisor.running("failing") and not supervisor.running("stuck")
 
 
+async def test_a_stop_that_cancels_at_once_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    supervisor = TaskSupervisor()
+    started = asyncio.Event()
+
+    async def waits_forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    supervisor.start("notifier", waits_forever)
+    await asyncio.wait_for(started.wait(), 5)
+    with caplog.at_level(logging.DEBUG, logger="shared.supervision"):
+        await supervisor.stop(timeout_s=0)
+    assert not supervisor.running("notifier")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 async def test_cancellation_is_never_caught() -> None:
     entered = asyncio.Event()
 
