@@ -22,8 +22,7 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 from driftwatch.local_processes import free_port
-from tests.support.prom_stack import alert_rules_for_test, undocumented
+from tests.support.prom_stack import alert_rules_for_test, poll, undocumented
 
 ROOT = Path(__file__).resolve().parents[2]
 # Another name when two checkouts share one engine (DRIFTWATCH_COMPOSE_PROJECT).
@@ -112,20 +111,6 @@ class Stack:
         )  # fmt: skip
 
 
-def _wait(what: str, fn: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            got = fn()
-            if got is not None:
-                return got
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
-
-
 def _prometheus_files(directory: Path) -> dict[str, str]:
     """The shipped scrape config and alert rules with test intervals, readable by the container's user."""
     directory.chmod(0o755)
@@ -181,8 +166,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         assert up.returncode == 0, f"compose up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
         for url in (st.model_url, *st.monitor_urls):
-            _wait(f"{url}/readyz", lambda u=url: True if httpx.get(f"{u}/readyz", timeout=5)
-                  .status_code == 200 else None, timeout=240, every=2)  # fmt: skip
+            poll(f"{url}/readyz", lambda u=url: True if httpx.get(f"{u}/readyz", timeout=5)
+                  .status_code == 200 else None, timeout_s=240, every_s=2)  # fmt: skip
         yield st
     except BaseException:
         logs = st.run("logs", "--no-color", "--tail", "60", timeout=120)
@@ -230,7 +215,7 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
             report = client.get(f"{stack.monitor_urls[0]}/drift").json()
             return report if report.get("status") != "insufficient_data" else None
 
-        report = _wait("a drift report from the monitor", drift_ready, timeout=180, every=2)
+        report = poll("a drift report from the monitor", drift_ready, timeout_s=180, every_s=2)
         assert report["features"] and "dataset_drift" in report
         # Every replica answers from the shared state in Redis (polled: the next
         # window's report may land between two replicas' answers).
@@ -238,7 +223,7 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
             windows = [client.get(f"{url}/drift").json().get("window") for url in stack.monitor_urls]
             return windows if windows[0] is not None and len(set(windows)) == 1 else None
 
-        _wait("every replica to answer the same latest report", replicas_agree, timeout=60, every=1)
+        poll("every replica to answer the same latest report", replicas_agree, timeout_s=60, every_s=1)
         for url in stack.monitor_urls:
             assert client.get(f"{url}/performance").status_code == 200
 
@@ -264,7 +249,7 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
         return by_service if done else None
 
     try:
-        _wait("metrics of both services at the OTLP receiver", received, timeout=90, every=3)
+        poll("metrics of both services at the OTLP receiver", received, timeout_s=90, every_s=3)
     except AssertionError:
         points = httpx.get(f"{stack.receiver_url}/points", timeout=10).json()
         got: dict[str, set[str]] = {}
@@ -282,7 +267,7 @@ def test_predictions_feedback_drift_and_metrics(stack: Stack) -> None:
         served = sum(p["value"] for p in mine if p["time_unix_nano"] == last)
         return points if served == len(predictions) else None
 
-    points = _wait("driftwatch.predictions to count every prediction", all_counted, timeout=30)
+    points = poll("driftwatch.predictions to count every prediction", all_counted, timeout_s=30)
     routes = {p["attributes"].get("http.route") for p in points
               if p["name"] == "http.server.request.duration"}  # fmt: skip
     assert "/predict" in routes
@@ -329,15 +314,15 @@ def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: S
         for p in predictions[:50]:  # labels, so accuracy and coverage are exported (the dashboard shows them)
             fed = client.post(f"{stack.model_url}/feedback", json={"prediction_id": p["prediction_id"], "label": 0})
             assert fed.status_code in (200, 202), fed.text
-        _wait(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
-              .json().get("window") == last else None, timeout=120, every=2)  # fmt: skip
+        poll(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
+              .json().get("window") == last else None, timeout_s=120, every_s=2)  # fmt: skip
 
         def series() -> list[dict[str, str]] | None:
             got = _prom(stack, "series", **{"match[]": '{__name__=~"driftwatch_.*"}'})
             return got if {"driftwatch_dataset_drift_detected", "driftwatch_predictions_total"} <= {
                 s["__name__"] for s in got} else None  # fmt: skip
 
-        scraped = _wait("driftwatch_* series in Prometheus", series, timeout=120, every=2)
+        scraped = poll("driftwatch_* series in Prometheus", series, timeout_s=120, every_s=2)
         assert undocumented(scraped) == []
         up = _prom(stack, "query", query="up")["result"]
         assert sorted((r["metric"]["job"], r["value"][1]) for r in up) == sorted(
@@ -357,7 +342,7 @@ def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: S
             hits = [a for a in drift if a["state"] == "firing"]
             return hits[0] if hits else None
 
-        prom_alert = _wait("DriftwatchDatasetDrift firing in Prometheus", firing_in_prometheus, timeout=90, every=2)
+        prom_alert = poll("DriftwatchDatasetDrift firing in Prometheus", firing_in_prometheus, timeout_s=90, every_s=2)
         assert prom_alert["labels"]["model"] == "digits-mlp"
 
         def both_in_alertmanager() -> list[dict[str, Any]] | None:
@@ -365,7 +350,7 @@ def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: S
             names = {a["labels"]["alertname"] for a in alerts}
             return alerts if {"DatasetDrift", "DriftwatchDatasetDrift"} <= names else None
 
-        alerts = _wait("both drift alerts in Alertmanager", both_in_alertmanager, timeout=90, every=2)
+        alerts = poll("both drift alerts in Alertmanager", both_in_alertmanager, timeout_s=90, every_s=2)
         per_rule = {}
         for a in alerts:
             if "model" in a["labels"]:
@@ -385,14 +370,14 @@ def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: S
         digits = load_digits().data
         clean = digits[rng.permutation(len(digits))[: 2 * WINDOW]]
         last, _ = _send_windows(client, stack, clean)
-        _wait(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
-              .json().get("window") == last else None, timeout=120, every=2)  # fmt: skip
+        poll(f"drift report of window {last}", lambda: True if client.get(f"{stack.monitor_urls[0]}/drift")
+              .json().get("window") == last else None, timeout_s=120, every_s=2)  # fmt: skip
 
         def drift_alerts_gone() -> bool | None:
             names = {a["labels"]["alertname"] for a in _am_alerts(stack)}
             return True if not names & {"DatasetDrift", "DriftwatchDatasetDrift"} else None
 
-        _wait("the drift alerts to resolve in Alertmanager", drift_alerts_gone, timeout=120, every=2)
+        poll("the drift alerts to resolve in Alertmanager", drift_alerts_gone, timeout_s=120, every_s=2)
         history = client.get(f"{stack.monitor_urls[0]}/alerts/history").json()["transitions"]
         episode = [(h["from_state"], h["to_state"]) for h in history if h["alertname"] == "DatasetDrift"]
         assert ("firing", "resolved") in episode

@@ -44,7 +44,7 @@ def poll(what: str, fn: Callable[[], T | None], timeout_s: float, every_s: float
             got = fn()
             if got is not None:
                 return got
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
             last = exc
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last error: {last!r})")
