@@ -231,7 +231,7 @@ class ModelInfo(BaseModel):
     version: str
     feature_names: list[str]
     class_names: list[str]
-    test_accuracy: float
+    test_accuracy: float | None = None  # None for a model Driftwatch did not train
 
 
 class Readiness(BaseModel):

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 CONSUMER_GROUP = "monitor"
 KEY_ROOT = "driftwatch"
 
+MODELS_INDEX = f"{KEY_ROOT}:models"
+"""Set: the name of every registered model (each registration adds its name; monitors discover models here)."""
+
 
 def hash_tag_prefix(key: str) -> str:
     """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: the part that fixes a key's cluster slot."""

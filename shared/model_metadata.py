@@ -1,16 +1,23 @@
-"""What a trained model directory says about itself, and its reference sample.
+"""What a model version says about itself, and its reference sample.
 
 Both services need it: the model service validates requests against the
-feature and class names, the monitor tests windows against the reference. The
-model service publishes both to Redis at start-up so the monitor needs no
-shared disk.
+feature and class names, the monitor tests windows against the reference. A
+version comes from a training run here (a model directory, which the model
+service publishes to Redis at start-up) or from ``driftwatch register`` (a
+user's own model, described by a CSV/Parquet reference), so the monitor needs
+no shared disk and treats both alike.
+
+Every field added since the first trained models has a default that describes
+those models (a probabilistic classifier with integer labels), so their
+``metadata.json`` files stay valid.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,16 +52,62 @@ class DataSummary(BaseModel):
     label_column: str | None = None
 
 
+Task = Literal["classification", "regression"]
+LabelKind = Literal["string", "integer", "boolean"]
+
+
+class FeatureSummary(BaseModel):
+    """Exact summaries of one feature over the whole reference file, not only the sample.
+
+    ``count`` and ``missing`` are exact counts; ``min``, ``max`` and the quantiles
+    are exact over the feature's float32 values (the precision events carry),
+    quantiles as ``numpy.quantile``'s default (linear) method; ``mean`` is summed
+    in float64. None where the feature has no value at all.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    count: int = Field(description="Rows with a value")
+    missing: int = Field(description="Rows without one (empty cell, null or NaN)")
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    quantiles: list[float | None] = Field(default_factory=list, description="At ReferenceSummary.quantile_levels")
+
+
+class ReferenceSummary(BaseModel):
+    """What the stored reference sample was drawn from, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(description="Rows in the whole reference file")
+    sample_rows: int = Field(description="Rows kept as the reference sample")
+    sample_seed: int = Field(description="Seed of the uniform sample without replacement (bottom-k random keys)")
+    quantile_levels: list[float]
+    features: list[FeatureSummary]
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
     version: str
     feature_names: list[str]
-    class_names: list[str]
+    class_names: list[str] = Field(
+        description='Class labels as text ("0", "1", ...; "true"/"false" for booleans); empty for a regressor'
+    )
     categorical: list[bool] = Field(description="Per feature: tested with chi-squared, not KS")
-    training: TrainingSummary
+    task: Task = "classification"
+    label_kind: LabelKind = Field(
+        default="integer", description="The JSON type a class label has on the wire (class_names holds its text)"
+    )
+    has_probabilities: bool = Field(default=True, description="Whether predictions carry class probabilities")
+    training: TrainingSummary | None = Field(default=None, description="Set when Driftwatch trained the model")
     data: DataSummary
+    reference_summary: ReferenceSummary | None = Field(
+        default=None, description="Set when the reference came from a registered file"
+    )
     created_at: str
 
     @property
@@ -81,12 +134,18 @@ class Reference:
     ``probabilities`` and ``labels`` from a held-out sample the model did not
     train on, so that prediction drift and confidence are compared with what
     the model does on unseen data, not on data it memorised.
+
+    A registered model may lack some of them: ``probabilities`` has zero
+    columns when the model gives none, ``labels`` is empty without a label
+    column, and a regressor's numeric predictions are ``predicted_values``
+    (its ``predicted_classes`` is empty).
     """
 
     features: npt.NDArray[np.float32]
     predicted_classes: npt.NDArray[np.int64]
     probabilities: npt.NDArray[np.float32]
     labels: npt.NDArray[np.int64]
+    predicted_values: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -96,6 +155,7 @@ class Reference:
             predicted_classes=self.predicted_classes,
             probabilities=self.probabilities,
             labels=self.labels,
+            predicted_values=self.predicted_values,
         )
         return buffer.getvalue()
 
@@ -107,6 +167,11 @@ class Reference:
                 predicted_classes=npz["predicted_classes"].astype(np.int64, copy=False),
                 probabilities=npz["probabilities"].astype(np.float32, copy=False),
                 labels=npz["labels"].astype(np.int64, copy=False),
+                predicted_values=(
+                    npz["predicted_values"].astype(np.float32, copy=False)
+                    if "predicted_values" in npz.files
+                    else np.zeros(0, np.float32)  # written before regressors existed
+                ),
             )
 
     @classmethod

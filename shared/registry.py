@@ -21,7 +21,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from shared.keys import Keys
+from shared.keys import MODELS_INDEX, Keys
 from shared.model_metadata import ModelMetadata, Reference
 
 log = logging.getLogger(__name__)
@@ -51,22 +51,35 @@ class ModelIdentityConflict(Exception):
 def _identity(metadata: ModelMetadata) -> str:
     names = metadata.feature_names
     shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    kind = "regressor" if metadata.task == "regression" else f"{metadata.label_kind} labels"
+    if not metadata.has_probabilities:
+        kind += " without probabilities"
     return (
-        f"{len(names)} features ({shown}), classes {metadata.class_names[:10]}"
+        f"{len(names)} features ({shown}), {kind}, classes {metadata.class_names[:10]}"
         f"{'...' if len(metadata.class_names) > 10 else ''}, data sha256 {metadata.data.sha256[:12]}"
         f" (source {metadata.data.source})"
     )
 
 
+def _identity_of(m: ModelMetadata) -> tuple[object, ...]:
+    return (m.feature_names, m.class_names, m.task, m.label_kind, m.has_probabilities, m.data.sha256)
+
+
 def same_model(a: ModelMetadata, b: ModelMetadata) -> bool:
-    """What makes a name+version mean one model: its inputs, outputs and training data."""
-    return (a.feature_names, a.class_names, a.data.sha256) == (b.feature_names, b.class_names, b.data.sha256)
+    """What makes a name+version mean one model: its inputs, outputs and training (or reference) data."""
+    return _identity_of(a) == _identity_of(b)
 
 
 async def register_model(
     client: aioredis.Redis, keys: Keys, metadata: ModelMetadata, reference: Reference
 ) -> None:
-    """Register (or re-register) a version; raises :class:`ModelIdentityConflict`."""
+    """Register (or re-register) a version; raises :class:`ModelIdentityConflict`.
+
+    The model's name joins :data:`shared.keys.MODELS_INDEX` (how a monitor
+    discovers models) after the version is written, in its own command: the
+    index and the model's keys live in different cluster slots. A name is
+    therefore never listed before its metadata can be read.
+    """
     field = metadata_field(metadata.version)
     async with client.pipeline(transaction=True) as pipe:
         while True:
@@ -82,9 +95,10 @@ async def register_model(
                 pipe.set(keys.reference(metadata.version), reference.to_bytes(), nx=True)
                 pipe.hset(keys.model_info, mapping={FIELD_VERSION: metadata.version, field: metadata.model_dump_json()})
                 await pipe.execute()
-                return
+                break
             except WatchError:  # another replica registered meanwhile: check again
                 continue
+    await client.sadd(MODELS_INDEX, metadata.name)
 
 
 async def register_until_done(

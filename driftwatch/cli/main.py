@@ -71,9 +71,11 @@ def train(
             progress.update(task, completed=epoch, logs=shown)
 
         metadata = run_training(dataset, out, config, on_epoch=on_epoch)
+    summary = metadata.training
+    assert summary is not None  # a training run always writes its summary
     console.print(
-        f"Test accuracy [bold green]{metadata.training.test_accuracy:.4f}[/] "
-        f"(loss {metadata.training.test_loss:.4f}); model {metadata.name} v{metadata.version} written to {out}"
+        f"Test accuracy [bold green]{summary.test_accuracy:.4f}[/] "
+        f"(loss {summary.test_loss:.4f}); model {metadata.name} v{metadata.version} written to {out}"
     )
 
 

@@ -93,5 +93,5 @@ async def model_info(service: Service, _: ReadAccess) -> ModelInfo:
         version=meta.version,
         feature_names=meta.feature_names,
         class_names=meta.class_names,
-        test_accuracy=meta.training.test_accuracy,
+        test_accuracy=meta.training.test_accuracy if meta.training is not None else None,
     )
