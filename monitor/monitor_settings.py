@@ -99,6 +99,10 @@ class MonitorSettings(ServiceSettings):
     correction: Literal["bonferroni", "fdr_bh", "none"] = Field(
         default="bonferroni", alias="DRIFTWATCH_CORRECTION"
     )
+    # KS p-values (monitor/drift/detector.py DriftConfig.p_values): near-level reports every
+    # one, as scipy computes it near the decision level and from Kolmogorov's limit far from
+    # it; all computes every one as scipy does (slower at unequal sizes; same decisions).
+    p_values: Literal["near-level", "all", "drifted"] = Field(default="near-level", alias="DRIFTWATCH_P_VALUES")
     read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
     read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
     # A pending entry idle this long belongs to a dead consumer and is claimed.

@@ -103,7 +103,8 @@ def drift_config(settings: MonitorSettings) -> DriftConfig:
     One place, so ``benchmarks/drift.py`` times exactly what the worker runs.
     """
     return DriftConfig(
-        alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size
+        alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size,
+        p_values=settings.p_values,
     )
 
 

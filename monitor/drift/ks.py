@@ -20,7 +20,12 @@ cached) and evaluates p-values only where they are reported.
 
 The p-values follow :func:`scipy.stats.ks_2samp` with ``method='auto'``:
 exact when ``max(n, m) <= 10000`` (and when the exact computation succeeds),
-otherwise the asymptotic ``kstwo.sf(D, round(n m / (n + m)))``.
+otherwise the asymptotic ``kstwo.sf(D, round(n m / (n + m)))``. The exact
+value at unequal sizes costs ~15 ms per distinct statistic at 10k x 1k, so
+the detector's default (``DriftConfig.p_values="near-level"``) computes it
+only near the decision level and reports Kolmogorov's limit with Stephens'
+correction (:func:`ks_kolmogorov_p`, microseconds for all features) farther
+away, where no decision can depend on it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "SortedReference",
     "ks_2samp_many",
     "ks_critical_h",
+    "ks_kolmogorov_p",
     "ks_lattice",
     "ks_pvalue_h",
     "ks_pvalues",
@@ -108,6 +114,26 @@ def _asymp_p(n: int, m: int, d: NDArray[np.float64]) -> NDArray[np.float64]:
     if en < 1:
         return np.ones_like(np.asarray(d, dtype=np.float64))
     return np.clip(np.asarray(kstwo.sf(d, en), dtype=np.float64), 0.0, 1.0)
+
+
+def ks_kolmogorov_p(n: int, m: int, h: ArrayLike) -> NDArray[np.float64]:
+    """Kolmogorov's limiting p-value with Stephens' small-sample correction, vectorised.
+
+    ``Q_KS((sqrt(e) + 0.12 + 0.11 / sqrt(e)) D)`` with ``e = n m / (n + m)``:
+    one ``special.kolmogorov`` call for all features (microseconds), where
+    scipy's exact path costs ~15 ms per statistic at 10k x 1k and its
+    ``kstwo.sf`` ~0.3 ms. Used for the p-values that cannot change a
+    decision (``DriftConfig.p_values="near-level"``); within 1% of the exact
+    value for p > 0.02 and within 5% down to 1e-6 at 10k x 1k (measured).
+
+    >>> round(float(ks_kolmogorov_p(10_000, 1_000, [450])[0]), 4)
+    0.0489
+    """
+    lcm, _, _ = ks_lattice(n, m)
+    e = n * m / (n + m)
+    scale = math.sqrt(e) + 0.12 + 0.11 / math.sqrt(e)
+    d = np.asarray(h, dtype=np.float64) / lcm
+    return np.clip(np.asarray(special.kolmogorov(scale * d), dtype=np.float64), 0.0, 1.0)
 
 
 @lru_cache(maxsize=65536)
@@ -219,9 +245,11 @@ def ks_critical_h(n: int, m: int, level: float, method: KSMethod = "auto") -> in
 
     if p(lcm) >= level:
         return lcm + 1
-    big, small = max(n, m), min(n, m)
-    en = round(big * small / (big + small))
-    guess = float(special.kolmogi(level)) / math.sqrt(max(en, 1))
+    # The guess inverts Kolmogorov's limit with Stephens' correction (ks_kolmogorov_p): it
+    # lands within a step or two of the exact critical value, so the search costs a few
+    # exact p-values (~15 ms each at 10k x 1k) instead of a dozen.
+    e = max(n * m / (n + m), 1.0)
+    guess = float(special.kolmogi(level)) / (math.sqrt(e) + 0.12 + 0.11 / math.sqrt(e))
     h0 = min(max(math.ceil(guess * lcm), 1), lcm)
     # Bracket: lo has p >= level, hi has p < level, by galloping from the guess.
     if p(h0) < level:

@@ -39,7 +39,10 @@ class FeatureDrift(BaseModel):
     statistic: float | None = None
     p_value: float | None = None
     p_value_adjusted: float | None = None
-    p_value_method: Literal["exact", "asymp", "chi2"] | None = None
+    p_value_method: Literal["exact", "asymp", "kolmogorov", "chi2"] | None = None
+    """How ``p_value`` was computed: scipy's exact or asymptotic KS distribution, Kolmogorov's
+    limit with Stephens' correction (far from the decision level, see ``DriftConfig.p_values``),
+    or chi-squared."""
     effect_size: float | None = None
     effect_size_kind: EffectKind
     significant: bool = False

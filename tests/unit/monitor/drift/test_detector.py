@@ -18,7 +18,9 @@ def _names(f: int) -> list[str]:
 def test_report_shape_and_json() -> None:
     rng = np.random.default_rng(1)
     ref = rng.normal(size=(1500, 4))
-    det = DriftDetector(ref, _names(4), reference_classes=rng.integers(0, 3, 1500), n_classes=3)
+    det = DriftDetector(
+        ref, _names(4), DriftConfig(p_values="all"), reference_classes=rng.integers(0, 3, 1500), n_classes=3
+    )
     win = rng.normal(size=(400, 4))
     win[:, 1] += 1.0
     report = det.test(win, rng.integers(0, 3, 400))
@@ -97,7 +99,7 @@ def test_p_values_drifted_only_gives_same_decisions() -> None:
     ref = rng.normal(size=(3000, 10))
     win = rng.normal(size=(600, 10))
     win[:, [2, 5]] += 0.4
-    full = DriftDetector(ref, _names(10)).test(win)
+    full = DriftDetector(ref, _names(10), DriftConfig(p_values="all")).test(win)
     lazy = DriftDetector(ref, _names(10), DriftConfig(p_values="drifted")).test(win)
     assert [f.drifted for f in full.features] == [f.drifted for f in lazy.features]
     for a, b in zip(full.features, lazy.features, strict=True):
@@ -109,6 +111,36 @@ def test_p_values_drifted_only_gives_same_decisions() -> None:
     assert [f.drifted for f in full.features] == [
         f.p_value is not None and f.p_value < 0.05 / 10 for f in full.features
     ]
+
+
+def test_near_level_p_values_are_scipys_where_they_can_matter_and_never_change_a_decision() -> None:
+    """The default reports every p-value: scipy's within NEAR_LEVEL of the per-test level (or
+    wherever the limit would disagree with the exact decision), Kolmogorov's limit elsewhere."""
+    from monitor.drift.detector import NEAR_LEVEL
+
+    rng = np.random.default_rng(8)
+    f = 40
+    ref = rng.normal(size=(5000, f))
+    kinds = set()
+    for shift in (0.0, 0.08, 0.12, 0.2, 0.5):
+        win = rng.normal(size=(700, f))
+        win[:, :10] += shift
+        exact = DriftDetector(ref, _names(f), DriftConfig(p_values="all")).test(win)
+        near = DriftDetector(ref, _names(f)).test(win)
+        level = near.per_test_level
+        assert level == pytest.approx(0.05 / f)
+        assert [x.drifted for x in near.features] == [x.drifted for x in exact.features]
+        for j, (a, b) in enumerate(zip(exact.features, near.features, strict=True)):
+            assert b.p_value is not None and a.p_value is not None
+            kinds.add(b.p_value_method)
+            if level / NEAR_LEVEL <= a.p_value <= level * NEAR_LEVEL:
+                assert b.p_value_method == "exact" and b.p_value == a.p_value
+                assert b.p_value == pytest.approx(ks_2samp(ref[:, j], win[:, j]).pvalue, rel=1e-9)
+            elif b.p_value_method == "kolmogorov":
+                # Far from the level the limit is close enough to tell "far": same side, same decade band.
+                assert (b.p_value < level) == (a.p_value < level)
+                assert b.p_value == pytest.approx(a.p_value, rel=0.1) or a.p_value < level / NEAR_LEVEL
+    assert kinds == {"exact", "kolmogorov"}
 
 
 def test_fdr_bh_and_none() -> None:
