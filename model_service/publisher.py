@@ -170,12 +170,16 @@ class EventPublisher:
         return sum(f.size_bytes for f in self._replay_files)
 
     def submit(self, entries: list[StreamEntry]) -> int:
-        """Queue entries without waiting; returns how many were dropped for lack of room."""
+        """Queue entries (of any model's streams) without waiting; returns how many were
+        dropped for lack of room."""
         room = self._queue_max - self._queue_events
         accepted = entries if len(entries) <= room else entries[: max(room, 0)]
         self._queue.extend(accepted)
         self._queue_events += len(accepted)
-        return self._after_submit(len(entries) - len(accepted))
+        if len(accepted) < len(entries):
+            self._count_drop(_per_stream(entries[len(accepted):]), "queue_full")
+        self._wakeup.set()
+        return len(entries) - len(accepted)
 
     def submit_predictions(self, block: PredictionBlock) -> int:
         """Queue a block of predictions as it is (encoded later, per batch); returns the rows dropped."""
@@ -183,26 +187,26 @@ class EventPublisher:
         room = max(self._queue_max - self._queue_events, 0)
         dropped = rows - room if rows > room else 0
         if dropped:
+            self._count_drop({(block.header.stream, block.header.version): dropped}, "queue_full")
             block, rows = block.head(room), room
         if rows:
             self._queue.append(block)
             self._queue_events += rows
-        return self._after_submit(dropped)
-
-    def _after_submit(self, dropped: int) -> int:
-        if dropped:
-            self._count_drop(dropped, "queue_full")
         self._wakeup.set()
         return dropped
 
-    def _count_drop(self, n: int, reason: str) -> None:
+    def _count_drop(self, counts: dict[tuple[str, str | None], int], reason: str) -> None:
+        """Count lost events by stream (and model version, where known) for the metrics."""
+        n = sum(counts.values())
         self.stats.dropped += n
         if reason == "queue_full":
             self.stats.dropped_queue_full += n
         else:
             self.stats.dropped_spill_full += n
         if self._metrics is not None:
-            self._metrics.dropped(n, reason=reason)
+            for (stream, version), count in counts.items():
+                model, kind = _model_and_kind(stream)
+                self._metrics.dropped(count, reason, kind, model=model, model_version=version)
         log.warning("publisher: dropped %d events (%s)", n, reason)
 
     # -- lifecycle --------------------------------------------------------------
@@ -357,7 +361,9 @@ class EventPublisher:
             return
         self.stats.published += n
         if self._metrics is not None:
-            self._metrics.published(n)
+            for (stream, version), count in _batch_counts(batch).items():
+                model, kind = _model_and_kind(stream)
+                self._metrics.published(count, kind, model=model, model_version=version)
 
     async def _write(self, batch: _Batch) -> bool:
         """Write a batch once: True if written now, False if Redis already had it."""
@@ -424,5 +430,31 @@ class EventPublisher:
         if stored:
             self.stats.spilled += batch.size
         else:
-            self._count_drop(batch.size, "spill_full")
+            self._count_drop(_batch_counts(batch), "spill_full")
         self._inflight = None
+
+
+def _model_and_kind(stream: str) -> tuple[str | None, str]:
+    """The model and the kind (``predictions``, ``feedback``) of a stream key, for metric attributes."""
+    try:
+        model: str | None = Keys.of_stream(stream).model
+    except ValueError:
+        model = None
+    return model, stream.rsplit(":", 1)[-1]
+
+
+def _per_stream(entries: Sequence[StreamEntry]) -> dict[tuple[str, str | None], int]:
+    """Entries by stream; their model version is the one a prediction entry names (``mv``), if any."""
+    counts: collections.Counter[tuple[str, str | None]] = collections.Counter()
+    for stream, fields in entries:
+        version = fields.get(b"mv")
+        counts[stream, version.decode() if version is not None else None] += 1
+    return dict(counts)
+
+
+def _batch_counts(batch: _Batch) -> dict[tuple[str, str | None], int]:
+    counts = _per_stream(batch.entries)
+    for block in batch.blocks:
+        key = (block.header.stream, block.header.version)
+        counts[key] = counts.get(key, 0) + len(block)
+    return counts

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model_service.spill import StreamEntry
-from shared.events import FLOAT, PREDICTION_FIELDS, SCHEMA_VERSION, encode_predictions
+from shared.events import FLOAT, PREDICTION_FIELDS, SCHEMA_VERSION, encode_predictions, timestamp_texts
 from shared.ids import ID_LENGTH
 
 
@@ -68,10 +68,11 @@ class PredictionBlock:
 
     header: BlockHeader
     ids: Sequence[str]
-    timestamp_ms: int
+    # One instant for the block (a scoring call), or one per row (events logged from elsewhere).
+    timestamp_ms: int | npt.NDArray[np.int64]
     features: npt.NDArray[np.float32]  # (n, F)
     classes: npt.NDArray[np.integer]  # (n,)
-    probabilities: npt.NDArray[np.float32]  # (n, K)
+    probabilities: npt.NDArray[np.float32]  # (n, K); (n, 0) for a model without probabilities
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,7 +86,8 @@ class PredictionBlock:
 
     def head(self, rows: int) -> PredictionBlock:
         """The first ``rows`` rows (what fits in a full queue)."""
-        return PredictionBlock(self.header, self.ids[:rows], self.timestamp_ms,
+        stamps = self.timestamp_ms[:rows] if isinstance(self.timestamp_ms, np.ndarray) else self.timestamp_ms
+        return PredictionBlock(self.header, self.ids[:rows], stamps,
                                self.features[:rows], self.classes[:rows], self.probabilities[:rows])
 
     def entries(self) -> list[StreamEntry]:
@@ -126,7 +128,7 @@ def predictions_script_args(blocks: Sequence[PredictionBlock]) -> list[bytes | i
     ids = "".join(chain.from_iterable(b.ids for b in blocks)).encode()
     if len(ids) != n * ID_LENGTH:
         raise ValueError(f"prediction ids must be {ID_LENGTH} characters each")
-    timestamps = b",".join(b",".join([str(b.timestamp_ms).encode()] * len(b)) for b in blocks)
+    timestamps = b",".join(b",".join(timestamp_texts(b.timestamp_ms, len(b))) for b in blocks)
     return [
         n,
         first.features.shape[1] * FLOAT.itemsize,

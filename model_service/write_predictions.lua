@@ -3,7 +3,7 @@
 --
 -- KEYS: 1 the batch's marker, 2 the predictions stream.
 -- ARGV: 1 marker TTL (ms), 2 MAXLEN, 3 rows, 4 bytes per features row, 5 bytes
--- per probabilities row, 6 schema version, 7 model, 8 model version, 9 ids
+-- per probabilities row (0: none), 6 schema version, 7 model, 8 model version, 9 ids
 -- (fixed width), 10 timestamps and 11 classes (decimal, comma-separated),
 -- 12 features and 13 probabilities (float32 rows back to back), 14 id width,
 -- 15 the entry's field names (comma-separated: version, id, timestamp, model,
@@ -22,7 +22,8 @@ end
 need_keys(2)
 need_args(15, true)
 local ttl, maxlen = int_arg(1, 'marker TTL', 1), int_arg(2, 'MAXLEN', 1)
-local n, xw, pw = int_arg(3, 'rows', 1), int_arg(4, 'features row width', 1), int_arg(5, 'probabilities row width', 1)
+-- A model without probabilities writes empty ones (width 0).
+local n, xw, pw = int_arg(3, 'rows', 1), int_arg(4, 'features row width', 1), int_arg(5, 'probabilities row width', 0)
 local v, m, mv, ids, x, p = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[12], ARGV[13]
 local idw = int_arg(14, 'id width', 1)
 need_width(ids, n, idw, 'ids (ARGV[9])')

@@ -11,9 +11,11 @@ Schema version 1, prediction entry fields::
     id  prediction id (shared.ids)
     ts  prediction time, ms since the epoch
     m   model name          mv  model version
-    x   features, float32 little-endian bytes, length F
-    y   predicted class index
-    p   class probabilities, float32 little-endian bytes, length K
+    x   features, float32 little-endian bytes, length F; a missing value is NaN.
+        A regressor's entries hold F + 1 values: the last is its numeric prediction.
+    y   predicted class index (0 for a regressor)
+    p   class probabilities, float32 little-endian bytes, length K; empty (zero
+        bytes) for a model that gives no probabilities
 
 Feedback entry fields: ``v``, ``id`` (the prediction id), ``label`` (class
 index), ``ts`` (feedback time, ms).
@@ -47,7 +49,7 @@ class PredictionBatch:
     model_versions: list[str]
     features: npt.NDArray[np.float32]  # (n, F)
     classes: npt.NDArray[np.int64]  # (n,)
-    probabilities: npt.NDArray[np.float32]  # (n, K)
+    probabilities: npt.NDArray[np.float32]  # (n, K); (n, 0) when the model gives none
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,23 +72,24 @@ PREDICTION_FIELDS = (b"v", b"id", b"ts", b"m", b"mv", b"x", b"y", b"p")
 
 def encode_predictions(
     ids: Sequence[str],
-    timestamp_ms: int,
+    timestamp_ms: int | npt.NDArray[np.int64],
     model: str,
     version: str,
     features: npt.NDArray[np.float32],
     classes: npt.NDArray[np.integer],
     probabilities: npt.NDArray[np.float32],
 ) -> list[dict[bytes, bytes]]:
-    """Stream fields for a batch of predictions made at one instant."""
+    """Stream fields for a batch of predictions: made at one instant (``timestamp_ms`` an
+    int), or each at its own (an array, one per row: events logged from elsewhere)."""
     x = np.ascontiguousarray(features, dtype=FLOAT)
     p = np.ascontiguousarray(probabilities, dtype=FLOAT)
-    ts = str(timestamp_ms).encode()
+    ts = timestamp_texts(timestamp_ms, len(ids))
     m, mv = model.encode(), version.encode()
     return [
         {
             b"v": SCHEMA_VERSION,
             b"id": pid.encode(),
-            b"ts": ts,
+            b"ts": ts[i],
             b"m": m,
             b"mv": mv,
             b"x": x[i].tobytes(),
@@ -95,6 +98,19 @@ def encode_predictions(
         }
         for i, pid in enumerate(ids)
     ]
+
+
+def timestamp_texts(timestamp_ms: int | npt.NDArray[np.int64], n: int) -> list[bytes]:
+    """The ``ts`` field of ``n`` entries: one instant for all, or one per row.
+
+    >>> timestamp_texts(5, 2), timestamp_texts(np.array([7, 8]), 2)
+    ([b'5', b'5'], [b'7', b'8'])
+    """
+    if isinstance(timestamp_ms, np.ndarray):
+        if timestamp_ms.shape != (n,):
+            raise ValueError(f"expected {n} timestamps, got shape {timestamp_ms.shape}")
+        return [str(t).encode() for t in timestamp_ms.tolist()]
+    return [str(int(timestamp_ms)).encode()] * n
 
 
 def encode_feedback(prediction_id: str, label: int, timestamp_ms: int) -> dict[bytes, bytes]:
@@ -116,10 +132,13 @@ def _column(entries: Sequence[Fields], name: bytes) -> list[bytes]:
         raise EventDecodeError(f"missing field {name.decode()!r}") from exc
 
 
-def _matrix(blobs: list[bytes], what: str) -> npt.NDArray[np.float32]:
+def _matrix(blobs: list[bytes], what: str, *, may_be_empty: bool = False) -> npt.NDArray[np.float32]:
+    """Rows of float32 bytes as an (n, width) matrix; ``may_be_empty``: every row empty is (n, 0)."""
     width = len(blobs[0])
-    if width == 0 or width % FLOAT.itemsize or set(map(len, blobs)) != {width}:  # map/set: C loops
-        raise EventDecodeError(f"field {what!r} has inconsistent or invalid byte lengths")
+    if (width == 0 and not may_be_empty) or width % FLOAT.itemsize or set(map(len, blobs)) != {width}:
+        raise EventDecodeError(f"field {what!r} has inconsistent or invalid byte lengths")  # map/set: C loops
+    if width == 0:
+        return np.zeros((len(blobs), 0), dtype=FLOAT)
     return np.frombuffer(b"".join(blobs), dtype=FLOAT).reshape(len(blobs), -1)
 
 
@@ -154,7 +173,7 @@ def decode_predictions(entries: Sequence[Fields]) -> PredictionBatch:
         model_versions=[v.decode() for v in _column(entries, b"mv")],
         features=_matrix(_column(entries, b"x"), "x"),
         classes=_ints(_column(entries, b"y"), "y"),
-        probabilities=_matrix(_column(entries, b"p"), "p"),
+        probabilities=_matrix(_column(entries, b"p"), "p", may_be_empty=True),
     )
 
 

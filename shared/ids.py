@@ -4,10 +4,17 @@ An id is 32 hex digits: 12 for the milliseconds since the epoch (as in UUIDv7)
 and 20 random. Because the prediction time can be read back from the id, the
 monitor files join state by time bucket without a lookup, and late feedback
 finds its prediction's bucket from the id alone.
+
+Ids from elsewhere (a caller's own request id, a KServe ``ce-id``) are mapped
+to this form by :func:`internal_prediction_id`: the prediction's own time as
+the stamp, and 20 hex digits of a hash of the foreign id instead of random
+ones. The mapping needs no stored state: feedback that carries the foreign id
+and its prediction's time maps to the same id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -31,6 +38,29 @@ def new_prediction_ids(count: int, now_ms: int | None = None) -> list[str]:
 
 def is_prediction_id(value: str) -> bool:
     return bool(_ID_PATTERN.match(value))
+
+
+# A stamp is 12 hex digits: milliseconds below 16**12 (the year 10889).
+MAX_STAMP_MS = 16**_STAMP_HEX - 1
+
+
+def internal_prediction_id(external_id: str, prediction_ms: int) -> str:
+    """The Driftwatch id of a prediction known elsewhere by ``external_id``, made at ``prediction_ms``.
+
+    The stamp of ``prediction_ms`` and the first 10 bytes of the foreign id's
+    BLAKE2b hash: the same pair always gives the same id (so a retried batch
+    dedupes, and feedback finds its prediction), and the id still carries its
+    time. ``prediction_ms`` must fit the stamp (0 to ``MAX_STAMP_MS``).
+
+    >>> internal_prediction_id("req-42", 1_700_000_000_123)[:12]
+    '018bcfe5687b'
+    >>> internal_prediction_id("req-42", 1) == internal_prediction_id("req-42", 1)
+    True
+    """
+    if not 0 <= prediction_ms <= MAX_STAMP_MS:
+        raise ValueError(f"prediction time {prediction_ms} ms is outside 0..{MAX_STAMP_MS}")
+    digest = hashlib.blake2b(external_id.encode("utf-8", "surrogatepass")).digest()[: _RANDOM_HEX // 2]
+    return f"{prediction_ms:0{_STAMP_HEX}x}{digest.hex()}"
 
 
 def prediction_time_ms(prediction_id: str) -> int:

@@ -34,6 +34,12 @@ PREDICTION_CLASS: Final = "class"
 STREAM: Final = "stream"
 """Event stream: ``predictions`` or ``feedback``."""
 
+SOURCE: Final = "source"
+"""Ingest endpoint a row came through: ``predictions``, ``feedback`` or ``kserve``."""
+
+OUTCOME: Final = "outcome"
+"""What became of an ingested row: ``accepted`` or ``rejected``."""
+
 REASON: Final = "reason"
 """Why events were dropped, e.g. ``queue_full`` or ``redis_error``."""
 

@@ -52,6 +52,8 @@ DRIFTWATCH_PREDICTIONS: Final = "driftwatch.predictions"
 DRIFTWATCH_EVENTS_PUBLISHED: Final = "driftwatch.events.published"
 DRIFTWATCH_EVENTS_QUEUED: Final = "driftwatch.events.queued"
 DRIFTWATCH_EVENTS_DROPPED: Final = "driftwatch.events.dropped"
+DRIFTWATCH_INGEST_ROWS: Final = "driftwatch.ingest.rows"
+DRIFTWATCH_INGEST_MISSING_VALUES: Final = "driftwatch.ingest.missing_values"
 DRIFTWATCH_FEATURE_DRIFT_STATISTIC: Final = "driftwatch.feature.drift.statistic"
 DRIFTWATCH_FEATURE_DRIFT_P_VALUE: Final = "driftwatch.feature.drift.p_value"
 DRIFTWATCH_FEATURE_DRIFT_P_VALUE_ADJUSTED: Final = "driftwatch.feature.drift.p_value_adjusted"
@@ -188,6 +190,10 @@ CATALOGUE: Final[tuple[MetricSpec, ...]] = (
                "model-service", "Events waiting in the in-memory publish queue."),
     MetricSpec(DRIFTWATCH_EVENTS_DROPPED, "counter", "{event}", (*_M, a.STREAM, a.REASON),
                "model-service", "Events never written to Redis (queue full, Redis error)."),
+    MetricSpec(DRIFTWATCH_INGEST_ROWS, "counter", "{row}", (*_M, a.SOURCE, a.OUTCOME), "model-service",
+               "Rows logged through the ingest endpoints: accepted (queued) or rejected (422)."),
+    MetricSpec(DRIFTWATCH_INGEST_MISSING_VALUES, "counter", "{value}", (*_M, a.FEATURE), "model-service",
+               "Feature values logged as null or NaN (kept as NaN in the event), by feature."),
     # -- monitor: drift --------------------------------------------------------
     MetricSpec(DRIFTWATCH_FEATURE_DRIFT_STATISTIC, "gauge", "", _F, "monitor",
                "Test statistic of one feature in the latest window (KS D, chi-squared)."),

@@ -81,7 +81,9 @@ class ModelServiceMetrics:
     [('3', 2), ('7', 1)]
     """
 
-    def __init__(self, meter: Meter, *, model: str, model_version: str) -> None:
+    def __init__(self, meter: Meter, *, model: str | None, model_version: str = "") -> None:
+        """``model``: the served model (its name and version are the default attributes);
+        None for a service that only logs other models' events (``--ingest-only``)."""
         self._inference_duration = cast(Histogram, create_instrument(meter, c.DRIFTWATCH_INFERENCE_DURATION))
         # Observable, because it changes on every request: an SDK Counter.add per
         # class per request cost more than the in-process totals read at export.
@@ -91,20 +93,39 @@ class ModelServiceMetrics:
         self._dropped = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_DROPPED))
         self._queue_depth: Callable[[], int | None] | None = None
         create_instrument(meter, c.DRIFTWATCH_EVENTS_QUEUED, [self._observe_queue])
+        # Ingest of other models' events: rows by outcome, and missing values by feature.
+        self._ingest_rows = LocalTotals()
+        create_instrument(meter, c.DRIFTWATCH_INGEST_ROWS, [self._ingest_rows.observe])
+        self._missing = LocalTotals()
+        create_instrument(meter, c.DRIFTWATCH_INGEST_MISSING_VALUES, [self._missing.observe])
+        self._tracked: set[tuple[str, str]] = set()
         self.set_model(model, model_version)
 
-    def set_model(self, model: str, model_version: str) -> None:
+    def set_model(self, model: str | None, model_version: str = "") -> None:
         """Switch the ``model``/``model.version`` attributes (after loading another model)."""
-        self._base: dict[str, str] = {attr.MODEL: model, attr.MODEL_VERSION: model_version}
+        self._model = model
+        self._base: dict[str, str] = {attr.MODEL: model or "", attr.MODEL_VERSION: model_version}
         self._class_keys: dict[int, AttrKey] = {}
-        self._stream_attrs: dict[str, dict[str, str]] = {}
-        self._drop_attrs: dict[tuple[str, str], dict[str, str]] = {}
-        # Every known reason exported at 0 from the start: a counter whose series
-        # appears with its first drop hides that drop from rate()/increase() (and
-        # from the DriftwatchEventsDropped alert), and dashboards would query a
-        # series that does not exist yet.
+        self._stream_attrs: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._drop_attrs: dict[tuple[str, str, str, str], dict[str, str]] = {}
+        if model is not None:
+            self._tracked.discard((model, model_version))
+            self.track_model(model, model_version)
+
+    def track_model(self, model: str, model_version: str) -> None:
+        """Export every drop reason at 0 for a model the service publishes for.
+
+        A counter whose series appears with its first drop hides that drop from
+        rate()/increase() (and from the DriftwatchEventsDropped alert), and
+        dashboards would query a series that does not exist yet. Called once
+        per model and version (the served one, and each one logged through the
+        ingest endpoints).
+        """
+        if (model, model_version) in self._tracked:
+            return
+        self._tracked.add((model, model_version))
         for reason in DROP_REASONS:
-            self.dropped(0, reason)
+            self.dropped(0, reason, model=model, model_version=model_version)
 
     def _class_key(self, cls: int) -> AttrKey:
         found = self._class_keys.get(cls)
@@ -113,11 +134,18 @@ class ModelServiceMetrics:
             self._class_keys[cls] = found
         return found
 
-    def _for_stream(self, stream: str) -> dict[str, str]:
-        found = self._stream_attrs.get(stream)
+    def _model_attrs(self, model: str | None, model_version: str | None) -> tuple[str, str]:
+        if model is None or model == self._model:
+            return self._base[attr.MODEL], self._base[attr.MODEL_VERSION] if model_version is None else model_version
+        return model, model_version or ""
+
+    def _for_stream(self, stream: str, model: str | None = None, model_version: str | None = None) -> dict[str, str]:
+        name, version = self._model_attrs(model, model_version)
+        key = (name, version, stream)
+        found = self._stream_attrs.get(key)
         if found is None:
-            found = {**self._base, attr.STREAM: stream}
-            self._stream_attrs[stream] = found
+            found = {attr.MODEL: name, attr.MODEL_VERSION: version, attr.STREAM: stream}
+            self._stream_attrs[key] = found
         return found
 
     def record_inference(self, seconds: float, n: int = 1) -> None:
@@ -142,22 +170,43 @@ class ModelServiceMetrics:
             (self._class_key(int(cls)), int(n)) for cls, n in zip(present, counts[present], strict=True)
         )
 
-    def published(self, n: int, stream: str = "predictions") -> None:
-        """``n`` events were written to Redis (called per batch, not per request)."""
-        if n > 0:
-            self._published.add(n, self._for_stream(stream))
+    def published(
+        self, n: int, stream: str = "predictions", *, model: str | None = None, model_version: str | None = None
+    ) -> None:
+        """``n`` events were written to Redis (called per batch, not per request).
 
-    def dropped(self, n: int, reason: str, stream: str = "predictions") -> None:
+        ``model`` (and its version) default to the served model's; the publisher
+        names the model of each stream it writes to, whichever model that is.
+        """
+        if n > 0:
+            self._published.add(n, self._for_stream(stream, model, model_version))
+
+    def dropped(
+        self, n: int, reason: str, stream: str = "predictions", *,
+        model: str | None = None, model_version: str | None = None,
+    ) -> None:
         """``n`` events were lost; ``reason`` must come from a fixed set (``queue_full``,
         ``redis_error``, ``shutdown``...), never from an exception message."""
         if n < 0:
             return
-        key = (stream, reason)
+        name, version = self._model_attrs(model, model_version)
+        key = (name, version, stream, reason)
         found = self._drop_attrs.get(key)
         if found is None:
-            found = {**self._base, attr.STREAM: stream, attr.REASON: reason}
+            found = {attr.MODEL: name, attr.MODEL_VERSION: version, attr.STREAM: stream, attr.REASON: reason}
             self._drop_attrs[key] = found
         self._dropped.add(n, found)
+
+    def ingested(self, model: str, model_version: str, source: str, *, accepted: int, rejected: int) -> None:
+        """Rows of one ingest request: ``accepted`` (queued for the stream) and ``rejected`` (a 422)."""
+        base = ((attr.MODEL, model), (attr.MODEL_VERSION, model_version), (attr.SOURCE, source))
+        outcomes = (("accepted", accepted), ("rejected", rejected))
+        self._ingest_rows.add_many(((*base, (attr.OUTCOME, outcome)), n) for outcome, n in outcomes if n)
+
+    def missing_values(self, model: str, model_version: str, counts: Mapping[str, int]) -> None:
+        """Null or NaN feature values logged for ``model``, by feature name (only those with some)."""
+        base = ((attr.MODEL, model), (attr.MODEL_VERSION, model_version))
+        self._missing.add_many(((*base, (attr.FEATURE, feature)), n) for feature, n in counts.items() if n)
 
     def set_queue_depth_callback(self, fn: Callable[[], int | None]) -> None:
         """Register how to read the publish queue depth (e.g. ``queue.qsize``).
@@ -177,6 +226,7 @@ class ModelServiceMetrics:
             log.debug("queue depth callback failed", exc_info=True)
             return
         if depth is not None:
+            # Every model's events share one queue: it is the served model's (if any) series.
             yield Observation(depth, self._for_stream("predictions"))
 
 

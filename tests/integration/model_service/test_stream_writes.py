@@ -128,3 +128,71 @@ def test_ids_of_another_width_are_refused() -> None:
                           np.zeros(1, np.int64), np.ones((1, 2), np.float32))
     with pytest.raises(ValueError, match="32 characters"):
         predictions_script_args([bad])
+
+
+def logged_block(rows: int, *, probabilities: bool) -> PredictionBlock:
+    """Rows logged from another service: each with its own time, missing values, maybe no probabilities."""
+    rng = np.random.default_rng(rows)
+    features = rng.normal(size=(rows, 4)).astype(np.float32)
+    features[0, 1] = np.nan
+    stamps = 1_700_000_000_000 + np.arange(rows, dtype=np.int64) * 1_000
+    p = rng.dirichlet(np.ones(3), rows).astype(np.float32) if probabilities else np.zeros((rows, 0), np.float32)
+    ids = [new_prediction_ids(1, int(t))[0] for t in stamps]
+    return PredictionBlock(BlockHeader(PREDICTIONS, "logged", "2"), ids, stamps, features,
+                           rng.integers(0, 3, rows), p)
+
+
+@pytest.mark.parametrize("probabilities", [True, False])
+async def test_logged_blocks_write_their_rows_times_and_empty_probabilities(
+    aredis: aioredis.Redis, tmp_path: Path, probabilities: bool
+) -> None:
+    blocks = [logged_block(3, probabilities=probabilities), logged_block(2, probabilities=probabilities)]
+    publisher = EventPublisher(aredis, maxlen=1_000)
+    for b in blocks:
+        publisher.submit_predictions(b)
+    await drain(publisher)
+    written = await fields_on(aredis, PREDICTIONS)
+    assert written == [fields for b in blocks for _, fields in b.entries()]  # the script and the codec agree
+    decoded = decode_predictions(written)
+    assert decoded.timestamps_ms.tolist() == [*blocks[0].timestamp_ms.tolist(), *blocks[1].timestamp_ms.tolist()]
+    assert decoded.probabilities.shape == (5, 3 if probabilities else 0)
+    assert np.isnan(decoded.features[0, 1]) and np.isnan(decoded.features[3, 1])
+
+    # The same through the spill file and its replay.
+    await aredis.delete(PREDICTIONS)
+    spill = SpillFile(tmp_path / "logged.spill", max_bytes=1 << 20)
+    spilled = EventPublisher(aredis, maxlen=1_000, spill=spill)
+    for b in blocks:
+        spilled.submit_predictions(b)
+    await spilled.close()
+    await drain(EventPublisher(aredis, maxlen=1_000, spill=SpillFile(tmp_path / "logged.spill", max_bytes=1 << 20)))
+    assert await fields_on(aredis, PREDICTIONS) == written
+
+
+async def test_a_full_queue_counts_its_drops_for_the_model_of_each_stream(
+    aredis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_SDK_DISABLED")  # tests/conftest.py disables the SDK for app tests
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from shared.telemetry import ModelServiceMetrics
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    metrics = ModelServiceMetrics(meter, model="served", model_version="1")
+    publisher = EventPublisher(aredis, maxlen=1_000, queue_max=2, metrics=metrics)
+    publisher.submit_predictions(logged_block(3, probabilities=False))
+    publisher.submit([(FEEDBACK, encode_feedback("0" * 32, 1, 5))])
+    await drain(publisher)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        (m.name, p.attributes["model"], p.attributes["stream"], p.attributes.get("reason")): p.value
+        for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        if m.name.startswith("driftwatch.events.") and m.name != "driftwatch.events.queued"
+        for p in m.data.data_points
+    }
+    assert points[("driftwatch.events.dropped", "blocks", "predictions", "queue_full")] == 1
+    assert points[("driftwatch.events.dropped", "blocks", "feedback", "queue_full")] == 1
+    assert points[("driftwatch.events.published", "blocks", "predictions", None)] == 2

@@ -96,6 +96,8 @@ def test_every_metric_reaches_the_receiver(
     svc.published(4)
     svc.dropped(2, "queue_full")
     svc.set_queue_depth_callback(lambda: 5)
+    svc.ingested("logged", "1", "predictions", accepted=9, rejected=1)
+    svc.missing_values("logged", "1", {"age": 2})
 
     mon = MonitorMetrics(meter, model="digits-mlp")
     mon.update_drift(REPORT, model_version="v1")

@@ -68,3 +68,39 @@ def test_ids_are_unique_time_ordered_and_carry_their_time():
     assert all(is_prediction_id(i) for i in early)
     assert max(early) < late[0]
     assert prediction_time_ms(late[0]) == 2_000
+
+
+def test_events_logged_from_elsewhere_keep_each_rows_time_and_may_have_no_probabilities():
+    ids, x, y, _ = _batch(3)
+    x[1, 2] = np.nan  # a missing value stays missing
+    stamps = np.array([1_000, 2_000, 3_000], dtype=np.int64)
+    batch = decode_predictions(encode_predictions(ids, stamps, "m", "1", x, y, np.zeros((3, 0), np.float32)))
+    assert batch.timestamps_ms.tolist() == [1_000, 2_000, 3_000]
+    assert batch.probabilities.shape == (3, 0)
+    np.testing.assert_array_equal(batch.features, x)  # NaN compares equal here
+    assert np.isnan(batch.features[1, 2])
+
+
+def test_empty_and_full_probabilities_do_not_mix_in_one_batch():
+    ids, x, y, p = _batch(2)
+    entries = encode_predictions(ids, 1, "m", "1", x, y, p)
+    entries[1][b"p"] = b""
+    with pytest.raises(EventDecodeError, match="'p'"):
+        decode_predictions(entries)
+    entries[0][b"x"] = b""
+    with pytest.raises(EventDecodeError, match="'x'"):  # features are never empty
+        decode_predictions(entries)
+
+
+def test_a_foreign_id_maps_to_one_driftwatch_id_that_carries_the_prediction_time():
+    from shared.ids import internal_prediction_id
+
+    mapped = internal_prediction_id("e58f1edd-43bc-42f6-a10a-d1adb5cab831", 1_700_000_000_123)
+    assert is_prediction_id(mapped) and prediction_time_ms(mapped) == 1_700_000_000_123
+    assert mapped == internal_prediction_id("e58f1edd-43bc-42f6-a10a-d1adb5cab831", 1_700_000_000_123)
+    assert mapped != internal_prediction_id("e58f1edd-43bc-42f6-a10a-d1adb5cab832", 1_700_000_000_123)
+    import hashlib
+
+    assert mapped[12:] == hashlib.blake2b(b"e58f1edd-43bc-42f6-a10a-d1adb5cab831").digest()[:10].hex()
+    with pytest.raises(ValueError, match="outside"):
+        internal_prediction_id("x", 16**12)

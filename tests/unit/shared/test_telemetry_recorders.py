@@ -75,6 +75,8 @@ def test_every_instrument_matches_the_catalogue() -> None:
     svc.published(2)
     svc.dropped(1, "queue_full")
     svc.set_queue_depth_callback(lambda: 3)
+    svc.ingested("other", "2", "predictions", accepted=3, rejected=1)
+    svc.missing_values("other", "2", {"age": 2, "income": 0})
     mon = MonitorMetrics(meter, model="m")
     mon.update_drift({**REPORT, "prediction_drift": {"statistic": 1.0, "p_value": 0.5,
                       "effect_size": 0.1, "effect_size_kind": "jensen_shannon",
@@ -232,3 +234,40 @@ def test_dropped_events_are_exported_at_zero_before_the_first_drop() -> None:
     svc.dropped(2, "queue_full")
     dropped = _values(_metrics(reader)["driftwatch.events.dropped"])
     assert {dict(k)["reason"]: v for k, v in dropped.items()} == {"queue_full": 2, "spill_full": 0}
+
+
+def test_events_of_other_models_carry_their_own_model_and_each_new_model_exports_zero_drops() -> None:
+    provider, reader = _provider_and_reader()
+    svc = ModelServiceMetrics(provider.get_meter("t"), model="served", model_version="1")
+    svc.published(5, "predictions")
+    svc.published(2, "feedback", model="logged", model_version="")
+    svc.track_model("logged", "7")
+    svc.missing_values("logged", "7", {"age": 3, "income": 0})
+    svc.ingested("logged", "7", "predictions", accepted=4, rejected=1)
+    got = _metrics(reader)
+
+    def points(name: str) -> dict[tuple[tuple[str, object], ...], float]:
+        return {tuple(sorted(p.attributes.items())): p.value for p in got[name].data.data_points}
+
+    published = points("driftwatch.events.published")
+    assert published[(("model", "served"), ("model.version", "1"), ("stream", "predictions"))] == 5
+    assert published[(("model", "logged"), ("model.version", ""), ("stream", "feedback"))] == 2
+    dropped = points("driftwatch.events.dropped")
+    stream = ("stream", "predictions")
+    assert dropped[(("model", "logged"), ("model.version", "7"), ("reason", "spill_full"), stream)] == 0
+    assert dropped[(("model", "served"), ("model.version", "1"), ("reason", "queue_full"), stream)] == 0
+    assert points("driftwatch.ingest.missing_values") == {
+        (("feature", "age"), ("model", "logged"), ("model.version", "7")): 3
+    }
+    rows = points("driftwatch.ingest.rows")
+    assert rows[(("model", "logged"), ("model.version", "7"), ("outcome", "accepted"), ("source", "predictions"))] == 4
+    assert rows[(("model", "logged"), ("model.version", "7"), ("outcome", "rejected"), ("source", "predictions"))] == 1
+
+
+def test_a_service_without_a_model_of_its_own_exports_nothing_for_a_nameless_model() -> None:
+    provider, reader = _provider_and_reader()
+    svc = ModelServiceMetrics(provider.get_meter("t"), model=None)
+    svc.published(1, "predictions", model="logged", model_version="1")
+    got = _metrics(reader)
+    models = {p.attributes["model"] for m in got.values() for p in m.data.data_points if "model" in p.attributes}
+    assert models == {"logged"}
