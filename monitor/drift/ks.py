@@ -217,6 +217,21 @@ def ks_pvalues(
     return p_u[inverse], [how_u[i] for i in inverse]
 
 
+def _p_of_d_one(n: int, m: int, method: KSMethod) -> float:
+    """The p-value of ``D = 1`` (the samples do not overlap): the smallest one can reach.
+
+    On the exact path it is ``2 / C(n + m, n)`` in closed form (both orders of
+    the two samples), where computing it through the exact distribution
+    costs a full lattice pass (~100 ms at 10k x 1k).
+
+    >>> round(_p_of_d_one(3, 5, "auto"), 12) == round(ks_pvalue_h(3, 5, ks_lattice(3, 5)[0])[0], 12)
+    True
+    """
+    if resolve_method(n, m, method) == "exact":
+        return min(1.0, 2.0 * math.exp(math.lgamma(n + 1) + math.lgamma(m + 1) - math.lgamma(n + m + 1)))
+    return ks_pvalue_h(n, m, ks_lattice(n, m)[0], method)[0]
+
+
 @lru_cache(maxsize=4096)
 def ks_critical_h(n: int, m: int, level: float, method: KSMethod = "auto") -> int:
     """Smallest lattice statistic ``h`` whose p-value is ``< level``.
@@ -243,7 +258,7 @@ def ks_critical_h(n: int, m: int, level: float, method: KSMethod = "auto") -> in
     def p(hv: int) -> float:
         return ks_pvalue_h(n, m, hv, method)[0]
 
-    if p(lcm) >= level:
+    if _p_of_d_one(n, m, method) >= level:
         return lcm + 1
     # The guess inverts Kolmogorov's limit with Stephens' correction (ks_kolmogorov_p): it
     # lands within a step or two of the exact critical value, so the search costs a few
