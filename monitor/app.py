@@ -11,7 +11,7 @@ from monitor.alerts import AlertService, alerts_router
 from monitor.assembly import assemble_monitor
 from monitor.consumer import default_consumer_name
 from monitor.monitor_settings import MonitorSettings
-from monitor.routes import dashboard, drift, health, performance
+from monitor.routes import dashboard, drift, health, models, performance
 from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import service_app
@@ -45,6 +45,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
             supervisor=TaskSupervisor(on_failure=count_failure),
         )
         app.state.monitor = parts
+        app.state.redis = client
         app.state.alert_store = alerts.store
         parts.start()
 
@@ -69,9 +70,11 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         settings=settings,
         max_body_bytes=settings.max_body_bytes,
         provider=provider,
+        larger_bodies=models.larger_bodies(settings),
     )
     install_ui(app)
     app.include_router(health.router)
+    app.include_router(models.router)  # its routes name their own guards (reads and writes differ)
     for router in (drift.router, dashboard.router, performance.router, alerts_router):
         app.include_router(router, dependencies=[Depends(require_api_key_for_reads)])
     install_openapi(app)

@@ -118,6 +118,12 @@ class MonitorSettings(ServiceSettings):
     # Time windows: how long after its end a window waits for late predictions.
     window_grace_s: float = Field(default=5.0, ge=0, alias="DRIFTWATCH_WINDOW_GRACE_S")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
+    # PUT /models/{name}/versions/{version} carries a reference sample (up to 50,000 rows).
+    max_registration_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_REGISTRATION_BYTES"
+    )
+    # A retired version's reference and window series are kept this long, then expire (its metadata stays).
+    retired_retention_s: int = Field(default=30 * 24 * 3600, ge=60, alias="DRIFTWATCH_RETIRED_RETENTION_S")
     alerts_enabled: bool = Field(default=True, alias="DRIFTWATCH_ALERTS_ENABLED")
     # Lag (undelivered entries) above this share of the stream cap is reported as a warning.
     lag_warn_ratio: float = Field(default=0.8, gt=0, le=1, alias="DRIFTWATCH_LAG_WARN_RATIO")

@@ -9,8 +9,10 @@ is a 503, never a 500" holds on every route, not only on those that remember it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
@@ -32,6 +34,16 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 
+@dataclass(frozen=True, slots=True)
+class LargerBody:
+    """A route whose bodies may exceed the app's limit (a model registration carries its
+    reference sample): requests with ``method`` whose path matches ``path`` get ``max_bytes``."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
 class BodySizeLimitMiddleware:
     """413 for a body over ``max_bytes``, declared (Content-Length) or streamed (chunked).
 
@@ -42,21 +54,29 @@ class BodySizeLimitMiddleware:
     At most ``max_bytes`` is held, and only for bodies that came without a length.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[LargerBody] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def _limit(self, scope: Scope) -> int:
+        for route in self.larger:
+            if scope.get("method") == route.method and route.path.fullmatch(scope.get("path", "")):
+                return route.max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
         declared = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
         if declared is not None:
-            if declared > self.max_bytes:
-                await _send_413(send, self.max_bytes)
+            if declared > max_bytes:
+                await _send_413(send, max_bytes)
                 return
             await self.app(scope, receive, send)  # the server never delivers more than declared
             return
@@ -66,8 +86,8 @@ class BodySizeLimitMiddleware:
             if message["type"] != "http.request":  # the client went away
                 return
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await _send_413(send, self.max_bytes)
+            if len(body) > max_bytes:
+                await _send_413(send, max_bytes)
                 return
             if not message.get("more_body", False):
                 break
@@ -261,6 +281,7 @@ def service_app(
     max_body_bytes: int,
     provider: MeterProvider,
     middleware: Sequence[Middleware] = (),
+    larger_bodies: Sequence[LargerBody] = (),
 ) -> FastAPI:
     """A service's FastAPI app with what both services share: settings and API keys on
     ``app.state``, the body-size limit, ``middleware`` (inside the request metrics),
@@ -269,7 +290,7 @@ def service_app(
     app.state.settings = settings
     app.state.api_key = settings.api_key
     app.state.protect_reads = settings.protect_reads
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes, larger=larger_bodies)
     for layer in middleware:
         app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     instrument_fastapi(app, provider, excluded_urls=settings.excluded_urls)

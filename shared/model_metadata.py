@@ -86,6 +86,7 @@ class ReferenceSummary(BaseModel):
     sample_seed: int = Field(description="Seed of the uniform sample without replacement (bottom-k random keys)")
     quantile_levels: list[float]
     features: list[FeatureSummary]
+    prediction: FeatureSummary | None = Field(default=None, description="A regressor's numeric prediction")
 
 
 class ModelMetadata(BaseModel):

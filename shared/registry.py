@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
@@ -32,6 +34,19 @@ FIELD_VERSION = "version"
 def metadata_field(version: str) -> str:
     """Metadata is kept per version: windows of an older version still need theirs."""
     return f"metadata:{version}"
+
+
+STATUS_ACTIVE, STATUS_RETIRED = "active", "retired"
+
+
+def status_field(version: str) -> str:
+    """``active`` or ``retired``; absent for versions registered before retirement existed (active)."""
+    return f"status:{version}"
+
+
+def retired_field(version: str) -> str:
+    """When a version was retired (epoch seconds)."""
+    return f"retired-at:{version}"
 
 
 class ModelIdentityConflict(Exception):
@@ -72,8 +87,11 @@ def same_model(a: ModelMetadata, b: ModelMetadata) -> bool:
 
 async def register_model(
     client: aioredis.Redis, keys: Keys, metadata: ModelMetadata, reference: Reference
-) -> None:
-    """Register (or re-register) a version; raises :class:`ModelIdentityConflict`.
+) -> bool:
+    """Register (or re-register) a version; True if it was new. Raises :class:`ModelIdentityConflict`.
+
+    Registering a retired version again (the same model) makes it active
+    again, and its reference no longer expires.
 
     The model's name joins :data:`shared.keys.MODELS_INDEX` (how a monitor
     discovers models) after the version is written, in its own command: the
@@ -93,12 +111,18 @@ async def register_model(
                 pipe.multi()
                 # The reference of a version never changes: write it once.
                 pipe.set(keys.reference(metadata.version), reference.to_bytes(), nx=True)
-                pipe.hset(keys.model_info, mapping={FIELD_VERSION: metadata.version, field: metadata.model_dump_json()})
+                pipe.persist(keys.reference(metadata.version))
+                pipe.hset(keys.model_info, mapping={
+                    FIELD_VERSION: metadata.version, field: metadata.model_dump_json(),
+                    status_field(metadata.version): STATUS_ACTIVE,
+                })
+                pipe.hdel(keys.model_info, retired_field(metadata.version))
                 await pipe.execute()
                 break
             except WatchError:  # another replica registered meanwhile: check again
                 continue
     await client.sadd(MODELS_INDEX, metadata.name)
+    return raw is None
 
 
 async def register_until_done(
@@ -139,3 +163,99 @@ async def read_registered_model(
     if blob is None:
         return None
     return metadata, Reference.from_bytes(blob)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredVersion:
+    metadata: ModelMetadata
+    status: str
+    retired_at: int | None = None
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str
+    current_version: str | None
+    versions: list[RegisteredVersion]  # oldest registration first
+
+    @property
+    def status(self) -> str:
+        """Active while any version is."""
+        return STATUS_ACTIVE if any(v.status == STATUS_ACTIVE for v in self.versions) else STATUS_RETIRED
+
+
+def _registered_model(name: str, info: dict[bytes, bytes]) -> RegisteredModel | None:
+    """A model's registry hash, decoded; None if it holds no version."""
+    fields = {k.decode(): v for k, v in info.items()}
+    versions = []
+    for key, raw in fields.items():
+        if not key.startswith("metadata:"):
+            continue
+        metadata = ModelMetadata.model_validate_json(raw)
+        status = fields.get(status_field(metadata.version), STATUS_ACTIVE.encode()).decode()
+        retired = fields.get(retired_field(metadata.version))
+        versions.append(RegisteredVersion(metadata, status, int(retired) if retired is not None else None))
+    if not versions:
+        return None
+    versions.sort(key=lambda v: (v.metadata.created_at, v.version))
+    current = fields.get(FIELD_VERSION)
+    return RegisteredModel(name, current.decode() if current is not None else None, versions)
+
+
+async def model_names(client: aioredis.Redis) -> list[str]:
+    """Every registered model's name, sorted."""
+    return sorted(n.decode() for n in await client.smembers(MODELS_INDEX))
+
+
+async def read_models(client: aioredis.Redis, names: list[str]) -> list[RegisteredModel]:
+    """The registry entries of ``names`` (one round trip); names with no version are left out."""
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(Keys(name).model_info)
+        infos = await pipe.execute()
+    return [m for name, info in zip(names, infos, strict=True) if (m := _registered_model(name, info)) is not None]
+
+
+async def read_model(client: aioredis.Redis, name: str) -> RegisteredModel | None:
+    return _registered_model(name, await client.hgetall(Keys(name).model_info))
+
+
+async def retire_version(
+    client: aioredis.Redis, keys: Keys, version: str, retention_s: int, now_s: int, data_keys: Sequence[str] = ()
+) -> RegisteredModel | None:
+    """Mark a version retired and let its data expire after ``retention_s``; None if it is not registered.
+
+    Its metadata stays (a small hash field, kept for good): a name+version
+    never changes meaning, so the identity check must still refuse another
+    model under a retired version. What expires is its data: the reference
+    sample and ``data_keys`` (the version's window series). If it was the
+    current version, the newest still-active version becomes current.
+    Retiring again changes nothing (the first retirement's clock runs on).
+    """
+    async with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(keys.model_info)
+                model = _registered_model(keys.model, await pipe.hgetall(keys.model_info))
+                entry = next((v for v in model.versions if v.version == version), None) if model else None
+                if model is None or entry is None:
+                    return None
+                if entry.status == STATUS_RETIRED:
+                    return model
+                pipe.multi()
+                pipe.hset(keys.model_info, mapping={status_field(version): STATUS_RETIRED,
+                                                    retired_field(version): str(now_s)})
+                active = [v.version for v in model.versions if v.status == STATUS_ACTIVE and v.version != version]
+                if model.current_version == version and active:
+                    pipe.hset(keys.model_info, FIELD_VERSION, active[-1])
+                for key in (keys.reference(version), keys.production_reference(version), *data_keys):
+                    pipe.expire(key, retention_s)
+                await pipe.execute()
+                break
+            except WatchError:
+                continue
+    return await read_model(client, keys.model)

@@ -1,4 +1,4 @@
-"""``driftwatch``: train, serve, monitor, run the local stack, simulate traffic.
+"""``driftwatch``: train, register, serve, monitor, run the local stack, simulate traffic.
 
 Heavy imports (TensorFlow, the apps) happen inside the commands, so
 ``driftwatch --help`` is instant and the serving image never imports TensorFlow.
@@ -13,12 +13,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from driftwatch.cli.register import register
 from driftwatch.cli.simulate import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drift and performance monitoring for ML models.")
 console = Console()
 
 DEFAULT_MODEL_DIR = Path("models/default")
+
+app.command()(register)
 
 
 def _logging(level: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 CHILD = """
 import sys
 from driftwatch.cli import app
-for args in (["--help"], ["serve", "--help"], ["monitor", "--help"], ["up", "--help"]):
+for args in (["--help"], ["serve", "--help"], ["monitor", "--help"], ["up", "--help"], ["register", "--help"]):
     try:
         app(args)
     except SystemExit as exc:
