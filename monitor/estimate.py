@@ -27,7 +27,9 @@ reference calibration still holds, not the bias of such a shift.
 
 Confidence is kept per window as a histogram of percent buckets (see
 ``monitor.window_state.confidence_buckets``); bucket midpoints bound the error of
-the mean at half a percent.
+the mean at half a percent. A model without probabilities (K = 0) has no
+confidence: no histogram is kept and no estimator fitted, and the
+performance report says :data:`NO_PROBABILITIES`.
 
 Examples
 --------
@@ -53,6 +55,10 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.window_state import CONFIDENCE_BUCKETS
+
+NO_PROBABILITIES = "unavailable: no probabilities"
+"""What the performance report says of a model that logs no probabilities (K = 0): the
+estimate reads the top-class confidence, which such a model does not have."""
 
 _MIDPOINTS = (np.arange(CONFIDENCE_BUCKETS) + 0.5) / CONFIDENCE_BUCKETS
 _Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)

@@ -190,7 +190,8 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
         W.filed = true
         W.rows[#W.rows + 1] = field(a.rows, a.row_width, k)
         increment(W.classes, cls)
-        increment(W.confidence, string.sub(a.confidence, (k - 1) * a.CONF + 2, k * a.CONF))  -- without the offset's 1
+        local conf = field(a.confidence, a.CONF, k)  -- '1' then the bucket; '2..': no probabilities (K = 0)
+        if string.sub(conf, 1, 1) == '1' then increment(W.confidence, string.sub(conf, 2)) end
         if not W.first or ts_text < W.first then W.first = ts_text end
         if not W.last or ts_text > W.last then W.last = ts_text end
         W.version = one_version or a.version_of[k]

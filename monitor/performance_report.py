@@ -75,6 +75,11 @@ class PerformanceReport(BaseModel):
     )
     label_delay: LabelDelay
     reference_accuracy: float | None = Field(description="Accuracy on the held-out reference at training")
+    estimate_unavailable: str | None = Field(
+        default=None,
+        description='Why windows have no label-free estimate, e.g. "unavailable: no probabilities" for a '
+        "model that logs none",
+    )
     classes: list[ClassMetrics]
     confusion_matrix: list[list[int]] = Field(description="Rows: true class; columns: predicted class")
     windows: list[WindowPerformance] = Field(description="Newest first")
@@ -139,6 +144,7 @@ async def performance_report(
     last_windows: int = 10,
     calibration: AccuracyEstimator | None = None,
     model_version: str | None = None,
+    estimate_unavailable: str | None = None,
     retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
     """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists.
@@ -209,6 +215,7 @@ async def performance_report(
         feedback_expired=max(received - labelled - waiting, 0),
         label_delay=label_delay(delays_raw),
         reference_accuracy=calibration.reference_accuracy if calibration else None,
+        estimate_unavailable=estimate_unavailable,
         classes=class_metrics(matrix, class_names),
         confusion_matrix=matrix.tolist(),
         windows=per_window,

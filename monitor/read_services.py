@@ -83,14 +83,16 @@ class PerformanceReads:
         metadata = await self.catalog.latest_metadata()
         if metadata is None:
             return None
+        calibration = await self.calibrations.get(metadata.version)
         return await performance_report(
             self.client,
             self.keys,
             metadata.class_names,
             self.windows,
             last_windows=last_windows,
-            calibration=await self.calibrations.get(metadata.version),
+            calibration=calibration,
             model_version=metadata.version,
+            estimate_unavailable=self.calibrations.unavailable(metadata.version),
             retention_s=self.retention_s,
         )
 

@@ -135,9 +135,20 @@ def packed(values: Column, offset: int, width: int) -> bytes:
     return (values + offset).astype(f"S{width}").tobytes()
 
 
+NO_CONFIDENCE = CONFIDENCE_BUCKETS
+"""The bucket of a prediction without probabilities (K = 0): packed as 2xx, which the script does not count."""
+
+
 def confidence_buckets(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
     """Top-class probability in percent buckets (0..99; 1.0 joins 99): what the
-    label-free accuracy estimate reads, kept per window as a 100-field histogram."""
+    label-free accuracy estimate reads, kept per window as a 100-field histogram.
+    A model without probabilities (K = 0) gets ``NO_CONFIDENCE``: no histogram.
+
+    >>> confidence_buckets(np.zeros((2, 0), dtype=np.float32)).tolist()
+    [100, 100]
+    """
+    if probabilities.shape[1] == 0:
+        return np.full(probabilities.shape[0], NO_CONFIDENCE, dtype=np.int64)
     top = probabilities.max(axis=1)
     return np.minimum((top * CONFIDENCE_BUCKETS).astype(np.int64), CONFIDENCE_BUCKETS - 1)
 

@@ -27,6 +27,13 @@ it sets ``status="drift"`` but not ``dataset_drift``. Categorical features
 are left out of it (their codes have no meaningful product; one-hot columns
 would multiply its cost for interactions the chi-squared margins already
 bound), and so are constant numeric columns.
+
+Missing values (NaN) in the window or the reference take another path, see
+:mod:`monitor.drift.missing`: every test on present values only, each
+feature with its own sizes, a missing-rate test per feature with missing
+values in the family, every p-value computed (sizes differ per feature, so
+no critical value is shared). Windows and references without NaN never
+enter it.
 """
 
 from __future__ import annotations
@@ -38,13 +45,29 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from monitor.drift._checks import as_finite_2d
+from monitor.drift._checks import as_2d_with_missing
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
-from monitor.drift.correlation import CorrelationReference
+from monitor.drift.correlation import CALIBRATION_ROWS, CorrelationReference
 from monitor.drift.effect_size import jensen_shannon, wasserstein_sorted, wasserstein_std_scale
-from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_kolmogorov_p, ks_lattice, ks_pvalues
-from monitor.drift.report import DriftReport, FeatureDrift, MultivariateDrift, PredictionDrift
+from monitor.drift.ks import (
+    KSMethod,
+    SortedReference,
+    ks_critical_h,
+    ks_kolmogorov_p,
+    ks_lattice,
+    ks_pvalues,
+    ks_pvalues_sized,
+)
+from monitor.drift.missing import MissingRateTests, missing_rate_tests
+from monitor.drift.report import (
+    NO_MISSING,
+    DriftReport,
+    FeatureDrift,
+    MissingValues,
+    MultivariateDrift,
+    PredictionDrift,
+)
 from monitor.drift.sliding import SlidingKS
 
 __all__ = ["DriftConfig", "DriftDetector"]
@@ -168,7 +191,7 @@ class DriftDetector:
         n_classes: int | None = None,
     ) -> None:
         self.config = config if config is not None else DriftConfig()
-        ref = as_finite_2d(reference, "reference")
+        ref, ref_missing = as_2d_with_missing(reference, "reference")
         n_ref, n_feat = ref.shape
         if n_ref == 0:
             raise ValueError("reference must have at least one row")
@@ -199,10 +222,21 @@ class DriftDetector:
         self._w1_scale = (
             wasserstein_std_scale(self._num_ref.std) if self._num_ref is not None else None
         )
-        self._cat_ref = [CategoricalReference(ref[:, f]) for f in self._cat_idx]
+        # Missing values per feature in the reference (NaN: a logged null).
+        self._ref_has_missing = ref_missing
+        self._ref_missing: NDArray[np.int64] = (
+            np.isnan(ref).sum(axis=0).astype(np.int64) if ref_missing else np.zeros(n_feat, dtype=np.int64)
+        )
+        self._cat_ref: list[CategoricalReference | None] = []
+        for f in self._cat_idx:
+            present = ref[:, f] if not ref_missing else ref[~np.isnan(ref[:, f]), f]
+            self._cat_ref.append(CategoricalReference(present) if present.size else None)
         self._correlation: CorrelationReference | None = None
-        if self.config.multivariate and self._num_idx.size >= 2 and n_ref >= 2:
-            correlation = CorrelationReference(ref[:, self._num_idx], alpha=self.config.alpha)
+        complete = ref[:, self._num_idx]
+        if ref_missing:
+            complete = complete[~np.isnan(complete).any(axis=1)]
+        if self.config.multivariate and self._num_idx.size >= 2 and complete.shape[0] >= 2:
+            correlation = CorrelationReference(complete, alpha=self.config.alpha)
             self._correlation = correlation if correlation.applicable else None
 
         self.n_classes: int | None = None
@@ -259,8 +293,10 @@ class DriftDetector:
 
     def _prepare(
         self, window: ArrayLike, window_classes: ArrayLike | None
-    ) -> tuple[NDArray[np.float64], int, NDArray[np.int64] | None]:
-        win = as_finite_2d(window, "window", self.n_features)
+    ) -> tuple[NDArray[np.float64], int, NDArray[np.int64] | None, bool]:
+        """The window as floats, its size, its class counts, and whether it or the
+        reference has missing values (then :meth:`_test_missing` decides)."""
+        win, missing = as_2d_with_missing(window, "window", self.n_features)
         m = int(win.shape[0])
         classes_counts: NDArray[np.int64] | None = None
         if window_classes is not None and self._class_counts is not None:
@@ -269,7 +305,7 @@ class DriftDetector:
                 raise ValueError(
                     f"window_classes has {int(classes_counts.sum())} entries for {m} window rows"
                 )
-        return win, m, classes_counts
+        return win, m, classes_counts, missing or self._ref_has_missing
 
     def test(self, window: ArrayLike, window_classes: ArrayLike | None = None) -> DriftReport:
         """Test one window; see the module docstring for the decision rule.
@@ -277,14 +313,16 @@ class DriftDetector:
         Parameters
         ----------
         window : ndarray, shape (m, F)
-            Finite features of the window.
+            Features of the window: finite, or NaN for a missing value.
         window_classes : array of int, shape (m,), optional
             Predicted classes of the same rows (ignored when the detector has
             no reference classes).
         """
-        win, m, classes_counts = self._prepare(window, window_classes)
+        win, m, classes_counts, missing = self._prepare(window, window_classes)
         if m < self.config.min_window_size or m == 0:
             return self._insufficient(m)
+        if missing:
+            return self._test_missing(win, m, classes_counts)
         h = np.zeros(0, dtype=np.int64)
         w1: NDArray[np.float64] | None = None
         if self._num_ref is not None:
@@ -294,16 +332,17 @@ class DriftDetector:
 
     def numeric_columns(self, rows: ArrayLike) -> NDArray[np.float64]:
         """The numeric (KS) columns of (k, F) rows, as :class:`SlidingKS` steps take them."""
-        arr = as_finite_2d(rows, "rows", self.n_features)
+        arr, _ = as_2d_with_missing(rows, "rows", self.n_features)
         return arr if self._cat_idx.size == 0 else arr[:, self._num_idx]
 
     def sliding(self, window: ArrayLike) -> SlidingKS | None:
         """An incremental KS state of the numeric features for :meth:`test_sliding`.
 
         Step it with ``state.step(detector.numeric_columns(new_rows))``.
-        ``None`` when the detector has no numeric feature.
+        ``None`` when the detector has no numeric feature, or its reference
+        has missing values (windows are then tested whole, see :meth:`test_sliding`).
         """
-        if self._num_ref is None:
+        if self._num_ref is None or self._ref_has_missing:
             return None
         return SlidingKS(self._num_ref, self.numeric_columns(window))
 
@@ -321,11 +360,15 @@ class DriftDetector:
         the sorted window values, so here it is computed only for the
         significant features (the only ones whose decision it can change);
         the other features report ``effect_size=None``. Statistics, p-values
-        and decisions equal :meth:`test` on the same rows.
+        and decisions equal :meth:`test` on the same rows. A window (or
+        reference) with missing values is tested whole, as :meth:`test`
+        does: ``sliding`` is then not read.
         """
-        win, m, classes_counts = self._prepare(window, window_classes)
+        win, m, classes_counts, missing = self._prepare(window, window_classes)
         if m < self.config.min_window_size or m == 0:
             return self._insufficient(m)
+        if missing:
+            return self._test_missing(win, m, classes_counts)
         h = np.zeros(0, dtype=np.int64)
         if self._num_ref is not None:
             if sliding is None or sliding.m != m or sliding.reference is not self._num_ref:
@@ -348,6 +391,169 @@ class DriftDetector:
         )
         status = "drift" if result.drifted else report.status
         return report.model_copy(update={"multivariate_drift": multivariate, "status": status})
+
+    def _test_missing(
+        self, win: NDArray[np.float64], m: int, classes_counts: NDArray[np.int64] | None
+    ) -> DriftReport:
+        """A window when it or the reference has NaN: see :mod:`monitor.drift.missing`."""
+        cfg = self.config
+        n_feat = self.n_features
+        nan = np.isnan(win)
+        win_missing = nan.sum(axis=0).astype(np.int64)
+        insufficient = (m - win_missing < cfg.min_window_size) | (self._ref_missing == self.reference_size)
+        rates = missing_rate_tests(self._ref_missing, self.reference_size, win_missing, m)
+        n_tests = n_feat + int(rates.applies.sum())
+        tests = _FeatureTests(
+            stat=np.full(n_feat, np.nan), pval=np.full(n_feat, np.nan),
+            method=[None] * n_feat, effect=np.full(n_feat, np.nan),
+        )
+        if self._num_ref is not None:
+            level = cfg.alpha / n_tests if cfg.correction == "bonferroni" else cfg.alpha
+            self._ks_missing(tests, win[:, self._num_idx], insufficient[self._num_idx], level)
+        for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
+            if cref is None or insufficient[f]:
+                continue
+            wc = cref.window_counts(win[~nan[:, f], f])
+            tests.stat[f], tests.pval[f], _ = chi2_homogeneity(cref.counts, wc, MIN_EXPECTED)
+            tests.method[f] = "chi2"
+            tests.effect[f] = jensen_shannon(cref.counts, wc)
+
+        # One family: every feature's distribution test (p = 1 where not run), then the
+        # missing-rate tests that apply.
+        family = np.concatenate([np.where(insufficient, 1.0, tests.pval), rates.p_value[rates.applies]])
+        per_test_level: float | None
+        if cfg.correction == "fdr_bh":
+            adjusted = adjust_pvalues(family, "fdr_bh")
+            rejected = np.sort(family[adjusted < cfg.alpha])
+            per_test_level = cfg.alpha * rejected.size / n_tests if rejected.size else None
+        else:
+            factor = n_tests if cfg.correction == "bonferroni" else 1
+            adjusted = np.minimum(family * factor, 1.0)
+            per_test_level = cfg.alpha / factor
+        significant = (adjusted < cfg.alpha)[:n_feat] & ~insufficient
+        miss_adj = np.full(n_feat, np.nan)
+        miss_adj[rates.applies] = adjusted[n_feat:]
+        miss_significant = miss_adj < cfg.alpha
+        padj = np.where(insufficient, np.nan, adjusted[:n_feat])
+
+        drifted = significant.copy()
+        miss_drifted = miss_significant.copy()
+        if cfg.min_effect_size is not None:
+            drifted &= np.nan_to_num(tests.effect, nan=-np.inf) >= cfg.min_effect_size
+            miss_drifted &= np.nan_to_num(rates.effect, nan=-np.inf) >= cfg.min_effect_size
+        if cfg.p_values == "drifted" and cfg.correction != "fdr_bh":
+            hidden = ~drifted & ~self.categorical  # as the fast path: KS p-values of drifted features only
+            tests.pval[hidden], padj[hidden] = np.nan, np.nan
+            for f in np.flatnonzero(hidden).tolist():
+                tests.method[f] = None
+        features = self._feature_reports(tests, padj, significant, drifted | miss_drifted)
+        features = [
+            feature.model_copy(update={
+                "insufficient_data": bool(insufficient[f]),
+                "statistic": None if np.isnan(tests.stat[f]) else feature.statistic,
+                "missing": self._missing_values(f, m, int(win_missing[f]), rates, miss_adj, miss_significant,
+                                                miss_drifted),
+            })
+            for f, feature in enumerate(features)
+        ]
+        any_feature = drifted | miss_drifted
+        n_drifted = int(any_feature.sum())
+        prediction = self._prediction_drift(classes_counts)
+        report = DriftReport(
+            status="drift" if n_drifted or (prediction is not None and prediction.drifted) else "ok",
+            dataset_drift=n_drifted > 0,
+            drifted_share=n_drifted / n_feat,
+            n_drifted=n_drifted,
+            n_features=n_feat,
+            alpha=cfg.alpha,
+            correction=cfg.correction,
+            per_test_level=per_test_level,
+            n_tests=n_tests,
+            min_effect_size=cfg.min_effect_size,
+            reference_size=self.reference_size,
+            window_size=m,
+            drifted_features=[self.feature_names[f] for f in np.flatnonzero(any_feature)],
+            features=features,
+            prediction_drift=prediction,
+        )
+        complete = win[~nan[:, self._num_idx].any(axis=1)]
+        rows = complete.shape[0]
+        # Complete rows only; fewer than the whole window means a size of its own each time,
+        # whose null simulation would cost ~0.1 s below CALIBRATION_ROWS (draws are shared above).
+        if rows < max(2, cfg.min_window_size) or (rows < m and rows < CALIBRATION_ROWS):
+            return report
+        return self._with_multivariate(report, complete)
+
+    def _ks_missing(
+        self, tests: _FeatureTests, num: NDArray[np.float64], insufficient: NDArray[np.bool_], level: float
+    ) -> None:
+        """KS statistics, p-values and W1 of the numeric features on their present values, in place.
+
+        Each feature has its own sizes, so no critical value is shared: the
+        p-values decide. With ``p_values="all"`` or BH every one is computed as
+        scipy does; otherwise, as ``near-level`` does in the fast path,
+        Kolmogorov's limit is kept where it lies beyond ``NEAR_LEVEL`` of
+        ``level`` (a few percent off there, it cannot flip a decision) and
+        scipy's value is computed for the rest.
+        """
+        assert self._num_ref is not None and self._w1_scale is not None
+        cfg = self.config
+        res = self._num_ref.test_missing(num)
+        h = np.where(insufficient, -1, res.h)
+        ok = h >= 0
+        lcm = np.array([ks_lattice(int(a), int(b))[0] if t else 1
+                        for a, b, t in zip(res.n, res.m, ok, strict=True)], dtype=np.float64)
+        if cfg.p_values == "all" or cfg.correction == "fdr_bh":
+            exact = ok
+            p = np.full(h.size, np.nan)
+            how: list[str | None] = [None] * h.size
+        else:
+            p = np.array([float(ks_kolmogorov_p(int(a), int(b), [v])[0]) if t else np.nan
+                          for a, b, v, t in zip(res.n, res.m, h, ok, strict=True)])
+            how = ["kolmogorov" if t else None for t in ok.tolist()]
+            exact = ok & (p >= level / NEAR_LEVEL) & (p <= level * NEAR_LEVEL)
+        if exact.any():
+            p_exact, how_exact = ks_pvalues_sized(res.n[exact], res.m[exact], h[exact], cfg.ks_method)
+            p[exact] = p_exact
+            for i, method_used in zip(np.flatnonzero(exact).tolist(), how_exact, strict=True):
+                how[i] = method_used
+        idx = self._num_idx
+        tests.stat[idx] = np.where(ok, h / lcm, np.nan)
+        tests.pval[idx] = p
+        for j, f in enumerate(idx.tolist()):
+            tests.method[f] = how[j]
+        assert res.w1 is not None
+        tests.effect[idx] = np.where(ok, res.w1 / self._w1_scale, np.nan)
+
+    def _missing_values(
+        self,
+        f: int,
+        m: int,
+        window_missing: int,
+        rates: MissingRateTests,
+        adjusted: NDArray[np.float64],
+        significant: NDArray[np.bool_],
+        drifted: NDArray[np.bool_],
+    ) -> MissingValues:
+        """Feature ``f``'s missing counts and shares, and its missing-rate test if it applies."""
+        ref_missing = int(self._ref_missing[f])
+        counts = {
+            "window": window_missing,
+            "window_share": window_missing / m,
+            "reference": ref_missing,
+            "reference_share": ref_missing / self.reference_size,
+        }
+        if not rates.applies[f]:
+            return MissingValues(**counts)
+        return MissingValues(
+            **counts,
+            test="fisher_exact",
+            p_value=float(rates.p_value[f]),
+            p_value_adjusted=float(adjusted[f]),
+            effect_size=float(rates.effect[f]),
+            significant=bool(significant[f]),
+            drifted=bool(drifted[f]),
+        )
 
     def _decide(
         self,
@@ -393,6 +599,7 @@ class DriftDetector:
             alpha=cfg.alpha,
             correction=cfg.correction,
             per_test_level=per_test_level,
+            n_tests=n_feat,
             min_effect_size=cfg.min_effect_size,
             reference_size=self.reference_size,
             window_size=m,
@@ -423,6 +630,7 @@ class DriftDetector:
                 effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
                 significant=bool(significant[f]),
                 drifted=bool(drifted[f]),
+                missing=NO_MISSING,
             )
             for f in range(self.n_features)
         ]
@@ -450,6 +658,7 @@ class DriftDetector:
                 assert self._w1_scale is not None
                 tests.effect[self._num_idx] = w1 / self._w1_scale
         for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
+            assert cref is not None  # only a reference with missing values lacks one
             wc = cref.window_counts(win[:, f])
             s, p, _ = chi2_homogeneity(cref.counts, wc, MIN_EXPECTED)
             tests.stat[f], tests.pval[f], tests.method[f] = s, p, "chi2"

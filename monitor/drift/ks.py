@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -42,12 +43,13 @@ from scipy import special
 from scipy.stats import kstwo
 
 from monitor.drift import _kernels
-from monitor.drift._checks import as_finite_2d
+from monitor.drift._checks import as_2d_with_missing, as_finite_2d
 from monitor.drift.effect_size import column_mean_std, wasserstein_prefix, wasserstein_sorted
 
 __all__ = [
     "MAX_AUTO_N",
     "KSMethod",
+    "MissingKS",
     "SortedReference",
     "ks_2samp_many",
     "ks_critical_h",
@@ -55,6 +57,7 @@ __all__ = [
     "ks_lattice",
     "ks_pvalue_h",
     "ks_pvalues",
+    "ks_pvalues_sized",
     "resolve_method",
 ]
 
@@ -290,6 +293,18 @@ def ks_critical_h(n: int, m: int, level: float, method: KSMethod = "auto") -> in
     return hi
 
 
+@dataclass(frozen=True, slots=True)
+class MissingKS:
+    """Per-feature KS on present values: lattice ``h`` (-1: not testable), raw W1
+    (NaN where not testable; None unless asked) and the sizes ``n``, ``m`` it was
+    computed on (``D = h / lcm(n, m)``)."""
+
+    h: NDArray[np.int64]
+    w1: NDArray[np.float64] | None
+    n: NDArray[np.int64]
+    m: NDArray[np.int64]
+
+
 MERGE_MAX_RATIO = 30
 """Merge kernel while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
 
@@ -359,16 +374,24 @@ class SortedReference:
     """
 
     def __init__(self, reference: ArrayLike, with_wasserstein: bool = False) -> None:
-        ref = as_finite_2d(reference, "reference")
+        ref, has_missing = as_2d_with_missing(reference, "reference")
         if ref.shape[0] == 0:
             raise ValueError("reference must have at least one row")
         self.n: int = int(ref.shape[0])
         self.n_features: int = int(ref.shape[1])
+        # Present (non-NaN) values per feature: n everywhere unless the reference has missing values.
+        self.counts: NDArray[np.int64] = (
+            self.n - np.isnan(ref).sum(axis=0) if has_missing else np.full(self.n_features, self.n)
+        ).astype(np.int64)
+        self.ragged: bool = bool((self.counts != self.n).any())
         # Row-major (F, n + 1): each feature's sorted column is contiguous and
         # ends with a +inf sentinel for the merge kernel; ``sorted`` is the
-        # (F, n) view without it.
+        # (F, n) view without it. NaN sorts last and becomes +inf, so a ragged
+        # column f is its counts[f] present values, then sentinels.
         self.padded: NDArray[np.float64] = _transpose_padded(ref)
         self.padded[:, : self.n].sort(axis=1)
+        if has_missing:
+            self.padded[np.isnan(self.padded)] = np.inf
         self.sorted: NDArray[np.float64] = self.padded[:, : self.n]
         self.has_ties: NDArray[np.bool_] = (
             (self.sorted[:, 1:] == self.sorted[:, :-1]).any(axis=1)
@@ -376,11 +399,17 @@ class SortedReference:
             else np.zeros(self.n_features, dtype=bool)
         )
         # Scaled before squaring: a plain std overflows beyond ~1e154 (effect sizes then read 0).
-        self.mean, self.std = column_mean_std(self.sorted, axis=1)
+        if self.ragged:
+            stats = [column_mean_std(self.sorted[f, :c]) if c else (0.0, 0.0) for f, c in enumerate(self.counts)]
+            self.mean = np.array([float(mu) for mu, _ in stats])
+            self.std = np.array([float(sd) for _, sd in stats])
+        else:
+            self.mean, self.std = column_mean_std(self.sorted, axis=1)
         self.prefix: list[NDArray[np.float64]] | None = None
         if with_wasserstein:
             self.prefix = [
-                wasserstein_prefix(self.sorted[f] - self.mean[f]) for f in range(self.n_features)
+                wasserstein_prefix(self.sorted[f, : self.counts[f]] - self.mean[f])
+                for f in range(self.n_features)
             ]
 
     def sort_window(self, window: ArrayLike) -> NDArray[np.float64]:
@@ -419,6 +448,7 @@ class SortedReference:
         self, window_padded: NDArray[np.float64], wasserstein: bool = True
     ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
         """As :meth:`test_sorted`, for sorted rows padded with ``+inf`` (F, m + 1)."""
+        self._uniform()
         m = int(window_padded.shape[1]) - 1
         if not self.use_merge(m):
             return self.test_sorted(window_padded[:, :m], wasserstein)
@@ -444,6 +474,7 @@ class SortedReference:
         ``window_sorted`` is (F, m), each row sorted. The W1 distance reuses
         the KS ranks, so it adds ``O(m)`` per feature.
         """
+        self._uniform()
         if window_sorted.ndim != 2 or window_sorted.shape[0] != self.n_features:
             raise ValueError(
                 f"window_sorted must have shape ({self.n_features}, m), got {window_sorted.shape}"
@@ -462,22 +493,80 @@ class SortedReference:
         w1 = np.zeros(self.n_features, dtype=np.float64) if wasserstein else None
         last = self.n - 1
         for f in range(self.n_features):
-            i = f
-            r = self.sorted[f]
-            w = window_sorted[i]
-            rl = np.searchsorted(r, w, side="left")
-            # Without ties in the reference at most one reference point equals w.
-            rr = (
-                np.searchsorted(r, w, side="right")
-                if self.has_ties[f]
-                else rl + (r[np.minimum(rl, last)] == w)
-            )
-            d_plus = int((rl * a - cw_left[i] * b).max())
-            d_minus = int((cw_right[i] * b - rr * a).max())
-            out[i] = max(d_plus, d_minus, 0)
-            if w1 is not None and self.prefix is not None:
-                w1[f] = wasserstein_sorted(r, self.prefix[f], w, rl, shift=float(self.mean[f]))
+            out[f], w1_f = self._search_row(f, self.sorted[f], window_sorted[f], cw_left[f], cw_right[f], a, b,
+                                            last, w1 is not None)
+            if w1 is not None:
+                w1[f] = w1_f
         return out, w1
+
+    def _search_row(
+        self,
+        f: int,
+        r: NDArray[np.float64],
+        w: NDArray[np.float64],
+        cw_left: NDArray[np.int64],
+        cw_right: NDArray[np.int64],
+        a: int,
+        b: int,
+        last: int,
+        wasserstein: bool,
+    ) -> tuple[int, float]:
+        """One feature by binary searches: lattice ``h`` and raw W1 (0.0 unless asked)."""
+        rl = np.searchsorted(r, w, side="left")
+        # Without ties in the reference at most one reference point equals w.
+        rr = (
+            np.searchsorted(r, w, side="right")
+            if self.has_ties[f]
+            else rl + (r[np.minimum(rl, last)] == w)
+        )
+        d_plus = int((rl * a - cw_left * b).max())
+        d_minus = int((cw_right * b - rr * a).max())
+        w1 = 0.0
+        if wasserstein and self.prefix is not None:
+            w1 = wasserstein_sorted(r, self.prefix[f], w, rl, shift=float(self.mean[f]))
+        return max(d_plus, d_minus, 0), w1
+
+    def _uniform(self) -> None:
+        if self.ragged:
+            raise ValueError("the reference has missing values: test windows with test_missing()")
+
+    def test_missing(self, window: ArrayLike, wasserstein: bool = True) -> MissingKS:
+        """KS on the present values of each feature, for windows (or a reference) with NaN.
+
+        Each feature is its own two-sample test of ``n_f`` reference against
+        ``m_f`` window values (NaN left out, as scipy's ``nan_policy="omit"``),
+        so each has its own lattice: one merge (or search) per feature over
+        its present values. Features with no present value on a side get
+        ``h = -1`` (not testable).
+        """
+        w, _ = as_2d_with_missing(window, "window", self.n_features)
+        if w.shape[0] == 0:
+            raise ValueError("window must have at least one row")
+        if self.prefix is None:
+            wasserstein = False
+        sizes = (w.shape[0] - np.isnan(w).sum(axis=0)).astype(np.int64)
+        padded = _transpose_padded(w)
+        padded[:, :-1].sort(axis=1)  # NaN last: present values first, then sentinels
+        padded[np.isnan(padded)] = np.inf
+        h = np.full(self.n_features, -1, dtype=np.int64)
+        w1 = np.full(self.n_features, np.nan)
+        acc = np.zeros(1)
+        for f in range(self.n_features):
+            n_f, m_f = int(self.counts[f]), int(sizes[f])
+            if n_f == 0 or m_f == 0:
+                continue
+            lcm, a, b = ks_lattice(n_f, m_f)
+            if _kernels.HAVE_NUMBA and n_f <= MERGE_MAX_RATIO * m_f:
+                _kernels.merge_ks_w1(self.padded[f : f + 1, : n_f + 1], padded[f : f + 1, : m_f + 1],
+                                     a, b, wasserstein, h[f : f + 1], acc)
+                w1[f] = acc[0] / lcm
+                continue
+            col = padded[f : f + 1, :m_f]
+            cw_left, cw_right = _tie_counts(col)
+            h[f], w1_f = self._search_row(f, self.sorted[f, :n_f], col[0], cw_left[0], cw_right[0], a, b,
+                                          n_f - 1, wasserstein)
+            w1[f] = w1_f
+        return MissingKS(h=h, w1=w1 if wasserstein else None, n=self.counts.copy(), m=sizes)
 
     def statistic(self, window: ArrayLike) -> NDArray[np.float64]:
         """KS statistic ``D`` per feature for an unsorted (m, F) window."""
@@ -486,10 +575,41 @@ class SortedReference:
         return self.test_padded(wp, wasserstein=False)[0] / lcm
 
 
+def ks_pvalues_sized(
+    n: ArrayLike, m: ArrayLike, h: ArrayLike, method: KSMethod = "auto"
+) -> tuple[NDArray[np.float64], list[str | None]]:
+    """:func:`ks_pvalues` where each statistic has its own sample sizes (missing values).
+
+    One :func:`ks_pvalues` call per distinct ``(n, m)`` pair; entries with
+    ``h < 0`` (not testable) get NaN and method ``None``.
+    """
+    narr = np.asarray(n, dtype=np.int64).ravel()
+    marr = np.asarray(m, dtype=np.int64).ravel()
+    harr = np.asarray(h, dtype=np.int64).ravel()
+    p = np.full(harr.size, np.nan)
+    how: list[str | None] = [None] * harr.size
+    ok = harr >= 0
+    if not ok.any():
+        return p, how
+    pairs, group = np.unique(np.column_stack([narr[ok], marr[ok]]), axis=0, return_inverse=True)
+    where = np.flatnonzero(ok)
+    for g, (n_g, m_g) in enumerate(pairs.tolist()):
+        members = where[group.ravel() == g]
+        p_g, how_g = ks_pvalues(int(n_g), int(m_g), harr[members], method)
+        p[members] = p_g
+        for i, method_used in zip(members.tolist(), how_g, strict=True):
+            how[i] = method_used
+    return p, how
+
+
 def ks_2samp_many(
     reference: ArrayLike, window: ArrayLike, method: KSMethod = "auto"
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``scipy.stats.ks_2samp`` column by column, vectorised.
+
+    NaN is a missing value, left out of its column's test as scipy's
+    ``nan_policy="omit"`` does; a column with no value left on one side
+    gets NaN for both results.
 
     Parameters
     ----------
@@ -510,11 +630,23 @@ def ks_2samp_many(
     >>> ref = ks_2samp(x[:, 1], y[:, 1])
     >>> bool(abs(d[1] - ref.statistic) < 1e-12 and abs(p[1] - ref.pvalue) < 1e-12)
     True
+    >>> y[::3, 1] = np.nan
+    >>> d, p = ks_2samp_many(x, y)
+    >>> ref = ks_2samp(x[:, 1], y[:, 1], nan_policy="omit")
+    >>> bool(abs(d[1] - ref.statistic) < 1e-12 and abs(p[1] - ref.pvalue) < 1e-12)
+    True
     """
     ref = SortedReference(reference)
-    wp = ref.sort_window_padded(window)
+    win, missing = as_2d_with_missing(window, "window", ref.n_features)
+    if ref.ragged or missing:
+        res = ref.test_missing(win, wasserstein=False)
+        lcm = np.array([ks_lattice(int(a), int(b))[0] if h >= 0 else 1
+                        for a, b, h in zip(res.n, res.m, res.h, strict=True)], dtype=np.float64)
+        p_sized, _ = ks_pvalues_sized(res.n, res.m, res.h, method)
+        return np.where(res.h >= 0, res.h / lcm, np.nan), p_sized
+    wp = ref.sort_window_padded(win)
     m = int(wp.shape[1]) - 1
-    lcm, _, _ = ks_lattice(ref.n, m)
+    lcm_u, _, _ = ks_lattice(ref.n, m)
     h = ref.test_padded(wp, wasserstein=False)[0]
     p, _ = ks_pvalues(ref.n, m, h, method)
-    return h / lcm, p
+    return h / lcm_u, p

@@ -17,19 +17,52 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["DriftReport", "FeatureDrift", "MultivariateDrift", "PredictionDrift"]
+__all__ = ["NO_MISSING", "DriftReport", "FeatureDrift", "MissingValues", "MultivariateDrift", "PredictionDrift"]
 
 TestName = Literal["ks", "chi2"]
 EffectKind = Literal["wasserstein_norm", "psi", "jensen_shannon"]
 Status = Literal["ok", "drift", "insufficient_data", "error"]
 
 
+class MissingValues(BaseModel):
+    """One feature's missing values (NaN, a logged null) in the window and the reference,
+    and the test of a change in its missing rate (:mod:`monitor.drift.missing`).
+
+    ``test`` is ``None`` when no value is missing on either side (or none is
+    present): then there is nothing to test and the test is not in the
+    correction's family. ``effect_size`` is ``|window_share - reference_share|``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    window: int
+    window_share: float
+    reference: int
+    reference_share: float
+    test: Literal["fisher_exact"] | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    effect_size: float | None = None
+    effect_size_kind: Literal["share_difference"] = "share_difference"
+    significant: bool = False
+    drifted: bool = False
+
+
+NO_MISSING = MissingValues(window=0, window_share=0.0, reference=0, reference_share=0.0)
+"""What every feature of a window and reference without any NaN reports (one shared instance)."""
+
+
 class FeatureDrift(BaseModel):
     """One feature's test against the reference.
 
-    ``significant`` is the test's verdict after the multiple-testing
-    correction; ``drifted`` additionally requires ``effect_size >=
-    min_effect_size`` when that is configured.
+    ``significant`` is the verdict of the distribution test (KS or
+    chi-squared, on the present values) after the multiple-testing
+    correction; ``drifted`` is true when that test is significant (and
+    ``effect_size >= min_effect_size`` when that is configured) or when the
+    missing rate changed (``missing.drifted``). ``insufficient_data``: the
+    window had fewer than ``min_window_size`` present values of this feature
+    (or the reference none), so its distribution was not tested (never read
+    that as "no drift").
     """
 
     model_config = ConfigDict(frozen=True)
@@ -47,6 +80,8 @@ class FeatureDrift(BaseModel):
     effect_size_kind: EffectKind
     significant: bool = False
     drifted: bool = False
+    insufficient_data: bool = False
+    missing: MissingValues | None = None
 
 
 class PredictionDrift(BaseModel):
@@ -99,8 +134,11 @@ class DriftReport(BaseModel):
     never returns it. ``dataset_drift`` is true when any feature drifted after the
     correction; ``drifted_share`` is ``n_drifted / n_features``.
     ``per_test_level`` is the raw p-value threshold each test was held to
-    (``alpha / n_features`` for Bonferroni, ``alpha`` for none, and the
+    (``alpha / n_tests`` for Bonferroni, ``alpha`` for none, and the
     largest Benjamini-Hochberg threshold that rejected, or ``None``).
+    ``n_tests`` is the size of the correction's family: one distribution
+    test per feature plus one missing-rate test per feature with missing
+    values (see :mod:`monitor.drift.missing`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -113,6 +151,7 @@ class DriftReport(BaseModel):
     alpha: float
     correction: str
     per_test_level: float | None = None
+    n_tests: int | None = None
     min_effect_size: float | None = None
     reference_size: int
     window_size: int

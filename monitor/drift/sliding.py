@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.drift import _kernels
-from monitor.drift._checks import as_finite_2d, check_alpha
+from monitor.drift._checks import as_2d_with_missing, check_alpha
 from monitor.drift.corrections import Correction, reject
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
 
@@ -67,10 +67,16 @@ class SlidingKS:
         )
         ref = self.reference
         f, n = ref.n_features, ref.n
-        win = as_finite_2d(window, "window", f)
+        if ref.ragged:
+            raise ValueError("the reference has missing values: no incremental KS (test windows whole)")
+        win, _ = as_2d_with_missing(window, "window", f)
         if win.shape[0] == 0:
             raise ValueError("window must have at least one row")
         self.m: int = int(win.shape[0])
+        # NaN (missing) values in the ring. They get some rank like any value, the
+        # same one when they leave, so the histograms are exact again once none is
+        # left; meanwhile the statistic would be wrong and is refused.
+        self.missing: int = int(np.isnan(win).sum())
         # Ring buffer (F, m) of raw rows and their reference ranks; column
         # `self._head` is the oldest row.
         self._raw: NDArray[np.float64] = np.ascontiguousarray(win.T)
@@ -134,12 +140,16 @@ class SlidingKS:
         ``k`` must not exceed the window size (use a new instance for a jump).
         """
         f = self.reference.n_features
-        new = as_finite_2d(new_rows, "new_rows", f)
+        new, new_missing = as_2d_with_missing(new_rows, "new_rows", f)
         k = int(new.shape[0])
         if k == 0:
             return
         if k > self.m:
             raise ValueError(f"a step of {k} rows exceeds the window of {self.m}")
+        if self.missing:
+            self.missing -= int(np.isnan(self._raw[:, (self._head + np.arange(k)) % self.m]).sum())
+        if new_missing:
+            self.missing += int(np.isnan(new).sum())
         vals = np.ascontiguousarray(new.T)
         add_l, add_r = self._ranks(vals)
         if _kernels.HAVE_NUMBA:
@@ -162,7 +172,10 @@ class SlidingKS:
         self._head = (self._head + k) % self.m
 
     def statistic_h(self) -> NDArray[np.int64]:
-        """Lattice statistics ``h = D * lcm(n, m)`` per feature."""
+        """Lattice statistics ``h = D * lcm(n, m)`` per feature (refused while the
+        window holds a missing value: test it with ``ks_2samp_many`` or the detector)."""
+        if self.missing:
+            raise ValueError("the window holds missing values: the incremental statistic does not apply")
         ref = self.reference
         f, n = ref.n_features, ref.n
         _, a, b = ks_lattice(n, self.m)

@@ -19,9 +19,10 @@ def test_numeric_counts_equal_numpy_histogram_within_the_reference_range_plus_ou
         np.testing.assert_allclose(edges[[0, -1]], [reference[:, f].min(), reference[:, f].max()])
         inside, _ = np.histogram(window[:, f], bins=edges)
         column = window[:, f]
-        assert counts[f] == [int((column < edges[0]).sum()), *inside.tolist(), int((column > edges[-1]).sum())]
+        below, above = int((column < edges[0]).sum()), int((column > edges[-1]).sum())
+        assert counts[f] == [below, *inside.tolist(), above, 0]  # last: missing values
         reference_inside, _ = np.histogram(reference[:, f], bins=edges)
-        assert bins.reference_counts[f] == [0, *reference_inside.tolist(), 0]
+        assert bins.reference_counts[f] == [0, *reference_inside.tolist(), 0, 0]
 
 
 def test_small_integer_features_get_one_bin_per_value() -> None:
@@ -34,12 +35,12 @@ def test_small_integer_features_get_one_bin_per_value() -> None:
     assert bins.edges[1] == [v - 0.5 for v in range(7)]
     counts = bins.counts(window)
     values = np.bincount(window[:, 0].astype(int), minlength=20)
-    assert counts[0] == [0, *values[:17].tolist(), int(values[17:].sum())]
+    assert counts[0] == [0, *values[:17].tolist(), int(values[17:].sum()), 0]
 
 
 def test_a_constant_feature_has_one_bin() -> None:
     bins = FeatureBins(np.full((50, 1), 2.5), ["k"])
-    assert bins.counts(np.array([[2.5], [2.5], [1.0], [9.0]])) == [[1, 2, 1]]
+    assert bins.counts(np.array([[2.5], [2.5], [1.0], [9.0]])) == [[1, 2, 1, 0]]
 
 
 def test_categorical_counts_keep_the_most_frequent_reference_values_and_an_other_bucket() -> None:
@@ -64,5 +65,31 @@ def test_stored_size_is_bounded_whatever_the_number_of_rows() -> None:
     bins = FeatureBins(reference, [f"f{i}" for i in range(30)], categorical=categorical)
     window = rng.lognormal(size=(20_000, 30))
     counts = bins.counts(window)
-    assert max(len(c) for c in counts) <= max(MAX_BINS, MAX_CATEGORIES) + 2
+    assert max(len(c) for c in counts) <= max(MAX_BINS, MAX_CATEGORIES) + 3
     assert all(sum(c) == len(window) for c in counts)
+
+
+def test_missing_values_fall_in_no_bin_and_are_counted_apart() -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(1000, 2))
+    reference[:, 1] = rng.integers(0, 5, 1000)
+    reference[:100, 0] = np.nan
+    reference[:10, 1] = np.nan
+    window = rng.normal(size=(300, 2))
+    window[:, 1] = rng.integers(0, 5, 300)
+    window[::3, 0] = np.nan
+    window[:, 1][window[:, 1] == 4] = np.nan
+    bins = FeatureBins(reference, ["x", "c"], categorical=[False, True])
+    present = reference[100:, 0]
+    np.testing.assert_allclose(bins.edges[0][:: MAX_BINS], [present.min(), present.max()])
+    x, c = bins.histograms(bins.counts(window))
+    inside, _ = np.histogram(window[~np.isnan(window[:, 0]), 0], bins=np.array(bins.edges[0]))
+    assert x.window[1:-1] == inside.tolist() and x.window_missing == 100 and sum(x.window) == 200
+    assert x.reference_missing == 100 and sum(x.reference) == 900
+    assert c.categories == ["0", "1", "2", "3", "4"] and c.window[4] == 0
+    assert c.window_missing == int(np.isnan(window[:, 1]).sum()) and c.reference_missing == 10
+
+
+def test_a_reference_column_with_no_present_value_keeps_one_bin() -> None:
+    bins = FeatureBins(np.array([[np.nan, np.nan], [np.nan, np.nan]]), ["x", "c"], categorical=[False, True])
+    assert bins.counts(np.array([[np.nan, 1.0], [0.0, np.nan]])) == [[0, 1, 0, 1], [1, 1]]

@@ -76,7 +76,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         DriftDetector(ref, ["a", "a"])
     with pytest.raises(ValueError):
-        DriftDetector(np.where(ref > 1, np.nan, ref), ["a", "b"])
+        DriftDetector(np.where(ref > 1, np.inf, ref), ["a", "b"])  # NaN is a missing value; inf is refused
     with pytest.raises(ValueError):
         DriftDetector(ref, ["a", "b"], categorical=np.array([1, 0]))
     with pytest.raises(ValueError):

@@ -139,7 +139,7 @@ def test_lattice() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((0, 2)), np.array([[np.nan, 1.0]]), np.array([[np.inf, 1.0]]), np.zeros(3)],
+    [np.zeros((0, 2)), np.array([[-np.inf, 1.0]]), np.array([[np.inf, 1.0]]), np.zeros(3)],
 )
 def test_bad_reference_refused(bad: np.ndarray) -> None:
     with pytest.raises(ValueError):

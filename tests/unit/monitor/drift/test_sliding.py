@@ -81,7 +81,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         sk.step(np.zeros((2, 3)))
     with pytest.raises(ValueError):
-        sk.step(np.full((2, 2), np.nan))
+        sk.step(np.full((2, 2), np.inf))
     with pytest.raises(ValueError):
         sk.drifted(alpha=2.0)
     with pytest.raises(ValueError):
