@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.console import Console
 from shared.model_metadata import ModelMetadata, Reference
 from shared.registration import RegistrationError, RegistrationSpec
 from shared.registration.spec import DEFAULT_SAMPLE_ROWS, MAX_SAMPLE_ROWS, NAME_PATTERN
+
+if TYPE_CHECKING:
+    from driftwatch.registration.keras_model import KerasSource
 
 console = Console()
 
@@ -54,7 +57,8 @@ def register(
     api_key: Annotated[str | None, typer.Option(envvar="DRIFTWATCH_API_KEY", show_default=False,
                                                 help="Sent as X-API-Key to the monitor")] = None,
     keras: Annotated[Path | None, typer.Option(help="A .keras file or SavedModel directory: also write a model "
-                                               "directory that `driftwatch serve` runs (needs TensorFlow)")]
+                                               "directory that `driftwatch serve` runs (needs TensorFlow); "
+                                               "without --redis-url/--monitor-url the service registers it")]
     = None,
     out: Annotated[Path | None, typer.Option(help="With --keras: the model directory to write "
                                              "(default models/<name>-<version>)")] = None,
@@ -70,6 +74,7 @@ def register(
     if redis_url and monitor_url:
         raise typer.BadParameter("give --redis-url or --monitor-url, not both", param_hint="--monitor-url")
     started = time.perf_counter()
+    source = _load_keras(keras, task) if keras is not None else None
     try:
         roles = [*_names(probability_columns), *(c for c in (prediction_column, label_column) if c)]
         spec = RegistrationSpec(
@@ -84,21 +89,26 @@ def register(
             sample_rows=sample_rows,
             sample_seed=seed,
         )
+        if source is not None and spec.class_names is None and not roles:
+            from driftwatch.registration.keras_model import default_class_names
+
+            spec = spec.model_copy(update={"class_names": default_class_names(source)})
         built = build_from_file(reference, spec, name, version)
     except (RegistrationError, ValueError) as exc:
         console.print(f"[red]Cannot register {reference}:[/] {exc}")
         raise typer.Exit(2) from None
     metadata, ref = built.metadata, built.reference
-    if keras is not None:
+    if source is not None:
         from driftwatch.registration.keras_model import write_model_dir
 
         model_dir = out or Path("models") / f"{name}-{version}"
         try:
-            write_model_dir(keras, model_dir, metadata, ref)
+            metadata, ref, worst = write_model_dir(source, model_dir, metadata, ref)
         except ValueError as exc:
-            console.print(f"[red]Cannot use the Keras model {keras}:[/] {exc}")
+            console.print(f"[red]Cannot serve the Keras model {keras}:[/] {exc}")
             raise typer.Exit(2) from None
-        console.print(f"Model directory written to {model_dir} (LiteRT outputs match Keras within 1e-4)")
+        console.print(f"Model directory written to {model_dir}: LiteRT matches Keras within {worst:.1e} "
+                      f"on the reference sample; run it with `driftwatch serve --model-dir {model_dir}`")
     took = time.perf_counter() - started
     summary = metadata.reference_summary
     rows = summary.rows if summary is not None else len(ref.features)
@@ -108,9 +118,25 @@ def register(
     )
     if monitor_url:
         _put(monitor_url, api_key, spec, metadata, ref)
-    else:
+    elif redis_url or source is None:
         _to_redis(redis_url or "redis://127.0.0.1:6379/0", metadata, ref)
+    else:  # --keras alone: the model service registers the directory when it starts
+        return
     console.print(f"Registered model [bold]{name}[/] version [bold]{version}[/]")
+
+
+def _load_keras(path: Path, task: str) -> KerasSource:
+    from driftwatch.registration.keras_model import load_keras
+
+    if task == "regression":
+        console.print("[red]--keras:[/] the model service serves classifiers; register a regressor without "
+                      "--keras and log its predictions")
+        raise typer.Exit(2)
+    try:
+        return load_keras(path)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]Cannot load the Keras model {path}:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _categorical(value: str) -> Literal["auto", "none"] | list[str]:

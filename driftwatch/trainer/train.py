@@ -96,15 +96,19 @@ def build_model(features: npt.NDArray[np.float32], n_classes: int, learning_rate
     return model
 
 
-def export_litert(model: Any, out_dir: Path) -> Path:
-    """SavedModel first, then convert: converting the live Keras model dropped the weights here."""
+def saved_model_to_litert(saved_model_dir: Path) -> bytes:
+    """A SavedModel directory as a LiteRT (TFLite) flatbuffer."""
     import tensorflow as tf
 
+    return bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir)).convert())
+
+
+def export_litert(model: Any, out_dir: Path) -> Path:
+    """SavedModel first, then convert: converting the live Keras model dropped the weights here."""
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "saved_model"
         model.export(str(saved), format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        tflite = converter.convert()
+        tflite = saved_model_to_litert(saved)
     path = out_dir / LITERT_FILE
     path.write_bytes(tflite)
     return path

@@ -46,8 +46,15 @@ class SpecInvalid(Exception):
 def upload_spec(metadata: ModelMetadata, reference: Reference, declared: RegistrationSpec) -> RegistrationSpec:
     """The user's spec with every whole-file decision made explicit."""
     classifier = metadata.task == "classification"
+    probability_columns = declared.probability_columns
+    if reference.probabilities.shape[1] and not probability_columns:  # computed here (driftwatch register --keras)
+        taken = set(declared.columns)
+        probability_columns = [f"probability:{c}" for c in metadata.class_names]
+        if taken & set(probability_columns):
+            raise ValueError(f"a column is named like a probability column: {sorted(taken & set(probability_columns))}")
     return declared.model_copy(
         update={
+            "probability_columns": probability_columns,
             "class_names": metadata.class_names if classifier else None,
             "label_kind": metadata.label_kind if classifier else None,
             "categorical": [n for n, c in zip(metadata.feature_names, metadata.categorical, strict=True) if c],
@@ -60,14 +67,16 @@ def upload_spec(metadata: ModelMetadata, reference: Reference, declared: Registr
 
 def upload_columns(metadata: ModelMetadata, reference: Reference, spec: RegistrationSpec) -> dict[str, np.ndarray]:
     """The sample as named columns: floats (NaN = missing), class labels as their text (None = missing)."""
-    columns: dict[str, np.ndarray] = {name: reference.features[:, j] for j, name in enumerate(spec.feature_names)}
+    columns: dict[str, np.ndarray] = {
+        name: np.ascontiguousarray(reference.features[:, j]) for j, name in enumerate(spec.feature_names)
+    }
     names = np.array([*metadata.class_names, None], dtype=object)  # index -1: missing
     if spec.prediction_column is not None:
         columns[spec.prediction_column] = (
             reference.predicted_values if spec.task == "regression" else names[reference.predicted_classes]
         )
     for k, name in enumerate(spec.probability_columns):
-        columns[name] = reference.probabilities[:, k]
+        columns[name] = np.ascontiguousarray(reference.probabilities[:, k])
     if spec.label_column is not None:
         columns[spec.label_column] = names[reference.labels]
     return columns
