@@ -4,15 +4,23 @@ A model that gives no probabilities (K = 0, see CONTRACTS.md) has no
 confidence to calibrate: its versions get no estimator, and
 :meth:`CalibrationCatalog.unavailable` says why, so the performance report
 can say "unavailable: no probabilities" instead of leaving the reader to guess.
+
+The fit uses the reference rows that carry a true label: a registered
+reference marks a row without one as -1 (``driftwatch register`` with a
+label column that has gaps) and has no labels at all without a label
+column; with no labelled row there is nothing to fit either.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import redis.asyncio as aioredis
 
 from monitor.estimate import NO_PROBABILITIES, AccuracyEstimator
 from shared.keys import Keys
 from shared.registry import read_registered_model
+
+NO_REFERENCE_LABELS = "unavailable: the reference has no true labels"
 
 
 class CalibrationCatalog:
@@ -32,8 +40,13 @@ class CalibrationCatalog:
             if reference.probabilities.ndim != 2 or reference.probabilities.shape[1] == 0:
                 self._unavailable[version] = NO_PROBABILITIES
                 return None
-            correct = reference.probabilities.argmax(axis=1) == reference.labels
-            self._fitted[version] = AccuracyEstimator.fit(reference.probabilities.max(axis=1), correct)
+            probabilities, labels = reference.probabilities, reference.labels
+            labelled = labels >= 0 if labels.shape == (len(probabilities),) else np.zeros(len(probabilities), bool)
+            if not labelled.any():
+                self._unavailable[version] = NO_REFERENCE_LABELS
+                return None
+            correct = probabilities[labelled].argmax(axis=1) == labels[labelled]
+            self._fitted[version] = AccuracyEstimator.fit(probabilities[labelled].max(axis=1), correct)
         return self._fitted.get(version)
 
     def unavailable(self, version: str) -> str | None:
