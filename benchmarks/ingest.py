@@ -106,9 +106,9 @@ async def parts(client: aioredis.Redis, keys: Keys, n: int, count: int) -> dict[
     t_lua = time.perf_counter() - t0
     t0 = time.perf_counter()
     for batch, raw in zip(decoded, batches, strict=True):
-        state.prediction_call(batch, [f[b"x"] for _, f in raw])
+        state.prediction_call(batch, [f[b"x"] for _, f in raw], ordinal=1)
     t_args = time.perf_counter() - t0
-    assert int(await client.get(fresh.ingested)) == len(entries)
+    assert int(await client.get(fresh.for_version(decoded[0].model_versions[0]).ingested)) == len(entries)
     m = len(entries)
     return {"decode": t_decode / m, "lua (incl. args)": t_lua / m, "args only": t_args / m}
 

@@ -7,11 +7,18 @@ made, and a rule's ``min_samples`` would otherwise never be met. Stream lag,
 and the model services' error rate and p99 latency (from the request counts
 they share in Redis, over the interval since the last refresh), are
 evaluated on every stats refresh, without a window (seconds-based rules).
+
+Each model version has its own window series, numbered from 0; alert state is
+the model's. So the window an alert sees is ``(ordinal - 1) * SERIES_STRIDE +
+window``: unchanged for a model's first version, and always later for a newer
+version than for an older one (a late report of an older version does not
+count as a new window). Accuracy is read from the reported version's series.
 """
 
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -20,8 +27,11 @@ from monitor.read_services import PerformanceReads
 from monitor.reports import WindowDriftReport
 from monitor.stream_health import StreamHealth
 from shared.request_stats import ServiceHealthReader
+from shared.series import SeriesOrdinals
 
 ACCURACY_WINDOWS = 5
+# Windows of a series an alert can tell apart (time slots of 1 s reach ~1.8e9 by 2027).
+SERIES_STRIDE = 2**32
 
 
 class AlertBridge:
@@ -31,21 +41,29 @@ class AlertBridge:
         performance: PerformanceReads,
         stream_health: StreamHealth,
         service_health: ServiceHealthReader,
+        ordinals: SeriesOrdinals,
     ) -> None:
         self.alerts = alerts
+        self.ordinals = ordinals
         self.performance = performance
         self.stream_health = stream_health
         self.service_health = service_health
 
-    def report_url(self, window: int) -> str:
+    def report_url(self, window: int, version: str | None = None) -> str:
         """The window's report on this monitor (``DRIFTWATCH_ALERT_EXTERNAL_URL`` + path; the path alone without it)."""
-        return f"{self.alerts.settings.external_url.rstrip('/')}/drift/windows/{window}"
+        query = f"?{urlencode({'version': version})}" if version is not None else ""
+        return f"{self.alerts.settings.external_url.rstrip('/')}/drift/windows/{window}{query}"
 
     def _lag(self) -> int | None:
         return self.stream_health.lag("predictions")
 
     async def on_reports(self, reports: list[WindowDriftReport]) -> None:
-        recent = await self.performance.report(last_windows=ACCURACY_WINDOWS)
+        ordinal = {r.model_version: await self.ordinals.ordinal(r.model_version) for r in reports}
+        for version in sorted(ordinal, key=ordinal.__getitem__):
+            await self._evaluate([r for r in reports if r.model_version == version], version, ordinal[version])
+
+    async def _evaluate(self, reports: list[WindowDriftReport], version: str, ordinal: int) -> None:
+        recent = await self.performance.report(last_windows=ACCURACY_WINDOWS, version=version)
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
         correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0
         predictions = sum(w.predictions for w in recent.windows) if recent else 0
@@ -54,7 +72,7 @@ class AlertBridge:
             multivariate = report.multivariate_drift
             await self.alerts.evaluate(
                 MetricSnapshot(
-                    window=report.window,
+                    window=(ordinal - 1) * SERIES_STRIDE + report.window,
                     at=time.time(),
                     sample_count=report.window_size,
                     dataset_drift_share=report.drifted_share if report.status != "insufficient_data" else None,
@@ -66,7 +84,7 @@ class AlertBridge:
                         )
                         for f in report.features
                     },
-                    report_url=self.report_url(report.window),
+                    report_url=self.report_url(report.window, version),
                     accuracy=correct / labelled if labelled else None,
                     labelled_count=labelled,
                     label_coverage=labelled / predictions if predictions else None,

@@ -30,6 +30,7 @@ from monitor.windows import WindowIndex, WindowPolicy
 from monitor.worker import MonitorWorker, ReportDispatch, ReportsListener, StatsListener
 from shared.keys import Keys
 from shared.request_stats import ServiceHealthReader
+from shared.series import SeriesOrdinals
 from shared.supervision import TaskSupervisor
 from shared.telemetry import MonitorMetrics
 
@@ -74,11 +75,13 @@ def assemble_monitor(
     part, in dependency order, read top to bottom; it holds no logic.
     """
     keys = Keys(settings.model_name)
+    ordinals = SeriesOrdinals(client, keys)  # one cache of the version ordinals for the whole process
     catalog = ModelCatalog(client, keys, drift_config(settings), ReferencePolicy.from_settings(settings))
     windows = WindowPolicy.from_settings(settings)
     window_index = WindowIndex(client, keys, windows)
     reporter = DriftReporter(
-        client, keys, catalog, settings.history_max, windows, time_grace_ms=int(settings.window_grace_s * 1000)
+        client, keys, catalog, settings.history_max, windows, time_grace_ms=int(settings.window_grace_s * 1000),
+        ordinals=ordinals,
     )
     stats = ConsumerStats()
     stream_health = StreamHealth(
@@ -95,11 +98,13 @@ def assemble_monitor(
         report_listeners.append(feed.on_reports)
         stats_listeners.append(feed.on_stats)
     if alerts is not None:
-        bridge = AlertBridge(alerts, performance, stream_health, ServiceHealthReader(client, keys.service_stats))
+        bridge = AlertBridge(
+            alerts, performance, stream_health, ServiceHealthReader(client, keys.service_stats), ordinals
+        )
         report_listeners.append(bridge.on_reports)
         stats_listeners.append(bridge.on_stats)
     dispatch = ReportDispatch(reporter, report_listeners)
-    state = WindowState(client, keys, windows, settings.join_retention_s, settings.join_shards)
+    state = WindowState(client, keys, windows, settings.join_retention_s, settings.join_shards, ordinals)
     consumer = StreamConsumer(
         client,
         keys,

@@ -7,6 +7,11 @@ pending entries first) or to another one through XAUTOCLAIM, and the scripts
 make the second delivery a no-op. An entry that cannot be decoded, or keeps
 failing, goes to the dead-letter stream with its reason, so one bad event
 never stalls the rest.
+
+A batch of predictions is split by model version first: each version has its
+own window series and may have its own feature count (a canary, or a v1
+straggler after v2 began), so each version's entries are decoded, checked
+against that version's metadata, stored and acked on their own.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from monitor.window_state import WindowState
+from monitor.window_state import WindowState, version_groups
 from shared.events import (
     EventDecodeError,
     FeedbackBatch,
@@ -264,7 +269,26 @@ class StreamConsumer:
             await self._process_feedback(entries)
 
     async def _process_predictions(self, entries: Sequence[Entry]) -> None:
+        versions = [f.get(b"mv", b"") for _, f in entries]
+        closed: list[int] = []
+        for _, rows in version_groups(versions):
+            group = entries if len(rows) == len(entries) else [entries[i] for i in rows.tolist()]
+            closed += await self._process_version(group)
+        if closed and self.on_windows_closed is not None:
+            try:
+                await self.on_windows_closed(closed)
+            except _TRANSIENT:
+                raise
+            except Exception:
+                # The entries are acked and the window stays in the to-report set:
+                # the next closed window (or a restart) reports it again.
+                log.exception("monitor: reporting windows %s failed", closed)
+
+    async def _process_version(self, entries: Sequence[Entry]) -> list[int]:
+        """Entries of one model version (one width): decode, store and ack, dead-letter
+        the undecodable; returns the windows the batch closed."""
         good, bad, decoded = await self._split_decodable(entries, self._check_prediction)
+        closed: list[int] = []
         if good:
             fields = [f for _, f in good]
             batch = decoded if decoded is not None else decode_predictions(fields)
@@ -272,16 +296,9 @@ class StreamConsumer:
             result = await self.state.ingest_predictions(batch, [f[b"x"] for f in fields], ack)
             self.stats.predictions += result.new
             self.stats.duplicates += len(good) - result.new
-            if result.closed_windows and self.on_windows_closed is not None:
-                try:
-                    await self.on_windows_closed(result.closed_windows)
-                except _TRANSIENT:
-                    raise
-                except Exception:
-                    # The entries are acked and the window stays in the to-report set:
-                    # the next closed window (or a restart) reports it again.
-                    log.exception("monitor: reporting windows %s failed", result.closed_windows)
+            closed = result.closed_windows
         await self._dead_letter(self.keys.predictions, bad)
+        return closed
 
     async def _process_feedback(self, entries: Sequence[Entry]) -> None:
         good, bad, _ = await self._split_decodable(entries, self._check_feedback)

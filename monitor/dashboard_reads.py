@@ -70,6 +70,7 @@ class TimelineWindow(BaseModel):
 
 
 class Timeline(BaseModel):
+    model_version: str | None = Field(default=None, description="The version whose window series this is")
     features: list[str]
     effect_size_kinds: list[str] = Field(description="Per feature: what its effect size measures")
     windows: list[TimelineWindow] = Field(description="Oldest first")
@@ -100,10 +101,12 @@ class DashboardReads:
         self.alerts = alerts
         self.worker_running = worker_running
 
-    async def timeline(self, limit: int) -> Timeline:
-        """The newest ``limit`` reported windows, oldest first, with their performance."""
-        reports = list(reversed(await self.reports.history(limit)))
-        perf = await self.performance.report(limit) if reports else None
+    async def timeline(self, limit: int, version: str | None = None) -> Timeline:
+        """The newest ``limit`` reported windows of ``version``'s series (default: the current
+        version's), oldest first, with their performance."""
+        version = version or await self.current_version()
+        reports = list(reversed(await self.reports.history(limit, version)))
+        perf = await self.performance.report(limit, version) if reports else None
         performance = {w.window: w for w in perf.windows} if perf else {}
         tested = [r for r in reports if r.status != "error"]  # an error window has no features
         names = [f.name for f in tested[-1].features] if tested else []
@@ -125,10 +128,14 @@ class DashboardReads:
                 effect_size=[_round(r.features[position[n]].effect_size) if n in position else None for n in names],
                 drifted=[i for i, n in enumerate(names) if n in r.drifted_features],
             ))
-        return Timeline(features=names, effect_size_kinds=kinds, windows=windows)
+        return Timeline(model_version=version, features=names, effect_size_kinds=kinds, windows=windows)
 
-    async def window_histograms(self, window: int) -> WindowHistograms | None:
-        return await self.histograms.read(window)
+    async def current_version(self) -> str | None:
+        """The model's current version (registered last): the series the UI shows by default."""
+        return await self.reports.current_version()
+
+    async def window_histograms(self, window: int, version: str | None = None) -> WindowHistograms | None:
+        return await self.histograms.read(window, version)
 
     async def summary(self) -> ModelSummary:
         """The overview's line for the model this monitor watches; Redis errors become status 'error'."""

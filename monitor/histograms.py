@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from monitor.drift.report import FeatureDrift
+from monitor.windows import series_keys
 from shared.keys import Keys
 
 MAX_BINS = 20
@@ -186,7 +187,8 @@ def _window_part(reference: dict[str, object], counts: list[int]) -> dict[str, o
 
 
 class HistogramStore:
-    """Window histograms in Redis: one hash field per window, the reference's once per version."""
+    """Window histograms in Redis: one hash field per window of a version's series, the
+    reference's once per version."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client
@@ -195,17 +197,22 @@ class HistogramStore:
     async def store(self, window: int, version: str, bins: FeatureBins, window_counts: list[list[int]]) -> None:
         reference = [h.model_dump(exclude={"window", "window_missing", "test"})
                      for h in bins.histograms(window_counts)]
+        series = self.keys.for_version(version)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hsetnx(self.keys.reference_histograms, version, orjson.dumps(reference))
-            pipe.hset(self.keys.drift_histograms, str(window),
+            pipe.hset(series.drift_histograms, str(window),
                       orjson.dumps({"version": version, "counts": window_counts}))
             await pipe.execute()
 
-    async def read(self, window: int) -> WindowHistograms | None:
-        """The window's histograms with each feature's test from the window's report."""
+    async def read(self, window: int, version: str | None = None) -> WindowHistograms | None:
+        """The window's histograms with each feature's test from the window's report; ``version``
+        defaults to the model's current one."""
+        series = await series_keys(self.client, self.keys, version)
+        if series is None:
+            return None
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.drift_histograms, str(window))
-            pipe.hget(self.keys.drift_reports, str(window))
+            pipe.hget(series.drift_histograms, str(window))
+            pipe.hget(series.drift_reports, str(window))
             raw, report = await pipe.execute()
         if raw is None:
             return None

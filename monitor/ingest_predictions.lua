@@ -2,9 +2,15 @@
 -- ack of the stream entries, in one atomic step (see monitor/window_state.py,
 -- which builds every argument; the ARGV order is PREDICTION_ARGV there).
 --
+-- One call stores predictions of one model version, in that version's window
+-- series (KEYS 2-7, 10-11 and the window keys are the series'; the join keys and
+-- KEYS 8-9 are the model's). Each prediction's join value names the series by its
+-- ordinal (ARGV[29]), since feedback carries no version.
+--
 -- KEYS: 1 the predictions stream (acked), 2 the ingest counter, 3 windows to
 -- report, 4 open windows, 5 closed-upto, 6 late counts, 7 the window index,
--- 8 confusion total, 9 label-delay total; then per join hash (pred, label,
+-- 8 confusion total, 9 label-delay total (every version), 10 confusion total,
+-- 11 label-delay total (this version); then per join hash (pred, label,
 -- waiting of its bucket); then per window (rows, classes, confidence, confusion,
 -- label-delay, meta).
 --
@@ -17,14 +23,13 @@
 -- uses: label_delay.lua
 named('ingest_predictions')
 
-local FIXED_KEYS = 9
+local FIXED_KEYS = 11
 local BUCKET_KEYS, WINDOW_KEYS = 3, 6
 local CHUNK = 4000  -- unpack() is bounded by the Lua C stack
-local SEP = string.char(31)
 
 -- The arguments, checked before anything is read or written.
 local function read_args()
-  need_args(28, true)
+  need_args(30, true)
   local a = {
     timed = ARGV[1] == 'time', count = int_arg(2, 'events', 1),
     buckets = int_arg(3, 'buckets', 1), windows = int_arg(4, 'windows', 1),
@@ -34,8 +39,9 @@ local function read_args()
     CONF = int_arg(13, 'confidence width', 2), POS = int_arg(14, 'position width', 1),
     POS_OFFSET = int_arg(15, 'position offset'),
     bucket_pos = ARGV[18], window_pos = ARGV[19], ids = ARGV[20], ts = ARGV[21], classes = ARGV[22],
-    confidence = ARGV[23], versions = ARGV[24], rows = ARGV[25], ack_group = ARGV[26], entry_ids = ARGV[27],
-    RADIX = int_arg(28, 'join class radix', 2),
+    confidence = ARGV[23], version = ARGV[24], rows = ARGV[25], ack_group = ARGV[26], entry_ids = ARGV[27],
+    RADIX = int_arg(28, 'join class radix', 2), ORDINAL = int_arg(29, 'series ordinal', 1),
+    SERIES = int_arg(30, 'join series radix', 2),
   }
   if ARGV[1] ~= 'time' and ARGV[1] ~= 'count' then fail("mode (ARGV[1]) must be 'count' or 'time'") end
   if a.expected == nil then fail('expected counter (ARGV[5]) must be an integer') end
@@ -51,9 +57,7 @@ local function read_args()
   need_width(a.confidence, n, a.CONF, 'confidences (ARGV[23])')
   if #a.rows == 0 or #a.rows % n ~= 0 then fail('rows (ARGV[25]) must be ' .. n .. ' rows of one width') end
   a.row_width = #a.rows / n
-  a.version_of = {}
-  for v in string.gmatch(a.versions, '([^' .. SEP .. ']*)' .. SEP) do a.version_of[#a.version_of + 1] = v end
-  if #a.version_of ~= 1 and #a.version_of ~= n then fail('versions (ARGV[24]) must be 1 or ' .. n) end
+  if a.version == '' then fail('model version (ARGV[24]) must not be empty') end
   return a
 end
 
@@ -149,12 +153,15 @@ local function assign_windows(a, is_new, first_number)
   return window_of, number
 end
 
--- A prediction's join value: window * radix + class, one listpack integer
--- (2 to 6 bytes); "window:class" for a class past the radix.
+-- A prediction's join value: (window * series radix + ordinal) * class radix +
+-- class, one listpack integer (exact: far below 2^53); "window:class:ordinal" for a
+-- class or ordinal past its radix (monitor/window_state.py: join_value).
 local function join_tag(a, window, cls)
   local c = tonumber(cls)
-  if c < a.RADIX then return string.format('%d', window * a.RADIX + c) end
-  return window .. ':' .. cls
+  if c < a.RADIX and a.ORDINAL < a.SERIES then
+    return string.format('%d', (window * a.SERIES + a.ORDINAL) * a.RADIX + c)
+  end
+  return string.format('%d', window) .. ':' .. cls .. ':' .. a.ORDINAL
 end
 
 local function new_window()
@@ -176,7 +183,6 @@ end
 local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, closed_upto)
   local state = {windows = {}, joins = {}, waited = {}, confusion_total = {}, delay_total = {}, late = 0}
   local class_name, ts_value = decoder(a.CLASS_OFFSET, true), decoder(a.TS_OFFSET)
-  local one_version = #a.version_of == 1 and a.version_of[1]
   for k = 1, a.count do
     if is_new[k] then
       local j = window_of[k]
@@ -194,7 +200,6 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
         if string.sub(conf, 1, 1) == '1' then increment(W.confidence, string.sub(conf, 2)) end
         if not W.first or ts_text < W.first then W.first = ts_text end
         if not W.last or ts_text > W.last then W.last = ts_text end
-        W.version = one_version or a.version_of[k]
       end
       local b = bucket_of[k]
       local fields = state.joins[b]
@@ -213,7 +218,7 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
   return state
 end
 
--- 3. Per window: one RPUSH of its rows, its counts summed, its bounds and version.
+-- 3. Per window: one RPUSH of its rows, its counts summed, its bounds and (the series') version.
 local function write_window(a, j, W)
   if W.filed then
     call_chunked('RPUSH', window_key(a, j, 1), W.rows)
@@ -230,7 +235,7 @@ local function write_window(a, j, W)
     local known = redis.call('HMGET', meta, 'first_ts', 'last_ts')
     if (not known[1]) or first < tonumber(known[1]) then redis.call('HSET', meta, 'first_ts', first) end
     if (not known[2]) or last > tonumber(known[2]) then redis.call('HSET', meta, 'last_ts', last) end
-    redis.call('HSET', meta, 'model_version', W.version)
+    redis.call('HSET', meta, 'model_version', a.version)
   end
 end
 
@@ -257,6 +262,8 @@ local function write_joins(a, state)
   end
   add_counts(KEYS[8], state.confusion_total)
   add_counts(KEYS[9], state.delay_total)
+  add_counts(KEYS[10], state.confusion_total)
+  add_counts(KEYS[11], state.delay_total)
 end
 
 local function ack(a)

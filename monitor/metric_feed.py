@@ -32,8 +32,8 @@ class MetricFeed:
         self.performance = performance
         self.reports = reports
         self._reported_counts = {"predictions": 0, "feedback": 0}
-        # Newest window whose report the drift gauges show.
-        self._exported_window: int | None = None
+        # Per model version: the newest window whose report the drift gauges show.
+        self._exported_window: dict[str, int] = {}
         for stream in ("predictions", "feedback"):
             metrics.set_stream_stats_callback(partial(stream_health.stream_stats, stream), stream=stream)
         metrics.set_dlq_length_callback(stream_health.dlq_length)
@@ -43,12 +43,13 @@ class MetricFeed:
             self._export_drift(report)
 
     def _export_drift(self, report: WindowDriftReport) -> None:
+        """Each version has its own window series (numbered from 0): newer is per version."""
         if report.status == "error":  # a window that could not be tested has no values to show
             return
-        if self._exported_window is not None and report.window <= self._exported_window:
+        if report.window <= self._exported_window.get(report.model_version, -1):
             return
         self.metrics.update_drift(report.model_dump(mode="json"), model_version=report.model_version)
-        self._exported_window = report.window
+        self._exported_window[report.model_version] = report.window
 
     async def _export_newest_report(self) -> None:
         """Show the newest report whichever replica made it.
@@ -58,9 +59,12 @@ class MetricFeed:
         long over), and ``max by (model)`` over replicas, as the alert rules
         take it, never resolves.
         """
-        newest = await self.reports.newest_window()
-        if newest is not None and (self._exported_window is None or newest > self._exported_window):
-            report = await self.reports.stored(newest)
+        version = await self.reports.current_version()
+        if version is None:
+            return
+        newest = await self.reports.newest_window(version)
+        if newest is not None and newest > self._exported_window.get(version, -1):
+            report = await self.reports.stored(newest, version)
             if report is not None:
                 self._export_drift(report)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from monitor.estimate import AccuracyEstimate, AccuracyEstimator, histogram_from_hash
 from monitor.window_state import JOIN_BUCKET_MS, delay_bucket_bounds_s
-from monitor.windows import WindowIndex
+from monitor.windows import WindowIndex, series_keys
 from shared.keys import Keys
 
 
@@ -58,17 +58,21 @@ class WindowPerformance(BaseModel):
 
 
 class PerformanceReport(BaseModel):
+    """One model version's performance (its window series); the ``feedback_*`` counts are the
+    model's, over every version (a label names no version until it is joined)."""
+
     model: str
     model_version: str | None
-    predictions: int = Field(description="Distinct predictions ingested")
-    labelled: int = Field(description="Predictions joined to a label")
+    predictions: int = Field(description="Distinct predictions of this version ingested")
+    labelled: int = Field(description="Predictions of this version joined to a label")
     label_coverage: float | None
     accuracy: float | None = Field(description="None until a prediction has a label")
     feedback_received: int
     feedback_duplicates: int = Field(
         description="Labels seen again and ignored: client retries, or redelivery after a monitor crash"
     )
-    feedback_unmatched: int = Field(description="Labels not joined to a prediction: waiting plus expired")
+    feedback_unmatched: int = Field(
+        description="Labels (of any version) not joined to a prediction: waiting plus expired")
     feedback_waiting: int = Field(description="Labels still waiting for their prediction (within the retention)")
     feedback_expired: int = Field(
         description="Labels whose prediction never arrived within DRIFTWATCH_JOIN_RETENTION_S: dropped, counted"
@@ -147,37 +151,43 @@ async def performance_report(
     estimate_unavailable: str | None = None,
     retention_s: int = 7 * 24 * 3600,
 ) -> PerformanceReport:
-    """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists.
+    """Totals, and the figures of the ``last_windows`` newest ingest windows that ``windows`` lists,
+    of ``model_version``'s series (default: the model's current version). Predictions, labels
+    joined and accuracy are that version's; feedback received, duplicated, waiting and expired
+    are the model's (a label names no version until it is joined).
 
     Over 60 lines because it is two pipelined Redis reads (totals, then every
     listed window's hashes in one round trip) and the model built from them;
     the per-figure arithmetic lives in the helpers above.
     """
     n_classes = len(class_names)
+    series = await series_keys(client, keys, model_version) or keys.for_version("")
     now_bucket = int(time.time() * 1000) // JOIN_BUCKET_MS
     live_buckets = range(now_bucket - retention_s * 1000 // JOIN_BUCKET_MS - 1, now_bucket + 2)
     async with client.pipeline(transaction=True) as pipe:
-        pipe.get(keys.ingested)
-        pipe.hgetall(keys.confusion_total)
+        pipe.get(series.ingested)
+        pipe.hgetall(series.version_confusion_total)
         pipe.hgetall(keys.feedback_counts)
-        pipe.hgetall(keys.label_delays_total)
+        pipe.hgetall(series.version_label_delays_total)
         pipe.mget([keys.waiting_labels(b) for b in live_buckets])
-        ingested_raw, total_raw, counts, delays_raw, waiting_raw = await pipe.execute()
+        pipe.hvals(keys.confusion_total)
+        ingested_raw, total_raw, counts, delays_raw, waiting_raw, joined_raw = await pipe.execute()
     waiting = sum(int(v) for v in waiting_raw if v is not None)
+    joined_all_versions = sum(int(v) for v in joined_raw)
     ingested = int(ingested_raw or 0)
     matrix = confusion_from_hash(total_raw, n_classes)
     labelled = int(matrix.sum())
     received = int(counts.get(b"received", 0))
 
-    recent = await windows.recent(last_windows)
+    recent = await windows.recent(last_windows, series.version)
     per_window: list[WindowPerformance] = []
     if recent:
         async with client.pipeline(transaction=False) as pipe:
             for w in recent:
-                pipe.hgetall(keys.confusion(w))
-                pipe.hgetall(keys.window_classes(w))
-                pipe.hgetall(keys.window_label_delays(w))
-                pipe.hgetall(keys.window_confidence(w))
+                pipe.hgetall(series.confusion(w))
+                pipe.hgetall(series.window_classes(w))
+                pipe.hgetall(series.window_label_delays(w))
+                pipe.hgetall(series.window_confidence(w))
             raw = await pipe.execute()
         for i, w in enumerate(recent):
             confusion_raw, classes_raw, delay_raw, confidence_raw = raw[4 * i : 4 * i + 4]
@@ -203,16 +213,16 @@ async def performance_report(
 
     return PerformanceReport(
         model=keys.model,
-        model_version=model_version,
+        model_version=series.version or None,
         predictions=ingested,
         labelled=labelled,
         label_coverage=labelled / ingested if ingested else None,
         accuracy=accuracy(matrix),
         feedback_received=received,
         feedback_duplicates=int(counts.get(b"duplicate", 0)),
-        feedback_unmatched=received - labelled,
+        feedback_unmatched=received - joined_all_versions,
         feedback_waiting=waiting,
-        feedback_expired=max(received - labelled - waiting, 0),
+        feedback_expired=max(received - joined_all_versions - waiting, 0),
         label_delay=label_delay(delays_raw),
         reference_accuracy=calibration.reference_accuracy if calibration else None,
         estimate_unavailable=estimate_unavailable,

@@ -18,48 +18,66 @@ from monitor.consumer import ConsumerStats
 from monitor.performance_report import PerformanceReport, performance_report
 from monitor.reports import ModelCatalog, WindowDriftReport
 from monitor.stream_health import StreamHealth
-from monitor.windows import WindowIndex, WindowProgress
+from monitor.windows import WindowIndex, WindowProgress, series_keys
 from shared.keys import Keys
 from shared.probes import RedisProbe
 from shared.supervision import TaskSupervisor
 
 
 class ReportReads:
-    """Stored drift reports, and how far a window is from its report."""
+    """Stored drift reports of one version's series, and how far a window is from its report.
+
+    Every read takes ``version``; by default the model's current version (the
+    one registered last), whose series the unversioned routes show.
+    """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, windows: WindowIndex) -> None:
         self.client = client
         self.keys = keys
         self.windows = windows
 
-    async def latest(self) -> WindowDriftReport | None:
-        page = await self.history(limit=1)
+    async def current_version(self) -> str | None:
+        """The model's current version (registered last): what reads default to."""
+        keys = await series_keys(self.client, self.keys)
+        return keys.version if keys is not None else None
+
+    async def latest(self, version: str | None = None) -> WindowDriftReport | None:
+        page = await self.history(limit=1, version=version)
         return page[0] if page else None
 
-    async def history(self, limit: int) -> list[WindowDriftReport]:
-        windows = await self.client.zrevrange(self.keys.drift_index, 0, limit - 1)
+    async def history(self, limit: int, version: str | None = None) -> list[WindowDriftReport]:
+        keys = await series_keys(self.client, self.keys, version)
+        if keys is None:
+            return []
+        windows = await self.client.zrevrange(keys.drift_index, 0, limit - 1)
         if not windows:
             return []
-        raw = await self.client.hmget(self.keys.drift_reports, windows)
+        raw = await self.client.hmget(keys.drift_reports, windows)
         return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
 
-    async def newest_window(self) -> int | None:
+    async def newest_window(self, version: str | None = None) -> int | None:
         """Index of the newest stored report (one cheap read; no report parsed)."""
-        newest = await self.client.zrevrange(self.keys.drift_index, 0, 0)
+        keys = await series_keys(self.client, self.keys, version)
+        if keys is None:
+            return None
+        newest = await self.client.zrevrange(keys.drift_index, 0, 0)
         return int(newest[0]) if newest else None
 
-    async def stored(self, window: int) -> WindowDriftReport | None:
+    async def stored(self, window: int, version: str | None = None) -> WindowDriftReport | None:
         """The report of one window, while it is kept (the link alerts carry)."""
-        raw = await self.client.hget(self.keys.drift_reports, str(window))
+        keys = await series_keys(self.client, self.keys, version)
+        if keys is None:
+            return None
+        raw = await self.client.hget(keys.drift_reports, str(window))
         return WindowDriftReport.model_validate_json(raw) if raw is not None else None
 
-    async def progress(self, window: int | None = None) -> WindowProgress:
+    async def progress(self, window: int | None = None, version: str | None = None) -> WindowProgress:
         """One window's progress; by default the window being filled."""
-        return await self.windows.progress(window)
+        return await self.windows.progress(window, version)
 
 
 class PerformanceReads:
-    """Performance of the version served last, on the labels received so far."""
+    """Performance of one version (by default the version served last), on the labels received so far."""
 
     def __init__(
         self,
@@ -78,9 +96,10 @@ class PerformanceReads:
         self.windows = windows
         self.retention_s = retention_s
 
-    async def report(self, last_windows: int) -> PerformanceReport | None:
-        """The report with ``last_windows`` windows detailed; None while no model is registered."""
-        metadata = await self.catalog.latest_metadata()
+    async def report(self, last_windows: int, version: str | None = None) -> PerformanceReport | None:
+        """The report with ``last_windows`` windows detailed; None while no model (or not
+        ``version``) is registered."""
+        metadata = await (self.catalog.metadata(version) if version else self.catalog.latest_metadata())
         if metadata is None:
             return None
         calibration = await self.calibrations.get(metadata.version)

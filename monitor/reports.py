@@ -1,6 +1,10 @@
 """Drift reports per window: computed when a window fills, stored in Redis.
 
-Reports are keyed by window index, so computing one twice (two replicas, or a
+Each model version has its own window series (:mod:`monitor.windows`): the
+reporter walks every series with windows waiting, and tests each window
+against its own version's reference. Reports carry ``model_version``.
+
+Reports are keyed by (series, window index), so computing one twice (two replicas, or a
 retry after a crash) writes the same report again instead of a second one.
 A window's raw rows are deleted only after its report is stored (for sliding
 windows, after the last report that needs them: see :mod:`monitor.windows`).
@@ -40,6 +44,7 @@ from shared.events import FLOAT
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.registry import read_current_version, read_registered_model
+from shared.series import SeriesOrdinals
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +253,7 @@ class _SlidingState:
 
 
 class DriftReporter:
-    """Reports full windows (see :mod:`monitor.windows`).
+    """Reports full windows of every version's series (see :mod:`monitor.windows`).
 
     ``time_grace_ms``: in time modes, how long after a window's end late
     predictions may still arrive before it is closed.
@@ -262,51 +267,70 @@ class DriftReporter:
         history_max: int,
         windows: WindowPolicy,
         time_grace_ms: int = 5_000,
+        ordinals: SeriesOrdinals | None = None,
     ) -> None:
         self.client = client
-        self.keys = keys
+        self.keys = Keys(keys.model)
         self.catalog = catalog
         self.history_max = history_max
         self.windows = windows
-        self.store = WindowStore(client, keys, windows)
-        self.histograms = HistogramStore(client, keys)
-        self._sliding: _SlidingState | None = None
+        self.ordinals = ordinals if ordinals is not None else SeriesOrdinals(client, self.keys)
+        self._stores: dict[str, WindowStore] = {}
+        self.histograms = HistogramStore(client, self.keys)
+        self._sliding: dict[str, _SlidingState] = {}  # per version
         self.time_grace_ms = time_grace_ms
         self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
 
+    def store(self, version: str) -> WindowStore:
+        """The window store of one version's series."""
+        if version not in self._stores:
+            self._stores[version] = WindowStore(self.client, self.keys.for_version(version), self.windows)
+        return self._stores[version]
+
     async def report_pending(self) -> list[WindowDriftReport]:
-        """Report every full window not reported yet, oldest first.
+        """Report every full window not reported yet, series by series, oldest first.
 
         In time mode, windows whose time is over are closed first (a quiet
-        stream has no later event to close them).
+        stream has no later event to close them). Cost: one read per version
+        that has a series (a model keeps few).
         """
-        await self.store.close_elapsed(int(time.time() * 1000), self.time_grace_ms)
-        pending = sorted(int(w) for w in await self.client.smembers(self.keys.windows_to_report))
+        versions = sorted((await self.ordinals.versions()).items(), key=lambda item: item[1])
+        now_ms = int(time.time() * 1000)
+        for version, _ in versions:
+            await self.store(version).close_elapsed(now_ms, self.time_grace_ms)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for version, _ in versions:
+                pipe.smembers(self.keys.for_version(version).windows_to_report)
+            waiting = await pipe.execute()
         reports = []
-        for window in pending:
-            try:
-                report = await self.report_window(window)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                raise  # Redis is away: every window waits, and is reported when it is back
-            except Exception as exc:  # this window cannot be tested; the others still are
-                log.exception("window %d: report failed; stored as an error", window)
-                report = await self.report_error(window, exc)
-            if report is not None:
-                reports.append(report)
+        for (version, _), members in zip(versions, waiting, strict=True):
+            for window in sorted(int(w) for w in members):
+                report = await self._report_safely(window, version)
+                if report is not None:
+                    reports.append(report)
         return reports
 
-    async def report_error(self, window: int, exc: Exception) -> WindowDriftReport | None:
+    async def _report_safely(self, window: int, version: str) -> WindowDriftReport | None:
+        try:
+            return await self.report_window(window, version)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            raise  # Redis is away: every window waits, and is reported when it is back
+        except Exception as exc:  # this window cannot be tested; the others still are
+            log.exception("version %s window %d: report failed; stored as an error", version, window)
+            return await self.report_error(window, exc, version)
+
+    async def report_error(self, window: int, exc: Exception, version: str) -> WindowDriftReport | None:
         """Store ``status="error"`` with the reason for a window that cannot be tested (its
         rows do not fit its model version's metadata, the reference is unreadable...).
 
         The window leaves the to-report set and its rows go, as after a report, so
         one bad window neither blocks the windows after it nor fails again forever.
         """
-        ((rows, _, meta),) = await self.store.read([window], with_rows=False)
+        store = self.store(version)
+        ((rows, _, meta),) = await store.read([window], with_rows=False)
         if not rows or b"model_version" not in meta:
-            await self.client.srem(self.keys.windows_to_report, window)
+            await self.client.srem(store.keys.windows_to_report, window)
             return None
-        version = meta[b"model_version"].decode()
         config = self.catalog.config
         report = WindowDriftReport(
             status="error",
@@ -329,19 +353,19 @@ class DriftReporter:
             window_first=window,
             reference_source=self.catalog.reference.source,
         )
-        await self.store.store(window, window, report.model_dump_json())
+        await store.store(window, window, report.model_dump_json())
         return report
 
-    async def report_window(self, window: int) -> WindowDriftReport | None:
-        """Test one full window and store its report; None when there is nothing to report
-        (reported already, part of the production reference, or its model version not
-        registered yet: then it is retried)."""
+    async def report_window(self, window: int, version: str) -> WindowDriftReport | None:
+        """Test one full window of ``version``'s series and store its report; None when there
+        is nothing to report (reported already, part of the production reference, or its
+        model version not registered yet: then it is retried)."""
         policy = self.windows
-        ((own_rows, own_classes, meta),) = await self.store.read([window], with_rows=False)
+        store = self.store(version)
+        ((own_rows, own_classes, meta),) = await store.read([window], with_rows=False)
         if not own_rows or b"model_version" not in meta:  # reported already by another replica
-            await self.client.srem(self.keys.windows_to_report, window)
+            await self.client.srem(store.keys.windows_to_report, window)
             return None
-        version = meta[b"model_version"].decode()
         entry = await self._detector_for(window, version, own_classes)
         if entry is None:
             return None
@@ -349,10 +373,10 @@ class DriftReporter:
         first, first_meta = await self._first_member(window, version)
         members = list(range(first, window + 1))
 
-        state, self._sliding = self._sliding, None  # restored only if this report succeeds
+        state = self._sliding.pop(version, None)  # restored only if this report succeeds
         state = await self._window_steps(window, members, version, metadata, detector, state)
         if state is None:  # reported already (by another replica)
-            await self.client.srem(self.keys.windows_to_report, window)
+            await self.client.srem(store.keys.windows_to_report, window)
             return None
         features = np.concatenate([s[0] for s in state.steps]) if len(state.steps) > 1 else state.steps[0][0]
         classes = np.concatenate([s[1] for s in state.steps])
@@ -362,7 +386,8 @@ class DriftReporter:
             result = await asyncio.to_thread(detector.test, features, classes)
         counts = await asyncio.to_thread(self.catalog.bins[version].counts, features)
         state.last = window
-        self._sliding = state if policy.mode == "sliding" else None
+        if policy.mode == "sliding":
+            self._sliding[version] = state
 
         if policy.timed:
             start, end = policy.slot_bounds(first, window)
@@ -385,9 +410,10 @@ class DriftReporter:
         )
         # Histograms first: once the report is visible, so are they (a retry rewrites the same counts).
         await self.histograms.store(window, version, self.catalog.bins[version], counts)
-        await self.store.store(window, first, report.model_dump_json())
-        await self._trim_history()
-        log.info("window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", window, report.status,
+        await store.store(window, first, report.model_dump_json())
+        await self._trim_history(store.keys)
+        log.info("version %s window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", version, window,
+                 report.status,
                  report.dataset_drift, 100 * report.drifted_share,
                  (time.time() - report.computed_at.timestamp()) * 1000)
         return report
@@ -399,9 +425,10 @@ class DriftReporter:
         is offered to it first (then it gets no report)."""
         entry = await self.catalog.get(version)
         if entry is None and self.catalog.reference.source == "production":
-            rows = (await self.store.read([window]))[0][0]
+            store = self.store(version)
+            rows = (await store.read([window]))[0][0]
             if await self.catalog.add_reference_window(version, window, rows, own_classes):
-                await self.store.skip(window)
+                await store.skip(window)
                 log.info("window %d: part of the production reference of version %s", window, version)
                 return None
             entry = await self.catalog.get(version)
@@ -418,7 +445,7 @@ class DriftReporter:
         policy = self.windows
         members = policy.members(window)
         skip = self.catalog.reference_windows.get(version, set())
-        metas = await self.store.read(members, with_rows=False)
+        metas = await self.store(version).read(members, with_rows=False)
         first = window
         for w, (_, _, m_meta) in zip(reversed(members), reversed(metas), strict=True):
             if policy.mode == "sliding-time" and not m_meta and w not in skip:
@@ -454,14 +481,14 @@ class DriftReporter:
         )
         if incremental:
             assert state is not None and state.sliding is not None
-            ((rows, new_classes, _),) = await self.store.read([window])
+            ((rows, new_classes, _),) = await self.store(version).read([window])
             new = _decode_rows(rows, metadata.n_features)
             state.steps.popleft()
             state.steps.append((new, _decode_classes(new_classes)))
             await asyncio.to_thread(state.sliding.step, detector.numeric_columns(new))
             self.incremental_steps += 1
             return state
-        read = await self.store.read_unreported(window, members)
+        read = await self.store(version).read_unreported(window, members)
         if read is None:  # reported already (by another replica)
             return None
         if policy.mode == "sliding-time":
@@ -474,14 +501,15 @@ class DriftReporter:
             sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
         return _SlidingState(version, window, sliding, steps)
 
-    async def _trim_history(self) -> None:
-        excess = await self.client.zcard(self.keys.drift_index) - self.history_max
+    async def _trim_history(self, keys: Keys) -> None:
+        """Keep the newest ``history_max`` reports of one series."""
+        excess = await self.client.zcard(keys.drift_index) - self.history_max
         if excess > 0:
-            old = await self.client.zrange(self.keys.drift_index, 0, excess - 1)
+            old = await self.client.zrange(keys.drift_index, 0, excess - 1)
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hdel(self.keys.drift_reports, *old)
-                pipe.zrem(self.keys.drift_index, *old)
-                pipe.hdel(self.keys.drift_histograms, *old)
+                pipe.hdel(keys.drift_reports, *old)
+                pipe.zrem(keys.drift_index, *old)
+                pipe.hdel(keys.drift_histograms, *old)
                 await pipe.execute()
 
 

@@ -14,14 +14,22 @@ events and replica B's events land in the same window counter. A monitor
 killed between two batches loses nothing: it acked only what the scripts had
 stored, and the rest is redelivered.
 
+One script call stores predictions of one model version: each version has
+its own window series (``Keys(model, version)``: counter, windows, reports),
+so a new version starts at window 0 against its own reference and no window
+mixes rows of two versions. :meth:`WindowState.ingest_predictions` splits a
+batch by version (one call per version, each acking its own entries).
+
 Join state is filed by the prediction's time bucket (read from the id) with a
 TTL, so it is bounded by the retention, not by traffic since the start. Within
 a bucket it is split into shards (:func:`join_slots`) small enough that each
 hash stays listpack-encoded (``hash-max-listpack-entries``, 128 by default),
 and a field holds only the id's bytes its key does not imply: 13 bytes of
-binary id and ``window * radix + class`` as one integer, about 20 bytes a prediction in all (the README
-has the sizing table, ``tests/integration/monitor/test_join_memory.py``
-measures it).
+binary id and :func:`join_value` (series, window and class as one integer),
+about 21 bytes a prediction in all (the README has the sizing table,
+``tests/integration/monitor/test_join_memory.py`` measures it). Feedback
+carries no version: the join value's series ordinal (:mod:`shared.series`)
+tells which series a label's prediction belongs to.
 
 The scripts are ``ingest_predictions.lua`` and ``ingest_feedback.lua`` beside
 this module. Python decides every key and index they use: the join buckets
@@ -36,7 +44,9 @@ retries (:meth:`WindowState.ingest_predictions`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +57,7 @@ from shared.events import FeedbackBatch, PredictionBatch
 from shared.ids import prediction_id_bytes, prediction_times_ms
 from shared.keys import Keys
 from shared.redis_scripts import register_script
+from shared.series import SeriesOrdinals
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +71,12 @@ JOIN_FIELD_WIDTH = 16 - JOIN_FIELD_START
 # random bytes: a batch (consecutive times) touches few hashes, and a burst of
 # ids sharing one millisecond spreads over JOIN_FAN of them.
 JOIN_FAN = 16
-# A prediction's join value is window * JOIN_CLASS_RADIX + class, one listpack
-# integer; a class past it is stored as text "window:class".
+# A prediction's join value is (window * JOIN_SERIES_RADIX + ordinal) * JOIN_CLASS_RADIX
+# + class, one listpack integer (24-bit for a series' first 128 windows, 32-bit for its
+# first 32,768: a byte more than without the series for part of that range); a class or
+# series ordinal past its radix is stored as text "window:class:ordinal".
 JOIN_CLASS_RADIX = 1_024
+JOIN_SERIES_RADIX = 64
 DEFAULT_JOIN_SHARDS = 4_096
 # A script call that lost the race for the ingest counter this many times in a row fails
 # (its entries stay pending and come back): replicas contend, they do not starve.
@@ -80,6 +94,7 @@ CONF_WIDTH, CONF_OFFSET = 3, 100
 POS_WIDTH, POS_OFFSET = 6, 100_000
 
 Column = npt.NDArray[np.int64]
+V = TypeVar("V", str, bytes)
 ScriptCall = tuple[list[str], list[bytes | str | int]]
 
 
@@ -97,13 +112,55 @@ class JoinSlots:
         return self.fields[i * JOIN_FIELD_WIDTH : (i + 1) * JOIN_FIELD_WIDTH]
 
 
-def join_window(tag: bytes) -> int:
-    """The window of a stored join value (``window * JOIN_CLASS_RADIX + class`` or ``window:class``).
+def join_value(ordinal: int, window: int, cls: int) -> bytes:
+    """A prediction's join value as ``ingest_predictions.lua`` writes it.
 
-    >>> join_window(str(7 * JOIN_CLASS_RADIX + 3).encode()), join_window(b"7:2000")
-    (7, 7)
+    >>> join_value(1, 7, 3), join_value(70, 7, 3), join_value(1, 7, 2000)
+    (b'459779', b'7:3:70', b'7:2000:1')
     """
-    return int(tag.split(b":", 1)[0]) if b":" in tag else int(tag) // JOIN_CLASS_RADIX
+    if ordinal < JOIN_SERIES_RADIX and cls < JOIN_CLASS_RADIX:
+        return str((window * JOIN_SERIES_RADIX + ordinal) * JOIN_CLASS_RADIX + cls).encode()
+    return f"{window}:{cls}:{ordinal}".encode()
+
+
+def join_series_window(tag: bytes) -> tuple[int, int]:
+    """The (series ordinal, window) of a stored join value (:func:`join_value`).
+
+    >>> [join_series_window(join_value(o, w, c)) for o, w, c in [(1, 7, 3), (70, 7, 3), (2, 9, 2000)]]
+    [(1, 7), (70, 7), (2, 9)]
+    """
+    if b":" in tag:
+        window_text, _, ordinal_text = tag.split(b":")
+        return int(ordinal_text), int(window_text)
+    window, ordinal = divmod(int(tag) // JOIN_CLASS_RADIX, JOIN_SERIES_RADIX)
+    return ordinal, window
+
+
+def series_window_id(ordinal: int, window: int) -> str:
+    """How ``ingest_feedback.lua`` names a window of a series: ``ordinal/window``."""
+    return f"{ordinal}/{window}"
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWindow:
+    """A window of one version's series, as the feedback script receives it."""
+
+    version: str
+    ordinal: int
+    window: int
+
+
+def version_groups(versions: Sequence[V]) -> list[tuple[V, npt.NDArray[np.intp]]]:
+    """Rows of each model version in a batch, in order of first appearance (vectorised).
+
+    >>> [(v, rows.tolist()) for v, rows in version_groups(["2", "1", "2"])]
+    [('2', [0, 2]), ('1', [1])]
+    """
+    if len(set(versions)) <= 1:
+        return [(versions[0], np.arange(len(versions)))] if versions else []
+    distinct, first, inverse = np.unique(np.array(versions, dtype=object), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    return [(distinct[g], np.flatnonzero(inverse == g)) for g in order.tolist()]
 
 
 def join_slots(ids: list[str], shards: int) -> JoinSlots:
@@ -158,34 +215,41 @@ def delay_bucket_bounds_s(bucket: int) -> tuple[float, float]:
     return 2 ** (bucket / 4) - 1, 2 ** ((bucket + 1) / 4) - 1
 
 
-def _packed_versions(versions: list[str]) -> str:
-    """Each version ended by the unit separator; one for the whole batch when all agree."""
-    distinct = set(versions)
-    if len(distinct) == 1:
-        return f"{versions[0]}\x1f"
-    return "".join(v + "\x1f" for v in versions)
+def sub_batch(batch: PredictionBatch, rows: npt.NDArray[np.intp]) -> PredictionBatch:
+    """The batch's ``rows`` (numpy indexing; the whole batch when it is all of them)."""
+    if len(rows) == len(batch):
+        return batch
+    picked = rows.tolist()
+    return PredictionBatch(
+        ids=[batch.ids[i] for i in picked], timestamps_ms=batch.timestamps_ms[rows],
+        model_versions=[batch.model_versions[i] for i in picked], features=batch.features[rows],
+        classes=batch.classes[rows], probabilities=batch.probabilities[rows],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     new: int
-    closed_windows: list[int]
+    closed_windows: list[int]  # of every version (see ``closed`` for which series each belongs to)
+    closed: dict[str, list[int]] = field(default_factory=dict)  # version -> windows this batch closed
 
 
 class WindowState:
-    """The ingest scripts, bound to one model's keys and window policy."""
+    """The ingest scripts, bound to one model's keys and window policy; one series per version."""
 
     def __init__(
         self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy, retention_s: int,
-        join_shards: int = DEFAULT_JOIN_SHARDS,
+        join_shards: int = DEFAULT_JOIN_SHARDS, ordinals: SeriesOrdinals | None = None,
     ) -> None:
         self.client = client
-        self.keys = keys
+        self.keys = Keys(keys.model)
         self.policy = policy
         self.retention_s = retention_s
         self.join_shards = join_shards  # the configured value until pinned by ``_pin_join_shards``
         self._join_shards_pinned = False
-        self._counter = 0  # the ingest counter as this replica last saw it (count windows)
+        self.ordinals = ordinals if ordinals is not None else SeriesOrdinals(client, self.keys)
+        # Per version: the ingest counter as this replica last saw it (count windows).
+        self._counters: dict[str, int] = {}
         self._ingest_predictions = register_script(client, "monitor", "ingest_predictions.lua")
         self._ingest_feedback = register_script(client, "monitor", "ingest_feedback.lua")
 
@@ -216,20 +280,28 @@ class WindowState:
         raw_features: list[bytes],
         ack: tuple[str, str, list[bytes]] | None = None,
         counter: int = 0,
+        *,
+        ordinal: int,
     ) -> ScriptCall:
-        """KEYS and ARGV of ``ingest_predictions.lua`` (ARGV in its ``read_args`` order)."""
+        """KEYS and ARGV of ``ingest_predictions.lua`` (ARGV in its ``read_args`` order) for a
+        batch of one model version, whose series has ``ordinal``."""
+        versions = set(batch.model_versions)
+        if len(versions) != 1:
+            raise ValueError(f"one script call stores one model version's predictions, got {sorted(versions)}")
         if (batch.classes < 0).any() or (batch.classes >= 10**CLASS_WIDTH - CLASS_OFFSET).any():
             raise ValueError(f"class indexes must lie in [0, {10**CLASS_WIDTH - CLASS_OFFSET})")
+        version = batch.model_versions[0]
         slots = join_slots(batch.ids, self.join_shards)
         windows, ends, window_positions = self._windows(batch, counter)
-        k = self.keys
-        keys = [ack[0] if ack else k.predictions, k.ingested, k.windows_to_report, k.windows_open,
-                k.windows_closed_upto, k.windows_late, k.windows_index, k.confusion_total, k.label_delays_total]
+        k, s = self.keys, self.keys.for_version(version)
+        keys = [ack[0] if ack else k.predictions, s.ingested, s.windows_to_report, s.windows_open,
+                s.windows_closed_upto, s.windows_late, s.windows_index, k.confusion_total, k.label_delays_total,
+                s.version_confusion_total, s.version_label_delays_total]
         for b, shard in zip(slots.buckets, slots.shards, strict=True):
             keys += [k.joined_predictions(b, shard), k.joined_labels(b, shard), k.waiting_labels(b)]
         for w in windows:
-            keys += [k.window_rows(w), k.window_classes(w), k.window_confidence(w), k.confusion(w),
-                     k.window_label_delays(w), k.window_meta(w)]
+            keys += [s.window_rows(w), s.window_classes(w), s.window_confidence(w), s.confusion(w),
+                     s.window_label_delays(w), s.window_meta(w)]
         args: list[bytes | str | int] = [
             "time" if self.policy.timed else "count", len(batch), len(slots.buckets), len(windows),
             -1 if self.policy.timed else counter, self.retention_s, INDEX_KEEP,
@@ -240,35 +312,54 @@ class WindowState:
             packed(batch.timestamps_ms, TS_OFFSET, TS_WIDTH),
             packed(batch.classes, CLASS_OFFSET, CLASS_WIDTH),
             packed(confidence_buckets(batch.probabilities), CONF_OFFSET, CONF_WIDTH),
-            _packed_versions(batch.model_versions),
+            version,
             b"".join(raw_features),
             *(("", "") if ack is None else (ack[1], b",".join(ack[2]))),
-            JOIN_CLASS_RADIX,
+            JOIN_CLASS_RADIX, ordinal, JOIN_SERIES_RADIX,
         ]
         return keys, args
 
     async def ingest_predictions(
         self, batch: PredictionBatch, raw_features: list[bytes], ack: tuple[str, str, list[bytes]] | None = None
     ) -> IngestResult:
-        """Store the batch's state; with ``ack`` = (stream, group, entry ids), ack those
-        entries in the same atomic script, so state and ack can never part.
-
-        Count windows: the call expects the ingest counter this replica saw
-        last; when another replica moved it, the script writes nothing and
-        answers the counter's value, and the call is made again with it.
+        """Store the batch's state in each of its versions' series; with ``ack`` =
+        (stream, group, entry ids), ack each version's entries in the same atomic
+        script call that stores them, so state and ack can never part.
         """
         await self._pin_join_shards()
+        new, closed = 0, {}
+        for version, rows in version_groups(batch.model_versions):
+            part = sub_batch(batch, rows)
+            picked = rows.tolist()
+            part_ack = ack if ack is None or len(rows) == len(batch) else (
+                ack[0], ack[1], [ack[2][i] for i in picked])
+            part_raw = raw_features if len(rows) == len(batch) else [raw_features[i] for i in picked]
+            n, done = await self._ingest_version(version, part, part_raw, part_ack)
+            new += n
+            if done:
+                closed[version] = done
+        return IngestResult(new, [w for done in closed.values() for w in done], closed)
+
+    async def _ingest_version(
+        self, version: str, batch: PredictionBatch, raw_features: list[bytes],
+        ack: tuple[str, str, list[bytes]] | None,
+    ) -> tuple[int, list[int]]:
+        """One version's call. Count windows: the call expects the ingest counter this
+        replica saw last; when another replica moved it, the script writes nothing and
+        answers the counter's value, and the call is made again with it."""
+        ordinal = await self.ordinals.ordinal(version)
         for _ in range(MAX_COUNTER_RACES):
-            keys, args = self.prediction_call(batch, raw_features, ack, self._counter)
+            keys, args = self.prediction_call(batch, raw_features, ack, self._counters.get(version, 0),
+                                              ordinal=ordinal)
             new, closed, counter = await self._ingest_predictions(keys=keys, args=args)
-            self._counter = int(counter)
+            self._counters[version] = int(counter)
             if int(new) >= 0:
-                return IngestResult(int(new), [int(w) for w in closed])
+                return int(new), [int(w) for w in closed]
         raise RuntimeError(f"lost the race for the ingest counter {MAX_COUNTER_RACES} times")
 
     # -- feedback -----------------------------------------------------------------
-    async def _prediction_windows(self, slots: JoinSlots) -> list[int]:
-        """The windows of the predictions already joined (read before the script, which checks them)."""
+    async def _prediction_windows(self, slots: JoinSlots) -> list[SeriesWindow]:
+        """The series windows of the predictions already joined (read before the script, which checks them)."""
         by_slot: list[list[bytes]] = [[] for _ in slots.buckets]
         for i, j in enumerate(slots.position.tolist()):
             by_slot[j].append(slots.field(i))
@@ -276,19 +367,31 @@ class WindowState:
             for b, shard, members in zip(slots.buckets, slots.shards, by_slot, strict=True):
                 pipe.hmget(self.keys.joined_predictions(b, shard), members)
             found = await pipe.execute()
-        return sorted({join_window(tag) for tags in found for tag in tags if tag is not None})
+        out = []
+        for ordinal, window in sorted({join_series_window(tag) for tags in found for tag in tags if tag is not None}):
+            version = await self.ordinals.version(ordinal)
+            if version is None:  # written with an ordinal the registry does not hold: a broken state
+                raise RuntimeError(f"join state names series ordinal {ordinal}, which no version has")
+            out.append(SeriesWindow(version, ordinal, window))
+        return out
 
-    def feedback_call(self, batch: FeedbackBatch, windows: list[int], slots: JoinSlots | None = None) -> ScriptCall:
-        """KEYS and ARGV of ``ingest_feedback.lua`` for the predictions' ``windows``."""
+    def feedback_call(
+        self, batch: FeedbackBatch, windows: list[SeriesWindow], slots: JoinSlots | None = None
+    ) -> ScriptCall:
+        """KEYS and ARGV of ``ingest_feedback.lua`` for the predictions' series ``windows``."""
         slots = slots or join_slots(batch.ids, self.join_shards)
         k = self.keys
         keys = [k.feedback_counts, k.confusion_total, k.label_delays_total]
         for b, shard in zip(slots.buckets, slots.shards, strict=True):
             keys += [k.joined_labels(b, shard), k.joined_predictions(b, shard), k.waiting_labels(b)]
-        for w in windows:
-            keys += [k.confusion(w), k.window_label_delays(w)]
-        args: list[bytes | str | int] = [len(batch), len(slots.buckets), len(windows), self.retention_s,
-                                         ",".join(map(str, windows)), JOIN_CLASS_RADIX]
+        for sw in windows:
+            s = k.for_version(sw.version)
+            keys += [s.confusion(sw.window), s.window_label_delays(sw.window), s.version_confusion_total,
+                     s.version_label_delays_total]
+        args: list[bytes | str | int] = [
+            len(batch), len(slots.buckets), len(windows), self.retention_s,
+            ",".join(series_window_id(sw.ordinal, sw.window) for sw in windows), JOIN_CLASS_RADIX, JOIN_SERIES_RADIX,
+        ]
         rows = zip(batch.labels.tolist(), batch.timestamps_ms.tolist(), prediction_times_ms(batch.ids).tolist(),
                    (slots.position + 1).tolist(), strict=True)
         for i, (label, feedback_ts, predicted_ts, position) in enumerate(rows):

@@ -1,5 +1,11 @@
 """Drift windows: which ingest windows make up a drift window, and when their rows go.
 
+Every model version has its own series of windows (``Keys(model, version)``):
+numbering starts at 0 for each version, a window holds rows of one version
+only, and it is tested against that version's reference. Everything below
+happens within one series; the reads take a version and default to the
+model's current one (``model_info`` field ``version``).
+
 The ingest script (:mod:`monitor.window_state`) files each prediction's row into an
 *ingest window* and marks the window for reporting when it closes. A drift
 window is built from those:
@@ -50,6 +56,7 @@ from pydantic import BaseModel, Field
 from monitor.monitor_settings import MonitorSettings
 from shared.keys import Keys
 from shared.redis_scripts import register_script
+from shared.registry import read_current_version
 
 __all__ = ["WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
 
@@ -176,20 +183,30 @@ class WindowProgress(BaseModel):
     start: datetime | None = Field(default=None, description="Start of its time slot (time windows)")
     end: datetime | None = Field(default=None, description="End of its time slot (time windows)")
     reported: bool = Field(description="Whether a drift report of this window is stored")
+    model_version: str | None = Field(default=None, description="The version whose window series this is")
 
 
 # The index keeps this many of the newest ingest windows (reads ask for at most 100).
 INDEX_KEEP = 1_000
 
 
+async def series_keys(client: aioredis.Redis, keys: Keys, version: str | None = None) -> Keys | None:
+    """The keys of ``version``'s series; by default of the model's current version (None while
+    no version is registered). ``keys`` bound to a version already answer for that one."""
+    if version is None:
+        version = keys.version or await read_current_version(client, Keys(keys.model))
+    return keys.for_version(version) if version is not None else None
+
+
 class WindowIndex:
-    """The read side: which ingest windows exist, and how full each one is, in every mode.
+    """The read side: which ingest windows of a series exist, and how full each one is, in every mode.
 
     The ingest script records each window it files rows into in
     ``Keys.windows_index`` (a sorted set by index, trimmed to the newest
     :data:`INDEX_KEEP`), so reads list the windows that really hold
     predictions, whatever the mode: counted windows are consecutive, time
-    slots need not be.
+    slots need not be. ``version`` defaults to the model's current version
+    (or the one ``keys`` are bound to).
     """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy) -> None:
@@ -197,12 +214,15 @@ class WindowIndex:
         self.keys = keys
         self.policy = policy
 
-    async def recent(self, last: int) -> list[int]:
+    async def recent(self, last: int, version: str | None = None) -> list[int]:
         """Up to ``last`` windows holding predictions, newest first."""
-        raw = await self.client.zrevrange(self.keys.windows_index, 0, last - 1)
+        keys = await series_keys(self.client, self.keys, version)
+        if keys is None:
+            return []
+        raw = await self.client.zrevrange(keys.windows_index, 0, last - 1)
         return [int(w) for w in raw]
 
-    async def progress(self, window: int | None = None) -> WindowProgress:
+    async def progress(self, window: int | None = None, version: str | None = None) -> WindowProgress:
         """One window's progress; by default the window being filled.
 
         That is, for count windows, the one the next prediction goes to (empty
@@ -210,15 +230,18 @@ class WindowIndex:
         holding predictions.
         """
         policy = self.policy
+        keys = await series_keys(self.client, self.keys, version)
+        if keys is None:
+            keys = self.keys.for_version("")  # no version registered yet: an empty series
         if window is None and not policy.timed:
-            ingested = int(await self.client.get(self.keys.ingested) or 0)
+            ingested = int(await self.client.get(keys.ingested) or 0)
             window, _ = policy.count_window(ingested)
         elif window is None:
-            newest = await self.recent(1)
+            newest = await self.recent(1, keys.version)
             window = newest[0] if newest else policy.slot_at(int(time.time() * 1000))
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hvals(self.keys.window_classes(window))
-            pipe.hexists(self.keys.drift_reports, window)
+            pipe.hvals(keys.window_classes(window))
+            pipe.hexists(keys.drift_reports, window)
             counts, reported = await pipe.execute()
         start, end = policy.slot_bounds(window, window) if policy.timed else (None, None)
         return WindowProgress(
@@ -229,6 +252,7 @@ class WindowIndex:
             start=start,
             end=end,
             reported=bool(reported),
+            model_version=keys.version or None,
         )
 
 
@@ -238,7 +262,8 @@ MAX_STORE_RACES = 100
 
 
 class WindowStore:
-    """The reporter's side of the window state: read members, store a report."""
+    """The reporter's side of one series' window state (``keys`` bound to a version):
+    read members, store a report."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy) -> None:
         self.client = client

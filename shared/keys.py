@@ -1,13 +1,21 @@
-"""Every Redis key Driftwatch uses, in one place.
-
-The Lua scripts in ``monitor/window_state.py`` build the per-window and join keys
-from ``prefix`` with the same suffixes as the methods here; a change of name
-is made in both places (a test checks they agree).
+"""Every Redis key Driftwatch uses, in one place (the Lua scripts receive them in ``KEYS``).
 
 All keys of one model carry the model name as a Redis Cluster hash tag
 (``driftwatch:{digits-mlp}:...``), so a model's streams and state live in one
 slot: the Lua scripts that update state atomically may touch any of them, and
 models spread across a cluster by name.
+
+Two scopes:
+
+- *model* keys (``driftwatch:{model}:...``): the streams, the registry
+  (``model_info``, references), the prediction/label join, feedback totals,
+  alerts, service stats and the version-series registry. Feedback carries no
+  model version, so everything it touches before the join is model-scoped.
+- *series* keys (``driftwatch:{model}:v:{version}:...``): one window series per
+  model version (ingest counter, windows, reports, histograms, per-window and
+  per-version performance counts). A new version starts a new series at window
+  0 against its own reference, and no window ever holds rows of two versions.
+  They need ``Keys(model, version)``; reading one from ``Keys(model)`` raises.
 """
 
 from __future__ import annotations
@@ -27,11 +35,19 @@ def hash_tag_prefix(key: str) -> str:
     return key[: end + 1] if end > 0 else key
 
 
+# Fields of the series registry hash (``Keys.series``): a version's ordinal, the
+# reverse (ordinal -> version) and the counter that allocates them (shared/series.py).
+SERIES_VERSION_FIELD = "v:"
+SERIES_ORDINAL_FIELD = "n:"
+SERIES_COUNTER_FIELD = "next"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """Key names for one model."""
+    """Key names for one model, and (with ``version``) for that version's window series."""
 
     model: str
+    version: str | None = None
 
     @classmethod
     def of_stream(cls, stream: str) -> Keys:
@@ -42,9 +58,20 @@ class Keys:
             raise ValueError(f"{stream!r} is not a Driftwatch stream")
         return cls(tag[len(head) : -1])
 
+    def for_version(self, version: str) -> Keys:
+        """The keys of one version's series of this model."""
+        return Keys(self.model, version)
+
     @property
     def prefix(self) -> str:
         return f"{KEY_ROOT}:{{{self.model}}}"
+
+    @property
+    def series_prefix(self) -> str:
+        """``driftwatch:{model}:v:<version>``: where one version's window series lives."""
+        if self.version is None:
+            raise ValueError(f"a window-series key of model {self.model!r} needs a version: Keys(model, version)")
+        return f"{self.prefix}:v:{self.version}"
 
     # -- streams ---------------------------------------------------------
     @property
@@ -73,64 +100,76 @@ class Keys:
         """String: the reference sample (``.npz`` bytes) of one model version."""
         return f"{self.prefix}:reference:{version}"
 
-    # -- window state ----------------------------------------------------
+    @property
+    def series(self) -> str:
+        """Hash: the versions that have a window series, each with a small ordinal
+        (``v:<version>`` -> n, ``n:<n>`` -> version, ``next``): see shared/series.py."""
+        return f"{self.prefix}:series"
+
+    # -- window state (series) ---------------------------------------------
     @property
     def ingested(self) -> str:
         """Counter: distinct predictions ingested; window index = (n - 1) // size."""
-        return f"{self.prefix}:ingested"
+        return f"{self.series_prefix}:ingested"
 
     def window_rows(self, window: int) -> str:
         """List: the float32 feature rows of one window, in ingest order."""
-        return f"{self.prefix}:window:{window}:rows"
+        return f"{self.series_prefix}:window:{window}:rows"
 
     def window_meta(self, window: int) -> str:
         """Hash: one window's bounds (first/last timestamps) and model version."""
-        return f"{self.prefix}:window:{window}:meta"
+        return f"{self.series_prefix}:window:{window}:meta"
 
     def window_classes(self, window: int) -> str:
         """Hash: predicted class -> count within one window."""
-        return f"{self.prefix}:window:{window}:classes"
+        return f"{self.series_prefix}:window:{window}:classes"
 
     def window_confidence(self, window: int) -> str:
         """Hash: top-class probability percent bucket -> count within one window."""
-        return f"{self.prefix}:window:{window}:confidence"
+        return f"{self.series_prefix}:window:{window}:confidence"
 
     def window_label_delays(self, window: int) -> str:
         """Hash: label-delay bucket (quarter octaves of seconds) -> count, by prediction window."""
-        return f"{self.prefix}:window:{window}:label-delay"
+        return f"{self.series_prefix}:window:{window}:label-delay"
 
     @property
     def label_delays_total(self) -> str:
+        """Hash: label-delay bucket -> count over every version (model-scoped)."""
         return f"{self.prefix}:label-delay:total"
+
+    @property
+    def version_label_delays_total(self) -> str:
+        """Hash (series): label-delay bucket -> count over this version's predictions."""
+        return f"{self.series_prefix}:label-delay:total"
 
     def window_used_by(self, window: int) -> str:
         """Set: sliding drift windows stored that used this ingest window's rows."""
-        return f"{self.prefix}:window:{window}:used-by"
+        return f"{self.series_prefix}:window:{window}:used-by"
 
     @property
     def windows_index(self) -> str:
         """Sorted set: the newest ingest windows that received predictions, scored by index."""
-        return f"{self.prefix}:windows:index"
+        return f"{self.series_prefix}:windows:index"
 
     @property
     def windows_open(self) -> str:
         """Sorted set (time windows): windows holding rows and not closed yet, scored by index."""
-        return f"{self.prefix}:windows:open"
+        return f"{self.series_prefix}:windows:open"
 
     @property
     def windows_retained(self) -> str:
         """Sorted set (sliding time windows): reported windows whose rows later windows may still need."""
-        return f"{self.prefix}:windows:retained"
+        return f"{self.series_prefix}:windows:retained"
 
     @property
     def windows_closed_upto(self) -> str:
         """String (time windows): every window up to this index is closed; later rows for them are late."""
-        return f"{self.prefix}:windows:closed-upto"
+        return f"{self.series_prefix}:windows:closed-upto"
 
     @property
     def windows_late(self) -> str:
         """Hash (time windows): predictions that arrived after their window closed."""
-        return f"{self.prefix}:windows:late"
+        return f"{self.series_prefix}:windows:late"
 
     def production_reference(self, version: str) -> str:
         """Hash: the first production windows of a version, when they are the reference."""
@@ -139,7 +178,7 @@ class Keys:
     @property
     def windows_to_report(self) -> str:
         """Set: windows that are full and whose drift report is not stored yet."""
-        return f"{self.prefix}:windows:to-report"
+        return f"{self.series_prefix}:windows:to-report"
 
     # -- prediction/label join ---------------------------------------------
     # Join state is filed by the prediction's hour (read from its id) and, within
@@ -156,8 +195,10 @@ class Keys:
         return f"{self.prefix}:join:shards"
 
     def joined_predictions(self, bucket: int, shard: int) -> str:
-        """Hash: id field -> ``window:class`` for predictions of one time bucket and shard."""
-        return f"{self.prefix}:join:{bucket}:{shard}:pred"
+        """Hash: id field -> series, window and class (monitor/window_state.py: ``join_value``)
+        for predictions of one time bucket and shard. Named ``spred``, not the single-series
+        layout's ``pred``, so values of that layout are never read as this one's."""
+        return f"{self.prefix}:join:{bucket}:{shard}:spred"
 
     def joined_labels(self, bucket: int, shard: int) -> str:
         """Hash: id field -> ``label:feedback time`` for labels of one time bucket and shard."""
@@ -170,12 +211,17 @@ class Keys:
 
     def confusion(self, window: int) -> str:
         """Hash: ``label:predicted`` -> count of joined pairs in one window."""
-        return f"{self.prefix}:window:{window}:confusion"
+        return f"{self.series_prefix}:window:{window}:confusion"
 
     @property
     def confusion_total(self) -> str:
-        """Hash: ``label:predicted`` -> count over all windows."""
+        """Hash: ``label:predicted`` -> count over all windows of every version (model-scoped)."""
         return f"{self.prefix}:confusion:total"
+
+    @property
+    def version_confusion_total(self) -> str:
+        """Hash (series): ``label:predicted`` -> count over this version's windows."""
+        return f"{self.series_prefix}:confusion:total"
 
     @property
     def feedback_counts(self) -> str:
@@ -191,17 +237,17 @@ class Keys:
     @property
     def drift_reports(self) -> str:
         """Hash: window index -> drift report JSON."""
-        return f"{self.prefix}:drift:reports"
+        return f"{self.series_prefix}:drift:reports"
 
     @property
     def drift_index(self) -> str:
         """Sorted set: window indexes with a report, scored by index."""
-        return f"{self.prefix}:drift:index"
+        return f"{self.series_prefix}:drift:index"
 
     @property
     def drift_histograms(self) -> str:
         """Hash: window index -> that window's per-feature histogram counts (see monitor/histograms.py)."""
-        return f"{self.prefix}:drift:histograms"
+        return f"{self.series_prefix}:drift:histograms"
 
     @property
     def reference_histograms(self) -> str:

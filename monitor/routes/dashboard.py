@@ -13,6 +13,12 @@ from shared.http import query_error
 
 router = APIRouter(tags=["dashboard"])
 
+Version = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200,
+          description="A model version's window series; default: the model's current version (registered last)"),
+]
+
 
 @router.get("/overview", response_model=Overview)
 async def overview(dashboard: Dashboard) -> Overview:
@@ -23,9 +29,12 @@ async def overview(dashboard: Dashboard) -> Overview:
 
 
 @router.get("/drift/timeline", response_model=Timeline)
-async def drift_timeline(dashboard: Dashboard, limit: Annotated[int, Query(ge=1, le=100)] = 30) -> Timeline:
-    """The newest reported windows, oldest first: drift, effect size per feature, accuracy and coverage."""
-    return await dashboard.timeline(limit)
+async def drift_timeline(
+    dashboard: Dashboard, limit: Annotated[int, Query(ge=1, le=100)] = 30, version: Version = None
+) -> Timeline:
+    """The newest reported windows of one version's series (default: the current version's), oldest
+    first: drift, effect size per feature, accuracy and coverage."""
+    return await dashboard.timeline(limit, version)
 
 
 @router.get(
@@ -37,11 +46,12 @@ async def drift_histograms(
     dashboard: Dashboard,
     window: Annotated[int, Path(ge=0)],
     feature: Annotated[list[str] | None, Query(description="Only these features (repeatable)")] = None,
+    version: Version = None,
 ) -> WindowHistograms:
     """Reference and window counts per feature in bins fixed from the reference (bounded, see
     ``monitor.histograms``), with each feature's test from the window's report: what the UI
     overlays, never raw rows."""
-    histograms = await dashboard.window_histograms(window)
+    histograms = await dashboard.window_histograms(window, version)
     if histograms is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no histograms for window {window}")
     if feature:

@@ -11,6 +11,12 @@ from monitor.windows import WindowProgress
 
 router = APIRouter(tags=["drift"])
 
+Version = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200,
+          description="A model version's window series; default: the model's current version (registered last)"),
+]
+
 
 class NoReportYet(BaseModel):
     """No window has filled yet: too little data to test, which is not "no drift"."""
@@ -22,12 +28,12 @@ class NoReportYet(BaseModel):
 
 
 @router.get("/drift", response_model=WindowDriftReport | NoReportYet)
-async def latest_drift(reports: Reports) -> WindowDriftReport | NoReportYet:
-    """The drift report of the most recent full window."""
-    report = await reports.latest()
+async def latest_drift(reports: Reports, version: Version = None) -> WindowDriftReport | NoReportYet:
+    """The drift report of the most recent full window (of the current version's series, or ``version``'s)."""
+    report = await reports.latest(version)
     if report is not None:
         return report
-    progress = await reports.progress()
+    progress = await reports.progress(version=version)
     return NoReportYet(predictions_in_window=progress.filled, window_size=progress.size)
 
 
@@ -35,21 +41,26 @@ async def latest_drift(reports: Reports) -> WindowDriftReport | NoReportYet:
 async def window_progress(
     reports: Reports,
     window: Annotated[int | None, Query(ge=0, description="A window's index; default: the one being filled")] = None,
+    version: Version = None,
 ) -> WindowProgress:
     """How far a window is from its report: the one being filled, or the one asked for."""
-    return await reports.progress(window)
+    return await reports.progress(window, version)
 
 
 @router.get("/drift/history", response_model=ReportPage)
-async def drift_history(reports: Reports, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> ReportPage:
-    """Past reports, newest first."""
-    return ReportPage(reports=await reports.history(limit))
+async def drift_history(
+    reports: Reports, limit: Annotated[int, Query(ge=1, le=1000)] = 20, version: Version = None
+) -> ReportPage:
+    """Past reports of one version's window series, newest first."""
+    return ReportPage(reports=await reports.history(limit, version))
 
 
 @router.get("/drift/windows/{window}", response_model=WindowDriftReport, responses={404: {"description": "No report"}})
-async def window_report(reports: Reports, window: Annotated[int, Path(ge=0)]) -> WindowDriftReport:
+async def window_report(
+    reports: Reports, window: Annotated[int, Path(ge=0)], version: Version = None
+) -> WindowDriftReport:
     """The report of one window: the link a drift alert carries (``report_url``)."""
-    report = await reports.stored(window)
+    report = await reports.stored(window, version)
     if report is None:
         raise HTTPException(status_code=404, detail=f"no drift report for window {window} (not yet, or trimmed)")
     return report

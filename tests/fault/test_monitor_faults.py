@@ -177,7 +177,7 @@ def baseline(server: LocalRedisServer, model_dir: Path, events: dict[str, Any],
              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One monitor, never interrupted."""
     tmp = tmp_path_factory.mktemp("baseline")
-    keys = Keys(events["metadata"].name)
+    keys = Keys(events["metadata"].name, events["metadata"].version)
     url = fill(server, 1, model_dir, events)
     service = monitor(url, tmp, "base")
     client = redis.Redis.from_url(url)
@@ -213,7 +213,7 @@ def compare(name: str, baseline: dict[str, Any], run: dict[str, Any], *, same_or
 def test_monitor_sigkilled_mid_stream_and_restarted_counts_like_an_uninterrupted_run(
     server: LocalRedisServer, model_dir: Path, events: dict[str, Any], baseline: dict[str, Any], tmp_path: Path
 ) -> None:
-    keys = Keys(events["metadata"].name)
+    keys = Keys(events["metadata"].name, events["metadata"].version)
     url = fill(server, 2, model_dir, events)
     client = redis.Redis.from_url(url)
     first = monitor(url, tmp_path, "solo")
@@ -237,7 +237,7 @@ def test_replicas_with_one_sigkilled_give_the_single_monitor_counts(
     replicas: int, server: LocalRedisServer, model_dir: Path, events: dict[str, Any], baseline: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    keys = Keys(events["metadata"].name)
+    keys = Keys(events["metadata"].name, events["metadata"].version)
     url = fill(server, 2 + replicas, model_dir, events, publish=False)
     client = redis.Redis.from_url(url)
     services = [monitor(url, tmp_path, f"replica-{i}") for i in range(replicas)]

@@ -65,12 +65,13 @@ def copy_model(model_dir: Path, name: str, into: Path) -> Path:
 
 
 def counted(client: redis.RedisCluster, keys: Keys) -> int:
-    return int(client.get(keys.ingested) or 0)
+    return int(client.get(keys.for_version("1").ingested) or 0)
 
 
 def reported_windows(client: redis.RedisCluster, keys: Keys) -> dict[int, int]:
-    """window index -> the size its report says it had."""
-    return {int(w): json.loads(r)["window_size"] for w, r in client.hgetall(keys.drift_reports).items()}
+    """window index -> the size its report says it had (version 1's series)."""
+    reports = client.hgetall(keys.for_version("1").drift_reports)
+    return {int(w): json.loads(r)["window_size"] for w, r in reports.items()}
 
 
 def test_failover_under_traffic_counts_every_prediction_once_for_every_model(

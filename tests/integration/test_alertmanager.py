@@ -104,8 +104,10 @@ async def test_one_drift_episode_is_one_alert_per_rule_and_model(
         named = {part.split(" (")[0] for part in listed.split(" and ")[0].split(", ")}
         assert named and named <= shifted, listed  # the features the shift moved, with their effect sizes
         assert notes["report_url"].startswith(f"{EXTERNAL_URL}/drift/windows/")
-        window = int(notes["report_url"].rsplit("/", 1)[1])
-        report = client.get(f"/drift/windows/{window}").json()
+        path, _, query = notes["report_url"].rsplit("/", 1)[1].partition("?")
+        window = int(path)
+        assert query == "version=1"  # the link names its version's series: it stays right after a new version
+        report = client.get(f"/drift/windows/{window}?{query}").json()
         assert report["window"] == window and report["dataset_drift"] is True
         assert client.get("/drift/windows/999").status_code == 404
 

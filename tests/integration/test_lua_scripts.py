@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import redis
 
-from monitor.window_state import WindowState
+from monitor.window_state import SeriesWindow, WindowState
 from monitor.windows import WindowPolicy
 from shared.events import FeedbackBatch, PredictionBatch
 from shared.keys import Keys
@@ -72,7 +72,7 @@ def _prediction_call(policy: WindowPolicy, counter: int = 0) -> tuple[list[str],
         features=np.zeros((n, 2), dtype=np.float32), classes=np.zeros(n, dtype=np.int64), probabilities=probs,
     )
     state = WindowState(_NoScripts(), KEYS, policy, retention_s=60)  # type: ignore[arg-type]
-    keys, args = state.prediction_call(batch, [b"\0" * 8] * n, counter=counter)
+    keys, args = state.prediction_call(batch, [b"\0" * 8] * n, counter=counter, ordinal=1)
     return keys, list(args)
 
 
@@ -85,7 +85,7 @@ class _NoScripts:
     ("change", "expected"),
     [
         (lambda keys, args: (keys[:-1], args), "keys"),
-        (lambda keys, args: (keys, args[:-1]), "expected 28 arguments"),
+        (lambda keys, args: (keys, args[:-1]), "expected 30 arguments"),
         (lambda keys, args: (keys, [*args[:19], args[19][:-1], *args[20:]]), "ids (ARGV[20]) must be 3 values"),
         (lambda keys, args: (keys, [*args[:20], args[20] + b"1", *args[21:]]), "timestamps (ARGV[21])"),
         (lambda keys, args: (keys, [*args[:21], args[21][:-2], *args[22:]]), "classes (ARGV[22])"),
@@ -93,9 +93,12 @@ class _NoScripts:
         (lambda keys, args: (keys, ["sliding", *args[1:]]), "mode (ARGV[1])"),
         (lambda keys, args: (keys, [*args[:7], "wide", *args[8:]]), "id width (ARGV[8])"),
         (lambda keys, args: (keys, [*args[:15], "1,2", *args[16:]]), "window indexes (ARGV[16])"),
+        (lambda keys, args: (keys, [*args[:23], "", *args[24:]]), "model version (ARGV[24])"),
+        (lambda keys, args: (keys, [*args[:28], 0, *args[29:]]), "series ordinal (ARGV[29])"),
+        (lambda keys, args: (keys, [*args[:29], 1]), "join series radix (ARGV[30])"),
     ],
     ids=["missing-key", "missing-argument", "short-ids", "wide-timestamps", "short-classes", "ragged-rows",
-         "unknown-mode", "non-numeric-width", "window-count"],
+         "unknown-mode", "non-numeric-width", "window-count", "no-version", "no-ordinal", "series-radix"],
 )
 def test_ingest_predictions_refuses_bad_calls(redis_client: redis.Redis, change, expected: str) -> None:  # type: ignore[no-untyped-def]
     keys, args = change(*_prediction_call(WindowPolicy(step=100, size=100)))
@@ -110,7 +113,7 @@ def test_ingest_predictions_refuses_a_bucket_position_outside_the_call(redis_cli
 
 def test_ingest_predictions_answers_retry_when_the_counter_moved(redis_client: redis.Redis) -> None:
     keys, args = _prediction_call(WindowPolicy(step=100, size=100), counter=0)
-    redis_client.set(KEYS.ingested, 7)  # another replica ingested 7
+    redis_client.set(KEYS.for_version("1").ingested, 7)  # another replica ingested 7
     new, closed, counter = redis_client.eval(lua_source("monitor", "ingest_predictions.lua"), len(keys), *keys, *args)
     assert (new, closed, counter) == (-1, [], 7)
     assert redis_client.dbsize() == 1  # nothing written
@@ -121,20 +124,23 @@ def _feedback_call() -> tuple[list[str], list[object]]:
     batch = FeedbackBatch(ids=[stamp + "00" * 9 + "01", stamp + "00" * 9 + "11"], labels=np.array([1, 2]),
                           timestamps_ms=np.array([1_700_000_001_000] * 2, dtype=np.int64))
     state = WindowState(_NoScripts(), KEYS, WindowPolicy(), retention_s=60)  # type: ignore[arg-type]
-    keys, args = state.feedback_call(batch, windows=[4])
+    keys, args = state.feedback_call(batch, windows=[SeriesWindow("1", 1, 4)])
     return keys, list(args)
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda keys, args: (keys[:-1], args), "expected 8 keys"),
-        (lambda keys, args: (keys, args[:-1]), "expected 16 arguments"),
-        (lambda keys, args: (keys, [*args[:10], 2, *args[11:]]), "bucket position 2 outside 1..1"),
-        (lambda keys, args: (keys, [*args[:8], "soon", *args[9:]]), "feedback time (ARGV[9])"),
-        (lambda keys, args: (keys, [*args[:4], "4,5", *args[5:]]), "window indexes (ARGV[5]) must hold 1"),
+        (lambda keys, args: (keys[:-1], args), "expected 10 keys"),
+        (lambda keys, args: (keys, args[:-1]), "expected 17 arguments"),
+        (lambda keys, args: (keys, [*args[:11], 2, *args[12:]]), "bucket position 2 outside 1..1"),
+        (lambda keys, args: (keys, [*args[:9], "soon", *args[10:]]), "feedback time (ARGV[10])"),
+        (lambda keys, args: (keys, [*args[:4], "1/4,1/5", *args[5:]]), "series windows (ARGV[5]) must hold 1"),
+        (lambda keys, args: (keys, [*args[:4], "4", *args[5:]]), "not ordinal/window"),
+        (lambda keys, args: (keys, [*args[:6], 1, *args[7:]]), "join series radix (ARGV[7])"),
     ],
-    ids=["missing-key", "missing-argument", "bucket-outside", "non-numeric-time", "window-count"],
+    ids=["missing-key", "missing-argument", "bucket-outside", "non-numeric-time", "window-count", "window-form",
+         "series-radix"],
 )
 def test_ingest_feedback_refuses_bad_calls(redis_client: redis.Redis, change, expected: str) -> None:  # type: ignore[no-untyped-def]
     keys, args = change(*_feedback_call())
@@ -142,7 +148,7 @@ def test_ingest_feedback_refuses_bad_calls(redis_client: redis.Redis, change, ex
 
 
 def test_window_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:
-    k = KEYS
+    k = KEYS.for_version("1")
     head = [k.drift_reports, k.drift_index, k.windows_to_report]
     assert "(used-by, rows) pair" in _run(redis_client, "monitor", "store_report.lua",
                                           [*head, k.window_used_by(1)], [1, 2, "{}"])
@@ -179,3 +185,13 @@ def test_alert_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:
                                         [KEYS.alert_leader], ["me", "forever"])
     assert "expected 1 keys, got 2" in _run(redis_client, "monitor.alerts", "release_lease.lua",
                                             [KEYS.alert_leader, KEYS.alert_rules], ["me"])
+
+
+def test_series_ordinal_script_refuses_bad_calls_and_allocates_once(redis_client: redis.Redis) -> None:
+    assert "expected 1 keys" in _run(redis_client, "shared", "series_ordinal.lua", [], ["v:1", "next", "n:", "1"])
+    assert "expected 4 arguments" in _run(redis_client, "shared", "series_ordinal.lua", [KEYS.series], ["v:1"])
+    source = lua_source("shared", "series_ordinal.lua")
+    first = [redis_client.eval(source, 1, KEYS.series, f"v:{v}", "next", "n:", v) for v in ("a", "b", "a")]
+    assert first == [1, 2, 1]
+    assert redis_client.hgetall(KEYS.series) == {b"v:a": b"1", b"n:1": b"a", b"v:b": b"2", b"n:2": b"b",
+                                                 b"next": b"2"}

@@ -20,7 +20,7 @@ from shared.registry import register_model
 
 async def register(client: aioredis.Redis, model_dir: Path) -> tuple[ModelMetadata, Keys]:
     metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name)
+    keys = Keys(metadata.name, metadata.version)  # model keys, and version 1's series keys
     await register_model(client, keys, metadata, Reference.load(model_dir))
     return metadata, keys
 

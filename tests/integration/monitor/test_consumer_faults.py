@@ -46,7 +46,7 @@ def rows(n: int) -> np.ndarray:
 async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_the_rest_flows(
     worker: MonitorParts, aredis: aioredis.Redis
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     await publish_predictions(aredis, keys, rows(30), np.zeros(30, dtype=np.int64))
     # Decodes fine, but its ingest fails every time (its id is not hex, so it has no join bucket).
     [bad] = encode_predictions(["zz" * 16], int(time.time() * 1000), keys.model, "1", rows(1),
@@ -70,7 +70,7 @@ async def test_an_entry_whose_processing_raises_every_time_is_dead_lettered_and_
 
 
 async def test_readyz_stats_report_dlq_length_lag_and_rate(worker: MonitorParts, aredis: aioredis.Redis) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     await aredis.xadd(keys.predictions, {b"v": b"1", b"id": b"broken"})
     await publish_predictions(aredis, keys, rows(WINDOW), np.zeros(WINDOW, dtype=np.int64))
     await eventually(lambda: worker.consumer.stats.predictions == WINDOW)

@@ -29,7 +29,7 @@ SHIFTED = 20  # pixel_2_4
 
 def _register(client: redis.Redis, model_dir: Path) -> tuple[ModelMetadata, Keys]:
     metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name)
+    keys = Keys(metadata.name, metadata.version)
     client.set(keys.reference(metadata.version), Reference.load(model_dir).to_bytes())
     client.hset(keys.model_info, mapping={"version": metadata.version,
                                           metadata_field(metadata.version): metadata.model_dump_json()})

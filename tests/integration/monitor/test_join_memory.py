@@ -63,7 +63,7 @@ async def test_join_state_costs_at_most_24_bytes_a_prediction(aredis: aioredis.R
     again = PredictionBatch(ids[:BATCH], stamps[:BATCH], ["1"] * BATCH, features[:BATCH], classes[:BATCH],
                             probs[:BATCH])
     assert (await state.ingest_predictions(again, [row.tobytes() for row in features[:BATCH]])).new == 0
-    assert int(await aredis.get(keys.ingested)) == N
+    assert int(await aredis.get(keys.for_version("1").ingested)) == N
     assert (await memory_of(aredis, keys.join_state_pattern))[0] == used
 
     # The layout it replaced: one field per hex id, "window:class", in one hash per hour.

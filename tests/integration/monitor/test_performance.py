@@ -55,7 +55,7 @@ async def publish_real_predictions(
 async def test_delays_coverage_and_estimate_per_window(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     t0 = int(time.time() * 1000) - 3_600_000
     ids, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, t0)
     n = len(ids)  # 360: three windows
@@ -103,7 +103,7 @@ async def test_delays_coverage_and_estimate_per_window(
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     t0 = int(time.time() * 1000)
     ids, _, labels = await publish_real_predictions(aredis, keys, model_dir, t0)
     async with aredis.pipeline(transaction=False) as pipe:
@@ -117,6 +117,7 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
              keys.windows_to_report, keys.windows_index, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
              keys.drift_index, keys.drift_histograms, keys.reference_histograms, keys.label_delays_total,
+             keys.version_confusion_total, keys.version_label_delays_total, keys.series,
              keys.waiting_labels(bucket), keys.join_shards,
              keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
     slots = join_slots(ids, DEFAULT_JOIN_SHARDS)

@@ -1,4 +1,4 @@
-"""The ingest script against a real redis-server: mixed versions, atomic ack, redelivery."""
+"""The ingest script against a real redis-server: one series per version, atomic ack, redelivery."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ async def test_one_script_stores_state_and_acks(aredis: aioredis.Redis) -> None:
     probs = np.eye(10, dtype=np.float32)[[1, 2, 2, 3, 3, 3]]
     now = int(time.time() * 1000)
     entries = encode_predictions(new_prediction_ids(n, now), now, keys.model, "1", x, probs.argmax(1), probs)
-    entries[-1][b"mv"] = b"2"  # the last event comes from a newer model version
+    entries[-1][b"mv"] = b"2"  # the last event comes from a newer model version: its own series
     for entry in entries:
         await aredis.xadd(keys.predictions, entry)
     read = (await aredis.xreadgroup(CONSUMER_GROUP, "c", {keys.predictions: ">"}))[0][1]
@@ -33,15 +33,19 @@ async def test_one_script_stores_state_and_acks(aredis: aioredis.Redis) -> None:
     result = await state.ingest_predictions(batch, [f[b"x"] for _, f in read], ack)
     assert result.new == n
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
-    assert await aredis.hgetall(keys.window_classes(0)) == {b"1": b"1", b"2": b"2", b"3": b"3"}
-    assert await aredis.hget(keys.window_meta(0), "model_version") == b"2"
-    meta = await aredis.hgetall(keys.window_meta(0))
+    v1, v2 = keys.for_version("1"), keys.for_version("2")
+    assert await aredis.hgetall(v1.window_classes(0)) == {b"1": b"1", b"2": b"2", b"3": b"2"}
+    assert await aredis.hgetall(v2.window_classes(0)) == {b"3": b"1"}  # window 0 of version 2's series
+    assert await aredis.hget(v1.window_meta(0), "model_version") == b"1"
+    assert await aredis.hget(v2.window_meta(0), "model_version") == b"2"
+    meta = await aredis.hgetall(v1.window_meta(0))
     assert int(meta[b"first_ts"]) == now and int(meta[b"last_ts"]) == now
-    rows = await aredis.lrange(keys.window_rows(0), 0, -1)
-    np.testing.assert_array_equal(np.frombuffer(b"".join(rows), dtype=np.float32).reshape(n, 4), x)
+    rows = await aredis.lrange(v1.window_rows(0), 0, -1)
+    np.testing.assert_array_equal(np.frombuffer(b"".join(rows), dtype=np.float32).reshape(n - 1, 4), x[:-1])
+    assert await aredis.lrange(v2.window_rows(0), 0, -1) == [x[-1].tobytes()]
 
     again = await state.ingest_predictions(batch, [f[b"x"] for _, f in read], ack)  # a redelivery
-    assert again.new == 0 and int(await aredis.get(keys.ingested)) == n
+    assert again.new == 0 and int(await aredis.get(v1.ingested)) == n - 1 and int(await aredis.get(v2.ingested)) == 1
 
 
 def _batch(n: int, at_ms: int) -> tuple[list[dict[bytes, bytes]], np.ndarray]:
@@ -55,7 +59,7 @@ async def test_two_replicas_share_the_count_windows_through_the_counter_protocol
     """Replicas A and B each remember the counter they saw last; every call after the
     other replica's is refused ({-1}, nothing written) and retried with the windows of
     the counter Redis holds, so the windows fill exactly as one replica would fill them."""
-    keys = Keys("race")
+    keys, series = Keys("race"), Keys("race", "1")
     policy = WindowPolicy(step=10, size=10)
     a, b = WindowState(aredis, keys, policy, 600), WindowState(aredis, keys, policy, 600)
     now = int(time.time() * 1000)
@@ -65,11 +69,11 @@ async def test_two_replicas_share_the_count_windows_through_the_counter_protocol
         result = await state.ingest_predictions(decode_predictions(entries), [e[b"x"] for e in entries])
         assert result.new == 7
         closed += result.closed_windows
-    assert int(await aredis.get(keys.ingested)) == 49
+    assert int(await aredis.get(series.ingested)) == 49
     assert sorted(closed) == [0, 1, 2, 3]  # 40 of 49 rows fill four windows, each closed once
-    assert await aredis.smembers(keys.windows_to_report) == {b"0", b"1", b"2", b"3"}
-    assert [await aredis.llen(keys.window_rows(w)) for w in range(5)] == [10, 10, 10, 10, 9]
-    assert [int(w) for w in await aredis.zrange(keys.windows_index, 0, -1)] == [0, 1, 2, 3, 4]
+    assert await aredis.smembers(series.windows_to_report) == {b"0", b"1", b"2", b"3"}
+    assert [await aredis.llen(series.window_rows(w)) for w in range(5)] == [10, 10, 10, 10, 9]
+    assert [int(w) for w in await aredis.zrange(series.windows_index, 0, -1)] == [0, 1, 2, 3, 4]
 
 
 async def test_feedback_whose_prediction_window_was_not_read_is_retried(aredis: aioredis.Redis) -> None:
@@ -87,6 +91,8 @@ async def test_feedback_whose_prediction_window_was_not_read_is_retried(aredis: 
     stale_keys, stale_args = state.feedback_call(labels, windows=[])  # as read before the predictions came
     script = state._ingest_feedback
     assert await script(keys=stale_keys, args=stale_args) == -1
-    assert not await aredis.exists(keys.feedback_counts, keys.confusion(0))
+    series = keys.for_version("1")
+    assert not await aredis.exists(keys.feedback_counts, series.confusion(0))
     assert await state.ingest_feedback(labels) == 3  # reads the windows again
-    assert await aredis.hgetall(keys.confusion(0)) == {b"0:0": b"1", b"1:1": b"1", b"5:2": b"1"}
+    assert await aredis.hgetall(series.confusion(0)) == {b"0:0": b"1", b"1:1": b"1", b"5:2": b"1"}
+    assert await aredis.hgetall(series.version_confusion_total) == await aredis.hgetall(keys.confusion_total)

@@ -58,7 +58,7 @@ def test_time_windows_reported_in_history_appear_in_performance_and_window_progr
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
     metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name)
+    keys = Keys(metadata.name, metadata.version)
 
     async def _register() -> None:
         client = aioredis.Redis.from_url(redis_url)

@@ -17,6 +17,7 @@ from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy
 from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
 from shared.events import FLOAT, decode_predictions
+from shared.series import SeriesOrdinals
 from tests.integration.monitor.helpers import eventually, holdout_rows, publish_predictions, register
 
 STEP = 100
@@ -46,7 +47,7 @@ async def stop_later() -> AsyncIterator[list[MonitorParts]]:
 
 async def reports_of(aredis: aioredis.Redis, worker: MonitorParts, n: int) -> list:  # type: ignore[type-arg]
     async def done() -> bool:
-        return bool(await aredis.zcard(worker.keys.drift_index) == n)
+        return bool(await aredis.zcard(worker.keys.for_version("1").drift_index) == n)
 
     await eventually(done)
     return list(reversed(await worker.reports.history(100)))
@@ -68,7 +69,7 @@ async def test_sliding_windows_report_every_step_over_the_last_span(
     await publish_predictions(aredis, worker.keys, x, classes)
 
     reports = await reports_of(aredis, worker, 5)
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     assert [r.window for r in reports] == [0, 1, 2, 3, 4]
     assert [r.window_first for r in reports] == [0, 0, 0, 1, 2]
     assert [r.window_size for r in reports] == [100, 200, 300, 300, 300]
@@ -111,13 +112,13 @@ async def test_sliding_report_by_another_replica_is_rebuilt(aredis: aioredis.Red
     catalog = ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy())
     a = DriftReporter(aredis, keys, catalog, 100, windows=policy)
     b = DriftReporter(aredis, keys, catalog, 100, windows=policy)
-    r0 = await a.report_window(0)
-    r1 = await a.report_window(1)  # a: builds window 1 (steps 0-1) in full
-    r2 = await b.report_window(2)  # b never saw window 1: full build of steps 1-2
+    r0 = await a.report_window(0, "1")
+    r1 = await a.report_window(1, "1")  # a: builds window 1 (steps 0-1) in full
+    r2 = await b.report_window(2, "1")  # b never saw window 1: full build of steps 1-2
     assert r0 is not None and r1 is not None and r2 is not None
     assert (a.incremental_steps, b.incremental_steps) == (0, 0)
     assert (r1.window_first, r2.window_first) == (0, 1)
-    assert await b.report_window(2) is None  # stored already: nothing twice
+    assert await b.report_window(2, "1") is None  # stored already: nothing twice
     assert [await aredis.llen(keys.window_rows(w)) for w in range(3)] == [0, 0, STEP]
 
 
@@ -134,12 +135,14 @@ async def test_count_windows_below_the_minimum_report_insufficient_data(
         (0, "insufficient_data", STEP, 0), (1, "insufficient_data", STEP, 1)
     ]
     assert reports[0].window_mode == "count" and reports[0].reference_source == "training"
-    assert not await aredis.exists(worker.keys.window_rows(0), worker.keys.window_rows(1))
+    series = worker.keys.for_version("1")
+    assert not await aredis.exists(series.window_rows(0), series.window_rows(1))
 
 
 async def test_time_windows_take_their_bounds_from_the_index(aredis: aioredis.Redis, model_dir: Path) -> None:
     """The reporter side of time windows, on state written as the time-indexed ingest script would."""
     _, keys = await register(aredis, model_dir)
+    await SeriesOrdinals(aredis, keys).ordinal("1")  # the series exists (the consumer makes it on a first event)
     policy = WindowPolicy("time", step=STEP, size=STEP, seconds=60)
     x = holdout_rows(model_dir, 80)
     window = 29_000_000  # minute index of 2025-02-21T05:20Z
@@ -162,6 +165,7 @@ async def test_time_windows_take_their_bounds_from_the_index(aredis: aioredis.Re
 
 async def test_elapsed_time_windows_close_without_a_later_event(aredis: aioredis.Redis, model_dir: Path) -> None:
     _, keys = await register(aredis, model_dir)
+    await SeriesOrdinals(aredis, keys).ordinal("1")  # the series exists (the consumer makes it on a first event)
     policy = WindowPolicy("time", step=STEP, size=STEP, seconds=60)
     catalog = ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy())
     reporter = DriftReporter(aredis, keys, catalog, 100, windows=policy)
@@ -172,12 +176,12 @@ async def test_elapsed_time_windows_close_without_a_later_event(aredis: aioredis
             pipe.rpush(keys.window_rows(window), *[row.tobytes() for row in x])
             pipe.hset(keys.window_classes(window), mapping={"1": 40})
             pipe.hset(keys.window_meta(window), mapping={"model_version": "1"})
-            pipe.zadd(reporter.store.open_windows, {str(window): window})
+            pipe.zadd(reporter.store("1").open_windows, {str(window): window})
             await pipe.execute()
     reports = await reporter.report_pending()
     assert [r.window for r in reports] == [now_window - 2]  # the current one is still open
-    assert await aredis.zrange(reporter.store.open_windows, 0, -1) == [str(now_window).encode()]
-    assert int(await aredis.get(reporter.store.closed_upto)) >= now_window - 2
+    assert await aredis.zrange(reporter.store("1").open_windows, 0, -1) == [str(now_window).encode()]
+    assert int(await aredis.get(reporter.store("1").closed_upto)) >= now_window - 2
 
 
 def test_policy_validation() -> None:
@@ -220,7 +224,7 @@ async def test_time_windows_through_the_ingest_script(
                                 DRIFTWATCH_WINDOW_MODE="time", DRIFTWATCH_WINDOW_SECONDS="2")
     worker.worker.stats_interval_s = 0.5
     stop_later.append(worker)
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     x = holdout_rows(model_dir, 120)
 
     async def publish(rows: np.ndarray, at_ms: int) -> None:
@@ -282,7 +286,7 @@ async def test_sliding_time_windows_span_their_slots_and_release_rows_no_window_
 
     shifted = {1: slot(1, seed=11, shift=6.0), 2: slot(2, seed=12, shift=6.0)}
     await ingest([*slot(0, seed=10), *shifted[1], *shifted[2], *slot(3, seed=13)])  # closes slots 0-2
-    reports = [await reporter.report_window(base + k) for k in range(3)]
+    reports = [await reporter.report_window(base + k, "1") for k in range(3)]
     assert [(r.window - base, r.window_size, r.window_first - base) for r in reports if r] == [
         (0, 40, -2), (1, 80, -1), (2, 120, 0)]
     assert reports[0] is not None and reports[0].window_start.timestamp() * 1000 == (base - 2) * slot_ms
@@ -306,7 +310,7 @@ async def test_sliding_time_windows_span_their_slots_and_release_rows_no_window_
 
     assert await lengths(range(7)) == [0] * 7  # every slot's rows released
     assert await aredis.zcard(keys.windows_retained) == 0
-    assert await reporter.report_window(base + 3) is None  # stored already: nothing twice
+    assert await reporter.report_window(base + 3, "1") is None  # stored already: nothing twice
 
 
 async def test_the_worker_reports_sliding_time_windows_configured_in_the_environment(

@@ -32,7 +32,7 @@ async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> Asy
 async def test_n_events_make_the_right_windows_and_are_all_acked(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     x = holdout_rows(model_dir, 2 * WINDOW + 50)
     await publish_predictions(aredis, keys, x, np.zeros(len(x), dtype=np.int64))
 
@@ -56,7 +56,7 @@ async def test_n_events_make_the_right_windows_and_are_all_acked(
 async def test_redelivered_events_change_no_count(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     x = holdout_rows(model_dir, 30)
     ids = await publish_predictions(aredis, keys, x, np.arange(30) % 10)
     await publish_feedback(aredis, keys, ids, list(np.arange(30) % 10))
@@ -75,7 +75,7 @@ async def test_redelivered_events_change_no_count(
 async def test_feedback_before_its_prediction_is_joined(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     from shared.ids import new_prediction_ids
 
     n = 40
@@ -109,7 +109,7 @@ async def test_feedback_before_its_prediction_is_joined(
 async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     x = holdout_rows(model_dir, 10)
     await publish_predictions(aredis, keys, x[:5], np.zeros(5, dtype=np.int64))
     await aredis.xadd(keys.predictions, {"v": "1", "id": "garbage"})
@@ -129,7 +129,7 @@ async def test_undecodable_entry_goes_to_the_dlq_and_the_rest_flows(
 async def test_labels_without_a_prediction_wait_then_expire_counted(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     from shared.ids import new_prediction_ids
 
     x = holdout_rows(model_dir, 4)

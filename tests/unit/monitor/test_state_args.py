@@ -11,12 +11,14 @@ from monitor.window_state import (
     JOIN_CLASS_RADIX,
     JOIN_FAN,
     JOIN_FIELD_WIDTH,
+    JOIN_SERIES_RADIX,
     POS_OFFSET,
     TS_OFFSET,
     TS_WIDTH,
     WindowState,
-    _packed_versions,
     join_slots,
+    join_value,
+    version_groups,
 )
 from monitor.windows import WindowPolicy
 from shared.events import PredictionBatch
@@ -53,7 +55,7 @@ class _NoRedis:
 def test_columns_are_fixed_width_with_their_offsets() -> None:
     batch = _batch(["1", "1", "1"], [0, 7, 12])
     keys, args = _state(WindowPolicy(step=100, size=100)).prediction_call(
-        batch, [b"\0" * 16] * 3, ("stream", "group", [b"1-0", b"2-0", b"3-0"]), counter=250)
+        batch, [b"\0" * 16] * 3, ("stream", "group", [b"1-0", b"2-0", b"3-0"]), counter=250, ordinal=3)
     slots = join_slots(batch.ids, 4_096)
     assert args[:5] == ["count", 3, len(slots.buckets), 1, 250]
     assert args[7:9] == [JOIN_FIELD_WIDTH, TS_WIDTH]
@@ -66,43 +68,59 @@ def test_columns_are_fixed_width_with_their_offsets() -> None:
     assert ts == b"".join(str(t + TS_OFFSET).encode() for t in batch.timestamps_ms)
     assert classes == b"100000100007100012" and CLASS_OFFSET == 100_000
     assert confidence == b"155" * 3 and CONF_OFFSET == 100  # top probability 0.55 -> bucket 55
-    assert versions == "1\x1f"  # one version for the whole batch
+    assert versions == "1"  # the one version of the call: its series
     assert rows == b"\0" * 48
-    assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX]
-    k = Keys("m")
+    assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX, 3, JOIN_SERIES_RADIX]
+    k, s1 = Keys("m"), Keys("m", "1")
     bucket = T0 // JOIN_BUCKET_MS
-    assert keys[0] == "stream" and keys[1] == k.ingested
+    assert keys[:11] == ["stream", s1.ingested, s1.windows_to_report, s1.windows_open, s1.windows_closed_upto,
+                         s1.windows_late, s1.windows_index, k.confusion_total, k.label_delays_total,
+                         s1.version_confusion_total, s1.version_label_delays_total]
+    assert all(key.startswith("driftwatch:{m}:v:1:") for key in keys[1:7] + keys[9:11])
     assert set(slots.buckets) == {bucket}
-    end = 9 + 3 * len(slots.buckets)
+    end = 11 + 3 * len(slots.buckets)
     expected_join = [(k.joined_predictions(bucket, s), k.joined_labels(bucket, s), k.waiting_labels(bucket))
                      for s in slots.shards]
-    assert keys[9:end] == [key for triple in expected_join for key in triple]
-    assert keys[end:] == [k.window_rows(2), k.window_classes(2), k.window_confidence(2), k.confusion(2),
-                          k.window_label_delays(2), k.window_meta(2)]
+    assert keys[11:end] == [key for triple in expected_join for key in triple]
+    assert keys[end:] == [s1.window_rows(2), s1.window_classes(2), s1.window_confidence(2), s1.confusion(2),
+                          s1.window_label_delays(2), s1.window_meta(2)]
 
 
 def test_time_windows_come_from_the_policy_with_a_position_per_event() -> None:
     batch = _batch(["1"] * 4, [0] * 4, step_ms=40_000)  # 0, 40, 80, 120 s after T0
     policy = WindowPolicy("time", seconds=60)
-    keys, args = _state(policy).prediction_call(batch, [b"\0" * 16] * 4)
+    keys, args = _state(policy).prediction_call(batch, [b"\0" * 16] * 4, ordinal=1)
     slots = policy.slots_of(batch.timestamps_ms).tolist()
     distinct = sorted(set(slots))
     assert args[0] == "time" and args[3] == len(distinct) and args[4] == -1
     assert args[15] == ",".join(map(str, distinct))
     positions = [distinct.index(s) + 1 + POS_OFFSET for s in slots]
     assert args[18] == b"".join(str(p).encode() for p in positions)
-    assert keys[-6:] == [Keys("m").window_rows(distinct[-1]), *keys[-5:]]
+    assert keys[-6:] == [Keys("m", "1").window_rows(distinct[-1]), *keys[-5:]]
 
 
-def test_mixed_versions_travel_one_per_event() -> None:
-    assert _packed_versions(["1", "2", "1"]) == "1\x1f2\x1f1\x1f"
+def test_a_call_holds_one_version_and_a_batch_splits_by_version_in_order() -> None:
+    with pytest.raises(ValueError, match="one model version"):
+        _state(WindowPolicy()).prediction_call(_batch(["1", "2"], [0, 0]), [b"\0" * 16] * 2, ordinal=1)
+    assert [(v, rows.tolist()) for v, rows in version_groups(["2", "1", "2", "3", "1"])] == [
+        ("2", [0, 2]), ("1", [1, 4]), ("3", [3])]
+    assert [(v, rows.tolist()) for v, rows in version_groups([b"1"] * 3)] == [(b"1", [0, 1, 2])]
+
+
+def test_join_values_name_the_series_and_stay_small() -> None:
+    """Series, window and class in one integer while the ordinal and class fit their radixes;
+    text past them. A series' first 128 windows stay 24-bit listpack integers, its first 32,768 32-bit."""
+    assert int(join_value(JOIN_SERIES_RADIX - 1, 127, JOIN_CLASS_RADIX - 1)) < 2**23
+    assert int(join_value(JOIN_SERIES_RADIX - 1, 32_767, JOIN_CLASS_RADIX - 1)) < 2**31
+    assert join_value(JOIN_SERIES_RADIX, 5, 1) == f"5:1:{JOIN_SERIES_RADIX}".encode()
+    assert join_value(2, 5, JOIN_CLASS_RADIX) == f"5:{JOIN_CLASS_RADIX}:2".encode()
 
 
 def test_ids_of_the_wrong_width_are_refused() -> None:
     batch = _batch(["1"], [0])
     object.__setattr__(batch, "ids", ["short"])
     with pytest.raises(ValueError, match=f"{ID_LENGTH} characters"):
-        _state(WindowPolicy()).prediction_call(batch, [b"\0" * 16])
+        _state(WindowPolicy()).prediction_call(batch, [b"\0" * 16], ordinal=1)
 
 
 def test_join_slots_spread_one_millisecond_over_the_fan_and_keep_time_slices_apart() -> None:
