@@ -152,7 +152,7 @@ def snapshot(url: str, keys: Keys) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     joined: dict[bytes, bytes] = {}  # (key, field): one per prediction id
     for key in client.scan_iter(match=keys.join_state_pattern):
-        if key.endswith(b":pred"):
+        if key.endswith(b":spred"):
             joined.update({key + b"/" + field: tag for field, tag in client.hgetall(key).items()})
     reports = {int(w): json.loads(r) for w, r in client.hgetall(keys.drift_reports).items()}
     for report in reports.values():
@@ -161,6 +161,7 @@ def snapshot(url: str, keys: Keys) -> dict[str, Any]:
     snap = {
         "ingested": ingested(client, keys),
         "confusion": client.hgetall(keys.confusion_total),
+        "version_confusion": client.hgetall(keys.version_confusion_total),
         "feedback": client.hgetall(keys.feedback_counts),
         "windows": sorted(reports),
         "window_sizes": [reports[w]["window_size"] for w in sorted(reports)],
@@ -190,6 +191,7 @@ def baseline(server: LocalRedisServer, model_dir: Path, events: dict[str, Any],
     snap = snapshot(url, keys)
     assert snap["ingested"] == N_PRED and len(snap["joined"]) == N_PRED
     assert sum(int(v) for v in snap["confusion"].values()) == N_FEEDBACK
+    assert snap["version_confusion"] == snap["confusion"]  # one version: its series holds every label
     assert [stream for stream, _ in snap["dlq"]] == [keys.predictions.encode()]  # the poison entry
     return snap
 
@@ -201,7 +203,7 @@ def compare(name: str, baseline: dict[str, Any], run: dict[str, Any], *, same_or
           f"ingested={run['ingested']} windows={len(run['windows'])} dlq={len(run['dlq'])}")
     assert 0 < killed_at < N_PRED, "the kill did not land mid-stream"
     assert (lost, double) == (0, 0)
-    for key in ("ingested", "confusion", "windows", "window_sizes", "dlq"):
+    for key in ("ingested", "confusion", "version_confusion", "windows", "window_sizes", "dlq"):
         assert run[key] == baseline[key], key
     # ``duplicate`` counts redeliveries the script turned into no-ops, which a crash causes by design.
     assert run["feedback"][b"received"] == baseline["feedback"][b"received"]
