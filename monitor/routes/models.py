@@ -207,8 +207,8 @@ async def list_models(client: Client, settings: Settings, _: ReadAccess) -> Mode
     if settings.model_name not in names:  # registered before the models index existed
         names.append(settings.model_name)
     models = await read_models(client, sorted(names))
-    reports = await _last_reports(client, [m.name for m in models])
-    return ModelList(models=[_summary(m, reports.get(m.name), settings) for m in models])
+    reports = await _last_reports(client, [(m.name, v.version) for m in models for v in m.versions])
+    return ModelList(models=[_summary(m, reports, settings) for m in models])
 
 
 @router.get("/models/{name}", response_model=ModelDetail, responses={404: {"description": "No such model"}})
@@ -246,21 +246,23 @@ def _expires(retired_at: int | None, settings: MonitorSettings) -> int | None:
     return retired_at + settings.retired_retention_s if retired_at is not None else None
 
 
-async def _last_reports(client: aioredis.Redis, names: list[str]) -> dict[str, LastReport]:
-    """Each model's newest drift report (one round trip for the indexes, one for the reports)."""
+async def _last_reports(
+    client: aioredis.Redis, series: list[tuple[str, str]]
+) -> dict[tuple[str, str], LastReport]:
+    """Each (model, version) series' newest drift report (one round trip for the indexes, one for the reports)."""
     async with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.zrevrange(Keys(name).drift_index, 0, 0)
+        for name, version in series:
+            pipe.zrevrange(Keys(name, version).drift_index, 0, 0)
         newest = await pipe.execute()
-    found = [(name, w[0]) for name, w in zip(names, newest, strict=True) if w]
+    found = [(s, w[0]) for s, w in zip(series, newest, strict=True) if w]
     async with client.pipeline(transaction=False) as pipe:
-        for name, window in found:
-            pipe.hget(Keys(name).drift_reports, window)
+        for (name, version), window in found:
+            pipe.hget(Keys(name, version).drift_reports, window)
         raws = await pipe.execute()
-    reports: dict[str, LastReport] = {}
-    for (name, _), raw in zip(found, raws, strict=True):
+    reports: dict[tuple[str, str], LastReport] = {}
+    for (s, _), raw in zip(found, raws, strict=True):
         if raw is not None:
-            reports[name] = _last_report(orjson.loads(raw))
+            reports[s] = _last_report(orjson.loads(raw))
     return reports
 
 
@@ -274,12 +276,13 @@ def _last_report(report: dict[str, Any]) -> LastReport:
     )
 
 
-def _summary(model: RegisteredModel, last: LastReport | None, settings: MonitorSettings) -> ModelSummary:
+def _summary(
+    model: RegisteredModel, reports: dict[tuple[str, str], LastReport], settings: MonitorSettings
+) -> ModelSummary:
     versions = []
     for v in model.versions:
         m = v.metadata
-        # Until windows are kept per version, the newest report belongs to the version it names.
-        mine = last if last is not None and last.version == v.version else None
+        mine = reports.get((model.name, v.version))  # each version has its own window series
         versions.append(VersionSummary(
             version=v.version, status=v.status, created_at=m.created_at, retired_at=v.retired_at,
             expires_at=_expires(v.retired_at, settings), task=m.task, n_features=m.n_features,
