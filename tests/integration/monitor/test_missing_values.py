@@ -46,7 +46,7 @@ async def worker(aredis: aioredis.Redis, redis_url: str) -> AsyncIterator[Monito
 async def test_nan_features_reach_the_report_as_missing_values_never_as_numbers(
     worker: MonitorParts, aredis: aioredis.Redis
 ) -> None:
-    keys = worker.keys
+    keys = worker.keys.for_version("1")
     _, reference = small_model("nulls", "1")
     rng = np.random.default_rng(2)
     x = rng.normal(size=(WINDOW, 4)).astype(np.float32)
@@ -86,7 +86,7 @@ async def test_predictions_without_probabilities_keep_no_confidence_and_say_why(
         features=reference.features, predicted_classes=reference.predicted_classes,
         probabilities=np.zeros((len(reference.predicted_classes), 0), dtype=np.float32), labels=reference.labels,
     )
-    keys = Keys("noprob")
+    keys = Keys("noprob", "1")  # model keys, and version 1's series keys
     await register_model(aredis, keys, metadata, no_probabilities)
     n = 20
     now = int(time.time() * 1000)
