@@ -103,6 +103,11 @@ class MonitorSettings(ServiceSettings):
     # one, as scipy computes it near the decision level and from Kolmogorov's limit far from
     # it; all computes every one as scipy does (slower at unequal sizes; same decisions).
     p_values: Literal["near-level", "all", "drifted"] = Field(default="near-level", alias="DRIFTWATCH_P_VALUES")
+    # A significant feature is drift only beyond what the reference's own chunks of the
+    # window's size show (monitor/drift/reference_chunks.py); none: the tests alone decide.
+    effect_floor: Literal["reference-chunks", "none"] = Field(
+        default="reference-chunks", alias="DRIFTWATCH_EFFECT_FLOOR"
+    )
     read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
     read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
     # A pending entry idle this long belongs to a dead consumer and is claimed.

@@ -60,6 +60,7 @@ from monitor.drift.ks import (
     ks_pvalues_sized,
 )
 from monitor.drift.missing import MissingRateTests, missing_rate_tests
+from monitor.drift.reference_chunks import ChunkFloors, chunk_floors
 from monitor.drift.report import (
     NO_MISSING,
     DriftReport,
@@ -72,6 +73,9 @@ from monitor.drift.sliding import SlidingKS
 
 __all__ = ["DriftConfig", "DriftDetector"]
 
+
+FLOOR_SIZES_KEPT = 16
+"""Window sizes whose reference-chunk floors a detector keeps (time windows vary in size)."""
 
 NEAR_LEVEL = 10.0
 """``p_values="near-level"``: p-values within this factor of the per-test level are computed
@@ -106,6 +110,13 @@ class DriftConfig(BaseModel):
         p-value costs ~15 ms at 10k x 1k, cached per statistic); ``drifted``
         reports only those of drifted features. Under BH the p-values decide,
         so every one is computed as scipy does whatever this says.
+    effect_floor : {"reference-chunks", "none"}
+        ``reference-chunks`` (default): a significant feature (or multivariate
+        statistic) is drift only when its effect size exceeds what the
+        reference's own consecutive chunks of the window's size show
+        (:mod:`monitor.drift.reference_chunks`): variation the reference
+        already has (weekly seasonality in a time-ordered reference) is not
+        drift. Needs ``MIN_CHUNKS`` chunks; smaller references get no floor.
     multivariate : bool
         Also run the cross-moment test of the numeric features together
         (needs two non-constant numeric features and two reference rows).
@@ -129,6 +140,7 @@ class DriftConfig(BaseModel):
     min_effect_size: float | None = Field(default=None, ge=0.0)
     ks_method: KSMethod = "auto"
     p_values: Literal["near-level", "all", "drifted"] = "near-level"
+    effect_floor: Literal["reference-chunks", "none"] = "reference-chunks"
     multivariate: bool = True
 
     @field_validator("alpha")
@@ -239,6 +251,13 @@ class DriftDetector:
             correlation = CorrelationReference(complete, alpha=self.config.alpha)
             self._correlation = correlation if correlation.applicable else None
 
+        # The reference in its own row order, for the floors of each window size (a reference
+        # with missing values gets none: its chunks' effects would mix in the missing rates).
+        self._ordered: NDArray[np.float64] | None = (
+            ref if self.config.effect_floor == "reference-chunks" and not ref_missing else None
+        )
+        self._floors: dict[int, ChunkFloors | None] = {}
+
         self.n_classes: int | None = None
         self._class_counts: NDArray[np.int64] | None = None
         if reference_classes is not None:
@@ -259,6 +278,35 @@ class DriftDetector:
         """
         if self._correlation is not None:
             self._correlation.prepare()
+
+    def floors(self, m: int) -> ChunkFloors | None:
+        """Effect-size floors for windows of ``m`` rows (None: no floor), computed once per size."""
+        if self._ordered is None:
+            return None
+        if m not in self._floors:
+            if len(self._floors) >= FLOOR_SIZES_KEPT:  # time windows vary in size: keep the newest
+                self._floors.pop(next(iter(self._floors)))
+            mv = self._chunk_multivariate if self._correlation is not None else None
+            self._floors[m] = chunk_floors(self._ordered, m, self._chunk_effects, mv)
+        return self._floors[m]
+
+    def _chunk_effects(self, chunk: NDArray[np.float64], r: float) -> NDArray[np.float64]:
+        """Effect sizes of a reference chunk against the rest of the reference (see reference_chunks)."""
+        effects = np.full(self.n_features, np.nan)
+        if self._num_ref is not None:
+            assert self._w1_scale is not None
+            _, w1 = self._num_ref.test_window(chunk[:, self._num_idx], wasserstein=True)
+            assert w1 is not None
+            effects[self._num_idx] = w1 / self._w1_scale / (1.0 - r)
+        for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
+            if cref is not None:  # always, without missing values in the reference
+                counts = cref.window_counts(chunk[:, f])
+                effects[f] = jensen_shannon(cref.counts - counts, counts)
+        return effects
+
+    def _chunk_multivariate(self, chunk: NDArray[np.float64], r: float) -> float:
+        assert self._correlation is not None
+        return float(self._correlation.statistics(chunk[None][:, :, self._num_idx])[0]) / (1.0 - r) ** 2
 
     def _count_classes(self, classes: ArrayLike, name: str) -> NDArray[np.int64]:
         assert self.n_classes is not None
@@ -381,15 +429,19 @@ class DriftDetector:
         if self._correlation is None:
             return report
         result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx])
+        floors = self.floors(int(win.shape[0]))
+        floor = floors.multivariate if floors is not None else None
+        drifted = result.drifted and (floor is None or result.statistic > floor)
         multivariate = MultivariateDrift(
             statistic=result.statistic,
             p_value=result.p_value,
             threshold=result.threshold,
+            statistic_floor=floor,
             effect_size=result.effect_size,
             n_features=result.n_features,
-            drifted=result.drifted,
+            drifted=drifted,
         )
-        status = "drift" if result.drifted else report.status
+        status = "drift" if drifted else report.status
         return report.model_copy(update={"multivariate_drift": multivariate, "status": status})
 
     def _test_missing(
@@ -583,8 +635,11 @@ class DriftDetector:
         drifted = significant.copy()
         if cfg.min_effect_size is not None:
             drifted &= np.nan_to_num(tests.effect, nan=-np.inf) >= cfg.min_effect_size
+        floors = self.floors(m)
+        if floors is not None:
+            drifted &= ~(tests.effect <= floors.features)  # NaN (no floor, no effect size): no say
 
-        features = self._feature_reports(tests, padj, significant, drifted)
+        features = self._feature_reports(tests, padj, significant, drifted, floors)
         prediction = self._prediction_drift(classes_counts)
 
         n_drifted = int(drifted.sum())
@@ -601,6 +656,7 @@ class DriftDetector:
             per_test_level=per_test_level,
             n_tests=n_feat,
             min_effect_size=cfg.min_effect_size,
+            floor_chunks=floors.n_chunks if floors is not None else None,
             reference_size=self.reference_size,
             window_size=m,
             drifted_features=[self.feature_names[f] for f in np.flatnonzero(drifted)],
@@ -614,9 +670,11 @@ class DriftDetector:
         padj: NDArray[np.float64],
         significant: NDArray[np.bool_],
         drifted: NDArray[np.bool_],
+        floors: ChunkFloors | None = None,
     ) -> list[FeatureDrift]:
         """One :class:`FeatureDrift` per feature; a p-value not computed is ``None``."""
         is_ks = ~self.categorical
+        floor = floors.features if floors is not None else np.full(self.n_features, np.nan)
         known = ~np.isnan(tests.pval)
         return [
             FeatureDrift(
@@ -628,6 +686,7 @@ class DriftDetector:
                 p_value_method=tests.method[f],  # type: ignore[arg-type]
                 effect_size=None if np.isnan(tests.effect[f]) else float(tests.effect[f]),
                 effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
+                effect_floor=None if np.isnan(floor[f]) else float(floor[f]),
                 significant=bool(significant[f]),
                 drifted=bool(drifted[f]),
                 missing=NO_MISSING,

@@ -78,6 +78,9 @@ class FeatureDrift(BaseModel):
     or chi-squared."""
     effect_size: float | None = None
     effect_size_kind: EffectKind
+    effect_floor: float | None = None
+    """The effect size the reference's own chunks of this window's size reach (mean + 3 sd,
+    see ``DriftConfig.effect_floor``): a significant feature at or below it is not drift."""
     significant: bool = False
     drifted: bool = False
     insufficient_data: bool = False
@@ -117,6 +120,8 @@ class MultivariateDrift(BaseModel):
     statistic: float
     p_value: float
     threshold: float
+    statistic_floor: float | None = None
+    """The statistic the reference's own chunks reach (mean + 3 sd): at or below it, not drift."""
     effect_size: float
     effect_size_kind: Literal["rms_correlation_change"] = "rms_correlation_change"
     n_features: int
@@ -153,6 +158,9 @@ class DriftReport(BaseModel):
     per_test_level: float | None = None
     n_tests: int | None = None
     min_effect_size: float | None = None
+    floor_chunks: int | None = None
+    """How many reference chunks of the window's size set the effect floors (None: no floors,
+    the reference holds too few of them or ``DriftConfig.effect_floor="none"``)."""
     reference_size: int
     window_size: int
     drifted_features: list[str] = []

@@ -1,0 +1,122 @@
+"""What "no drift" looks like inside the reference: effect-size floors from its own chunks.
+
+A reference in time order (a month of production traffic registered as the
+reference, a data set sorted by date) varies within itself: departure delays
+change with each week's weather. A window of one week then differs from the
+whole reference by more than sampling noise, and a test at level alpha calls
+that drift: 13 of 24 held-out weeks of popmon's flights in
+``benchmarks/detection.py``, with Alibi Detect's KS flagging the same 13.
+NannyML sets its thresholds from reference chunks for this reason.
+
+Here the reference is cut, in its own row order, into chunks of the
+window's size. Each chunk's effect size against the rest of the reference
+is a sample of what the reference's own variation looks like, and a
+significant feature is called drift only when its effect size exceeds
+``mean + FLOOR_SDS * sd`` of its chunks' (the band NannyML draws). The same
+holds for the multivariate statistic. The statistical test still decides
+significance at its corrected level; the floor only removes what the
+reference itself already does.
+
+Cheap, because the rest of the reference never has to be sorted again. With
+``r = chunk / n`` the reference's CDF is ``(1 - r) F_rest + r F_chunk``, so
+``F_chunk - F_ref = (1 - r) (F_chunk - F_rest)`` and
+
+- the Wasserstein distance of a chunk to the rest is its distance to the
+  whole reference divided by ``1 - r`` (exactly);
+- the cross-moment statistic (:mod:`monitor.drift.correlation`), a sum of
+  squared differences of means of per-row products, is its statistic
+  against the whole reference divided by ``(1 - r)**2`` (exactly);
+- categorical counts of the rest are the reference's minus the chunk's.
+
+On a shuffled reference (a random training sample) the chunks are
+exchangeable with a window and the floors sit at the sampling noise of one
+window: at Bonferroni's level over tens of features a significant test
+already exceeds them, so decisions do not change. Fewer than
+``MIN_CHUNKS`` chunks give no floors (too few to estimate a spread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["FLOOR_SDS", "MIN_CHUNKS", "ChunkFloors", "chunk_floors"]
+
+FLOOR_SDS = 3.0
+"""Floors sit this many standard deviations above the chunks' mean effect size."""
+
+MIN_CHUNKS = 8
+"""Fewer chunks of the window's size than this in the reference: no floors."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFloors:
+    """Per-feature effect-size floors (NaN: none) and the multivariate statistic's floor."""
+
+    chunk_size: int
+    n_chunks: int
+    features: NDArray[np.float64]
+    multivariate: float | None
+
+
+ChunkEffects = Callable[[NDArray[np.float64], float], NDArray[np.float64]]
+"""``(chunk rows, r) -> effect size of the chunk against the rest``, per feature."""
+ChunkStatistic = Callable[[NDArray[np.float64], float], float]
+
+
+def chunk_floors(
+    reference: NDArray[np.float64],
+    size: int,
+    effects: ChunkEffects,
+    multivariate: ChunkStatistic | None = None,
+) -> ChunkFloors | None:
+    """Floors for windows of ``size`` rows, from the reference's consecutive chunks of that size.
+
+    ``effects`` and ``multivariate`` compute a chunk's effect sizes and
+    statistic against the rest of the reference (given ``r``, the chunk's
+    share of the reference). None when fewer than ``MIN_CHUNKS`` fit.
+
+    Examples
+    --------
+    A reference whose mean moves halfway through: the floor of the moving
+    feature is far above that of the steady one.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.normal(size=(4000, 2))
+    >>> ref[2000:, 0] += 0.5
+    >>> def mean_gap(chunk, r):
+    ...     rest_mean = (ref.mean(axis=0) - r * chunk.mean(axis=0)) / (1 - r)
+    ...     return np.abs(chunk.mean(axis=0) - rest_mean)
+    >>> floors = chunk_floors(ref, 250, mean_gap)
+    >>> floors.n_chunks, bool(floors.features[0] > 3 * floors.features[1])
+    (16, True)
+    >>> chunk_floors(ref, 1000, mean_gap) is None
+    True
+    """
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    n = int(reference.shape[0])
+    n_chunks = n // size
+    if n_chunks < MIN_CHUNKS:
+        return None
+    r = size / n
+    rows = [np.asarray(reference[c * size : (c + 1) * size], dtype=np.float64) for c in range(n_chunks)]
+    per_chunk = np.stack([effects(chunk, r) for chunk in rows])
+    features = _band(per_chunk)
+    floor_mv = None
+    if multivariate is not None:
+        floor_mv = float(_band(np.array([[multivariate(chunk, r)] for chunk in rows]))[0])
+    return ChunkFloors(chunk_size=size, n_chunks=n_chunks, features=features, multivariate=floor_mv)
+
+
+def _band(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``mean + FLOOR_SDS * sd`` per column over the chunks (rows); NaN where a column has none."""
+    with np.errstate(invalid="ignore"):
+        finite = np.where(np.isfinite(values), values, np.nan)
+        counts = np.isfinite(finite).sum(axis=0)
+        mean = np.nansum(finite, axis=0) / np.maximum(counts, 1)
+        sd = np.sqrt(np.nansum((finite - mean) ** 2, axis=0) / np.maximum(counts - 1, 1))
+    return np.where(counts >= MIN_CHUNKS, mean + FLOOR_SDS * sd, np.nan)

@@ -1,0 +1,130 @@
+"""Effect floors from reference chunks: natural variation inside the reference is not drift,
+a change beyond it still is, and a shuffled reference decides as without floors (seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import wasserstein_distance
+
+from monitor.drift import DriftConfig, DriftDetector
+from monitor.drift.reference_chunks import FLOOR_SDS, MIN_CHUNKS, chunk_floors
+
+WINDOW = 1_000
+
+
+def _names(f: int) -> list[str]:
+    return [f"f{i}" for i in range(f)]
+
+
+def _seasonal(rng: np.random.Generator, weeks: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weekly chunks whose mean in feature 0 swings with the 'weather' (+-0.25 sd);
+    the other features are steady. Returns the rows and each week's offset."""
+    offsets = 0.25 * np.sin(np.arange(weeks) * 2.1)
+    rows = rng.normal(size=(weeks * WINDOW, f))
+    rows[:, 0] += np.repeat(offsets, WINDOW)
+    return rows, offsets
+
+
+def test_seasonal_weeks_are_not_drift_but_a_change_beyond_them_is() -> None:
+    rng = np.random.default_rng(3)
+    ref, _ = _seasonal(rng, 24, 6)
+    floored = DriftDetector(ref, _names(6), DriftConfig(multivariate=False))
+    plain = DriftDetector(ref, _names(6), DriftConfig(multivariate=False, effect_floor="none"))
+    weeks, _ = _seasonal(rng, 24, 6)  # 24 held-out weeks of the same weather
+    plain_seasonal = floored_seasonal = floored_alarms = 0
+    for w in range(24):
+        window = weeks[w * WINDOW : (w + 1) * WINDOW]
+        plain_seasonal += "f0" in plain.test(window).drifted_features
+        report = floored.test(window)
+        floored_seasonal += "f0" in report.drifted_features
+        floored_alarms += report.dataset_drift
+        assert report.floor_chunks == 24
+    assert plain_seasonal >= 8  # the test at alpha sees every stormy week
+    assert floored_seasonal == 0
+    assert floored_alarms <= 2  # the steady features' own false alarms (at most alpha's share)
+    changed = rng.normal(size=(WINDOW, 6))
+    changed[:, 3] += 0.3  # a feature that never moved in the reference moves
+    changed[:, 0] += 0.8  # and the seasonal one leaves its band
+    report = floored.test(changed)
+    assert report.drifted_features == ["f0", "f3"]
+    f0 = report.features[0]
+    assert f0.effect_floor is not None and f0.effect_size is not None and f0.effect_size > f0.effect_floor
+
+
+def test_floors_are_the_band_of_each_chunks_effect_against_the_rest() -> None:
+    """The shortcut (distance to the whole reference / (1 - r)) equals the distance to the rest."""
+    rng = np.random.default_rng(4)
+    ref, _ = _seasonal(rng, 10, 2)
+    det = DriftDetector(ref, _names(2), DriftConfig(multivariate=False))
+    floors = det.floors(WINDOW)
+    assert floors is not None and floors.n_chunks == 10
+    direct = []
+    for c in range(10):
+        chunk = ref[c * WINDOW : (c + 1) * WINDOW, 0]
+        rest = np.delete(ref[:, 0], np.s_[c * WINDOW : (c + 1) * WINDOW])
+        direct.append(wasserstein_distance(chunk, rest) / ref[:, 0].std())
+    expected = np.mean(direct) + FLOOR_SDS * np.std(direct, ddof=1)
+    assert floors.features[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_categorical_floors_use_the_rest_of_the_counts() -> None:
+    rng = np.random.default_rng(5)
+    n = 12 * WINDOW
+    # The category mix changes week by week in the reference.
+    p_b = np.repeat(0.2 + 0.1 * (np.arange(12) % 3), WINDOW)
+    ref = np.where(rng.random(n) < p_b, 1.0, 0.0)[:, None]
+    det = DriftDetector(ref, ["c"], DriftConfig(multivariate=False), categorical=np.array([True]))
+    like_a_week = np.where(rng.random(WINDOW) < 0.4, 1.0, 0.0)[:, None]
+    assert not det.test(like_a_week).dataset_drift
+    assert DriftDetector(ref, ["c"], DriftConfig(multivariate=False, effect_floor="none"),
+                         categorical=np.array([True])).test(like_a_week).dataset_drift
+    beyond = np.where(rng.random(WINDOW) < 0.7, 1.0, 0.0)[:, None]
+    assert det.test(beyond).drifted_features == ["c"]
+
+
+def test_multivariate_statistic_gets_a_floor_from_the_chunks() -> None:
+    """Weeks whose two features move together and weeks they do not: a window like one of
+    them is within the reference's own variation."""
+    rng = np.random.default_rng(6)
+    weeks = []
+    for w in range(16):
+        rho = 0.6 if w % 2 else 0.0
+        cov = np.array([[1.0, rho, 0.0], [rho, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        weeks.append(rng.multivariate_normal(np.zeros(3), cov, size=WINDOW))
+    ref = np.concatenate(weeks)
+    cov = np.array([[1.0, 0.6, 0.0], [0.6, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    window = rng.multivariate_normal(np.zeros(3), cov, size=WINDOW)
+    floored = DriftDetector(ref, _names(3)).test(window).multivariate_drift
+    plain = DriftDetector(ref, _names(3), DriftConfig(effect_floor="none")).test(window).multivariate_drift
+    assert plain is not None and plain.drifted and plain.statistic_floor is None
+    assert floored is not None and not floored.drifted
+    assert floored.statistic_floor is not None and floored.statistic <= floored.statistic_floor
+
+
+def test_a_shuffled_reference_decides_as_without_floors() -> None:
+    """On an exchangeable reference the floors sit at one window's sampling noise: the tests'
+    own decisions stand (null windows and shifted ones alike)."""
+    rng = np.random.default_rng(7)
+    f = 16
+    ref = rng.normal(size=(10 * WINDOW, f))
+    floored = DriftDetector(ref, _names(f), DriftConfig(multivariate=False))
+    plain = DriftDetector(ref, _names(f), DriftConfig(multivariate=False, effect_floor="none"))
+    same = 0
+    trials = 60
+    for t in range(trials):
+        window = rng.normal(size=(WINDOW, f))
+        window[:, : t % 4] += 0.15 * (t % 3)
+        a, b = floored.test(window), plain.test(window)
+        same += a.drifted_features == b.drifted_features
+    assert same >= trials - 2
+
+
+def test_too_few_chunks_give_no_floor_and_bad_sizes_are_refused() -> None:
+    rng = np.random.default_rng(8)
+    ref = rng.normal(size=((MIN_CHUNKS - 1) * WINDOW, 2))
+    det = DriftDetector(ref, _names(2))
+    assert det.floors(WINDOW) is None
+    assert det.test(rng.normal(size=(WINDOW, 2))).floor_chunks is None
+    with pytest.raises(ValueError):
+        chunk_floors(ref, 0, lambda c, r: np.zeros(2))
