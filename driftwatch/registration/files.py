@@ -73,7 +73,8 @@ def read_chunks(path: Path, spec: RegistrationSpec, chunk_rows: int = CHUNK_ROWS
 def _parquet_chunks(path: Path, spec: RegistrationSpec, chunk_rows: int) -> Iterator[dict[str, np.ndarray]]:
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as parquet:
+    # pre_buffer (the default) kept every row group read so far in memory: 1.3 GB after 800k rows here.
+    with pq.ParquetFile(path, pre_buffer=False) as parquet:
         missing = [c for c in spec.columns if c not in parquet.schema_arrow.names]
         if missing:
             raise RegistrationError(("reference", missing[0]), f"no such column in {path}")

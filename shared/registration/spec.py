@@ -66,6 +66,9 @@ class RegistrationSpec(BaseModel):
                 raise ValueError("a regressor has no probability_columns, class_names or label_kind")
             if self.label_column is not None:
                 raise ValueError("label_column: a regressor's true values are not used (feedback is for classifiers)")
+            if self.prediction_column is None:
+                raise ValueError("prediction_column: a regressor's reference needs its predictions (tested with KS "
+                                 "as a column named 'prediction')")
         return self
 
     @property

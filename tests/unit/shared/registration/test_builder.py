@@ -206,3 +206,5 @@ def test_a_spec_gives_each_column_one_role() -> None:
         RegistrationSpec(feature_names=["x", "y"], prediction_column="y")
     with pytest.raises(ValueError, match="regressor"):
         RegistrationSpec(feature_names=["x"], prediction_column="y", task="regression", class_names=["a"])
+    with pytest.raises(ValueError, match="a regressor's reference needs its predictions"):
+        RegistrationSpec(feature_names=["x"], task="regression")
