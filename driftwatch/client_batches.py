@@ -8,6 +8,9 @@ cuts blocks into batches and encodes each as the body of
 orjson, which writes numpy rows directly and NaN as ``null`` (a missing
 value: never turned into a number). Infinite values are refused here,
 since JSON has no infinity and ``null`` would misreport them as missing.
+Features and probabilities travel as float32, the precision the stream
+keeps them at: the shortest decimal form of a float32 reads back as the
+same float32, in ~40% fewer bytes than float64's.
 
 pandas is optional and duck-typed: anything with ``columns`` and
 ``to_numpy`` is a DataFrame (rows are then sent by feature name, so column
@@ -44,7 +47,7 @@ class Block:
     timestamps_ms: npt.NDArray[np.int64]
     values: npt.NDArray[Any]  # predictions: the (n, F) features; feedback: the (n,) labels
     predictions: npt.NDArray[Any] | None = None
-    probabilities: npt.NDArray[np.float64] | None = None
+    probabilities: npt.NDArray[np.float32] | None = None
     prediction_timestamps_ms: npt.NDArray[np.int64] | None = None
     feature_names: tuple[str, ...] | None = None
 
@@ -79,8 +82,8 @@ def _column(x: object, name: str) -> npt.NDArray[Any]:
     return arr
 
 
-def _features(features: object) -> tuple[npt.NDArray[np.float64], tuple[str, ...] | None]:
-    """(n, F) floats (NaN: missing) and the column names of a DataFrame."""
+def _features(features: object) -> tuple[npt.NDArray[np.float32], tuple[str, ...] | None]:
+    """(n, F) float32 (NaN: missing) and the column names of a DataFrame."""
     names: tuple[str, ...] | None = None
     try:
         if _is_frame(features):
@@ -96,7 +99,13 @@ def _features(features: object) -> tuple[npt.NDArray[np.float64], tuple[str, ...
         raise ValueError(f"features must be a 2-D array (rows, features), got shape {arr.shape}")
     if np.isinf(arr).any():
         raise ValueError("features contain infinite values (NaN or None is a missing value)")
-    return arr, names
+    # float32, as events carry them: its shortest decimal form round-trips to the same value the
+    # stream keeps, in ~40% fewer bytes than float64's.
+    with np.errstate(over="ignore"):
+        single = arr.astype(np.float32)
+    if np.isinf(single).any():
+        raise ValueError("features contain values beyond float32's range (about 3.4e38)")
+    return single, names
 
 
 def _timestamps_ms(timestamps: object, n: int, name: str) -> npt.NDArray[np.int64]:
@@ -153,10 +162,10 @@ def prediction_block(
         raise ValueError(f"predictions has {len(preds)} entries for {n} rows of features")
     if preds.dtype.kind == "f" and not np.isfinite(preds).all():
         raise ValueError("predictions must be finite")
-    probs: npt.NDArray[np.float64] | None = None
+    probs: npt.NDArray[np.float32] | None = None
     if probabilities is not None:
         p = probabilities.to_numpy() if hasattr(probabilities, "to_numpy") else probabilities
-        probs = np.asarray(p, dtype=np.float64)
+        probs = np.asarray(p, dtype=np.float32)
         if probs.ndim == 1 and n == 1:
             probs = probs[None, :]
         if probs.ndim != 2 or probs.shape[0] != n:

@@ -54,6 +54,8 @@ def test_timestamps_in_every_form_and_ids_stamped_with_them() -> None:
 def test_arguments_that_cannot_be_sent_are_refused_at_once() -> None:
     with pytest.raises(ValueError, match="infinite"):
         prediction_block("m", np.array([[np.inf]]), [0])
+    with pytest.raises(ValueError, match="float32"):
+        prediction_block("m", np.array([[1e39]]), [0])  # would become infinite on the stream
     with pytest.raises(ValueError, match="predictions has 1 entries for 2 rows"):
         prediction_block("m", np.zeros((2, 3)), [0])
     with pytest.raises(ValueError, match="probabilities must have shape"):
@@ -81,3 +83,11 @@ def test_blocks_split_into_views_and_keep_order() -> None:
     assert len(head) == 2 and len(tail) == 3 and head.ids + tail.ids == block.ids
     assert np.shares_memory(head.values, block.values)
     assert [r["prediction"] for r in orjson.loads(encode(tail))["rows"]] == [2, 3, 4]
+
+
+def test_features_travel_as_the_float32_the_stream_keeps_in_their_shortest_form() -> None:
+    x = np.array([[0.1, 1 / 3, 123456.789]])
+    body = encode(prediction_block("m", x, [0]))
+    assert b'"features":[0.1,0.33333334,123456.79]' in body
+    sent = np.array(orjson.loads(body)["rows"][0]["features"], dtype=np.float32)
+    np.testing.assert_array_equal(sent, x[0].astype(np.float32))  # the same float32 values, no loss
