@@ -424,12 +424,18 @@ class DriftDetector:
             h = sliding.statistic_h()
         return self._with_multivariate(self._decide(win, m, h, None, classes_counts), win)
 
-    def _with_multivariate(self, report: DriftReport, win: NDArray[np.float64]) -> DriftReport:
-        """The report with the cross-moment test of the numeric features added (if it applies)."""
+    def _with_multivariate(
+        self, report: DriftReport, win: NDArray[np.float64], floor_size: int | None = None
+    ) -> DriftReport:
+        """The report with the cross-moment test of the numeric features added (if it applies).
+
+        ``floor_size``: the window size whose floors apply (the complete rows of a
+        window with missing values are fewer; their own size's floors would be
+        computed anew for each window)."""
         if self._correlation is None:
             return report
         result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx])
-        floors = self.floors(int(win.shape[0]))
+        floors = self.floors(floor_size or int(win.shape[0]))
         floor = floors.multivariate if floors is not None else None
         drifted = result.drifted and (floor is None or result.statistic > floor)
         multivariate = MultivariateDrift(
@@ -493,12 +499,17 @@ class DriftDetector:
         if cfg.min_effect_size is not None:
             drifted &= np.nan_to_num(tests.effect, nan=-np.inf) >= cfg.min_effect_size
             miss_drifted &= np.nan_to_num(rates.effect, nan=-np.inf) >= cfg.min_effect_size
+        # The window size's floors (a reference with missing values has none); a feature with
+        # fewer present values would have a higher floor, so this one errs toward drift.
+        floors = self.floors(m)
+        if floors is not None:
+            drifted &= ~(tests.effect <= floors.features)
         if cfg.p_values == "drifted" and cfg.correction != "fdr_bh":
             hidden = ~drifted & ~self.categorical  # as the fast path: KS p-values of drifted features only
             tests.pval[hidden], padj[hidden] = np.nan, np.nan
             for f in np.flatnonzero(hidden).tolist():
                 tests.method[f] = None
-        features = self._feature_reports(tests, padj, significant, drifted | miss_drifted)
+        features = self._feature_reports(tests, padj, significant, drifted | miss_drifted, floors)
         features = [
             feature.model_copy(update={
                 "insufficient_data": bool(insufficient[f]),
@@ -522,6 +533,7 @@ class DriftDetector:
             per_test_level=per_test_level,
             n_tests=n_tests,
             min_effect_size=cfg.min_effect_size,
+            floor_chunks=floors.n_chunks if floors is not None else None,
             reference_size=self.reference_size,
             window_size=m,
             drifted_features=[self.feature_names[f] for f in np.flatnonzero(any_feature)],
@@ -534,7 +546,7 @@ class DriftDetector:
         # whose null simulation would cost ~0.1 s below CALIBRATION_ROWS (draws are shared above).
         if rows < max(2, cfg.min_window_size) or (rows < m and rows < CALIBRATION_ROWS):
             return report
-        return self._with_multivariate(report, complete)
+        return self._with_multivariate(report, complete, floor_size=m)
 
     def _ks_missing(
         self, tests: _FeatureTests, num: NDArray[np.float64], insufficient: NDArray[np.bool_], level: float

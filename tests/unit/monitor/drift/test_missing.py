@@ -267,3 +267,22 @@ def test_infinite_values_are_still_refused() -> None:
     det = DriftDetector(np.zeros((50, 1)), ["a"])
     with pytest.raises(ValueError, match="infinite"):
         det.test(np.full((40, 1), np.inf))
+
+
+def test_a_window_with_nulls_gets_the_effect_floors_of_its_size() -> None:
+    """A seasonal reference: feature 0 swings by week. A week with a few nulls in another
+    feature is decided against the same floors as without them."""
+    rng = np.random.default_rng(12)
+    offsets = 0.25 * np.sin(np.arange(24) * 2.1)
+    ref = rng.normal(size=(24_000, 3))
+    ref[:, 0] += np.repeat(offsets, 1000)
+    det = DriftDetector(ref, ["season", "b", "c"], DriftConfig(multivariate=False))
+    week = rng.normal(size=(1000, 3))
+    week[:, 0] += offsets[1]  # a stormy week, within the reference's own band
+    holed = week.copy()
+    holed[:5, 2] = np.nan
+    plain, with_nulls = det.test(week), det.test(holed)
+    floors = det.floors(1000)
+    assert floors is not None and with_nulls.floor_chunks == plain.floor_chunks == 24
+    assert "season" not in with_nulls.drifted_features and "season" not in plain.drifted_features
+    assert with_nulls.features[0].effect_floor == pytest.approx(float(floors.features[0]))
