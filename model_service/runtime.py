@@ -18,6 +18,7 @@ from shared.model_metadata import LITERT_FILE, ModelMetadata
 
 class LiteRTModel:
     def __init__(self, model_dir: Path, num_threads: int = 1) -> None:
+        self.model_dir = model_dir
         self.metadata = ModelMetadata.load(model_dir)
         self._interpreter = Interpreter(model_path=str(model_dir / LITERT_FILE), num_threads=num_threads)
         self._input = self._interpreter.get_input_details()[0]

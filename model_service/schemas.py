@@ -237,6 +237,7 @@ class ModelInfo(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     model_loaded: bool
+    ingest_only: bool = Field(default=False, description="No model of its own: only the ingest endpoints answer")
     redis: bool
     events_queued: int
     events_published: int

@@ -15,18 +15,17 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 
 from model_service.publisher import EventPublisher
-from model_service.runtime import LiteRTModel
 from model_service.schemas import feedback_model_for, request_model_for
 from model_service.stream_writes import BlockHeader, PredictionBlock
 from shared.events import encode_feedback
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.probes import RedisProbe
 from shared.telemetry import ModelServiceMetrics
 
 if TYPE_CHECKING:
     from model_service.batching import MicroBatcher
+    from model_service.runtime import LiteRTModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +60,6 @@ class ModelService:
         self.request_model = request_model_for(model.metadata.feature_names, max_batch_rows)
         self.feedback_model = feedback_model_for(model.metadata.class_names)
         self._block_header = BlockHeader(keys.predictions, model.metadata.name, model.metadata.version)
-        self._redis_probe = RedisProbe(client)
         # Set by the /predict route on first use when micro-batching is on (model_service.batching).
         self.micro_batcher: MicroBatcher | None = None
 
@@ -116,6 +114,3 @@ class ModelService:
     def record_feedback(self, prediction_id: str, label: int) -> None:
         entry = encode_feedback(prediction_id, label, time.time_ns() // 1_000_000)
         self.publisher.submit([(self.keys.feedback, entry)])
-
-    async def redis_ok(self) -> bool:
-        return await self._redis_probe.answers()

@@ -13,7 +13,13 @@ from shared.settings_base import ServiceSettings
 class ModelServiceSettings(ServiceSettings):
     """Settings of the model service (port 8000)."""
 
-    model_dir: Path = Field(default=Path("models/default"), alias="DRIFTWATCH_MODEL_DIR")
+    # The model to serve; unset (or DRIFTWATCH_INGEST_ONLY=true): no model of its own, the service
+    # only logs registered models' events (POST /models/{name}/predictions, KServe).
+    model_dir: Path | None = Field(default=None, alias="DRIFTWATCH_MODEL_DIR")
+    ingest_only: bool = Field(default=False, alias="DRIFTWATCH_INGEST_ONLY")
+    # How long a registered model's metadata is cached by the ingest endpoints (a new version is
+    # used after at most this long; an unknown name is asked again after a second).
+    registry_ttl_s: float = Field(default=5.0, gt=0, le=3_600, alias="DRIFTWATCH_REGISTRY_TTL_S")
     port: int = Field(default=8000, alias="DRIFTWATCH_PORT")
     # With DRIFTWATCH_API_KEY set, /predict needs it too; false leaves /predict open (internal
     # deployments whose callers cannot carry a key). Without a key nothing is protected.
@@ -24,7 +30,8 @@ class ModelServiceSettings(ServiceSettings):
     publish_enabled: bool = Field(default=True, alias="DRIFTWATCH_PUBLISH_ENABLED")
     # Light traffic waits this long between writes, so it still leaves in batches.
     publish_linger_ms: float = Field(default=10.0, ge=0, le=1_000, alias="DRIFTWATCH_PUBLISH_LINGER_MS")
-    max_batch_rows: int = Field(default=1_024, ge=1, alias="DRIFTWATCH_MAX_BATCH_ROWS")
+    # Rows per /predict batch and per ingest batch (POST /models/{name}/predictions, /feedback); more: 422.
+    max_batch_rows: int = Field(default=1_024, ge=1, le=100_000, alias="DRIFTWATCH_MAX_BATCH_ROWS")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1_024, alias="DRIFTWATCH_MAX_BODY_BYTES")
     # Spill file: where queued events go while Redis is unreachable or slow, replayed in order on return.
     spill_dir: Path = Field(default=Path("var/spill"), alias="DRIFTWATCH_SPILL_DIR")

@@ -226,7 +226,12 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
     listed; ``error_count`` says how many there were.
     """
     assert isinstance(exc, RequestValidationError)
-    all_errors = exc.errors()
+    return validation_response(exc.errors())
+
+
+def validation_response(all_errors: Sequence[Any], **extra: object) -> Response:
+    """The 422 answer for ``all_errors``: at most ``MAX_ERRORS_SHOWN`` of them, each safe to
+    write, their count, and ``extra`` fields (e.g. what a batch accepted in part kept)."""
     errors = []
     for error in all_errors[:MAX_ERRORS_SHOWN]:
         shown: dict[str, Any] = {
@@ -238,7 +243,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         if echoed is not _NOT_SHOWN:
             shown["input"] = echoed
         errors.append(shown)
-    body = orjson.dumps({"detail": errors, "error_count": len(all_errors)})
+    body = orjson.dumps({"detail": errors, "error_count": len(all_errors), **extra})
     return Response(body, status_code=422, media_type="application/json")
 
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,16 @@ def new_prediction_ids(count: int, now_ms: int | None = None) -> list[str]:
     stamp = f"{(now_ms if now_ms is not None else time.time_ns() // 1_000_000):0{_STAMP_HEX}x}"
     noise = os.urandom(_RANDOM_HEX // 2 * count).hex()
     return [stamp + noise[i * _RANDOM_HEX : (i + 1) * _RANDOM_HEX] for i in range(count)]
+
+
+def prediction_ids_at(stamps_ms: Sequence[int]) -> list[str]:
+    """Fresh ids, one per timestamp (rows logged from elsewhere, each made at its own time).
+
+    >>> [prediction_time_ms(i) for i in prediction_ids_at([5, 7])]
+    [5, 7]
+    """
+    noise = os.urandom(_RANDOM_HEX // 2 * len(stamps_ms)).hex()
+    return [f"{t:0{_STAMP_HEX}x}{noise[i * _RANDOM_HEX : (i + 1) * _RANDOM_HEX]}" for i, t in enumerate(stamps_ms)]
 
 
 def is_prediction_id(value: str) -> bool:

@@ -84,19 +84,26 @@ def train(
 
 @app.command()
 def serve(
-    model_dir: Annotated[Path | None, typer.Option(help="Trained model directory")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Model directory to serve; without it (and DRIFTWATCH_MODEL_DIR): ingest only")
+    ] = None,
+    ingest_only: Annotated[
+        bool, typer.Option("--ingest-only", help="Serve no model: only log registered models' events")
+    ] = False,
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     log_level: str = "info",
 ) -> None:
-    """Run the model service (POST /predict, POST /feedback)."""
+    """Run the model service: POST /predict and /feedback for its model, POST /models/{name}/predictions
+    and /feedback for any registered model."""
     import uvicorn
 
     from model_service.app import create_app
     from model_service.serving_settings import ModelServiceSettings
 
     _logging(log_level)
-    overrides = {k: v for k, v in {"model_dir": model_dir, "host": host, "port": port}.items() if v is not None}
+    given = {"model_dir": model_dir, "host": host, "port": port, "ingest_only": ingest_only or None}
+    overrides = {k: v for k, v in given.items() if v is not None}
     settings = ModelServiceSettings().model_copy(update=overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
                 log_level=log_level, timeout_graceful_shutdown=15)

@@ -3,10 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
+from model_service.publisher import EventPublisher
 from model_service.schemas import ModelInfo, Readiness
 from model_service.serving import ModelService
 from model_service.serving_deps import Service
 from shared.api_auth import ReadAccess
+from shared.probes import RedisProbe
 
 router = APIRouter(tags=["health"])
 
@@ -44,18 +46,22 @@ async def livez() -> dict[str, str]:
 
 @router.get("/readyz", response_model=ReadinessDetail, responses={503: {"model": ReadinessDetail}})
 async def readyz(request: Request, response: Response) -> ReadinessDetail:
-    """Ready when the model is loaded and Redis answers.
+    """Ready when the model is loaded (unless the service runs ingest-only) and Redis answers.
 
     While Redis is away predictions are still served (events wait in the spill
     file), but the service reports not ready so an operator sees it.
     """
-    service: ModelService | None = getattr(request.app.state, "service", None)
-    redis_ok = service is not None and await service.redis_ok()
-    publisher = service.publisher if service else None
+    state = request.app.state
+    service: ModelService | None = getattr(state, "service", None)
+    ingest_only = bool(getattr(state, "ingest_only", False))
+    publisher: EventPublisher | None = getattr(state, "publisher", None)
+    probe: RedisProbe | None = getattr(state, "redis_probe", None)
+    redis_ok = probe is not None and await probe.answers()
     stats = publisher.stats if publisher else None
     readiness = ReadinessDetail(
-        ready=service is not None and redis_ok,
+        ready=(service is not None or (ingest_only and publisher is not None)) and redis_ok,
         model_loaded=service is not None,
+        ingest_only=ingest_only,
         redis=redis_ok,
         events_queued=publisher.queued if publisher else 0,
         events_published=stats.published if stats else 0,
