@@ -66,7 +66,7 @@ async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_pre
         stats = monitor.consumer.stats
         await _until(lambda: stats.predictions + stats.duplicates == 400 and stats.feedback == 50)
         assert (stats.predictions, stats.duplicates) == (300, 100)  # the retried batch counted once
-        assert int(await aredis.get(CHURN.ingested)) == 300
+        assert int(await aredis.get(CHURN.for_version("1").ingested)) == 300
         assert (await aredis.xpending(CHURN.predictions, CONSUMER_GROUP))["pending"] == 0
         report = await performance_report(aredis, CHURN, ["stay", "leave"], monitor.window_index)
         assert report.labelled == 50 and report.accuracy == 1.0  # foreign ids joined through their timestamps
