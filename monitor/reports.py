@@ -38,6 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
 from monitor.histograms import FeatureBins, HistogramStore
+from monitor.model_kinds import detector_metadata, detector_reference
 from monitor.monitor_settings import MonitorSettings
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
@@ -118,6 +119,8 @@ class ModelCatalog:
 
     With ``reference.source="production"`` a version's detector exists once
     its first ``reference.size`` predictions are stored (:meth:`add_reference_window`).
+    The metadata it gives is what the detector tests (:mod:`monitor.model_kinds`):
+    a regressor's has the ``prediction`` column after its features.
     """
 
     def __init__(
@@ -147,7 +150,7 @@ class ModelCatalog:
             registered = await read_registered_model(self.client, self.keys, version)
             if registered is None:
                 return None
-            self._metadata[version] = registered[0]
+            self._metadata[version] = detector_metadata(registered[0])
         return self._metadata[version]
 
     async def get(self, version: str) -> tuple[ModelMetadata, DriftDetector] | None:
@@ -155,15 +158,16 @@ class ModelCatalog:
             registered = await read_registered_model(self.client, self.keys, version)
             if registered is None:
                 return None
-            metadata, training = registered
-            self._metadata[version] = metadata
+            registered_metadata, training = registered
+            metadata = self._metadata[version] = detector_metadata(registered_metadata)
+            classes: np.ndarray | None
             if self.reference.source == "production":
                 built = await self._production_reference(version, metadata)
                 if built is None:
                     return None
                 features, classes = built
             else:
-                features, classes = training.features, training.predicted_classes
+                features, classes = detector_reference(registered_metadata, training)
             detector = await asyncio.to_thread(
                 DriftDetector,
                 reference=features,
@@ -171,7 +175,7 @@ class ModelCatalog:
                 config=self.config,
                 categorical=np.array(metadata.categorical, dtype=bool),
                 reference_classes=classes,
-                n_classes=metadata.n_classes,
+                n_classes=metadata.n_classes if classes is not None else None,
             )
             await asyncio.to_thread(detector.prepare)  # reference-side state, once per version
             self.bins[version] = await asyncio.to_thread(
@@ -182,7 +186,7 @@ class ModelCatalog:
 
     async def _production_reference(
         self, version: str, metadata: ModelMetadata
-    ) -> tuple[np.ndarray, np.ndarray] | None:
+    ) -> tuple[np.ndarray, np.ndarray | None] | None:
         """The stored production reference of a version, once it has ``size`` rows."""
         stored = await self.client.hgetall(self.production_key(version))
         windows = sorted(int(k) for k in stored if not k.endswith(b":classes"))
@@ -191,6 +195,9 @@ class ModelCatalog:
         if rows < self.reference.size:
             return None
         features = np.frombuffer(b"".join(blobs), dtype=FLOAT).reshape(rows, metadata.n_features)
+        if metadata.n_classes == 0:  # a regressor: its prediction is a column of the features
+            self.reference_windows[version] = set(windows)
+            return features, None
         counts = np.zeros(metadata.n_classes, dtype=np.int64)
         for w in windows:
             for cls, n in json.loads(stored[f"{w}:classes".encode()]).items():

@@ -232,9 +232,12 @@ async def retire_version(
     Its metadata stays (a small hash field, kept for good): a name+version
     never changes meaning, so the identity check must still refuse another
     model under a retired version. What expires is its data: the reference
-    sample and ``data_keys`` (the version's window series). If it was the
-    current version, the newest still-active version becomes current.
-    Retiring again changes nothing (the first retirement's clock runs on).
+    sample, its production reference, every key of its window series
+    (``driftwatch:{model}:v:<version>:*``, found with SCAN once the version is
+    marked) and ``data_keys``. If it was the current version, the newest
+    still-active version becomes current. Retiring again changes nothing (the
+    first retirement's clock runs on). Keys that the version's traffic creates
+    after it was retired do not expire: retire a version once its traffic stopped.
     """
     async with client.pipeline(transaction=True) as pipe:
         while True:
@@ -258,4 +261,33 @@ async def retire_version(
                 break
             except WatchError:
                 continue
+    await _expire_matching(client, glob_escape(Keys(keys.model, version).series_prefix) + ":*", retention_s)
     return await read_model(client, keys.model)
+
+
+def glob_escape(text: str) -> str:
+    r"""``text`` matched literally by a SCAN pattern.
+
+    >>> print(glob_escape("driftwatch:{m[1]}:v:*"))
+    driftwatch:{m\[1\]}:v:\*
+    """
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+async def _expire_matching(client: aioredis.Redis, pattern: str, seconds: int, batch: int = 500) -> None:
+    """EXPIRE every key matching ``pattern`` (SCAN, then pipelines of ``batch``)."""
+    found: list[bytes] = []
+    async for key in client.scan_iter(match=pattern, count=batch):
+        found.append(key)
+        if len(found) >= batch:
+            await _expire_all(client, found, seconds)
+            found = []
+    await _expire_all(client, found, seconds)
+
+
+async def _expire_all(client: aioredis.Redis, keys: list[bytes], seconds: int) -> None:
+    if keys:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.expire(key, seconds)
+            await pipe.execute()

@@ -161,6 +161,11 @@ def test_retiring_a_version_keeps_its_metadata_and_expires_its_data(
 ) -> None:
     assert api.put("/models/churn/versions/1", json=body()).status_code == 201
     assert api.put("/models/churn/versions/2", json=body(seed=2)).status_code == 201
+    v1, v2 = Keys("churn", "1"), Keys("churn", "2")
+    for series in (v1, v2):  # what the version's windows leave in Redis
+        redis_client.hset(series.drift_reports, "0", "{}")
+        redis_client.zadd(series.drift_index, {"0": 0})
+        redis_client.rpush(series.window_rows(0), b"row")
     retired = api.delete("/models/churn/versions/2")
     assert retired.status_code == 200, retired.text
     versions = {v["metadata"]["version"]: v for v in retired.json()["versions"]}
@@ -169,6 +174,10 @@ def test_retiring_a_version_keeps_its_metadata_and_expires_its_data(
     assert retired.json()["current_version"] == "1"  # the newest still-active version
     ttl = redis_client.ttl(Keys("churn").reference("2"))
     assert 3_500 < ttl <= 3_600 and redis_client.ttl(Keys("churn").reference("1")) == -1
+    for key in (v2.drift_reports, v2.drift_index, v2.window_rows(0)):
+        assert 3_500 < redis_client.ttl(key) <= 3_600, key  # the version's window series expires with it
+    for key in (v1.drift_reports, v1.drift_index, v1.window_rows(0)):
+        assert redis_client.ttl(key) == -1, key  # the active version's stays
     # A retired name+version still means its model: another model under it is refused.
     assert api.put("/models/churn/versions/2", json=body(seed=3)).status_code == 409
     # The same model registered again is active again and its data no longer expires.
