@@ -8,21 +8,23 @@ and the model services' error rate and p99 latency (from the request counts
 they share in Redis, over the interval since the last refresh), are
 evaluated on every stats refresh, without a window (seconds-based rules).
 
-Each model version has its own window series, numbered from 0; alert state is
-the model's. So the window an alert sees is ``(ordinal - 1) * SERIES_STRIDE +
-window``: unchanged for a model's first version, and always later for a newer
-version than for an older one (a late report of an older version does not
-count as a new window). Accuracy is read from the reported version's series.
+Each model version has its own window series, numbered from 0, and so its own
+alert instances: a window's snapshot names its version (label
+``model_version``), and an alert of one version moves only on that version's
+windows, so versions served side by side each alert on their own. Accuracy
+is read from the reported version's series. The stats snapshot is about the
+model's stream and service, whatever version served (``service_only``).
 """
 
 from __future__ import annotations
 
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import numpy as np
 
-from monitor.alerts import AlertService, FeatureStats, MetricSnapshot
+from monitor.alerts import FeatureStats, MetricSnapshot
+from monitor.alerts.service import ModelAlerts
 from monitor.read_services import PerformanceReads
 from monitor.reports import WindowDriftReport
 from monitor.stream_health import StreamHealth
@@ -30,14 +32,12 @@ from shared.request_stats import ServiceHealthReader
 from shared.series import SeriesOrdinals
 
 ACCURACY_WINDOWS = 5
-# Windows of a series an alert can tell apart (time slots of 1 s reach ~1.8e9 by 2027).
-SERIES_STRIDE = 2**32
 
 
 class AlertBridge:
     def __init__(
         self,
-        alerts: AlertService,
+        alerts: ModelAlerts,
         performance: PerformanceReads,
         stream_health: StreamHealth,
         service_health: ServiceHealthReader,
@@ -50,9 +50,16 @@ class AlertBridge:
         self.service_health = service_health
 
     def report_url(self, window: int, version: str | None = None) -> str:
-        """The window's report on this monitor (``DRIFTWATCH_ALERT_EXTERNAL_URL`` + path; the path alone without it)."""
+        """The window's report on this monitor (``DRIFTWATCH_ALERT_EXTERNAL_URL`` + path; the path alone without it).
+
+        >>> from types import SimpleNamespace
+        >>> alerts = SimpleNamespace(model="fraud", settings=SimpleNamespace(external_url="http://mon:8001/"))
+        >>> AlertBridge(alerts, None, None, None, None).report_url(7, "2")
+        'http://mon:8001/models/fraud/drift/windows/7?version=2'
+        """
         query = f"?{urlencode({'version': version})}" if version is not None else ""
-        return f"{self.alerts.settings.external_url.rstrip('/')}/drift/windows/{window}{query}"
+        base = f"{self.alerts.settings.external_url.rstrip('/')}/models/{quote(self.alerts.model, safe='')}"
+        return f"{base}/drift/windows/{window}{query}"
 
     def _lag(self) -> int | None:
         return self.stream_health.lag("predictions")
@@ -60,9 +67,9 @@ class AlertBridge:
     async def on_reports(self, reports: list[WindowDriftReport]) -> None:
         ordinal = {r.model_version: await self.ordinals.ordinal(r.model_version) for r in reports}
         for version in sorted(ordinal, key=ordinal.__getitem__):
-            await self._evaluate([r for r in reports if r.model_version == version], version, ordinal[version])
+            await self._evaluate([r for r in reports if r.model_version == version], version)
 
-    async def _evaluate(self, reports: list[WindowDriftReport], version: str, ordinal: int) -> None:
+    async def _evaluate(self, reports: list[WindowDriftReport], version: str) -> None:
         recent = await self.performance.report(last_windows=ACCURACY_WINDOWS, version=version)
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
         correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0
@@ -72,7 +79,8 @@ class AlertBridge:
             multivariate = report.multivariate_drift
             await self.alerts.evaluate(
                 MetricSnapshot(
-                    window=(ordinal - 1) * SERIES_STRIDE + report.window,
+                    window=report.window,
+                    model_version=version,
                     at=time.time(),
                     sample_count=report.window_size,
                     dataset_drift_share=report.drifted_share if report.status != "insufficient_data" else None,
@@ -88,7 +96,6 @@ class AlertBridge:
                     accuracy=correct / labelled if labelled else None,
                     labelled_count=labelled,
                     label_coverage=labelled / predictions if predictions else None,
-                    stream_lag=self._lag(),
                 )
             )
 
@@ -99,5 +106,7 @@ class AlertBridge:
         p99 = health.latency_p99_seconds if health else None
         if lag is not None or error_rate is not None or p99 is not None:
             await self.alerts.evaluate(
-                MetricSnapshot(at=time.time(), stream_lag=lag, error_rate=error_rate, latency_p99_seconds=p99)
+                MetricSnapshot(
+                    at=time.time(), service_only=True, stream_lag=lag, error_rate=error_rate, latency_p99_seconds=p99
+                )
             )

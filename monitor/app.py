@@ -1,16 +1,28 @@
-"""The monitor's FastAPI app factory: the HTTP API, the consumer worker and alerting in one process."""
+"""The monitor's FastAPI app factory: the HTTP API, every watched model's worker and alerting in one process.
+
+Routes: the default model's reads at the root as with one model (``/drift``,
+``/performance``, ``/alerts`` ...), the same reads of every watched model under
+``/models/{model}`` (:data:`monitor.read_deps.MODEL_PREFIX`), and the monitor's
+own (``/overview``, ``/readyz``, the alert rules). The registry's routes
+(``GET /models``, ``/models/{name}``, ``PUT``/``DELETE`` of versions) live in
+their own module; the paths here never take those.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from monitor.alerts import AlertService, alerts_router
-from monitor.assembly import assemble_monitor
+from monitor.alerts import AlertService
+from monitor.alerts.routes import read_router as alerts_read_router
+from monitor.alerts.routes import router as alerts_router
+from monitor.alerts.store import AlertStore
 from monitor.consumer import default_consumer_name
+from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
+from monitor.read_deps import MODEL_PREFIX, watched_model
 from monitor.routes import dashboard, drift, health, models, performance
 from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
@@ -18,9 +30,36 @@ from shared.http import service_app
 from shared.keys import Keys
 from shared.openapi import install_openapi
 from shared.redis_pool import redis_client
-from shared.supervision import TaskSupervisor
-from shared.telemetry import METER_NAME, MonitorMetrics, setup_telemetry, shutdown_telemetry
+from shared.telemetry import METER_NAME, setup_telemetry, shutdown_telemetry
+from shared.telemetry.recorders import MonitorInstruments
 from shared.telemetry.task_metrics import TaskFailureCounter
+
+# Read per model: at the root for the default model and under /models/{model} for each.
+MODEL_READ_ROUTERS = (drift.router, dashboard.router, performance.router, alerts_read_router)
+
+
+def install_alert_sources(app: FastAPI, fleet: Fleet, alerts: AlertService) -> None:
+    """What the alert routes need from the fleet: each model's store, its features, known names."""
+
+    async def store_for(model: str) -> AlertStore | None:
+        return alerts.store_for(model) if await fleet.lookup(model) is not None else None
+
+    async def feature_names(model: str | None) -> Sequence[str] | None:
+        names = [model] if model is not None else fleet.names()
+        found: list[str] = []
+        for name in names:
+            parts = await fleet.lookup(name)
+            metadata = await parts.catalog.latest_metadata() if parts is not None else None
+            found += metadata.feature_names if metadata is not None else []
+        return found or None
+
+    async def model_known(model: str) -> bool:
+        return model == fleet.default or model in await fleet.registered()
+
+    app.state.alert_store = alerts.store
+    app.state.alert_store_for = store_for
+    app.state.alert_feature_names = feature_names
+    app.state.alert_model_known = model_known
 
 
 def create_app(settings: MonitorSettings | None = None, consumer_name: str | None = None) -> FastAPI:
@@ -31,41 +70,42 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Longer than the worker's blocking read (DRIFTWATCH_READ_BLOCK_MS), which holds its connection.
-        client = redis_client(settings, socket_timeout_s=5.0 + settings.read_block_ms / 1000)
+        # Longer than the workers' blocking read (DRIFTWATCH_READ_BLOCK_MS), which holds its connection.
+        timeout_s = 5.0 + settings.read_block_ms / 1000
+        client = redis_client(settings, socket_timeout_s=timeout_s)
+        # The consumers' blocking reads, ingest scripts and acks on a pool of their own (monitor/fleet.py).
+        streams = redis_client(
+            settings.model_copy(update={"redis_max_connections": settings.stream_max_connections}),
+            socket_timeout_s=timeout_s,
+        )
         meter = provider.get_meter(METER_NAME)
-        metrics = MonitorMetrics(meter, model=settings.model_name)
+        instruments = MonitorInstruments(meter, max_models=settings.metrics_max_models)
         # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
         count_failure = TaskFailureCounter(meter, model=settings.model_name)
         alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts, on_failure=count_failure)
         if settings.alerts_enabled:
             await alerts.start()
-        parts = assemble_monitor(
-            client, settings, name, metrics=metrics, alerts=alerts if settings.alerts_enabled else None,
-            supervisor=TaskSupervisor(on_failure=count_failure),
+        fleet = Fleet(
+            client, settings, name, stream_client=streams, instruments=instruments,
+            alerts=alerts if settings.alerts_enabled else None, count_failure=count_failure,
         )
-        app.state.monitor = parts
+        app.state.fleet = fleet
         app.state.redis = client
-        app.state.alert_store = alerts.store
-        parts.start()
-
-        async def feature_names() -> list[str] | None:
-            metadata = await parts.catalog.latest_metadata()
-            return metadata.feature_names if metadata is not None else None
-
-        app.state.alert_feature_names = feature_names
+        install_alert_sources(app, fleet, alerts)
+        fleet.start()
         try:
             yield
         finally:
-            await parts.stop()
+            await fleet.stop()
             if settings.alerts_enabled:
                 await alerts.stop()
             await client.aclose()
+            await streams.aclose()
             shutdown_telemetry()
 
     app = service_app(
         title="Driftwatch monitor",
-        summary="Drift, performance and alerts for a served model.",
+        summary="Drift, performance and alerts for every registered model.",
         lifespan=lifespan,
         settings=settings,
         max_body_bytes=settings.max_body_bytes,
@@ -75,7 +115,10 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     install_ui(app)
     app.include_router(health.router)
     app.include_router(models.router)  # its routes name their own guards (reads and writes differ)
-    for router in (drift.router, dashboard.router, performance.router, alerts_router):
-        app.include_router(router, dependencies=[Depends(require_api_key_for_reads)])
+    reads = [Depends(require_api_key_for_reads)]
+    for router in (drift.router, dashboard.router, dashboard.overview_router, performance.router, alerts_router):
+        app.include_router(router, dependencies=reads)
+    for router in MODEL_READ_ROUTERS:
+        app.include_router(router, prefix=MODEL_PREFIX, dependencies=[*reads, Depends(watched_model)])
     install_openapi(app)
     return app

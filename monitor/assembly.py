@@ -67,9 +67,12 @@ def assemble_monitor(
     alerts: AlertService | None = None,
     stats_interval_s: float = 5.0,
     supervisor: TaskSupervisor | None = None,
+    stream_client: aioredis.Redis | None = None,
 ) -> MonitorParts:
     """The monitor's parts over ``client``; ``alerts`` (started by the caller) gets every report;
-    ``supervisor`` runs the worker's loops (restarts them when they raise).
+    ``supervisor`` runs the worker's loops (restarts them when they raise); ``stream_client``
+    (default ``client``) carries the consumer's blocking reads, its ingest scripts and acks, so
+    a monitor watching many models keeps them off the pool the HTTP reads use (monitor/fleet.py).
 
     Over 60 lines because it is the composition root: one constructor call per
     part, in dependency order, read top to bottom; it holds no logic.
@@ -99,14 +102,16 @@ def assemble_monitor(
         stats_listeners.append(feed.on_stats)
     if alerts is not None:
         bridge = AlertBridge(
-            alerts, performance, stream_health, ServiceHealthReader(client, keys.service_stats), ordinals
+            alerts.for_model(keys.model), performance, stream_health, ServiceHealthReader(client, keys.service_stats),
+            ordinals,
         )
         report_listeners.append(bridge.on_reports)
         stats_listeners.append(bridge.on_stats)
     dispatch = ReportDispatch(reporter, report_listeners)
-    state = WindowState(client, keys, windows, settings.join_retention_s, settings.join_shards, ordinals)
+    streams = stream_client or client
+    state = WindowState(streams, keys, windows, settings.join_retention_s, settings.join_shards, ordinals)
     consumer = StreamConsumer(
-        client,
+        streams,
         keys,
         state,
         consumer=consumer_name,
@@ -139,6 +144,6 @@ def assemble_monitor(
         ),
         dashboard=DashboardReads(
             keys.model, reports, performance, HistogramStore(client, keys), stream_health,
-            alerts.store if alerts is not None else None, lambda: worker.running,
+            alerts.store_for(keys.model) if alerts is not None else None, lambda: worker.running,
         ),
     )

@@ -151,5 +151,37 @@ class MonitorSettings(ServiceSettings):
     # the first DRIFTWATCH_REFERENCE_SIZE predictions served by each version.
     reference: Literal["training", "production"] = Field(default="training", alias="DRIFTWATCH_REFERENCE")
     reference_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_REFERENCE_SIZE")
+    # Many models (monitor/fleet.py): every model registered in Redis is watched,
+    # plus DRIFTWATCH_MODEL_NAME (the default model, always). DRIFTWATCH_MODELS
+    # (comma-separated) restricts this replica to those names.
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="DRIFTWATCH_MODELS")
+    # At most this many models per replica (the default model first, then by name); each
+    # watched model holds up to 2 Redis connections for its blocking reads.
+    max_models: int = Field(default=100, ge=1, le=1_000, alias="DRIFTWATCH_MAX_MODELS")
+    # How often the registry is polled for new models (also on each request for an unknown one).
+    discovery_interval_s: float = Field(default=2.0, gt=0, le=300, alias="DRIFTWATCH_DISCOVERY_INTERVAL_S")
+    # Models whose metrics are exported (the first watched); the rest are read through the API.
+    metrics_max_models: int = Field(default=50, ge=1, le=1_000, alias="DRIFTWATCH_METRICS_MAX_MODELS")
+    # The pool of the consumers' connections (blocking XREADGROUP, ingest scripts, acks),
+    # apart from DRIFTWATCH_REDIS_MAX_CONNECTIONS (HTTP reads, reports, alerts), so N
+    # models' blocking reads never starve a request. Unset: 2 x DRIFTWATCH_MAX_MODELS + 4.
+    redis_stream_max_connections: int | None = Field(
+        default=None, ge=4, le=10_000, alias="DRIFTWATCH_REDIS_STREAM_MAX_CONNECTIONS"
+    )
     # Read from DRIFTWATCH_ALERT_* when the monitor settings are read.
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return orjson.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @property
+    def stream_max_connections(self) -> int:
+        """Connections the consumers of every watched model may hold (see ``redis_stream_max_connections``)."""
+        return self.redis_stream_max_connections or 2 * self.max_models + 4

@@ -2,45 +2,79 @@
 
 As in FastAPI's full-stack template (``SessionDep = Annotated[Session,
 Depends(get_db)]``): a route names what it reads in its signature, e.g.
-``async def drift(reports: Reports)``. The services are built once in the
-app's lifespan (:func:`monitor.assembly.assemble_monitor`) and kept on
-``app.state.monitor``. The dependencies are ``async def``: FastAPI runs a
-plain ``def`` dependency in its thread pool.
+``async def drift(reports: Reports)``. The services are built per watched
+model (:mod:`monitor.fleet`) and kept on ``app.state.fleet``. The same route
+serves the default model at its own path (``/drift``) and any watched model
+under ``/models/{model}`` (``/models/{model}/drift``): the dependencies read
+the model from the path, and a model not watched is a 404 that names it. The
+dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its
+thread pool.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Path, Request, status
 
+from monitor.assembly import MonitorParts
 from monitor.dashboard_reads import DashboardReads
+from monitor.fleet import Fleet, watched_names
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_services import HealthReads, PerformanceReads, ReportReads
 
-if TYPE_CHECKING:
-    from monitor.assembly import MonitorParts
+MODEL_PREFIX = "/models/{model}"
+"""Where each watched model's read routes are mounted (the default model's are also at the root)."""
 
 
-def _parts(request: Request) -> MonitorParts:
-    parts: MonitorParts = request.app.state.monitor
+def get_fleet(request: Request) -> Fleet:
+    fleet: Fleet = request.app.state.fleet
+    return fleet
+
+
+async def _parts(request: Request) -> MonitorParts:
+    """The model of the path (``/models/{model}/...``), or the default model."""
+    fleet = get_fleet(request)
+    model = request.path_params.get("model")
+    if model is None:
+        return fleet.default_parts
+    parts = await fleet.lookup(model)
+    if parts is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"model {model!r} is not watched by this monitor (not registered, or not in DRIFTWATCH_MODELS"
+            f" or past DRIFTWATCH_MAX_MODELS); watched: {watched_names(fleet)}",
+        )
     return parts
 
 
+async def watched_model(
+    request: Request, model: Annotated[str, Path(description="A watched model's name", max_length=256)]
+) -> str:
+    """The dependency of every route under :data:`MODEL_PREFIX`: a model not watched is a 404 before anything runs."""
+    await _parts(request)
+    return model
+
+
 async def get_reports(request: Request) -> ReportReads:
-    return _parts(request).reports
+    return (await _parts(request)).reports
 
 
 async def get_performance(request: Request) -> PerformanceReads:
-    return _parts(request).performance
+    return (await _parts(request)).performance
 
 
 async def get_health(request: Request) -> HealthReads:
-    return _parts(request).health
+    return (await _parts(request)).health
 
 
 async def get_dashboard(request: Request) -> DashboardReads:
-    return _parts(request).dashboard
+    return (await _parts(request)).dashboard
+
+
+async def get_model_name(request: Request) -> str:
+    """The name of the model a route reads (the path's, or the default's)."""
+    return (await _parts(request)).keys.model
 
 
 async def get_settings(request: Request) -> MonitorSettings:
@@ -52,4 +86,6 @@ Reports = Annotated[ReportReads, Depends(get_reports)]
 Performance = Annotated[PerformanceReads, Depends(get_performance)]
 Health = Annotated[HealthReads, Depends(get_health)]
 Dashboard = Annotated[DashboardReads, Depends(get_dashboard)]
+ModelName = Annotated[str, Depends(get_model_name)]
 Settings = Annotated[MonitorSettings, Depends(get_settings)]
+FleetDep = Annotated[Fleet, Depends(get_fleet)]

@@ -28,6 +28,12 @@ KEY_ROOT = "driftwatch"
 MODELS_INDEX = f"{KEY_ROOT}:models"
 """Set: the name of every registered model (each registration adds its name; monitors discover models here)."""
 
+ALERT_RULES = f"{KEY_ROOT}:alerts:rules"
+"""Hash: alert rule name -> rule JSON, for every model (a rule may name one); see monitor/alerts/store.py."""
+
+ALERT_LEADER = f"{KEY_ROOT}:alerts:leader"
+"""String with TTL: the monitor replica that currently sends every model's alert notifications."""
+
 
 def hash_tag_prefix(key: str) -> str:
     """``driftwatch:{model}`` of ``driftwatch:{model}:predictions``: the part that fixes a key's cluster slot."""
@@ -257,6 +263,7 @@ class Keys:
     # -- alerts --------------------------------------------------------------
     @property
     def alert_rules(self) -> str:
+        """Hash: this model's rules before rules were shared (:data:`ALERT_RULES`); read once, to move them."""
         return f"{self.prefix}:alerts:rules"
 
     @property
@@ -266,11 +273,6 @@ class Keys:
     @property
     def alert_history(self) -> str:
         return f"{self.prefix}:alerts:history"
-
-    @property
-    def alert_leader(self) -> str:
-        """String with TTL: the replica that currently sends notifications."""
-        return f"{self.prefix}:alerts:leader"
 
     # -- liveness --------------------------------------------------------------
     def heartbeat(self, consumer: str) -> str:

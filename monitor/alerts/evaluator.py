@@ -24,6 +24,13 @@ Idempotence: an instance only moves on a snapshot newer than the last one it
 saw (a higher window index; by ``at`` when either has no window). Evaluating
 the same window twice, on one replica or two, changes nothing the second time.
 
+Scope: a model's versions each have their own window series (window numbers
+restart at 0), so a snapshot of a version's window (``model_version`` set)
+evaluates only the window rules, on instances labelled with that version
+(``model_version``); the periodic snapshot of the service (``service_only``)
+evaluates only the service rules (lag, error rate, latency), on instances
+without a version. Instances outside a snapshot's scope are left as they are.
+
 Unknown metrics (``None``, too few samples) leave an instance as it is: no
 data is neither good nor bad news. Rules counting windows skip snapshots
 without a window. An instance whose rule was deleted or whose labels changed
@@ -37,7 +44,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts.instances import AlertInstance, AlertStatus, Transition, fingerprint
-from monitor.alerts.rules import FEATURE_METRICS, AlertRule, Duration
+from monitor.alerts.rules import FEATURE_METRICS, MODEL_VERSION_LABEL, SERVICE_METRICS, AlertRule, Duration
 from monitor.alerts.snapshot import MetricSnapshot
 
 DEFAULT_RESOLVED_RETENTION_S = 15 * 60.0
@@ -183,9 +190,15 @@ def evaluate(
     extra_labels: Mapping[str, str] | None = None,
     resolved_retention_s: float = DEFAULT_RESOLVED_RETENTION_S,
 ) -> Evaluation:
-    """Apply every rule to ``snapshot``; see the module docstring for the state machine."""
+    """Apply every rule to ``snapshot``; see the module docstring for the state machine and scopes."""
     extra = dict(extra_labels or {})
+    if snapshot.model_version is not None:
+        extra[MODEL_VERSION_LABEL] = snapshot.model_version
+        rules = [r for r in rules if r.metric not in SERVICE_METRICS]
+    elif snapshot.service_only:
+        rules = [r for r in rules if r.metric in SERVICE_METRICS]
     out: dict[str, AlertInstance] = dict(states)
+    states = {fp: s for fp, s in states.items() if s.labels.get(MODEL_VERSION_LABEL) == snapshot.model_version}
     transitions: list[Transition] = []
     step = _Step(snapshot, transitions)
     visited: set[str] = set()

@@ -16,6 +16,14 @@ replica whose transaction recorded the transition sends it"):
   pending and are claimed (``XAUTOCLAIM``) by the next leader once idle longer
   than one delivery can take, so an old leader still sending is not doubled.
 
+One leader for every model: it reads each model's history stream (one
+group per stream, read without blocking, in one pipelined round per second,
+or at once when this replica records a transition), so N models hold no
+blocking connection and need no lease of their own. The models are those the
+monitor knows (every registered one, whichever replica watches it), so a
+replica restricted to some models (``DRIFTWATCH_MODELS``) still sends the
+others' notifications when it leads.
+
 The guarantee: every recorded transition is sent by one replica; a duplicate
 needs a leader to die (or stall past ``claim_idle_s``) between its POST and
 its ``XACK``. Each POST carries ``X-Driftwatch-Notification-Id`` (the stream
@@ -26,12 +34,14 @@ receiver's help; this is as close as the sender can get.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from monitor.alerts.instances import AlertStatus
@@ -39,12 +49,19 @@ from monitor.alerts.lease import LeaderLease
 from monitor.alerts.payloads import postable_alert, webhook_payload
 from monitor.alerts.store import AlertStore, HistoryEntry
 from monitor.monitor_settings import AlertSettings
+from shared.keys import ALERT_LEADER
 
 log = logging.getLogger(__name__)
 
 GROUP = "notifier"
 ID_HEADER = "X-Driftwatch-Notification-Id"
 _RETRY_STATUS = frozenset({408, 425, 429})
+READ_COUNT = 100
+
+Entry = tuple[bytes, Mapping[bytes | str, bytes | str]]
+
+# The stores of every model whose notifications this replica sends when it leads.
+StoreSource = Callable[[], Sequence[AlertStore]]
 
 
 def raise_if_cancelling() -> None:
@@ -95,14 +112,26 @@ class HttpSender:
 
 
 class Notifier:
-    """The background loop: hold the lease, deliver recorded transitions, keep Alertmanager current."""
+    """The background loop: hold the lease, deliver recorded transitions of every model, keep Alertmanager current."""
 
-    def __init__(self, store: AlertStore, settings: AlertSettings, client: httpx.AsyncClient) -> None:
-        self.store = store
+    def __init__(
+        self,
+        stores: StoreSource,
+        settings: AlertSettings,
+        client: httpx.AsyncClient,
+        redis: aioredis.Redis,
+        *,
+        lease_key: str = ALERT_LEADER,
+    ) -> None:
+        self.stores = stores
+        self.redis = redis
         self.settings = settings
         self.sender = HttpSender(client, settings)
-        self.lease = LeaderLease(store.redis, store.keys.alert_leader, settings.leader_ttl_s)
+        self.lease = LeaderLease(redis, lease_key, settings.leader_ttl_s)
         self.leader = asyncio.Event()
+        # Set when this replica recorded a transition: the leader's wait ends at once.
+        self.recorded = asyncio.Event()
+        self._grouped: set[str] = set()
         self._last_am_push = float("-inf")
 
     @property
@@ -113,13 +142,17 @@ class Notifier:
     def has_targets(self) -> bool:
         return bool(self.settings.webhook_urls or self.settings.alertmanager_url)
 
-    async def ensure_group(self) -> None:
-        """Create the consumer group at the stream's end: history from before it existed is not sent."""
-        try:
-            await self.store.redis.xgroup_create(self.store.keys.alert_history, GROUP, id="$", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    async def ensure_group(self, store: AlertStore | None = None) -> None:
+        """Create the consumer group of one model's history (every model's by default) at the
+        stream's end: history from before it existed is not sent."""
+        for one in [store] if store is not None else self.stores():
+            key = one.keys.alert_history
+            try:
+                await self.redis.xgroup_create(key, GROUP, id="$", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._grouped.add(key)
 
     async def run(self) -> None:
         """Run until cancelled. Errors are logged and retried; cancellation is never caught."""
@@ -129,7 +162,7 @@ class Notifier:
                 await self.ensure_group()
                 break
             except RedisError:
-                log.exception("cannot create the alert notifier group yet; retrying")
+                log.exception("cannot create the alert notifier groups yet; retrying")
                 await asyncio.sleep(1.0)
         raise_if_cancelling()
         async with asyncio.TaskGroup() as tasks:
@@ -169,8 +202,9 @@ class Notifier:
                 await self.deliver_once()
             except (RedisError, OSError) as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                    # The stream was deleted under us: start over at its (new) end.
-                    log.warning("alert history group vanished; recreating it")
+                    # A stream was deleted under us: start over at its (new) end.
+                    log.warning("an alert history group vanished; recreating it")
+                    self._grouped.clear()
                     await self._retry_later(self.ensure_group)
                     continue
                 log.exception("alert notification round failed; retrying")
@@ -184,38 +218,64 @@ class Notifier:
             log.exception("alert notifier step failed")
             await asyncio.sleep(1.0)
 
-    async def deliver_once(self, block_ms: int | None = None) -> int:
-        """Deliver abandoned entries, else wait (up to ``block_ms``) for new ones; returns how many."""
-        redis, key = self.store.redis, self.store.keys.alert_history
+    async def _read(self, stores: Sequence[AlertStore]) -> list[list[Entry]]:
+        """Each store's abandoned entries (idle past ``claim_idle_s``), else its new ones: one pipelined round."""
         claim_idle_ms = int(self.settings.claim_idle_s * 1000)
-        reply = await redis.xautoclaim(key, GROUP, self.consumer, claim_idle_ms, start_id="0-0", count=100)
-        entries = reply[1]
-        if not entries:
-            if block_ms is None:
-                block_ms = int(min(1.0, self.settings.resend_interval_s) * 1000)
-            streams = await redis.xreadgroup(GROUP, self.consumer, {key: ">"}, count=100, block=block_ms)
-            entries = streams[0][1] if streams else []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for store in stores:
+                pipe.xautoclaim(store.keys.alert_history, GROUP, self.consumer, claim_idle_ms, start_id="0-0",
+                                count=READ_COUNT)
+                pipe.xreadgroup(GROUP, self.consumer, {store.keys.alert_history: ">"}, count=READ_COUNT)
+            replies = await pipe.execute()
+        # Claimed entries first: they are older than any entry read new in the same round.
+        return [
+            [*claimed[1], *(fresh[0][1] if fresh else [])]
+            for claimed, fresh in zip(replies[0::2], replies[1::2], strict=True)
+        ]
+
+    async def deliver_once(self, block_ms: int | None = None) -> int:
+        """Deliver abandoned entries, else new ones, of every model; with nothing to deliver,
+        wait up to ``block_ms`` (or until this replica records a transition); returns how many."""
+        stores = list(self.stores())
+        for store in stores:
+            if store.keys.alert_history not in self._grouped:
+                await self.ensure_group(store)
+        self.recorded.clear()
+        batches = await self._read(stores) if stores else []
         delivered = 0
         now = await self._server_time()
+        for store, entries in zip(stores, batches, strict=True):
+            delivered += await self._deliver_batch(store, entries, now)
+        if delivered or now - self._last_am_push >= self.settings.resend_interval_s:
+            await self._push_alertmanager(now)
+        if not delivered:
+            if block_ms is None:
+                block_ms = int(min(1.0, self.settings.resend_interval_s) * 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.recorded.wait(), block_ms / 1000)
+        return delivered
+
+    async def _deliver_batch(
+        self, store: AlertStore, entries: Sequence[Entry], now: float
+    ) -> int:
+        delivered = 0
         for entry_id, fields in entries:
             raise_if_cancelling()
             if not self.leader.is_set():
                 break  # lost the lease: the rest stays pending for the next leader
             if fields:  # trimmed entries come back empty; nothing left to send
                 try:
-                    entry = self.store.history_entry(entry_id, fields)
+                    entry = store.history_entry(entry_id, fields)
                 except ValueError:
                     log.exception("skipping unreadable alert history entry %r", entry_id)
                 else:
                     await self._deliver(entry, now)
-            await redis.xack(key, GROUP, entry_id)
+            await self.redis.xack(store.keys.alert_history, GROUP, entry_id)
             delivered += 1
-        if delivered or now - self._last_am_push >= self.settings.resend_interval_s:
-            await self._push_alertmanager(now)
         return delivered
 
     async def _server_time(self) -> float:
-        seconds, micros = await self.store.redis.time()
+        seconds, micros = await self.redis.time()
         return float(seconds) + micros / 1e6
 
     async def _deliver(self, entry: HistoryEntry, now: float) -> None:
@@ -237,7 +297,8 @@ class Notifier:
         valid_for = 4 * self.settings.resend_interval_s
         alerts = [
             postable_alert(s, now=now, valid_for_s=valid_for, external_url=self.settings.external_url)
-            for s in await self.store.states()
+            for store in self.stores()
+            for s in await store.states()
             if s.state in (AlertStatus.firing, AlertStatus.resolved)
         ]
         if alerts:

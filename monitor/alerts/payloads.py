@@ -26,9 +26,16 @@ def rfc3339(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def generator_url(external_url: str, alertname: str) -> str:
-    """Where a human sees the alert: the monitor's ``GET /alerts``."""
-    return f"{external_url.rstrip('/')}/alerts?alertname={quote(alertname)}" if external_url else ""
+def generator_url(external_url: str, alertname: str, model: str | None = None) -> str:
+    """Where a human sees the alert: the monitor's ``GET /models/{model}/alerts`` (``/alerts`` without a model).
+
+    >>> generator_url("http://monitor:8001/", "DatasetDrift", "fraud v2")
+    'http://monitor:8001/models/fraud%20v2/alerts?alertname=DatasetDrift'
+    """
+    if not external_url:
+        return ""
+    base = f"/models/{quote(model, safe='')}" if model else ""
+    return f"{external_url.rstrip('/')}{base}/alerts?alertname={quote(alertname)}"
 
 
 def group_key(labels: dict[str, str]) -> str:
@@ -46,7 +53,7 @@ def webhook_payload(transition: Transition, *, receiver: str, external_url: str)
         "annotations": transition.annotations,
         "startsAt": rfc3339(transition.starts_at if transition.starts_at is not None else transition.active_at),
         "endsAt": rfc3339(transition.ends_at if status == "resolved" else None),
-        "generatorURL": generator_url(external_url, transition.alertname),
+        "generatorURL": generator_url(external_url, transition.alertname, transition.labels.get("model")),
         "fingerprint": transition.fingerprint,
     }
     return {
@@ -77,5 +84,5 @@ def postable_alert(instance: AlertInstance, *, now: float, valid_for_s: float, e
         "annotations": instance.annotations,
         "startsAt": rfc3339(starts),
         "endsAt": rfc3339(ends),
-        "generatorURL": generator_url(external_url, instance.rule),
+        "generatorURL": generator_url(external_url, instance.rule, instance.labels.get("model")),
     }

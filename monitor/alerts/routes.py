@@ -1,8 +1,12 @@
 """HTTP API of the alerting part: current alerts, their history, and the rules.
 
-Mounted by the monitor app, which sets ``app.state.alert_store`` (and
-``app.state.api_key`` to protect the write endpoints). Rules are called
-"thresholds" on the wire, as in the design's ``/alerts/thresholds``.
+Mounted by the monitor app, which sets ``app.state.alert_store`` (the default
+model's store; ``app.state.api_key`` protects the write endpoints). The read
+routes (:data:`read_router`) are mounted again under ``/models/{model}`` for
+each watched model, with ``app.state.alert_store_for`` giving that model's
+store. Rules are shared by every model (a rule may name one in ``model``);
+under ``/models/{model}`` the rules listed are those that apply to it. Rules
+are called "thresholds" on the wire, as in the design's ``/alerts/thresholds``.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from monitor.alerts.store import AlertStore, HistoryEntry, TooManyRules
 from shared.api_auth import WriteAccess
 from shared.http import JsonBody
 
+# Set by the monitor app: a watched model's store, or None when it is not watched.
+StoreSource = Callable[[str], Awaitable[AlertStore | None]]
 
-def get_alert_store(request: Request) -> AlertStore:
-    store: AlertStore | None = getattr(request.app.state, "alert_store", None)
+
+async def get_alert_store(request: Request) -> AlertStore:
+    """The path's model's store under ``/models/{model}``, else the default model's."""
+    model = request.path_params.get("model")
+    if model is None:
+        store: AlertStore | None = getattr(request.app.state, "alert_store", None)
+    else:
+        source: StoreSource | None = getattr(request.app.state, "alert_store_for", None)
+        store = await source(model) if source is not None else None
     if store is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="alerting is not configured")
     return store
@@ -30,18 +43,47 @@ def get_alert_store(request: Request) -> AlertStore:
 
 Store = Annotated[AlertStore, Depends(get_alert_store)]
 
-# Set by the monitor app: the watched model's feature names, or None before it is registered.
-FeatureNamesSource = Callable[[], Awaitable[Sequence[str] | None]]
+
+async def get_model_scope(request: Request) -> str | None:
+    """The model of a route under ``/models/{model}``; None at the root (every rule)."""
+    model = request.path_params.get("model")
+    return str(model) if model is not None else None
 
 
-async def get_feature_names(request: Request) -> Sequence[str] | None:
+ModelScope = Annotated[str | None, Depends(get_model_scope)]
+
+# Set by the monitor app: a model's feature names (None: the features of every watched model),
+# None while unknown (before any is registered).
+FeatureNamesSource = Callable[[str | None], Awaitable[Sequence[str] | None]]
+# Set by the monitor app: whether a rule may name this model (one it knows).
+ModelKnownSource = Callable[[str], Awaitable[bool]]
+
+
+async def _unchecked(_model: str | None) -> Sequence[str] | None:
+    return None
+
+
+async def _any_model(_model: str) -> bool:
+    return True
+
+
+async def get_feature_names(request: Request) -> FeatureNamesSource:
     source: FeatureNamesSource | None = getattr(request.app.state, "alert_feature_names", None)
-    return await source() if source is not None else None
+    return source if source is not None else _unchecked
 
 
-FeatureNames = Annotated[Sequence[str] | None, Depends(get_feature_names)]
+async def get_model_known(request: Request) -> ModelKnownSource:
+    source: ModelKnownSource | None = getattr(request.app.state, "alert_model_known", None)
+    return source if source is not None else _any_model
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+FeatureNames = Annotated[FeatureNamesSource, Depends(get_feature_names)]
+ModelKnown = Annotated[ModelKnownSource, Depends(get_model_known)]
+
+# The read routes: at the root for the default model, and under /models/{model}.
+read_router = APIRouter(prefix="/alerts", tags=["alerts"])
+# The rules' writes: at the root only (rules are shared; a rule names its model in the body).
+write_router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
 class AlertsResponse(BaseModel):
@@ -93,15 +135,24 @@ def _invalid(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidat
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": value}])
 
 
-def _check_feature(rule: AlertRule, known: Sequence[str] | None, loc: tuple[str | int, ...]) -> None:
-    """A rule must name one of the model's features (or '*'); unchecked before a model is registered."""
-    if rule.feature is None or rule.feature == ANY_FEATURE or known is None or rule.feature in known:
+async def _check_rule(
+    rule: AlertRule, features: FeatureNamesSource, known: ModelKnownSource, loc: tuple[str | int, ...]
+) -> None:
+    """A rule names a model the monitor knows (or none), and one of that model's features (or
+    '*'; of any watched model's when it names no model); features are unchecked before a model is registered."""
+    if rule.model is not None and not await known(rule.model):
+        raise _invalid((*loc, "model"), f"unknown model {rule.model!r}: register it first, or leave 'model' out",
+                       rule.model)
+    if rule.feature is None or rule.feature == ANY_FEATURE:
         return
-    shown = ", ".join(known[:100]) + (f", ... ({len(known)} in all, see GET /model)" if len(known) > 100 else "")
+    names = await features(rule.model)
+    if names is None or rule.feature in names:
+        return
+    shown = ", ".join(names[:100]) + (f", ... ({len(names)} in all, see GET /model)" if len(names) > 100 else "")
     raise _invalid((*loc, "feature"), f"unknown feature {rule.feature!r}; give '*' or one of: {shown}", rule.feature)
 
 
-@router.get("", response_model=AlertsResponse)
+@read_router.get("", response_model=AlertsResponse)
 async def list_alerts(
     store: Store, state: Annotated[AlertStatus | None, Query(description="Only alerts in this state")] = None
 ) -> AlertsResponse:
@@ -110,23 +161,25 @@ async def list_alerts(
     return AlertsResponse(alerts=[a for a in alerts if state is None or a.state is state])
 
 
-@router.get("/history", response_model=HistoryResponse)
+@read_router.get("/history", response_model=HistoryResponse)
 async def alert_history(store: Store, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> HistoryResponse:
     """The latest state transitions (pending, firing, resolved, back to inactive)."""
     return HistoryResponse(transitions=await store.history(limit))
 
 
-@router.get("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
-async def list_rules(store: Store) -> list[AlertRule]:
-    return await store.rules()
+@read_router.get("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
+async def list_rules(store: Store, model: ModelScope) -> list[AlertRule]:
+    """Every rule; under ``/models/{model}``, the rules that apply to that model."""
+    return await (store.model_rules() if model is not None else store.rules())
 
 
-@router.put("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
+@write_router.put("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
 async def replace_rules(
     store: Store,
     _: WriteAccess,
     _json: JsonBody,
     features: FeatureNames,
+    known: ModelKnown,
     rules: Annotated[
         list[AlertRule],
         Body(
@@ -142,14 +195,15 @@ async def replace_rules(
 ) -> list[AlertRule]:
     """Replace the whole rule set (an empty list disables alerting and is kept across restarts).
 
-    At most 100 rules; a feature rule names one of the model's features or ``*``.
+    At most 100 rules; a rule naming a ``model`` applies to that model only (it must be
+    registered); a feature rule names one of the model's features or ``*``.
     """
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         if rule.name in seen:
             raise _invalid(("body", i, "name"), f"duplicate rule name {rule.name!r}", rule.name)
         seen.add(rule.name)
-        _check_feature(rule, features, ("body", i))
+        await _check_rule(rule, features, known, ("body", i))
     await store.replace_rules(rules)
     return sorted(rules, key=lambda r: r.name)
 
@@ -157,15 +211,17 @@ async def replace_rules(
 _NO_RULE: dict[int | str, dict[str, Any]] = {404: {"description": "No rule of that name"}}
 
 
-@router.get("/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True, responses=_NO_RULE)
-async def get_rule(store: Store, name: str) -> AlertRule:
+@read_router.get(
+    "/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True, responses=_NO_RULE
+)
+async def get_rule(store: Store, model: ModelScope, name: str) -> AlertRule:
     rule = await store.get_rule(name)
-    if rule is None:
+    if rule is None or (model is not None and not rule.applies_to(model)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")
     return rule
 
 
-@router.put(
+@write_router.put(
     "/thresholds/{name}",
     response_model=AlertRule,
     response_model_exclude_none=True,
@@ -176,19 +232,20 @@ async def put_rule(
     _: WriteAccess,
     _json: JsonBody,
     features: FeatureNames,
+    known: ModelKnown,
     response: Response,
     name: Annotated[str, Path(pattern=NAME_PATTERN)],
     body: Annotated[AlertRuleBody, Body(openapi_examples=_RULE_EXAMPLES)],
 ) -> AlertRule:
     """Create (201) or replace (200) one rule. A name in the body must equal the path's.
 
-    Creating a rule past the limit of 100 is a 422; a feature rule names one of
-    the model's features or ``*``.
+    Creating a rule past the limit of 100 is a 422; a rule naming a ``model`` applies to
+    that model only; a feature rule names one of the model's features or ``*``.
     """
     if body.name is not None and body.name != name:
         raise _invalid(("body", "name"), f"must match the path ({name!r}) or be left out", body.name)
     rule = AlertRule.model_validate({**body.model_dump(by_alias=True, exclude={"name"}), "name": name})
-    _check_feature(rule, features, ("body",))
+    await _check_rule(rule, features, known, ("body",))
     try:
         created = await store.put_rule(rule)
     except TooManyRules as exc:
@@ -198,9 +255,15 @@ async def put_rule(
     return rule
 
 
-@router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_RULE)
+@write_router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_RULE)
 async def delete_rule(store: Store, _: WriteAccess, name: str) -> Response:
     """Delete one rule; its firing alerts resolve at the next evaluation."""
     if not await store.delete_rule(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Everything at the root: what the monitor mounts for the default model and the rules.
+router = APIRouter()
+router.include_router(read_router)
+router.include_router(write_router)

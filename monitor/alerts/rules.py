@@ -49,7 +49,10 @@ MAX_MIN_SAMPLES = 10_000_000
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$"
 LABEL_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Labels the evaluator sets itself: a rule may not override them.
-RESERVED_LABELS = frozenset({"alertname", "feature", "model"})
+RESERVED_LABELS = frozenset({"alertname", "feature", "model", "model_version"})
+# The label naming the model version a window's alert is about (Alertmanager label
+# names take no dots, unlike the metrics' ``model.version`` attribute).
+MODEL_VERSION_LABEL = "model_version"
 # An annotation's text: any "{{" opens a placeholder: {{ $value }}, {{ $labels.<name> }}, or
 # {{ $drifted_features }} and {{ $report_url }}, which come from the snapshot
 # (MetricSnapshot.template_context). One pattern for the check and the OpenAPI schema.
@@ -77,6 +80,10 @@ class Metric(StrEnum):
 
 
 FEATURE_METRICS = frozenset({Metric.feature_p_value_adjusted, Metric.feature_effect_size})
+# Metrics of the model's service and stream, not of one version's windows: evaluated on the
+# periodic snapshot, one instance per model (no version label). The others come from a
+# version's window report: one instance per model version.
+SERVICE_METRICS = frozenset({Metric.error_rate, Metric.latency_p99_seconds, Metric.stream_lag})
 # Metrics that are a probability or a share: a threshold outside [0, 1] can never
 # (or always) match, which is a mistake worth a 422 rather than a silent alert.
 UNIT_INTERVAL_METRICS = frozenset(
@@ -171,6 +178,10 @@ class AlertRule(BaseModel):
     )
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="Alert name, the `alertname` label")]
+    model: Annotated[
+        str | None,
+        Field(min_length=1, max_length=256, description="Only this model; absent: every model the monitor watches"),
+    ] = None
     metric: Metric
     feature: Annotated[
         str | None,
@@ -264,6 +275,10 @@ class AlertRule(BaseModel):
         if metric is not None and metric not in UNIT_INTERVAL_METRICS and value < 0:
             raise ValueError(f"{metric.value} is never negative, got {value}")
         return value
+
+    def applies_to(self, model: str) -> bool:
+        """Whether the rule is evaluated for ``model`` (it names none, or that one)."""
+        return self.model is None or self.model == model
 
     @property
     def per_feature(self) -> bool:

@@ -1,17 +1,21 @@
-"""What the monitor app holds: store + evaluator + notifier behind three calls.
+"""What the monitor app holds: the shared rules, one store per model, one notifier for them all.
 
 ``evaluate`` only reads and writes Redis (one optimistic transaction), so a
 slow or dead webhook never delays the monitor's report loop; the notifier
 runs as a supervised background task (restarted with backoff if it raises,
 see :mod:`shared.supervision`) started by ``start`` and ended by ``stop``.
+A monitor watching many models adds each (:meth:`AlertService.add_model`)
+and hands each model's report listener its :class:`ModelAlerts`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import httpx
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from monitor.alerts.notifier import Notifier
 from monitor.alerts.rules import default_rules
@@ -26,20 +30,43 @@ log = logging.getLogger(__name__)
 NOTIFIER_TASK = "alerts-notifier"
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAlerts:
+    """One model's side of the alert service: what that model's report listener holds."""
+
+    service: AlertService
+    model: str
+
+    @property
+    def settings(self) -> AlertSettings:
+        return self.service.settings
+
+    @property
+    def store(self) -> AlertStore:
+        return self.service.store_for(self.model)
+
+    async def evaluate(self, snapshot: MetricSnapshot) -> list[HistoryEntry]:
+        return await self.service.evaluate(snapshot, model=self.model)
+
+
 class AlertService:
     def __init__(
         self,
-        store: AlertStore,
+        redis: aioredis.Redis,
         settings: AlertSettings,
         *,
+        default_model: str,
         client: httpx.AsyncClient | None = None,
         on_failure: FailureListener | None = None,
     ) -> None:
-        self.store = store
+        """``default_model``: the model of :attr:`store` and of ``evaluate`` without a model."""
+        self.redis = redis
         self.settings = settings
+        self.default_model = default_model
+        self._stores: dict[str, AlertStore] = {}
         self._own_client = client is None
         self.client = client or httpx.AsyncClient()
-        self.notifier = Notifier(store, self.settings, self.client)
+        self.notifier = Notifier(self.stores, settings, self.client, redis)
         self.tasks = TaskSupervisor(on_failure=on_failure)
         self._started = False
 
@@ -51,25 +78,65 @@ class AlertService:
         settings: AlertSettings,
         on_failure: FailureListener | None = None,
     ) -> AlertService:
-        """A service whose store uses the settings' retention and history cap."""
-        store = AlertStore(
-            redis, keys, history_maxlen=settings.history_maxlen, resolved_retention_s=settings.resolved_retention_s
-        )
-        return cls(store, settings, on_failure=on_failure)
+        """A service whose default model is ``keys.model``, with the settings' retention and history cap."""
+        return cls(redis, settings, default_model=keys.model, on_failure=on_failure)
 
-    async def evaluate(self, snapshot: MetricSnapshot) -> list[HistoryEntry]:
-        """Evaluate every rule on ``snapshot``; returns the transitions this call recorded."""
-        transitions = await self.store.apply(snapshot)
+    @property
+    def store(self) -> AlertStore:
+        """The default model's store (rules are shared: any store reads and writes all of them)."""
+        return self.store_for(self.default_model)
+
+    def store_for(self, model: str) -> AlertStore:
+        """The store of one model's alert states and history (made on first use)."""
+        store = self._stores.get(model)
+        if store is None:
+            store = AlertStore(
+                self.redis,
+                Keys(model),
+                history_maxlen=self.settings.history_maxlen,
+                resolved_retention_s=self.settings.resolved_retention_s,
+            )
+            self._stores[model] = store
+        return store
+
+    def stores(self) -> list[AlertStore]:
+        """Every model's store this process knows: whose notifications it sends when it leads."""
+        return list(self._stores.values())
+
+    def for_model(self, model: str) -> ModelAlerts:
+        self.store_for(model)
+        return ModelAlerts(self, model)
+
+    async def add_model(self, model: str) -> None:
+        """Know ``model`` from now on: its notification group exists before its first evaluation
+        (when Redis fails here, the notifier creates the group at its next round)."""
+        store = self.store_for(model)
+        if self._started:
+            try:
+                await self.notifier.ensure_group(store)
+            except RedisError as exc:
+                log.warning("alert history group of %s not created yet (%s); the notifier retries", model, exc)
+
+    async def evaluate(self, snapshot: MetricSnapshot, model: str | None = None) -> list[HistoryEntry]:
+        """Evaluate ``model``'s rules (default: the default model's) on ``snapshot``;
+        returns the transitions this call recorded."""
+        transitions = await self.store_for(model or self.default_model).apply(snapshot)
         for t in transitions:
-            log.info("alert %s %s: %s -> %s", t.alertname, t.fingerprint, t.from_state, t.to_state)
+            log.info("alert %s %s %s: %s -> %s", t.labels.get("model"), t.alertname, t.fingerprint, t.from_state,
+                     t.to_state)
+        if transitions:
+            self.notifier.recorded.set()
         return transitions
 
     async def start(self, *, install_defaults: bool = True) -> None:
         """Install the default rules on a fresh Redis and start the notifier in the background."""
+        store = self.store
+        if await store.adopt_model_rules():
+            log.info("alert rules of %s now apply to every model (rules without a 'model')", self.default_model)
         rules = default_rules(per_feature=self.settings.per_feature)
-        if install_defaults and await self.store.ensure_defaults(rules):
+        if install_defaults and await store.ensure_defaults(rules):
             log.info("installed the default alert rules")
-        # Create the group before any evaluation this process makes, so none is skipped.
+        # Create the groups before any evaluation this process makes, so none is skipped.
         await self.notifier.ensure_group()
         if not self._started:
             self._started = True

@@ -63,6 +63,20 @@ class MetricSnapshot(BaseModel):
     )
 
     window: Annotated[int | None, Field(ge=0)] = None
+    model_version: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=256,
+            description="The version whose window this is: only window rules are evaluated, on that version's"
+            " instances (labelled model_version); window numbers restart per version",
+        ),
+    ] = None
+    service_only: bool = Field(
+        default=False,
+        description="A periodic snapshot of the service and stream (lag, error rate, latency): only rules on"
+        " those metrics are evaluated",
+    )
     at: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Unix seconds of the evaluation")]
     sample_count: Annotated[int | None, Field(ge=0, description="Predictions in the window")] = None
     dataset_drift_share: _Unit = None

@@ -1,20 +1,24 @@
 """Alert rules, states and history in Redis, shared by every monitor replica.
 
-- ``Keys.alert_rules``: hash rule name -> rule JSON, plus the field
+- ``shared.keys.ALERT_RULES``: hash rule name -> rule JSON, one set for every
+  model (a rule naming a ``model`` applies to that one only), plus the field
   ``#initialized`` once rules were ever set, so ``ensure_defaults`` never puts
   back a default the user deleted (rule names start with a letter, so the
   marker cannot collide with one).
-- ``Keys.alert_states``: hash fingerprint -> ``AlertInstance`` JSON.
-- ``Keys.alert_history``: stream of transitions (``XADD MAXLEN ~``); the
-  notifier reads it through a consumer group, so a transition is recorded and
-  delivered from one place.
+- ``Keys(model).alert_states``: hash fingerprint -> ``AlertInstance`` JSON.
+- ``Keys(model).alert_history``: stream of transitions (``XADD MAXLEN ~``);
+  the notifier reads it through a consumer group, so a transition is recorded
+  and delivered from one place.
 
-``apply`` runs read-evaluate-write as an optimistic transaction (``WATCH``
-rules and states, evaluate, ``MULTI``/``EXEC``, retry on conflict). When two
-replicas evaluate the same window, one commits; the other's ``EXEC`` fails,
-it re-reads the states the first wrote, and the evaluator (idempotent per
-window) finds nothing to change: one transition, not two. A Lua script would
-also be atomic, but would need the evaluator rewritten in Lua.
+One store per model: its states and history share the model's hash tag (one
+cluster slot), the rules live apart. ``apply`` reads the rules, then runs
+read-evaluate-write as an optimistic transaction (``WATCH`` the states,
+evaluate, ``MULTI``/``EXEC``, retry on conflict). When two replicas evaluate
+the same window, one commits; the other's ``EXEC`` fails, it re-reads the
+states the first wrote, and the evaluator (idempotent per window) finds
+nothing to change: one transition, not two. A rule changed during an
+evaluation takes effect at the next one. A Lua script would also be atomic,
+but would need the evaluator rewritten in Lua.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from monitor.alerts.evaluator import DEFAULT_RESOLVED_RETENTION_S, evaluate
 from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
 from monitor.alerts.rules import MAX_RULES, AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
-from shared.keys import Keys
+from shared.keys import ALERT_RULES, Keys
 from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
@@ -73,9 +77,11 @@ class AlertStore:
         resolved_retention_s: float = DEFAULT_RESOLVED_RETENTION_S,
         extra_labels: Mapping[str, str] | None = None,
         max_conflicts: int = 50,
+        rules_key: str = ALERT_RULES,
     ) -> None:
         self.redis = redis
         self.keys = keys
+        self.rules_key = rules_key
         self.history_maxlen = history_maxlen
         self.resolved_retention_s = resolved_retention_s
         # Every alert says which model it is about, for routing in Alertmanager.
@@ -101,10 +107,29 @@ class AlertStore:
         return sorted(rules, key=lambda r: r.name)
 
     async def rules(self) -> list[AlertRule]:
-        return self._parse_rules(await self.redis.hgetall(self.keys.alert_rules))
+        return self._parse_rules(await self.redis.hgetall(self.rules_key))
+
+    async def model_rules(self) -> list[AlertRule]:
+        """The rules evaluated for this store's model: those naming it or no model."""
+        return [r for r in await self.rules() if r.applies_to(self.keys.model)]
+
+    async def adopt_model_rules(self) -> bool:
+        """Move the rules a single-model monitor kept under its model (``Keys.alert_rules``)
+        to the shared set, when that set was never written; True when some were moved.
+
+        Two replicas starting together may both copy: the same content, so no harm.
+        """
+        if await self.redis.exists(self.rules_key):
+            return False
+        old = await self.redis.hgetall(self.keys.alert_rules)
+        if not old:
+            return False
+        await self.redis.hset(self.rules_key, mapping=dict(old))
+        log.info("moved the alert rules of %s to the rules shared by every model", self.keys.model)
+        return True
 
     async def get_rule(self, name: str) -> AlertRule | None:
-        raw = await self.redis.hget(self.keys.alert_rules, name) if name != INITIALIZED_FIELD else None
+        raw = await self.redis.hget(self.rules_key, name) if name != INITIALIZED_FIELD else None
         return AlertRule.model_validate_json(raw) if raw is not None else None
 
     async def put_rule(self, rule: AlertRule, max_rules: int = MAX_RULES) -> bool:
@@ -114,7 +139,7 @@ class AlertStore:
         (checked and written in one script, so concurrent creators cannot pass the limit).
         """
         created = await self._put_rule(
-            keys=[self.keys.alert_rules], args=[rule.name, rule_json(rule), max_rules, INITIALIZED_FIELD]
+            keys=[self.rules_key], args=[rule.name, rule_json(rule), max_rules, INITIALIZED_FIELD]
         )
         if created == -1:
             raise TooManyRules(f"at most {max_rules} alert rules; delete one first")
@@ -125,8 +150,8 @@ class AlertStore:
         if name == INITIALIZED_FIELD:
             return False
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.keys.alert_rules, name)
-            pipe.hset(self.keys.alert_rules, INITIALIZED_FIELD, "1")
+            pipe.hdel(self.rules_key, name)
+            pipe.hset(self.rules_key, INITIALIZED_FIELD, "1")
             deleted, _ = await pipe.execute()
         return bool(deleted)
 
@@ -135,8 +160,8 @@ class AlertStore:
         bodies: dict[FieldT, EncodableT] = {r.name: rule_json(r) for r in rules}
         bodies[INITIALIZED_FIELD] = "1"
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.alert_rules)
-            pipe.hset(self.keys.alert_rules, mapping=bodies)
+            pipe.delete(self.rules_key)
+            pipe.hset(self.rules_key, mapping=bodies)
             await pipe.execute()
 
     async def ensure_defaults(self, rules: Iterable[AlertRule] | None = None) -> bool:
@@ -144,7 +169,7 @@ class AlertStore:
         args: list[str] = [INITIALIZED_FIELD]
         for r in default_rules() if rules is None else rules:
             args += [r.name, rule_json(r)]
-        installed = await self._ensure_defaults(keys=[self.keys.alert_rules], args=args)
+        installed = await self._ensure_defaults(keys=[self.rules_key], args=args)
         return bool(installed)
 
     # -- states and history -------------------------------------------------------
@@ -192,11 +217,11 @@ class AlertStore:
         already recorded them).
         """
         keys = self.keys
+        rules = await self.model_rules()
         async with self.redis.pipeline(transaction=True) as pipe:
             for attempt in range(self.max_conflicts):
                 try:
-                    await pipe.watch(keys.alert_rules, keys.alert_states)
-                    rules = self._parse_rules(await pipe.hgetall(keys.alert_rules))
+                    await pipe.watch(keys.alert_states)
                     before = self._parse_states(await pipe.hgetall(keys.alert_states))
                     result = evaluate(
                         rules,
@@ -220,7 +245,7 @@ class AlertStore:
                         )
                     replies = await pipe.execute()
                 except WatchError:
-                    # Another replica changed rules or states first: re-read and re-evaluate.
+                    # Another replica changed the states first: re-read and re-evaluate.
                     await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                     continue
                 ids = replies[len(replies) - len(result.transitions) :]

@@ -6,12 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from monitor import fleet_reads
 from monitor.dashboard_reads import Overview, Timeline
 from monitor.histograms import WindowHistograms
-from monitor.read_deps import Dashboard
+from monitor.read_deps import Dashboard, FleetDep
 from shared.http import query_error
 
+# Per model (mounted at the root for the default model and under /models/{model}).
 router = APIRouter(tags=["dashboard"])
+# The whole monitor.
+overview_router = APIRouter(tags=["dashboard"])
 
 Version = Annotated[
     str | None,
@@ -20,12 +24,13 @@ Version = Annotated[
 ]
 
 
-@router.get("/overview", response_model=Overview)
-async def overview(dashboard: Dashboard) -> Overview:
-    """Every model this monitor watches, with its status, last window, firing alerts, accuracy and lag.
+@overview_router.get("/overview", response_model=Overview)
+async def overview(fleet: FleetDep) -> Overview:
+    """Every model this monitor watches (the default first), with its status, last window, firing
+    alerts, accuracy and lag, and the prefix of its read routes (``api_base``).
 
     A model whose state cannot be read (Redis away) is listed with status ``error`` and the reason."""
-    return Overview(models=[await dashboard.summary()])
+    return await fleet_reads.overview(fleet)
 
 
 @router.get("/drift/timeline", response_model=Timeline)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from monitor.performance_report import PerformanceReport
-from monitor.read_deps import Performance, Settings
+from monitor.read_deps import ModelName, Performance
 
 router = APIRouter(tags=["performance"])
 
@@ -19,7 +19,7 @@ Version = Annotated[
 @router.get("/performance", response_model=PerformanceReport, responses={404: {"description": "No model registered"}})
 async def performance(
     reads: Performance,
-    settings: Settings,
+    model_name: ModelName,
     windows: Annotated[int, Query(ge=1, le=100, description="How many recent windows to detail")] = 10,
     version: Version = None,
 ) -> PerformanceReport:
@@ -29,5 +29,5 @@ async def performance(
     report = await reads.report(last_windows=windows, version=version)
     if report is None:
         what = f"version {version!r} of model" if version else "model"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {settings.model_name!r} registered yet")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} {model_name!r} registered yet")
     return report

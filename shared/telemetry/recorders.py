@@ -306,8 +306,92 @@ _PERFORMANCE_METRICS = (
 )
 
 
+class MonitorInstruments:
+    """The monitor's instruments, made once per meter and shared by the recorder of every watched model.
+
+    Why one set for many models: the SDK keeps the first instrument of a name
+    (a second ``create_observable_gauge`` of the same name returns it and
+    drops the new callbacks), so each model's recorder cannot make its own.
+    Each callback here reports every exported model's values, with the
+    ``model`` attribute telling them apart.
+
+    Cardinality: the models exported are capped (``max_models``,
+    ``DRIFTWATCH_METRICS_MAX_MODELS``): the first models registered with
+    :meth:`model` get series; a model past the cap is still watched and read
+    through the API, its recorder is muted, and a warning says so once. A
+    model's drift series number about 5 per feature plus 13, so the cap bounds
+    the series at ``max_models x (5 x features + 13)`` plus a few per stream.
+
+    >>> from opentelemetry.sdk.metrics import MeterProvider
+    >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    >>> reader = InMemoryMetricReader()
+    >>> shared = MonitorInstruments(MeterProvider(metric_readers=[reader]).get_meter("driftwatch"), max_models=2)
+    >>> for name in ("fraud", "churn", "third"):
+    ...     shared.model(name).update_drift({"drifted_share": 0.5, "features": []}, model_version="3")
+    >>> exported = reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+    >>> sorted(p.attributes["model"] for m in exported if m.name == "driftwatch.dataset.drift.share"
+    ...        for p in m.data.data_points)
+    ['churn', 'fraud']
+    >>> shared.model("third").exported
+    False
+    """
+
+    def __init__(self, meter: Meter, *, max_models: int | None = None) -> None:
+        self.max_models = max_models
+        self._lock = threading.Lock()
+        self._models: dict[str, MonitorMetrics] = {}
+        self._muted: dict[str, MonitorMetrics] = {}
+        for name in (*_DRIFT_METRICS, *_PERFORMANCE_METRICS):
+            create_instrument(meter, name, [self._gauge_observer(name)])
+        self.processed_counter = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_PROCESSED))
+        create_instrument(meter, c.DRIFTWATCH_STREAM_LAG, [self._stream_observer("lag")])
+        create_instrument(meter, c.DRIFTWATCH_STREAM_PENDING, [self._stream_observer("pending")])
+        create_instrument(meter, c.DRIFTWATCH_DLQ_LENGTH, [self._observe_dlq])
+
+    def model(self, name: str) -> MonitorMetrics:
+        """The recorder of one model (the same one on every call); muted past the cap."""
+        with self._lock:
+            found = self._models.get(name) or self._muted.get(name)
+            if found is not None:
+                return found
+            exported = self.max_models is None or len(self._models) < self.max_models
+            recorder = MonitorMetrics(model=name, instruments=self, exported=exported)
+            (self._models if exported else self._muted)[name] = recorder
+        if not exported:
+            log.warning("metrics: model %r is not exported: %d models already are (DRIFTWATCH_METRICS_MAX_MODELS)",
+                        name, self.max_models)
+        return recorder
+
+    def exported_models(self) -> list[MonitorMetrics]:
+        with self._lock:
+            return list(self._models.values())
+
+    def _gauge_observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(v, a) for m in self.exported_models() for v, a in m.gauges.get(name)]
+
+        return observe
+
+    def _stream_observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            out: list[Observation] = []
+            for recorder in self.exported_models():
+                out.extend(recorder.observe_streams(key))
+            return out
+
+        return observe
+
+    def _observe_dlq(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [o for m in self.exported_models() if (o := m.observe_dlq()) is not None]
+
+
 class MonitorMetrics:
-    """Metrics of the monitor.
+    """Metrics of one model the monitor watches (every series carries ``model``; drift and
+    performance also ``model.version``).
+
+    Made alone (``MonitorMetrics(meter, model=...)``) it owns its instruments;
+    a monitor watching many models gets one per model from a shared
+    :class:`MonitorInstruments` (``instruments.model(name)``).
 
     >>> from opentelemetry.sdk.metrics import MeterProvider
     >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -325,27 +409,39 @@ class MonitorMetrics:
     driftwatch.model.accuracy 0.93
     """
 
-    def __init__(self, meter: Meter, *, model: str) -> None:
+    def __init__(
+        self,
+        meter: Meter | None = None,
+        *,
+        model: str,
+        instruments: MonitorInstruments | None = None,
+        exported: bool = True,
+    ) -> None:
+        """Give ``meter`` (own instruments) or ``instruments`` (shared; what ``instruments.model`` does)."""
         self._model = model
+        self.exported = exported
         self._gauges = ReportGauges()
-        g = self._gauges
-        for name in (*_DRIFT_METRICS, *_PERFORMANCE_METRICS):
-            create_instrument(meter, name, [g.callback(name)])
-        self._processed = cast(Counter, create_instrument(meter, c.DRIFTWATCH_EVENTS_PROCESSED))
         self._processed_attrs: dict[str, dict[str, str]] = {}
         self._stream_stats: dict[str, Callable[[], StreamStats]] = {}
-        create_instrument(meter, c.DRIFTWATCH_STREAM_LAG, [self._stream_observer("lag")])
-        create_instrument(meter, c.DRIFTWATCH_STREAM_PENDING, [self._stream_observer("pending")])
         self._dlq_length: Callable[[], int | None] | None = None
-        create_instrument(meter, c.DRIFTWATCH_DLQ_LENGTH, [self._observe_dlq])
+        if instruments is None:
+            if meter is None:
+                raise TypeError("MonitorMetrics needs a meter or shared instruments")
+            instruments = MonitorInstruments(meter)
+            instruments._models[model] = self
+        self._instruments = instruments
+
+    @property
+    def model(self) -> str:
+        return self._model
 
     def set_dlq_length_callback(self, fn: Callable[[], int | None]) -> None:
         """How to read the dead-letter stream's length: cached values only, no Redis I/O."""
         self._dlq_length = fn
 
-    def _observe_dlq(self, _options: CallbackOptions) -> Iterable[Observation]:
+    def observe_dlq(self) -> Observation | None:
         value = self._dlq_length() if self._dlq_length is not None else None
-        return [] if value is None else [Observation(value, {attr.MODEL: self._model})]
+        return None if value is None else Observation(value, {attr.MODEL: self._model})
 
     @property
     def gauges(self) -> ReportGauges:
@@ -446,13 +542,13 @@ class MonitorMetrics:
 
     def processed(self, n: int, stream: str = "predictions") -> None:
         """``n`` events were processed and acknowledged."""
-        if n <= 0:
+        if n <= 0 or not self.exported:
             return
         found = self._processed_attrs.get(stream)
         if found is None:
             found = {attr.MODEL: self._model, attr.STREAM: stream}
             self._processed_attrs[stream] = found
-        self._processed.add(n, found)
+        self._instruments.processed_counter.add(n, found)
 
     def set_stream_stats_callback(
         self, fn: Callable[[], StreamStats], stream: str = "predictions"
@@ -465,17 +561,15 @@ class MonitorMetrics:
         """
         self._stream_stats[stream] = fn
 
-    def _stream_observer(self, key: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(_options: CallbackOptions) -> Iterable[Observation]:
-            out: list[Observation] = []
-            for stream, fn in list(self._stream_stats.items()):
-                try:
-                    number = _number(fn().get(key))
-                except Exception:  # one broken callback must not stop the export
-                    log.debug("stream stats callback failed", exc_info=True)
-                    continue
-                if number is not None:
-                    out.append(Observation(number, {attr.MODEL: self._model, attr.STREAM: stream}))
-            return out
-
-        return observe
+    def observe_streams(self, key: str) -> list[Observation]:
+        """``key`` (lag or pending) of each stream, from the registered callbacks (exporter thread)."""
+        out: list[Observation] = []
+        for stream, fn in list(self._stream_stats.items()):
+            try:
+                number = _number(fn().get(key))
+            except Exception:  # one broken callback must not stop the export
+                log.debug("stream stats callback failed", exc_info=True)
+                continue
+            if number is not None:
+                out.append(Observation(number, {attr.MODEL: self._model, attr.STREAM: stream}))
+        return out

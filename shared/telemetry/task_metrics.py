@@ -27,9 +27,22 @@ class TaskFailureCounter:
     >>> count("monitor-worker", ValueError("bad window"))
     """
 
-    def __init__(self, meter: Meter, *, model: str) -> None:
-        self._counter = cast(Counter, create_instrument(meter, DRIFTWATCH_TASK_FAILURES))
+    def __init__(self, meter: Meter | None, *, model: str, counter: Counter | None = None) -> None:
+        if counter is None:
+            if meter is None:
+                raise TypeError("TaskFailureCounter needs a meter or a counter")
+            counter = cast(Counter, create_instrument(meter, DRIFTWATCH_TASK_FAILURES))
+        self._counter = counter
         self._model = model
+
+    def for_model(self, model: str) -> TaskFailureCounter:
+        """The same counter, for another model's tasks (a monitor watching many models).
+
+        >>> from opentelemetry.sdk.metrics import MeterProvider
+        >>> count = TaskFailureCounter(MeterProvider().get_meter("doc"), model="digits-mlp")
+        >>> count.for_model("fraud")("monitor-worker", ValueError("bad window"))
+        """
+        return TaskFailureCounter(None, model=model, counter=self._counter)
 
     def __call__(self, task: str, exc: BaseException) -> None:
         self._counter.add(1, {attr.MODEL: self._model, attr.TASK: task, attr.ERROR_TYPE: type(exc).__name__})

@@ -95,19 +95,20 @@ async def test_one_drift_episode_is_one_alert_per_rule_and_model(
         assert not any("feature" in a["labels"] for a in alerts)
         (dataset,) = (a for a in alerts if a["labels"]["alertname"] == "DatasetDrift")
         assert dataset["status"]["state"] == "active"
-        assert dataset["labels"] == {"alertname": "DatasetDrift", "model": "digits-mlp", "severity": "warning"}
-        assert dataset["generatorURL"] == f"{EXTERNAL_URL}/alerts?alertname=DatasetDrift"
+        assert dataset["labels"] == {
+            "alertname": "DatasetDrift", "model": "digits-mlp", "model_version": "1", "severity": "warning"
+        }
+        assert dataset["generatorURL"] == f"{EXTERNAL_URL}/models/digits-mlp/alerts?alertname=DatasetDrift"
         notes = dataset["annotations"]
         assert notes["summary"].startswith("Dataset drift on digits-mlp: ")
         listed = notes["drifted_features"]
         shifted = {feature_names[i] for i in SHIFTED_FEATURES}
         named = {part.split(" (")[0] for part in listed.split(" and ")[0].split(", ")}
         assert named and named <= shifted, listed  # the features the shift moved, with their effect sizes
-        assert notes["report_url"].startswith(f"{EXTERNAL_URL}/drift/windows/")
-        path, _, query = notes["report_url"].rsplit("/", 1)[1].partition("?")
-        window = int(path)
-        assert query == "version=1"  # the link names its version's series: it stays right after a new version
-        report = client.get(f"/drift/windows/{window}?{query}").json()
+        assert notes["report_url"].startswith(f"{EXTERNAL_URL}/models/digits-mlp/drift/windows/")
+        assert notes["report_url"].endswith("?version=1")  # the link names its version's series
+        window = int(notes["report_url"].split("?")[0].rsplit("/", 1)[1])
+        report = client.get(notes["report_url"].removeprefix(EXTERNAL_URL)).json()
         assert report["window"] == window and report["dataset_drift"] is True
         assert client.get("/drift/windows/999").status_code == 404
 

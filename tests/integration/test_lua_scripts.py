@@ -19,7 +19,7 @@ import redis
 from monitor.window_state import SeriesWindow, WindowState
 from monitor.windows import WindowPolicy
 from shared.events import FeedbackBatch, PredictionBatch
-from shared.keys import Keys
+from shared.keys import ALERT_LEADER, ALERT_RULES, Keys
 from shared.redis_scripts import lint, lua_source, script_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,11 +180,11 @@ def test_publisher_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:
 
 def test_alert_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:
     assert "(name, rule) pairs" in _run(redis_client, "monitor.alerts", "ensure_default_rules.lua",
-                                        [KEYS.alert_rules], ["#initialized", "rule-without-body"])
+                                        [ALERT_RULES], ["#initialized", "rule-without-body"])
     assert "TTL (ms) (ARGV[2])" in _run(redis_client, "monitor.alerts", "renew_lease.lua",
-                                        [KEYS.alert_leader], ["me", "forever"])
+                                        [ALERT_LEADER], ["me", "forever"])
     assert "expected 1 keys, got 2" in _run(redis_client, "monitor.alerts", "release_lease.lua",
-                                            [KEYS.alert_leader, KEYS.alert_rules], ["me"])
+                                            [ALERT_LEADER, ALERT_RULES], ["me"])
 
 
 def test_series_ordinal_script_refuses_bad_calls_and_allocates_once(redis_client: redis.Redis) -> None:

@@ -119,7 +119,7 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
              keys.drift_index, keys.drift_histograms, keys.reference_histograms, keys.label_delays_total,
              keys.version_confusion_total, keys.version_label_delays_total, keys.series,
              keys.waiting_labels(bucket), keys.join_shards,
-             keys.heartbeat("perf-test"), keys.alert_rules, keys.alert_states, keys.alert_history, keys.alert_leader}
+             keys.heartbeat("perf-test"), keys.alert_states, keys.alert_history}
     slots = join_slots(ids, DEFAULT_JOIN_SHARDS)
     assert slots.buckets == [bucket] * len(slots.shards)
     named |= {keys.joined_predictions(bucket, shard) for shard in slots.shards}

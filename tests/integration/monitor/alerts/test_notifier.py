@@ -19,7 +19,7 @@ from monitor.alerts.service import NOTIFIER_TASK, AlertService
 from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore
 from monitor.monitor_settings import AlertSettings
-from shared.keys import Keys
+from shared.keys import ALERT_LEADER, Keys
 from tests.integration.monitor.alerts.receiver import Receiver
 
 KEYS = Keys("digits-mlp")
@@ -115,7 +115,7 @@ async def test_one_firing_and_one_resolved_across_replicas(redis_url: str, recei
     assert alert["labels"] == {"model": "digits-mlp", "severity": "warning", "alertname": "DatasetDrift"}
     assert alert["annotations"] == {"summary": "0.5 of features drifted"}
     assert alert["status"] == "firing" and alert["endsAt"] == "0001-01-01T00:00:00Z"
-    assert alert["generatorURL"] == "http://monitor:8001/alerts?alertname=DatasetDrift"
+    assert alert["generatorURL"] == "http://monitor:8001/models/digits-mlp/alerts?alertname=DatasetDrift"
     (done,) = resolved["alerts"]
     assert done["fingerprint"] == alert["fingerprint"] and done["startsAt"] == alert["startsAt"]
     assert done["endsAt"] > done["startsAt"] and done["endsAt"].endswith("Z")
@@ -158,7 +158,7 @@ async def test_next_leader_takes_over_abandoned_notifications(
     async with replicas(redis_url, 1, s):
         pass  # creates the consumer group, then stops
     # A leader that took the lease, read two transitions and died before sending and acknowledging them:
-    crashed = LeaderLease(aredis, KEYS.alert_leader, s.leader_ttl_s, owner="dead-leader")
+    crashed = LeaderLease(aredis, ALERT_LEADER, s.leader_ttl_s, owner="dead-leader")
     assert await crashed.acquire_or_renew()
     await store.apply(snap(1, 0.9))
     await store.apply(snap(2, 0.0))
@@ -167,7 +167,7 @@ async def test_next_leader_takes_over_abandoned_notifications(
     async with replicas(redis_url, 1, s) as (survivor,):
         assert not survivor.notifier.leader.is_set() and receiver.requests == []  # the lease still runs
         await wait_for(survivor.notifier.leader.is_set, within_s=s.leader_ttl_s + 5)
-        assert await aredis.get(KEYS.alert_leader) == survivor.notifier.consumer.encode()
+        assert await aredis.get(ALERT_LEADER) == survivor.notifier.consumer.encode()
         await wait_for(lambda: len(receiver.requests) == 2, within_s=s.claim_idle_s + 5)
         await settled(aredis)
     assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
@@ -217,7 +217,7 @@ async def test_stop_ends_the_notifier_promptly_and_keeps_caller_cancellation(red
     started = time.monotonic()
     await svc.stop()
     assert time.monotonic() - started < 2 and not svc.tasks.running(NOTIFIER_TASK)
-    assert await client.get(KEYS.alert_leader) is None  # lease released for the next replica
+    assert await client.get(ALERT_LEADER) is None  # lease released for the next replica
 
     # A caller cancelled while stop() awaits the notifier is still cancelled.
     svc = AlertService.create(client, KEYS, settings())

@@ -190,7 +190,7 @@ async def checked_client(store: AlertStore) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app that knows the model's features, as the monitor does once a model is registered."""
     app = make_app(store, KEY)
 
-    async def feature_names() -> list[str]:
+    async def feature_names(model: str | None) -> list[str]:
         return ["age", "income"]
 
     app.state.alert_feature_names = feature_names

@@ -66,7 +66,7 @@ def test_postable_alert_ends_in_the_future_while_firing() -> None:
     )  # fmt: skip
     body = postable_alert(inst, now=100.0, valid_for_s=240.0, external_url="http://mon")
     assert body["startsAt"] == rfc3339(20.0) and body["endsAt"] == rfc3339(340.0)
-    assert body["generatorURL"] == "http://mon/alerts?alertname=LowAccuracy"
+    assert body["generatorURL"] == "http://mon/models/m/alerts?alertname=LowAccuracy"
     done = inst.model_copy(update={"state": AlertStatus.resolved, "ends_at": 50.0})
     assert postable_alert(done, now=100.0, valid_for_s=240.0, external_url="")["endsAt"] == rfc3339(50.0)
 

@@ -1,0 +1,244 @@
+"""One monitor process, many models: one set of parts per watched model, found in the registry.
+
+Which models: every name in ``shared.keys.MODELS_INDEX`` (each registration
+adds its model's name), restricted to ``DRIFTWATCH_MODELS`` when that is set,
+plus the default model (``DRIFTWATCH_MODEL_NAME``), which is always watched.
+The index is polled every ``DRIFTWATCH_DISCOVERY_INTERVAL_S`` (and at once
+when a request names a model not watched yet), so a model registered while
+the monitor runs is watched within seconds, without a restart. A model stays
+watched until the process ends. At most ``DRIFTWATCH_MAX_MODELS`` are
+watched: the default first, then by name; the rest are listed in ``/readyz``
+(``models_not_watched``) and a warning says so.
+
+Each model gets what one model had before (:func:`monitor.assembly.assemble_monitor`):
+its consumer in the group ``monitor`` on its own streams, its windows,
+reports, performance, alert state and metrics, and a worker under its own
+:class:`~shared.supervision.TaskSupervisor`. A model whose loop raises is
+restarted alone; the others go on, and ``/readyz`` names it. Replicas share
+each model's work through its consumer group, as with one model.
+
+Redis connections: each model's consumer holds up to two connections for its
+blocking ``XREADGROUP`` (the read in hand and the one sent ahead). Those, with
+the consumers' ingest scripts and acks, use a pool of their own
+(``stream_client``, sized ``DRIFTWATCH_REDIS_STREAM_MAX_CONNECTIONS``, by default
+2 x ``DRIFTWATCH_MAX_MODELS`` + 4); HTTP reads, reports and alerts use the
+other (``DRIFTWATCH_REDIS_MAX_CONNECTIONS``), so 50 models' blocking reads
+never make a request wait for a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, Field
+
+from monitor.alerts import AlertService
+from monitor.assembly import MonitorParts, assemble_monitor
+from monitor.monitor_settings import MonitorSettings
+from shared.keys import MODELS_INDEX
+from shared.supervision import TaskSupervisor
+from shared.telemetry.recorders import MonitorInstruments
+from shared.telemetry.task_metrics import TaskFailureCounter
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_TASK = "model-discovery"
+# A failure this recent still marks a model as failing in /readyz.
+RECENT_FAILURE_S = 60.0
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class ModelHealth(BaseModel):
+    """One watched model's worker and counts, as ``/readyz`` lists it under ``models``."""
+
+    worker_running: bool
+    worker_error: str | None = None
+    worker_failures: int = 0
+    predictions_processed: int = 0
+    feedback_processed: int = 0
+    dead_lettered: int = 0
+    lag: int | None = Field(default=None, description="Predictions on the stream not yet read")
+    lag_near_cap: bool = False
+
+
+class Fleet:
+    """The watched models' parts, discovery included; what the app and its routes hold."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settings: MonitorSettings,
+        consumer_name: str,
+        *,
+        stream_client: aioredis.Redis | None = None,
+        instruments: MonitorInstruments | None = None,
+        alerts: AlertService | None = None,
+        count_failure: TaskFailureCounter | None = None,
+        stats_interval_s: float = 5.0,
+    ) -> None:
+        """``alerts`` is started by the caller; ``instruments`` (shared by every model) and
+        ``count_failure`` are optional (a test may run without telemetry)."""
+        self.client = client
+        self.stream_client = stream_client or client
+        self.settings = settings
+        self.consumer_name = consumer_name
+        self.instruments = instruments
+        self.alerts = alerts
+        self.count_failure = count_failure
+        self.stats_interval_s = stats_interval_s
+        self.default = settings.model_name
+        self.allowed = frozenset(settings.models)
+        self.parts: dict[str, MonitorParts] = {}
+        # Registered models past DRIFTWATCH_MAX_MODELS, and those a model's parts could not be made for.
+        self.not_watched: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.supervisor = TaskSupervisor(on_failure=count_failure)
+        self._lock = asyncio.Lock()
+
+    # -- models ---------------------------------------------------------------------
+    @property
+    def default_parts(self) -> MonitorParts:
+        return self.parts[self.default]
+
+    def get(self, model: str) -> MonitorParts | None:
+        return self.parts.get(model)
+
+    async def lookup(self, model: str) -> MonitorParts | None:
+        """The parts of ``model``; a registered name not watched yet is discovered at once (one
+        ``SISMEMBER`` first), so a read right after a registration finds its model."""
+        found = self.parts.get(model)
+        if found is not None or model in self.not_watched or not self.wanted(model):
+            return found
+        if await self.client.sismember(MODELS_INDEX, model):
+            await self.discover()
+        return self.parts.get(model)
+
+    def names(self) -> list[str]:
+        """The watched models: the default first, then by name."""
+        return [self.default, *sorted(n for n in self.parts if n != self.default)]
+
+    def wanted(self, name: str) -> bool:
+        """Whether this replica should watch ``name`` (``DRIFTWATCH_MODELS``, the default always)."""
+        return name == self.default or not self.allowed or name in self.allowed
+
+    def watch(self, name: str) -> MonitorParts | None:
+        """Assemble and start ``name``'s parts (None past the cap, or when assembling fails)."""
+        if name in self.parts:
+            return self.parts[name]
+        if len(self.parts) >= self.settings.max_models:
+            if name not in self.not_watched:
+                log.warning("monitor: not watching model %r: %d models are (DRIFTWATCH_MAX_MODELS)",
+                            name, len(self.parts))
+                self.not_watched.add(name)
+            return None
+        count_failure = self.count_failure.for_model(name) if self.count_failure is not None else None
+        try:
+            parts = assemble_monitor(
+                self.client,
+                self.settings.model_copy(update={"model_name": name}),
+                self.consumer_name,
+                metrics=self.instruments.model(name) if self.instruments is not None else None,
+                alerts=self.alerts,
+                stats_interval_s=self.stats_interval_s,
+                supervisor=TaskSupervisor(on_failure=count_failure),
+                stream_client=self.stream_client,
+            )
+        except Exception as exc:  # one model's bad configuration must not stop the others
+            log.exception("monitor: cannot watch model %r", name)
+            self.failed[name] = f"{type(exc).__name__}: {exc}"[:1_000]
+            return None
+        self.failed.pop(name, None)
+        self.parts[name] = parts
+        parts.start()
+        log.info("monitor: watching model %r (%d watched)", name, len(self.parts))
+        return parts
+
+    async def registered(self) -> set[str]:
+        """Every registered model's name (the registry's index)."""
+        return {_text(m) for m in await self.client.smembers(MODELS_INDEX)}
+
+    async def discover(self) -> list[str]:
+        """Read the registry and watch the models not watched yet; returns their names."""
+        async with self._lock:
+            names = await self.registered()
+            if self.alerts is not None:  # the leader sends every model's notifications, watched here or not
+                for name in sorted(names - {s.keys.model for s in self.alerts.stores()}):
+                    await self.alerts.add_model(name)
+            added = []
+            for name in sorted(names):
+                if name not in self.parts and self.wanted(name) and self.watch(name) is not None:
+                    added.append(name)
+            return added
+
+    async def _discover_forever(self) -> None:
+        stop = self.supervisor.stopping
+        while not stop.is_set():
+            try:
+                await self.discover()
+            except (aioredis.RedisError, OSError) as exc:
+                log.debug("model discovery failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.discovery_interval_s)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        """Watch the default model at once (it needs no registration), then discover the rest."""
+        if self.watch(self.default) is None:
+            raise RuntimeError(f"cannot watch the default model {self.default!r}: {self.failed.get(self.default)}")
+        self.supervisor.start(DISCOVERY_TASK, self._discover_forever)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop()
+        await asyncio.gather(*(parts.stop() for parts in self.parts.values()))
+
+    # -- health -----------------------------------------------------------------------
+    def health(self) -> dict[str, ModelHealth]:
+        """Each watched model's worker and counts (no Redis I/O: cached values only)."""
+        out: dict[str, ModelHealth] = {}
+        for name in self.names():
+            parts = self.parts[name]
+            supervisor = parts.worker.supervisor
+            stats = parts.consumer.stats
+            snapshot = parts.stream_health.snapshot
+            out[name] = ModelHealth(
+                worker_running=parts.worker.running,
+                worker_error=supervisor.last_error,
+                worker_failures=supervisor.failures,
+                predictions_processed=stats.predictions,
+                feedback_processed=stats.feedback,
+                dead_lettered=stats.dead_lettered,
+                lag=parts.stream_health.lag(),
+                lag_near_cap=bool(snapshot.get("lag_near_cap")),
+            )
+        return out
+
+    def failing(self, now: float | None = None) -> list[str]:
+        """Models whose worker is not running, failed in the last minute, or could not be assembled."""
+        now = time.time() if now is None else now
+        out = sorted(self.failed)
+        for name in self.names():
+            supervisor = self.parts[name].worker.supervisor
+            recent = supervisor.last_error is not None and now - supervisor.last_error_unix < RECENT_FAILURE_S
+            if not self.parts[name].worker.running or recent:
+                out.append(name)
+        return out
+
+
+def watched_names(fleet: Fleet, extra: Iterable[str] = ()) -> str:
+    """The watched models for a message, capped: ``"a, b, c and 47 more"``.
+
+    >>> from types import SimpleNamespace
+    >>> watched_names(SimpleNamespace(names=lambda: ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]))
+    'm0, m1, m2, m3, m4 and 2 more'
+    """
+    names = [*fleet.names(), *extra]
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
