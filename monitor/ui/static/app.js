@@ -1,7 +1,9 @@
 /* Driftwatch dashboard: reads the monitor's JSON API and polls it.
  *
  * Routes (in the URL hash): "#/" lists the watched models, "#/models/<name>"
- * shows one. Every read goes to this origin; the API answers with ETags, so an
+ * shows one; the model picker in the header switches between them (each
+ * model's reads live under its `api_base`, "/models/<name>", or "" for the
+ * monitor's default model). Every read goes to this origin; the API answers with ETags, so an
  * unchanged answer costs a bodiless 304. Charts are uPlot (vendored, see
  * scripts/vendor-uplot.sh); the heat map and confusion matrix are tables.
  */
@@ -119,6 +121,25 @@
       $("dist-hint").hidden = false;
       destroyChart("dist");
     }
+  }
+
+  // ---------- model picker ----------
+  function renderPicker(overview) {
+    const picker = $("model-picker");
+    const names = overview.models.map((m) => m.name);
+    const current = route().name || "";
+    if (picker.dataset.names !== names.join("\n")) {
+      picker.dataset.names = names.join("\n");
+      picker.replaceChildren(el("option", { value: "", text: "All models" }),
+        ...names.map((name) => el("option", { value: name, text: name })));
+    }
+    if (current && !names.includes(current)) picker.append(el("option", { value: current, text: current }));
+    picker.value = current;
+  }
+
+  function onPick(event) {
+    const name = event.target.value;
+    location.hash = name ? `#/models/${encodeURIComponent(name)}` : "#/";
   }
 
   // ---------- overview ----------
@@ -532,6 +553,7 @@
     try {
       state.overview = await api("/overview");
       $("key-form").hidden = true;
+      renderPicker(state.overview);
       const down = state.overview.models.find((m) => m.status === "error" && (m.error || "").startsWith("Redis"));
       setBanner(down ? "The monitor cannot reach Redis: the figures shown are the last ones read; the page recovers by itself when Redis is back." : "");
       if (r.view === "overview") renderOverview(state.overview);
@@ -579,6 +601,7 @@
       if (state.timeline) renderHeatmap(state.timeline);
     });
     $("heatmap").addEventListener("keydown", onHeatKey);
+    $("model-picker").addEventListener("change", onPick);
     document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh().then(schedule); });
     window.addEventListener("hashchange", () => { showView(); $("main").focus(); refresh().then(schedule); });
     window.addEventListener("resize", () => {
