@@ -4,6 +4,7 @@ drift, and a reference without predictions gets its features tested and no predi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -138,3 +139,35 @@ async def test_a_reference_without_predictions_gets_its_features_tested_only(
         x = np.column_stack([rng.normal(size=WINDOW) + 1, rng.normal(size=WINDOW)])
         report = await one_window(aredis, parts, "bare", x, rng.integers(0, 2, WINDOW))
     assert report.drifted_features == ["x"] and report.prediction_drift is None
+
+
+async def test_a_registered_regressor_logged_over_http_is_tested(aredis: aioredis.Redis, redis_url: str) -> None:
+    """From registration to report across the parts: a regressor registered from its reference, its predictions
+    logged with POST /models/{name}/predictions on the model service, its prediction tested by the monitor."""
+    from fastapi.testclient import TestClient
+
+    from model_service.app import create_app
+    from model_service.serving_settings import ModelServiceSettings
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=2_000)
+    spec = RegistrationSpec(feature_names=["a"], prediction_column="price", task="regression")
+    await registered(aredis, spec, "logged", {"a": a, "price": 5 * a})
+
+    def log() -> list[int]:
+        settings = ModelServiceSettings(REDIS_URL=redis_url, DRIFTWATCH_INGEST_ONLY=True)
+        later = rng.normal(size=WINDOW)
+        rows = [{"features": {"a": float(x)}, "prediction": float(5 * x + 3)} for x in later]
+        with TestClient(create_app(settings)) as client:
+            return [client.post("/models/logged/predictions", json={"rows": rows[i : i + 100]}).status_code
+                    for i in range(0, WINDOW, 100)]
+
+    async with monitor(aredis, redis_url, "logged") as parts:
+        assert await asyncio.to_thread(log) == [202] * 4
+
+        async def reported() -> int:
+            return int(await aredis.zcard(Keys("logged", "1").drift_index))
+
+        await eventually(reported, timeout_s=60)
+        (report,) = await parts.reports.history(1)
+    assert [f.name for f in report.features] == ["a", "prediction"] and report.drifted_features == ["prediction"]
