@@ -17,9 +17,10 @@ from starlette.middleware import Middleware
 
 from model_service.ingest_bodies import LoggedFeedbackBody, LoggedPredictionsBody
 from model_service.ingest_service import IngestService
+from model_service.kserve_pairing import KServePairing
 from model_service.publisher import EventPublisher
 from model_service.registered_models import RegisteredModels
-from model_service.routes import feedback, ingest, predict, status
+from model_service.routes import feedback, ingest, kserve, predict, status
 from model_service.schemas import FeedbackRequest, PredictRequest
 from model_service.serving import ModelService
 from model_service.serving_settings import ModelServiceSettings
@@ -96,7 +97,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = _served_model(settings)
         if model is None:
-            log.info("no model to serve: ingest only (POST /models/{name}/predictions, /feedback); "
+            log.info("no model to serve: ingest only (POST /models/{name}/predictions, /feedback, /kserve); "
                      "/predict answers 404. Pass --model-dir to serve a model.")
         client = redis_client(settings, socket_timeout_s=2.0)
         registration: asyncio.Task[None] | None = None
@@ -142,6 +143,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         app.state.ingest = IngestService(
             models, publisher, metrics, max_rows=settings.max_batch_rows, publish=settings.publish_enabled
         )
+        app.state.kserve = KServePairing(client, app.state.ingest, ttl_s=settings.kserve_pair_ttl_s)
         app.state.publisher = publisher
         app.state.redis_probe = RedisProbe(client)
         stats_stop = asyncio.Event()
@@ -161,7 +163,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.service = None
-            app.state.ingest = None
+            app.state.ingest = app.state.kserve = None
             if registration is not None:
                 registration.cancel()
                 await asyncio.gather(registration, return_exceptions=True)
@@ -183,9 +185,10 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         middleware=[Middleware(RequestStatsMiddleware, stats=request_stats)],
     )
     app.state.protect_predict = settings.protect_predict
+    app.state.protect_kserve = settings.protect_kserve
     app.state.ingest_only = settings.ingest_only or settings.model_dir is None
     app.state.service = None
-    app.state.ingest = None
+    app.state.ingest = app.state.kserve = None
 
     def body_models() -> tuple[type[BaseModel], ...]:
         """The served model's own request shapes once it is loaded (always, in a running server)."""
@@ -194,6 +197,6 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         return (*served, LoggedPredictionsBody, LoggedFeedbackBody)
 
     install_openapi(app, body_models)
-    for module in (predict, feedback, ingest, status):
+    for module in (predict, feedback, ingest, kserve, status):
         app.include_router(module.router)
     return app

@@ -24,6 +24,14 @@ class ModelServiceSettings(ServiceSettings):
     # With DRIFTWATCH_API_KEY set, /predict needs it too; false leaves /predict open (internal
     # deployments whose callers cannot carry a key). Without a key nothing is protected.
     protect_predict: bool = Field(default=True, alias="DRIFTWATCH_PROTECT_PREDICT")
+    # Same for /kserve: KServe's inference logger sends no header of its own, so with a key set a
+    # deployment that points a logger here turns this off and keeps the route internal.
+    protect_kserve: bool = Field(default=True, alias="DRIFTWATCH_PROTECT_KSERVE")
+    # KServe: which registered model an InferenceService's events belong to, when not its own name:
+    # JSON {"<isvc>": "<model>", "<namespace>/<isvc>": "<model>"}. POST /kserve/{name} names it too.
+    kserve_models: dict[str, str] = Field(default_factory=dict, alias="DRIFTWATCH_KSERVE_MODELS")
+    # How long the first half (request or response) of a logged inference waits for the other.
+    kserve_pair_ttl_s: float = Field(default=60.0, gt=0, le=3_600, alias="DRIFTWATCH_KSERVE_PAIR_TTL_S")
     # Publishing: events wait in memory and leave in pipelined batches.
     publish_batch_size: int = Field(default=256, ge=1, alias="DRIFTWATCH_PUBLISH_BATCH_SIZE")
     publish_queue_max: int = Field(default=100_000, ge=1, alias="DRIFTWATCH_PUBLISH_QUEUE_MAX")

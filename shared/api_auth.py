@@ -5,14 +5,17 @@ missing is 401, wrong is 403. Keys are compared with ``secrets.compare_digest``
 so timing does not reveal how much of a guess was right. With no key
 configured every guard lets everything through (local use).
 
-Three guards, one per kind of endpoint, each with its own switch in the app's
+Four guards, one per kind of endpoint, each with its own switch in the app's
 state (set from the settings by the app factory):
 
 - writes (feedback, alert rules): always guarded when a key is set;
 - ``/predict``: guarded when a key is set unless ``protect_predict`` is off
   (``DRIFTWATCH_PROTECT_PREDICT=false``, for an internal deployment whose
   callers cannot carry a key);
-- reads: guarded only with ``protect_reads`` (``DRIFTWATCH_PROTECT_READS=true``).
+- reads: guarded only with ``protect_reads`` (``DRIFTWATCH_PROTECT_READS=true``);
+- ``/kserve`` (KServe's inference logger, which cannot send a header of its
+  own): guarded when a key is set unless ``protect_kserve`` is off
+  (``DRIFTWATCH_PROTECT_KSERVE=false``), as ``/predict``.
 
 Each guard reads the header through its own security scheme, so the OpenAPI
 document shows which guard an operation has; ``enforced_schemes`` says which
@@ -31,7 +34,7 @@ from pydantic import SecretStr
 
 API_KEY_HEADER = "X-API-Key"
 
-WRITE_SCHEME, READ_SCHEME, PREDICT_SCHEME = "WriteKey", "ReadKey", "PredictKey"
+WRITE_SCHEME, READ_SCHEME, PREDICT_SCHEME, KSERVE_SCHEME = "WriteKey", "ReadKey", "PredictKey", "KServeKey"
 
 
 def _header(scheme: str) -> APIKeyHeader:
@@ -88,6 +91,17 @@ async def require_api_key_for_predict(
         check_api_key(request, presented)
 
 
+async def require_api_key_for_kserve(
+    request: Request, presented: Annotated[str | None, Depends(_header(KSERVE_SCHEME))]
+) -> None:
+    """``/kserve`` needs the key unless the app was configured with ``protect_kserve`` off."""
+    if getattr(request.app.state, "protect_kserve", True):
+        check_api_key(request, presented)
+
+
+KServeAccess = Annotated[None, Depends(require_api_key_for_kserve)]
+
+
 def enforced_schemes(app_state: Any) -> frozenset[str]:
     """The guards' schemes that check the key in an app with ``app_state`` (none without a key)."""
     if getattr(app_state, "api_key", None) is None:
@@ -97,4 +111,6 @@ def enforced_schemes(app_state: Any) -> frozenset[str]:
         schemes.add(READ_SCHEME)
     if getattr(app_state, "protect_predict", True):
         schemes.add(PREDICT_SCHEME)
+    if getattr(app_state, "protect_kserve", True):
+        schemes.add(KSERVE_SCHEME)
     return frozenset(schemes)

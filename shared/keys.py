@@ -96,6 +96,11 @@ class Keys:
         """String with TTL: marks a batch the model service wrote, so a retry of it lands once."""
         return f"{self.prefix}:publish:batch:{batch_id}"
 
+    def kserve_pending(self, pair: str) -> str:
+        """String with TTL: the first half (request or response) of a KServe inference-logger
+        pair, waiting for the other (``pair``: a hash of the event's ``ce-id`` and source)."""
+        return f"{self.prefix}:kserve:pending:{pair}"
+
     # -- model registry --------------------------------------------------
     @property
     def model_info(self) -> str:

@@ -21,6 +21,7 @@ KEY = "s3cret-key"
 RULE = {"name": "Lag", "metric": "stream_lag", "op": ">", "value": 10}
 SAMPLE = {"features": [0.0] * 64}
 INGEST = {"POST /models/{name}/predictions", "POST /models/{name}/feedback"}
+KSERVE = {"POST /kserve", "POST /kserve/{name}"}
 
 
 def _model_service(model_dir: Path, redis_url: str, protect_reads: bool, protect_predict: bool = True) -> TestClient:
@@ -62,7 +63,7 @@ def test_model_service_keys(model_dir: Path, redis_url: str, protect_reads: bool
         assert client.post("/models/other/predictions", json=logged).status_code == 401
         assert client.post("/models/other/predictions", json=logged, headers={"X-API-Key": KEY}).status_code == 404
         assert client.post("/models/other/feedback", json={"labels": []}).status_code == 401
-        expected = {"POST /feedback", "POST /predict", *INGEST} | ({"GET /model"} if protect_reads else set())
+        expected = {"POST /feedback", "POST /predict", *INGEST, *KSERVE} | ({"GET /model"} if protect_reads else set())
         assert _secured(client.app.openapi()) == expected
 
 
@@ -70,7 +71,7 @@ def test_predict_can_be_left_open_on_purpose(model_dir: Path, redis_url: str) ->
     with _model_service(model_dir, redis_url, protect_reads=False, protect_predict=False) as client:
         assert client.post("/predict", json=SAMPLE).status_code == 200
         assert client.post("/feedback", json={"prediction_id": "a" * 32, "label": 1}).status_code == 401
-        assert _secured(client.app.openapi()) == {"POST /feedback", *INGEST}
+        assert _secured(client.app.openapi()) == {"POST /feedback", *INGEST, *KSERVE}
 
 
 def test_without_a_key_nothing_is_guarded_or_documented_as_guarded(model_dir: Path, redis_url: str) -> None:

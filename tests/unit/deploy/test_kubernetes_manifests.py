@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 OVERLAYS = ROOT / "deploy" / "kubernetes" / "overlays"
 KUBERNETES_VERSION = "1.30.0"
 # Custom resources have no schema in kubernetes-validate; their shape is checked below.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("serving.kserve.io/v1beta1", "InferenceService")}
 
 @functools.cache
 def render(overlay: str) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ OVERLAY_NAMES = sorted(p.name for p in OVERLAYS.iterdir() if p.is_dir())
 
 
 def test_every_overlay_is_tested() -> None:
-    assert {"production", "trial", "prometheus-operator"} <= set(OVERLAY_NAMES)
+    assert {"production", "trial", "prometheus-operator", "kserve"} <= set(OVERLAY_NAMES)
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_NAMES)
@@ -139,3 +139,25 @@ def test_every_setting_in_the_manifests_is_documented() -> None:
     assert driftwatch
     missing = sorted(n for n in driftwatch if f"`{n}`" not in readme)
     assert missing == []
+
+
+def test_the_kserve_example_logs_to_the_ingest_only_model_service() -> None:
+    """The InferenceService's logger URL reaches the rendered model service's /kserve, on a port
+    its Service exposes, and that model service serves no model and leaves /kserve without the key."""
+    from urllib.parse import urlsplit
+
+    objects = render("kserve")
+    (service,) = by_kind(objects, "InferenceService").values()
+    logger = service["spec"]["predictor"]["logger"]
+    assert logger["mode"] == "all"  # the request holds the features, the response the prediction
+    url = urlsplit(logger["url"])
+    host, _, namespace = (url.hostname or "").partition(".")
+    model_service = by_kind(objects, "Service")[host]
+    assert namespace.split(".")[0] == model_service["metadata"]["namespace"] and url.path == "/kserve"
+    ports = {p["port"]: p["targetPort"] for p in model_service["spec"]["ports"]}
+    assert ports[url.port or 80] == "http"
+    container = containers(by_kind(objects, "Deployment")[host])[0]
+    assert container["args"] == ["driftwatch", "serve", "--ingest-only"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRIFTWATCH_PROTECT_KSERVE"] == "false"
+    assert "http" in {p["name"] for p in container["ports"]}
