@@ -120,5 +120,5 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         app.include_router(router, dependencies=reads)
     for router in MODEL_READ_ROUTERS:
         app.include_router(router, prefix=MODEL_PREFIX, dependencies=[*reads, Depends(watched_model)])
-    install_openapi(app)
+    install_openapi(app, body_models=models.body_models)
     return app

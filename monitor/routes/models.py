@@ -28,7 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from monitor.monitor_settings import MonitorSettings
 from shared.api_auth import ReadAccess, WriteAccess
@@ -36,7 +36,7 @@ from shared.http import LargerBody
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
 from shared.registration import ReferenceBuilder, RegistrationError
-from shared.registration.spec import MAX_SAMPLE_ROWS, NAME_PATTERN
+from shared.registration.spec import MAX_SAMPLE_ROWS, NAME_PATTERN, RegistrationSpec
 from shared.registration.wire import (
     JSON,
     PARQUET,
@@ -141,11 +141,47 @@ class Registered(BaseModel):
     metadata: ModelMetadata
 
 
+class RegistrationBody(BaseModel):
+    """A registration as JSON: the spec, and the reference as named columns of values (``null`` = missing).
+
+    The route parses its body itself (JSON or Parquet, :mod:`shared.registration.wire`); this
+    model documents the JSON form. A Parquet body holds the same columns, and the ``metadata``
+    JSON in its key-value metadata under ``driftwatch``.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "metadata": {"feature_names": ["age", "plan"], "prediction_column": "churned",
+                     "probability_columns": ["p_no", "p_yes"], "class_names": ["no", "yes"]},
+        "reference": {"age": [34, 51, None], "plan": [0, 2, 1], "churned": ["no", "yes", "no"],
+                      "p_no": [0.9, 0.2, 0.7], "p_yes": [0.1, 0.8, 0.3]},
+    }]})
+
+    metadata: RegistrationSpec
+    reference: dict[str, list[float | int | str | bool | None]]
+
+
+def body_models() -> list[type[BaseModel]]:
+    """Bodies the registry's routes parse themselves, for the OpenAPI document's components."""
+    return [RegistrationBody]
+
+
+_REGISTRATION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/RegistrationBody"}},
+            PARQUET: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
 # -- routes ----------------------------------------------------------------------
 @router.put(
     "/models/{name}/versions/{version}",
     response_model=Registered,
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=_REGISTRATION_BODY,
     responses={
         200: {"description": "The same model was registered already"},
         409: {"description": "Another model is registered under this name and version"},

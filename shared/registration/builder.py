@@ -156,7 +156,7 @@ class ReferenceBuilder:
         for j, name in enumerate(names):
             try:
                 block64[:, j] = np.asarray(chunk[name], dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise self._not_a_number(name, chunk[name]) from None
         with np.errstate(over="ignore"):  # beyond float32: inf, refused just below
             block = block64.astype(np.float32)
@@ -173,15 +173,20 @@ class ReferenceBuilder:
         for row, value in enumerate(np.asarray(values, dtype=object).tolist()):
             try:
                 float(value if value is not None else "nan")
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 shown = repr(value)[:80]
                 return RegistrationError((REFERENCE, name, self.rows + row), f"{shown} is not a number")
         return RegistrationError((REFERENCE, name), "not a numeric column")
 
     def _labels(self, chunk: Mapping[str, np.ndarray], name: str, allow_missing: bool) -> np.ndarray:
-        raw = np.asarray(chunk[name])
+        try:
+            raw = np.asarray(chunk[name])
+        except ValueError:  # ragged lists
+            raw = np.zeros((0, 0))
+        if raw.ndim != 1:
+            raise RegistrationError((REFERENCE, name), "expected one label (a string, number or boolean) per row")
         # Text ("" = missing) from a file; JSON values (None = missing) from a request body.
-        texts = np.array([label_text(v) for v in raw.tolist()], dtype=str) if raw.dtype == object else raw.astype(str)
+        texts = self._label_texts(name, raw) if raw.dtype == object else raw.astype(str)
         if not allow_missing and (texts == "").any():
             row = int(np.flatnonzero(texts == "")[0])
             raise RegistrationError((REFERENCE, name, self.rows + row), "missing (every row needs a prediction)")
@@ -194,6 +199,15 @@ class ReferenceBuilder:
             raise RegistrationError((REFERENCE, name), f"more than {MAX_CLASSES} distinct labels{hint}")
         self._hash_labels(name, texts)
         return texts
+
+    def _label_texts(self, name: str, raw: np.ndarray) -> np.ndarray:
+        texts = []
+        for row, value in enumerate(raw.tolist()):
+            try:
+                texts.append(label_text(value))
+            except ValueError as exc:
+                raise RegistrationError((REFERENCE, name, self.rows + row), str(exc)) from None
+        return np.array(texts, dtype=str)
 
     def _hash_labels(self, name: str, texts: np.ndarray) -> None:
         """Labels enter the content hash spelled as their kind will (``True``, ``true`` and a boolean

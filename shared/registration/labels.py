@@ -38,6 +38,8 @@ def label_text(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{type(value).__name__} is not a label (a string, number or boolean)")
     return str(value)
 
 

@@ -126,6 +126,14 @@ def test_writes_need_the_api_key(api: TestClient) -> None:
         (lambda b: b["metadata"].__setitem__("class_names", ["a", "b"]), ["body", "reference", "churned"]),
         (lambda b: b.pop("metadata"), ["body", "metadata"]),
         (lambda b: b["reference"].__setitem__("age", 7), ["body", "reference", "age"]),
+        (lambda b: b["reference"]["age"].__setitem__(2, [1.0]), ["body", "reference", "age", 2]),
+        (lambda b: b["reference"]["age"].__setitem__(2, 1e300), ["body", "reference", "age", 2]),
+        (lambda b: b["reference"]["churned"].__setitem__(1, [True]), ["body", "reference", "churned"]),
+        (lambda b: b["reference"].__setitem__("churned", [[True], [False, True]] * 200), ["body", "reference",
+                                                                                           "churned"]),
+        (lambda b: b["reference"]["truth"].__setitem__(1, {"a": 1}), ["body", "reference", "truth", 1]),
+        (lambda b: b.__setitem__("metadata", None), ["body", "metadata"]),
+        (lambda b: b["metadata"].__setitem__("feature_names", []), ["body", "metadata", "feature_names"]),
     ],
 )
 def test_bad_registrations_are_422_naming_the_field(api: TestClient, change: Any, loc: list[Any]) -> None:
