@@ -14,20 +14,26 @@ Two measurements, each against a baseline from the same run:
    same bodies, encoded beforehand, one after another to the same server:
    the HTTP path's ceiling. The ratio is what the client's queue, batching and
    JSON encoding cost. The server is a local HTTP server that answers 202
-   without parsing, in its own process (so the client is what is measured), and with ``--url``
-   also a running model service (``POST /models/{name}/predictions`` of a
-   registered model with ``--features`` features and classes "no"/"yes"),
-   whose own ingest then sets the pace.
+   without parsing, in its own process (so the client is what is measured), and
+   the real model service: ``driftwatch serve --ingest-only`` with a private
+   redis-server and a model registered with ``--features`` features and
+   classes "no"/"yes", whose own ingest (validation, publishing) then sets the
+   pace (``--url``/``--model``: a service already running instead;
+   ``--no-service``: the null server only).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -144,12 +150,60 @@ def throughput(url: str, model: str, rows: int, features: int, label: str) -> No
           f"client / raw {t_raw / t_client:.2f}x")
 
 
+@contextmanager
+def model_service(features: int) -> Iterator[str]:
+    """A private redis-server and ``driftwatch serve --ingest-only``, with model "bench" registered."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
+    from shared.keys import Keys
+    from shared.model_metadata import DataSummary, ModelMetadata, Reference
+    from shared.registry import register_model
+
+    metadata = ModelMetadata(
+        name="bench", version="1", feature_names=[f"f{i}" for i in range(features)], class_names=["no", "yes"],
+        categorical=[False] * features, label_kind="string",
+        data=DataSummary(source="bench", sha256="0" * 64), created_at="2026-01-01T00:00:00Z",
+    )
+    rng = np.random.default_rng(2)
+    classes = rng.integers(0, 2, 1000)
+    reference = Reference(
+        features=rng.normal(size=(1000, features)).astype(np.float32), predicted_classes=classes,
+        probabilities=np.eye(2, dtype=np.float32)[classes], labels=np.zeros(0, np.int64),
+    )
+
+    async def register(url: str) -> None:
+        client = aioredis.Redis.from_url(url)
+        await register_model(client, Keys("bench"), metadata, reference)
+        await client.aclose()
+
+    with LocalRedisServer() as redis_server, tempfile.TemporaryDirectory() as spill:
+        asyncio.run(register(redis_server.url))
+        port = free_port()
+        env = {**os.environ, "REDIS_URL": redis_server.url, "DRIFTWATCH_SPILL_DIR": spill,
+               "OTEL_SDK_DISABLED": "true", "DRIFTWATCH_STREAM_MAXLEN": "10000000"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftwatch.cli", "serve", "--ingest-only", "--port", str(port),
+             "--log-level", "warning"], env=env,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--features", type=int, default=30)
     ap.add_argument("--url", help="a running model service, for the throughput against the real ingest")
     ap.add_argument("--model", default="bench", help="a model registered there with --features features")
+    ap.add_argument("--no-service", action="store_true", help="only the null server")
     ap.add_argument("--serve-null", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_null:
@@ -163,6 +217,9 @@ def main() -> int:
         throughput(null_url, "bench", args.rows, args.features, "null server")
         if args.url:
             throughput(args.url, args.model, args.rows, args.features, f"model service {args.url}")
+        elif not args.no_service:
+            with model_service(args.features) as url:
+                throughput(url, "bench", args.rows, args.features, "model service")
     finally:
         server.kill()
         server.wait()

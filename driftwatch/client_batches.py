@@ -54,6 +54,16 @@ class Block:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def join_key(self) -> tuple[object, ...]:
+        """Blocks with equal keys can be sent as one batch: same endpoint, and arrays that
+        concatenate without changing a value's JSON type (an int label next to a string one
+        would become a string) or a row's width."""
+        def shape(a: npt.NDArray[Any] | None) -> object:
+            return None if a is None else (a.shape[1:], a.dtype.kind)
+
+        return (self.kind, self.model, self.feature_names, shape(self.values), shape(self.predictions),
+                shape(self.probabilities), self.prediction_timestamps_ms is None)
+
     def split(self, n: int) -> tuple[Block, Block]:
         """The first ``n`` rows and the rest (views of the same arrays)."""
 

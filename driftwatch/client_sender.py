@@ -213,10 +213,7 @@ class Sender:
         size = len(head)
         while self._queue and size < self.batch_rows:
             nxt = self._queue[0]
-            if (nxt.kind, nxt.model, nxt.feature_names, nxt.probabilities is None,
-                    nxt.prediction_timestamps_ms is None) != (head.kind, head.model, head.feature_names,
-                                                              head.probabilities is None,
-                                                              head.prediction_timestamps_ms is None):
+            if nxt.join_key() != head.join_key():
                 break
             self._queue.popleft()
             if size + len(nxt) > self.batch_rows:

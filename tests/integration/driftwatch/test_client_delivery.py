@@ -208,3 +208,17 @@ client.close()
     for r in stub.received:
         counts[r.path] = counts.get(r.path, 0) + len(r.items)
     assert counts == {"/models/m/predictions": 2, "/models/child/predictions": 3}
+
+
+def test_blocks_that_would_change_in_a_join_are_sent_apart(stub: IngestStub) -> None:
+    """Rows of another width, or labels of another JSON type, are never concatenated."""
+    with Client(stub.url, linger_s=0.5, flush_on_exit=False) as client:
+        client.log("m", np.zeros((2, 3)), np.array([1, 0]))
+        client.log("m", np.zeros((2, 4)), np.array([1, 0]))  # a wrong width: the server says so
+        client.log("m", np.zeros((2, 3)), np.array(["yes", "no"]))
+        client.log("m", np.zeros((2, 3)), np.array([True, False]))
+        assert client.flush(30)
+        assert client.stats.sent_rows == 8
+    sent = [([len(item["features"]) for item in r.items], [item["prediction"] for item in r.items])  # type: ignore[arg-type]
+            for r in stub.received]
+    assert sent == [([3, 3], [1, 0]), ([4, 4], [1, 0]), ([3, 3], ["yes", "no"]), ([3, 3], [True, False])]
