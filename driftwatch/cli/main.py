@@ -131,6 +131,10 @@ def monitor(
 @app.command()
 def up(
     model_dir: Annotated[Path, typer.Option(help="Model to serve; trained first if missing")] = DEFAULT_MODEL_DIR,
+    ingest_only: Annotated[
+        bool,
+        typer.Option("--ingest-only", help="Serve no model (no TensorFlow): only log registered models' events"),
+    ] = False,
     model_port: int = 8000,
     monitor_port: int = 8001,
     window_size: Annotated[int | None, typer.Option(help="Predictions per drift window")] = None,
@@ -141,10 +145,10 @@ def up(
     """Run the whole stack locally: redis-server (unless REDIS_URL is set), model service, monitor."""
     from driftwatch.cli.stack import LocalStack
 
-    if not (model_dir / "model.tflite").exists():
+    if not ingest_only and not (model_dir / "model.tflite").exists():
         console.print(f"No model in {model_dir}: training the default model first.")
         train(out=model_dir)
-    stack = LocalStack(model_dir, model_port, monitor_port, redis_url, window_size, console)
+    stack = LocalStack(None if ingest_only else model_dir, model_port, monitor_port, redis_url, window_size, console)
     stack.run_until_interrupted()
 
 

@@ -1,5 +1,10 @@
 """``driftwatch up``: the compose stack as local processes, each one supervised.
 
+``driftwatch up --ingest-only`` runs the same stack with a model service that
+serves no model (no TensorFlow, no training): it only logs the events of
+registered models (``POST /models/{name}/predictions``), for teams that
+bring their own model and the Python client.
+
 Each service is the same command a container runs (``driftwatch serve``,
 ``driftwatch monitor``), so what works here works in compose. Like compose's
 ``restart: unless-stopped``, a child that exits on its own (a crash, an OOM
@@ -62,7 +67,7 @@ class Child:
 class LocalStack:
     def __init__(
         self,
-        model_dir: Path,
+        model_dir: Path | None,
         model_port: int,
         monitor_port: int,
         redis_url: str | None,
@@ -94,16 +99,20 @@ class LocalStack:
             self._redis.start()
             self.redis_url = self._redis.url
             self.console.print(f"redis-server     {self.redis_url} (data in {data_dir})")
-        # The monitor watches the model this stack serves (a CSV model is not digits-mlp).
-        model_name = ModelMetadata.load(self.model_dir).name
-        env = {**os.environ, "REDIS_URL": self.redis_url, "DRIFTWATCH_MODEL_NAME": model_name}
+        env = {**os.environ, "REDIS_URL": self.redis_url}
+        if self.model_dir is not None:
+            # The default model of the monitor's unprefixed reads is the one this stack serves (a CSV
+            # model is not digits-mlp); every registered model is watched either way.
+            env["DRIFTWATCH_MODEL_NAME"] = ModelMetadata.load(self.model_dir).name
         if self.window_size is not None:
             env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
         self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
-        self._spawn("model service", ["serve", "--model-dir", str(self.model_dir), "--port", str(self.model_port)], env)
+        serve = ["--ingest-only"] if self.model_dir is None else ["--model-dir", str(self.model_dir)]
+        self._spawn("model service", ["serve", *serve, "--port", str(self.model_port)], env)
         self._wait_live(f"http://127.0.0.1:{self.monitor_port}")
         self._wait_live(f"http://127.0.0.1:{self.model_port}")
-        self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs)")
+        logging_only = "  logging only: POST /models/{name}/predictions" if self.model_dir is None else ""
+        self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs){logging_only}")
         self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")
 
     def supervise_once(self) -> None:
