@@ -177,6 +177,8 @@ def _to_redis(url: str, metadata: ModelMetadata, reference: Reference) -> None:
 
 
 def _put(url: str, api_key: str | None, spec: RegistrationSpec, metadata: ModelMetadata, reference: Reference) -> None:
+    """PUT the sample and its summaries: as Parquet when pyarrow is here, as JSON otherwise or when the
+    monitor reads no Parquet (415: its environment lacks pyarrow)."""
     import httpx
 
     from driftwatch.registration.files import has_pyarrow
@@ -184,14 +186,20 @@ def _put(url: str, api_key: str | None, spec: RegistrationSpec, metadata: ModelM
 
     sent = upload_spec(metadata, reference, spec)
     columns = upload_columns(metadata, reference, sent)
-    media, body = (PARQUET, parquet_body(sent, columns)) if has_pyarrow() else (JSON, json_body(sent, columns))
-    headers = {"Content-Type": media, **({"X-API-Key": api_key} if api_key else {})}
     target = f"{url.rstrip('/')}/models/{metadata.name}/versions/{metadata.version}"
-    try:
-        answer = httpx.put(target, content=body, headers=headers, timeout=120)
-    except httpx.HTTPError as exc:
-        console.print(f"[red]Cannot reach {target}:[/] {exc}")
-        raise typer.Exit(1) from None
+    media = PARQUET if has_pyarrow() else JSON
+    while True:
+        body = parquet_body(sent, columns) if media == PARQUET else json_body(sent, columns)
+        headers = {"Content-Type": media, **({"X-API-Key": api_key} if api_key else {})}
+        try:
+            answer = httpx.put(target, content=body, headers=headers, timeout=120)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]Cannot reach {target}:[/] {exc}")
+            raise typer.Exit(1) from None
+        if answer.status_code == 415 and media == PARQUET:
+            media = JSON
+            continue
+        break
     if answer.status_code not in (200, 201):
         console.print(f"[red]{target} answered {answer.status_code}:[/] {answer.text[:2000]}")
         raise typer.Exit(1)

@@ -138,3 +138,36 @@ def test_bad_files_are_named_without_a_traceback(tmp_path: Path, redis_url: str)
     done = register("--name", "bad", "--version", "1", "--reference", str(csv_path), "--prediction-column", "z",
                     "--redis-url", redis_url)
     assert done.returncode == 2 and "reference.z: no such column" in done.stdout
+
+
+def test_a_monitor_without_parquet_gets_json(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monitor whose environment lacks pyarrow answers Parquet with 415; the CLI sends JSON instead."""
+    import threading
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import monitor.routes.models as routes
+    from driftwatch.cli import app
+    from driftwatch.local_processes import free_port
+    from monitor.app import create_app
+    from monitor.monitor_settings import MonitorSettings
+
+    monkeypatch.setattr(routes, "reads_parquet", lambda: False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(MonitorSettings(REDIS_URL=redis_url)), port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/livez", timeout_s=60)
+        csv_path = tmp_path / "ref.csv"
+        write_csv(csv_path, reference_table(300))
+        result = CliRunner().invoke(app, ["register", "--name", "json", "--version", "1", "--reference",
+                                          str(csv_path), *ROLES, "--monitor-url", f"http://127.0.0.1:{port}"])
+        assert result.exit_code == 0, result.output
+        answer = httpx.get(f"http://127.0.0.1:{port}/models/json", timeout=30).json()
+        assert answer["versions"][0]["metadata"]["reference_summary"]["rows"] == 300
+    finally:
+        server.should_exit = True
+        thread.join(30)
