@@ -112,3 +112,41 @@ async def test_predictions_without_probabilities_keep_no_confidence_and_say_why(
     )
     assert report.estimate_unavailable == "unavailable: no probabilities"
     assert report.predictions == n and all(w.estimated_accuracy is None for w in report.windows)
+
+
+async def test_a_model_without_probabilities_through_the_worker(aredis: aioredis.Redis, redis_url: str) -> None:
+    """Events with empty probabilities (K = 0) from the stream: counted, windows reported with
+    prediction drift, no confidence kept, and the performance report says why there is no estimate."""
+    metadata, reference = small_model("noprob-worker", "1")
+    metadata = metadata.model_copy(update={"has_probabilities": False})
+    n_ref = len(reference.predicted_classes)
+    await register_model(aredis, Keys("noprob-worker"), metadata, Reference(
+        features=reference.features, predicted_classes=reference.predicted_classes,
+        probabilities=np.zeros((n_ref, 0), dtype=np.float32), labels=reference.labels,
+    ))  # fmt: skip
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME="noprob-worker",
+                               DRIFTWATCH_WINDOW_SIZE=100, DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = assemble_monitor(aredis, settings, "noprob-test")
+    monitor.start()
+    try:
+        keys = monitor.keys.for_version("1")
+        rng = np.random.default_rng(4)
+        x = rng.normal(size=(100, 4)).astype(np.float32)
+        classes = rng.integers(0, 2, 100)
+        entries = encode_predictions(new_prediction_ids(100), int(time.time() * 1000), "noprob-worker", "1", x,
+                                     classes, np.zeros((100, 0), dtype=np.float32))
+        assert all(e[b"p"] == b"" for e in entries)
+        async with aredis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.xadd(keys.predictions, entry)
+            await pipe.execute()
+        await eventually(lambda: aredis.zcard(keys.drift_index), timeout_s=60)
+        (report,) = await monitor.reports.history(1)
+        assert report.prediction_drift is not None and report.window_size == 100
+        assert not await aredis.exists(keys.window_confidence(report.window))
+        performance = await monitor.performance.report(10)
+        assert performance is not None and performance.predictions == 100
+        assert performance.estimate_unavailable == NO_PROBABILITIES
+        assert all(w.estimated_accuracy is None for w in performance.windows)
+    finally:
+        await monitor.stop()
