@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -233,3 +234,33 @@ async def test_the_dedup_marker_lives_for_its_ttl_and_then_a_retry_writes_again(
 
 async def _gone(client: aioredis.Redis, key: str) -> bool:
     return not await client.exists(key)
+
+
+class SlowDisk(SpillFile):
+    """A spill file whose appends take 5 ms, as an fsync does on a busy disk."""
+
+    def append(self, record: bytes, n_events: int) -> bool:
+        time.sleep(0.005)
+        return super().append(record, n_events)
+
+
+async def test_a_trickle_spilled_while_redis_is_away_makes_few_records_and_replays_in_order(
+    server: LocalRedisServer, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Each round of spilling takes what is queued when it starts: events arriving during its
+    appends wait for the next round, so a trickle becomes one record per round, not one per
+    append (each record is one Redis round trip at replay)."""
+    server.stop()
+    spill = SlowDisk(tmp_path / "t.spill", max_bytes=1 << 24)
+    publisher = make(client, spill)
+    publisher.start()
+    for i in range(400):  # ~1 event a millisecond for about half a second
+        publisher.submit([entry(i)])
+        await asyncio.sleep(0.001)
+    await wait_for(_true(lambda: publisher.queued == 0))
+    assert spill.pending_events == 400
+    assert spill.pending_batches <= 40, spill.pending_batches  # ~one per 50 ms round; was ~one per append
+    server.start()
+    await wait_for(lambda: _len_is(client, 400))
+    assert await ids_on_stream(client) == list(range(400))
+    await publisher.close()
