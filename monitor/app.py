@@ -119,6 +119,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     for router in (drift.router, dashboard.router, dashboard.overview_router, performance.router, alerts_router):
         app.include_router(router, dependencies=reads)
     for router in MODEL_READ_ROUTERS:
-        app.include_router(router, prefix=MODEL_PREFIX, dependencies=[*reads, Depends(watched_model)])
+        app.include_router(router, prefix=MODEL_PREFIX, dependencies=[*reads, Depends(watched_model)],
+                           responses={404: {"description": "The model is not watched by this monitor (named in the detail)"}})
     install_openapi(app, body_models=models.body_models)
     return app

@@ -36,6 +36,8 @@ async def get_alert_store(request: Request) -> AlertStore:
     else:
         source: StoreSource | None = getattr(request.app.state, "alert_store_for", None)
         store = await source(model) if source is not None else None
+        if store is None and source is not None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"model {model!r} is not watched by this monitor")
     if store is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="alerting is not configured")
     return store
