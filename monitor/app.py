@@ -35,6 +35,7 @@ from shared.telemetry.recorders import MonitorInstruments
 from shared.telemetry.task_metrics import TaskFailureCounter
 
 # Read per model: at the root for the default model and under /models/{model} for each.
+NOT_WATCHED = "The model is not watched by this monitor (named in the detail)"
 MODEL_READ_ROUTERS = (drift.router, dashboard.router, performance.router, alerts_read_router)
 
 
@@ -120,6 +121,6 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         app.include_router(router, dependencies=reads)
     for router in MODEL_READ_ROUTERS:
         app.include_router(router, prefix=MODEL_PREFIX, dependencies=[*reads, Depends(watched_model)],
-                           responses={404: {"description": "The model is not watched by this monitor (named in the detail)"}})
+                           responses={404: {"description": NOT_WATCHED}})
     install_openapi(app, body_models=models.body_models)
     return app
