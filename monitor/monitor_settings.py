@@ -95,7 +95,9 @@ class MonitorSettings(ServiceSettings):
     # monitor find its own pending entries at once; unset: ``<host>-<pid>``.
     consumer_name: str | None = Field(default=None, alias="DRIFTWATCH_CONSUMER_NAME")
     window_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_WINDOW_SIZE")
-    alpha: float = Field(default=0.05, gt=0, lt=1, alias="DRIFTWATCH_ALPHA")
+    # At least monitor.drift.correlation.MIN_ALPHA (not imported: settings load without numpy/scipy);
+    # the multivariate test simulates max(1000, 1 / alpha) null windows per model version.
+    alpha: float = Field(default=0.05, ge=1e-5, lt=1, alias="DRIFTWATCH_ALPHA")
     correction: Literal["bonferroni", "fdr_bh", "none"] = Field(
         default="bonferroni", alias="DRIFTWATCH_CORRECTION"
     )

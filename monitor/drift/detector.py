@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from monitor.drift._checks import as_2d_with_missing
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
-from monitor.drift.correlation import CALIBRATION_ROWS, CorrelationReference
+from monitor.drift.correlation import CALIBRATION_ROWS, MIN_ALPHA, CorrelationReference, draws_for
 from monitor.drift.effect_size import jensen_shannon, wasserstein_sorted, wasserstein_std_scale
 from monitor.drift.ks import (
     KSMethod,
@@ -89,7 +89,8 @@ class DriftConfig(BaseModel):
     Attributes
     ----------
     alpha : float
-        Family-wise (Bonferroni) or false-discovery (BH) level, in (0, 1).
+        Family-wise (Bonferroni) or false-discovery (BH) level, in [``MIN_ALPHA``, 1): the
+        multivariate test simulates ``max(1000, 1 / alpha)`` null windows per reference.
     correction : {"bonferroni", "fdr_bh", "none"}
     min_window_size : int
         Windows with fewer rows are "insufficient_data", not "no drift".
@@ -134,7 +135,7 @@ class DriftConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    alpha: float = Field(default=0.05, ge=MIN_ALPHA, lt=1.0)
     correction: Correction = "bonferroni"
     min_window_size: int = Field(default=30, ge=1)
     min_effect_size: float | None = Field(default=None, ge=0.0)
@@ -248,7 +249,8 @@ class DriftDetector:
         if ref_missing:
             complete = complete[~np.isnan(complete).any(axis=1)]
         if self.config.multivariate and self._num_idx.size >= 2 and complete.shape[0] >= 2:
-            correlation = CorrelationReference(complete, alpha=self.config.alpha)
+            alpha = self.config.alpha
+            correlation = CorrelationReference(complete, alpha=alpha, n_draws=draws_for(alpha))
             self._correlation = correlation if correlation.applicable else None
 
         # The reference in its own row order, for the floors of each window size (a reference

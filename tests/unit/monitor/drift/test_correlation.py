@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from monitor.drift import DriftConfig, DriftDetector
-from monitor.drift.correlation import CorrelationReference
+from monitor.drift.correlation import MIN_ALPHA, CorrelationReference, draws_for
 
 ALPHA = 0.05
 N_REF, WINDOW, F, BLOCK = 10_000, 1_000, 16, 4
@@ -156,3 +156,28 @@ def test_detector_reports_it_beside_the_univariate_verdict() -> None:
     assert sliding.multivariate_drift == mv
     off = DriftDetector(ref, names, DriftConfig(multivariate=False), categorical=det.categorical)
     assert off.test(win).multivariate_drift is None
+
+
+def test_a_detector_at_a_level_below_the_default_draws_resolution_simulates_enough_draws() -> None:
+    # DRIFTWATCH_ALPHA=1e-4 made every report an error: 1,000 draws cannot reach p <= 1e-4.
+    rng = np.random.default_rng(13)
+    det = DriftDetector(rng.normal(size=(N_REF, F)), [f"x{i}" for i in range(F)], DriftConfig(alpha=1e-4))
+    det.prepare()
+    unchanged = det.test(_windows(rng, 1, 0.0)[0]).multivariate_drift
+    moved = det.test(_windows(rng, 1, 0.8)[0]).multivariate_drift
+    assert unchanged is not None and moved is not None
+    assert not unchanged.drifted and moved.drifted and moved.p_value < 1e-4
+    assert CorrelationReference(rng.normal(size=(100, 3)), alpha=1e-4, n_draws=draws_for(1e-4)).n_draws == 10_000
+
+
+def test_levels_below_min_alpha_are_refused_in_config_and_settings() -> None:
+    from pydantic import ValidationError
+
+    from monitor.monitor_settings import MonitorSettings
+
+    with pytest.raises(ValueError, match="alpha"):
+        DriftConfig(alpha=MIN_ALPHA / 10)
+    assert DriftConfig(alpha=MIN_ALPHA).alpha == MIN_ALPHA
+    with pytest.raises(ValidationError, match="DRIFTWATCH_ALPHA"):
+        MonitorSettings(DRIFTWATCH_ALPHA=MIN_ALPHA / 10)
+    assert MonitorSettings(DRIFTWATCH_ALPHA=MIN_ALPHA).alpha == MIN_ALPHA
