@@ -178,11 +178,23 @@ def _label_kind(value: Any) -> str:
     return LABEL_NAME if isinstance(value, str) else LABEL_INDEX
 
 
+def _integral_number(value: Any) -> Any:
+    """``6.0`` is the integer 6 in JSON (and in JSON Schema's ``integer``); ``6.5`` and ``true`` stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+ClassIndex = Annotated[StrictInt, BeforeValidator(_integral_number)]
+
+
 def feedback_model_for(class_names: Sequence[str]) -> type[FeedbackRequest]:
     """``FeedbackRequest`` for one served model: a label is one of its class indices or names."""
     name = Literal[tuple(class_names)]  # type: ignore[valid-type]
     label: Any = Annotated[
-        Annotated[int, Field(strict=True, ge=0, lt=len(class_names)), Tag(LABEL_INDEX)]
+        Annotated[
+            Annotated[StrictInt, Field(ge=0, lt=len(class_names))], BeforeValidator(_integral_number), Tag(LABEL_INDEX)
+        ]
         | Annotated[name, Tag(LABEL_NAME)],
         Discriminator(_label_kind),
         Field(description="The true class: its index or its name"),
@@ -218,7 +230,7 @@ class FeedbackRequest(BaseModel):
     )
 
     prediction_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    label: StrictInt | str = Field(description="The true class: its index or its name")
+    label: ClassIndex | str = Field(description="The true class: its index or its name")
 
 
 class FeedbackAccepted(BaseModel):

@@ -121,3 +121,14 @@ def test_readyz_is_503_without_redis_but_predictions_are_answered(client: TestCl
     assert response.json()["model_loaded"] is True and response.json()["redis"] is False
     publisher = response.json()["publisher"]
     assert publisher["queued"] + publisher["spill_pending"] > 0  # kept, in memory or on disk
+
+
+@pytest.mark.parametrize(("label", "status"), [(6, 202), (6.0, 202), ("6", 202), (6.5, 422), (True, 422), (10, 422)])
+def test_feedback_labels_as_json_numbers(client: TestClient, label: object, status: int) -> None:
+    """6.0 is the integer 6 in JSON (schemathesis sends it for an ``integer``); a fraction,
+    a boolean or an index past the classes is refused naming the label."""
+    prediction_id = client.post("/predict", json={"features": [0.0] * F}).json()["prediction_id"]
+    response = client.post("/feedback", json={"prediction_id": prediction_id, "label": label})
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["detail"][0]["loc"][:2] == ["body", "label"]
