@@ -85,7 +85,7 @@ class Feed:
         matrix = np.zeros((len(self.class_names), len(self.class_names)), dtype=np.int64)
         for t, p in self.labelled:
             matrix[t, p] += 1
-        return matrix.tolist()  # type: ignore[no-any-return]
+        return matrix.tolist()
 
 
 def _now_ms() -> int:

@@ -70,7 +70,7 @@ SECOND_CAP = 700  # rows a feed may reach while the test kills the monitor; the 
 WAIT_S = 300.0
 
 
-def _wait(check: Callable[[], bool], what: str, processes: list[Service] = (), timeout_s: float = WAIT_S) -> None:
+def _wait(check: Callable[[], bool], what: str, processes: tuple[Service, ...] = (), timeout_s: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         for service in processes:
@@ -222,18 +222,18 @@ def _run_and_kill(fleet: Fleet, feeds: list[Feed]) -> dict[str, int]:
     with ThreadPoolExecutor(len(feeds)) as pool:
         futures: list[Future[None]] = [pool.submit(f.run, gates, FIRST, SECOND_CAP) for f in feeds]
 
-        def healthy() -> None:
+        def healthy() -> bool:
             for future in futures:
                 if future.done():
                     future.result()  # a feed's failure, raised here
+            return True
 
         def first_windows_in() -> bool:
-            healthy()
-            return all(_ingested(fleet, f.name) >= WINDOW for f in feeds)
+            return healthy() and all(_ingested(fleet, f.name) >= WINDOW for f in feeds)
 
-        _wait(first_windows_in, "every model's first window ingested", [fleet.monitor])
+        _wait(first_windows_in, "every model's first window ingested", (fleet.monitor,))
         gates.go.set()
-        _wait(lambda: healthy() is None and all(f.batches_after_go >= 1 for f in feeds), "every feed sending again")
+        _wait(lambda: healthy() and all(f.batches_after_go >= 1 for f in feeds), "every feed sending again")
         killed_at = {f.name: _ingested(fleet, f.name) for f in feeds}
         flowing = {f.name: not f.paused_for_restart for f in feeds}
         fleet.monitor.signal(signal.SIGKILL)
@@ -261,10 +261,10 @@ def test_four_kinds_of_model_on_one_monitor_survive_a_sigkill_and_only_the_shift
     try:
         feeds = _feeds(fleet, app_url, model_dir)
         _wait(lambda: set(httpx.get(f"{fleet.monitor.url}/readyz", timeout=30).json().get("models", {}))
-              >= {f.name for f in feeds}, "the monitor watches every model", [fleet.monitor])
+              >= {f.name for f in feeds}, "the monitor watches every model", (fleet.monitor,))
         _run_and_kill(fleet, feeds)
         _wait(lambda: all(_done(fleet, f) for f in feeds), "every model counted, labelled and reported",
-              [fleet.monitor])
+              (fleet.monitor,))
         stats = httpx.get(f"{app_url}/stats", timeout=30).json()
     finally:
         app.send_signal(signal.SIGINT)
