@@ -70,7 +70,11 @@ class LocalRedisServer:
             "--protected-mode", "yes",
             "--loglevel", "warning",
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own session: a terminal's Ctrl-C reaches the stack's processes, not the Redis they
+        # still write to while they stop; whoever started it stops it, last (``driftwatch up``).
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -174,8 +174,8 @@ class Notifier:
         self.leader.clear()
         try:
             await self.lease.release()
-        except RedisError:
-            log.warning("could not release the alert leader lease; it expires by itself", exc_info=True)
+        except RedisError as exc:  # Redis stopping with us (a terminal's Ctrl-C reaches both): expected
+            log.warning("could not release the alert leader lease (%s); it expires by itself", exc)
 
     # -- leadership -----------------------------------------------------------------
     async def _hold_lease(self) -> None:

@@ -105,3 +105,32 @@ def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model_dir: Path, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C sends SIGINT to the whole foreground process group: ``up`` and its
+    services. Redis runs in its own session, so it keeps answering while the services stop
+    (the alert notifier gives its lease back, the consumer acks its batch), and ``up`` stops it last."""
+    model_port, monitor_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["OTEL_SDK_DISABLED"] = "true"
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir),
+             "--model-port", str(model_port), "--monitor-port", str(monitor_port), "--window-size", "100"],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=120, processes=[up])
+            redis = next(p for p in psutil.Process(up.pid).children() if "redis-server" in " ".join(p.cmdline()))
+            assert os.getpgid(redis.pid) != os.getpgid(up.pid)
+            os.killpg(up.pid, signal.SIGINT)  # what the terminal does
+            assert up.wait(timeout=60) == 0
+            assert not redis.is_running()
+        finally:
+            if up.poll() is None:
+                up.kill()
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert "Redis unavailable" not in text, text[-3000:]
