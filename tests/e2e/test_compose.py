@@ -359,10 +359,13 @@ def test_drift_alert_fires_in_prometheus_and_alertmanager_then_resolves(stack: S
         assert set(per_rule.values()) == {1}, per_rule
         (ours,) = (a for a in alerts if a["labels"]["alertname"] == "DatasetDrift")
         assert ours["status"]["state"] == "active"
-        assert ours["labels"] == {"alertname": "DatasetDrift", "model": "digits-mlp", "severity": "warning"}
+        assert ours["labels"] == {"alertname": "DatasetDrift", "model": "digits-mlp", "severity": "warning",
+                                  "model_version": ours["labels"].get("model_version")}
+        assert ours["labels"]["model_version"]  # the version whose window fired it
         assert ours["annotations"]["drifted_features"] and not any("feature" in a["labels"] for a in alerts)
         report_url = ours["annotations"]["report_url"]
-        assert report_url.startswith(f"{stack.monitor_urls[0]}/drift/windows/")
+        assert report_url.startswith(f"{stack.monitor_urls[0]}/models/digits-mlp/drift/windows/")
+        assert "?version=" in report_url
         assert client.get(report_url).json()["dataset_drift"] is True
         print(f"\ncompose: {len(alerts)} alerts in Alertmanager during the episode: {sorted(per_rule)}")
 
