@@ -70,8 +70,8 @@ class LocalRedisServer:
             "--protected-mode", "yes",
             "--loglevel", "warning",
         ]  # fmt: skip
-        # Its own session: a terminal's Ctrl-C reaches the stack's processes, not the Redis they
-        # still write to while they stop; whoever started it stops it, last (``driftwatch up``).
+        # Its own session: a terminal's Ctrl-C reaches whoever started it, which stops it when
+        # nothing writes to it any more (``driftwatch up``: last).
         self._process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )

@@ -59,7 +59,12 @@ class Child:
     given_up: bool = False  # failed at start-up: left stopped
 
     def spawn(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", *self.args], env=self.env)
+        # Its own session, as Redis's: a terminal's Ctrl-C (SIGINT to the foreground group) reaches
+        # ``up`` alone, which stops the children one by one, model service first, Redis last. A
+        # service that got the terminal's SIGINT and then ``up``'s SIGTERM logged a traceback.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "driftwatch.cli", *self.args], env=self.env, start_new_session=True
+        )
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -168,7 +173,10 @@ class LocalStack:
             self._redis = None
 
     def run_until_interrupted(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        # SIGTERM, and SIGHUP (the terminal closed: the children, in their own sessions, get none),
+        # stop the stack as Ctrl-C does.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         try:
             self.start()
             self.console.print("Stack is up. Ctrl-C stops it.")

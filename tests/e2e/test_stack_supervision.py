@@ -108,9 +108,10 @@ def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path
 
 
 def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model_dir: Path, tmp_path: Path) -> None:
-    """A terminal's Ctrl-C sends SIGINT to the whole foreground process group: ``up`` and its
-    services. Redis runs in its own session, so it keeps answering while the services stop
-    (the alert notifier gives its lease back, the consumer acks its batch), and ``up`` stops it last."""
+    """A terminal's Ctrl-C sends SIGINT to the whole foreground process group. The services
+    and Redis run in their own sessions, so only ``up`` gets it, and it stops them one by one:
+    the model service, the monitor (Redis still answers: the notifier gives its lease back),
+    then Redis. Before, every process got the SIGINT at once, and then ``up``'s SIGTERM too."""
     model_port, monitor_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["OTEL_SDK_DISABLED"] = "true"
@@ -123,10 +124,12 @@ def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model
         )
         try:
             wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=120, processes=[up])
-            redis = next(p for p in psutil.Process(up.pid).children() if "redis-server" in " ".join(p.cmdline()))
-            assert os.getpgid(redis.pid) != os.getpgid(up.pid)
+            children = psutil.Process(up.pid).children()
+            assert len(children) == 3 and all(os.getpgid(c.pid) != os.getpgid(up.pid) for c in children)
+            redis = next(p for p in children if "redis-server" in " ".join(p.cmdline()))
             os.killpg(up.pid, signal.SIGINT)  # what the terminal does
             assert up.wait(timeout=60) == 0
+            assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
             assert not redis.is_running()
         finally:
             if up.poll() is None:
