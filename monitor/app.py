@@ -93,7 +93,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         app.state.fleet = fleet
         app.state.redis = client
         install_alert_sources(app, fleet, alerts)
-        fleet.start()
+        await fleet.start()
         try:
             yield
         finally:

@@ -122,6 +122,7 @@ def assemble_monitor(
         stats=stats,
         on_windows_closed=dispatch.on_windows_closed,
         expected_features=catalog.n_features,
+        linger_ms=settings.read_linger_ms,
     )
     worker = MonitorWorker(
         consumer, dispatch, stream_health,

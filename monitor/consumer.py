@@ -50,6 +50,8 @@ WindowsClosed = Callable[[list[int]], Awaitable[None]]
 ExpectedFeatures = Callable[[str], Awaitable[int | None]]
 
 HEARTBEAT_TTL_MS = 15_000
+# Written at most this often: once per step cost a SET per read, 1,000 a second with 50 models.
+HEARTBEAT_EVERY_S = 2.0
 
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -91,7 +93,10 @@ class StreamConsumer:
         stats: ConsumerStats | None = None,
         on_windows_closed: WindowsClosed | None = None,
         expected_features: ExpectedFeatures | None = None,
+        linger_ms: int = 0,
     ) -> None:
+        """``linger_ms``: after a read that was not full (fewer than ``read_count`` entries), the
+        next read waits this long, so a slow stream is read in batches, not one entry at a time."""
         self.client = client
         self.keys = keys
         self.state = state
@@ -111,6 +116,8 @@ class StreamConsumer:
         self._errors: dict[bytes, str] = {}
         self._resync = False
         self._read_ahead: asyncio.Future[list[tuple[bytes, list[Entry]]]] | None = None
+        self.linger_s = linger_ms / 1000
+        self._last_heartbeat = float("-inf")
 
     async def ensure_groups(self) -> None:
         """Create the group at the start of each stream, so events published before
@@ -202,7 +209,8 @@ class StreamConsumer:
         read, self._read_ahead = self._read_ahead, None
         response = await (read if read is not None else self._read_new())
         if response:
-            self._read_ahead = asyncio.ensure_future(self._read_new())
+            full = any(len(entries) >= self.read_count for _, entries in response)
+            self._read_ahead = asyncio.ensure_future(self._read_new(0.0 if full else self.linger_s))
             # A hint, not a condition of correctness: a few loop turns let redis-py
             # take a connection and write the read before this batch's script goes.
             for _ in range(3):
@@ -214,7 +222,11 @@ class StreamConsumer:
                 handled += len(entries)
         return handled
 
-    async def _read_new(self) -> list[tuple[bytes, list[Entry]]]:
+    async def _read_new(self, linger_s: float = 0.0) -> list[tuple[bytes, list[Entry]]]:
+        if linger_s > 0:
+            # Entries arriving meanwhile wait in the stream (not delivered yet): a stop or an
+            # outage during the wait loses nothing.
+            await asyncio.sleep(linger_s)
         response: list[tuple[bytes, list[Entry]]] = await self.client.xreadgroup(
             CONSUMER_GROUP,
             self.consumer,
@@ -370,7 +382,11 @@ class StreamConsumer:
         log.warning("monitor: %d entries of %s dead-lettered: %s", len(bad), stream, bad[0][1])
 
     async def heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY_S:
+            return
         await self.client.set(self.keys.heartbeat(self.consumer), str(time.time()), px=HEARTBEAT_TTL_MS)
+        self._last_heartbeat = now
 
     async def claim_abandoned(self) -> None:
         """Take over entries a dead consumer read but never acked (XAUTOCLAIM),

@@ -48,6 +48,7 @@ from shared.telemetry.task_metrics import TaskFailureCounter
 log = logging.getLogger(__name__)
 
 DISCOVERY_TASK = "model-discovery"
+WARM_TASK = "model-warm-up"
 # A failure this recent still marks a model as failing in /readyz.
 RECENT_FAILURE_S = 60.0
 
@@ -102,6 +103,8 @@ class Fleet:
         self.failed: dict[str, str] = {}
         self.supervisor = TaskSupervisor(on_failure=count_failure)
         self._lock = asyncio.Lock()
+        # Models watched but not warmed up yet (their detector and calibration built), oldest first.
+        self._cold: asyncio.Queue[str] = asyncio.Queue()
 
     # -- models ---------------------------------------------------------------------
     @property
@@ -158,6 +161,7 @@ class Fleet:
         self.failed.pop(name, None)
         self.parts[name] = parts
         parts.start()
+        self._cold.put_nowait(name)
         log.info("monitor: watching model %r (%d watched)", name, len(self.parts))
         return parts
 
@@ -188,12 +192,40 @@ class Fleet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.discovery_interval_s)
 
+    async def _warm_forever(self) -> None:
+        """Build each new model's detector and calibration now, one model at a time, rather than
+        when its first window closes: 50 models' first windows closing together once took 16 s
+        of reports (about 0.3 s each, cold) while their streams waited; warm, 50 take about 1 s."""
+        stop = self.supervisor.stopping
+        while not stop.is_set():
+            try:
+                name = await asyncio.wait_for(self._cold.get(), 1.0)
+            except TimeoutError:
+                continue
+            parts = self.parts[name]
+            try:
+                await parts.catalog.latest()
+                await parts.performance.report(last_windows=1)
+            except Exception as exc:  # its first report tries again, and says why in its own task
+                log.warning("monitor: warming model %r up failed (%s: %s)", name, type(exc).__name__, exc)
+
     # -- lifecycle --------------------------------------------------------------------
-    def start(self) -> None:
-        """Watch the default model at once (it needs no registration), then discover the rest."""
-        if self.watch(self.default) is None:
+    async def start(self, groups_timeout_s: float = 2.0) -> None:
+        """Watch the default model at once (it needs no registration), then discover the rest.
+
+        The default model's consumer groups are created first (best effort, within
+        ``groups_timeout_s``; its worker retries until Redis answers), so once the app
+        answers, that model's streams have their group, as before there were many models.
+        """
+        parts = self.watch(self.default)
+        if parts is None:
             raise RuntimeError(f"cannot watch the default model {self.default!r}: {self.failed.get(self.default)}")
+        try:
+            await asyncio.wait_for(parts.consumer.ensure_groups(), groups_timeout_s)
+        except (TimeoutError, aioredis.RedisError, OSError) as exc:
+            log.warning("monitor: consumer groups of %r not created yet (%s); its worker retries", self.default, exc)
         self.supervisor.start(DISCOVERY_TASK, self._discover_forever)
+        self.supervisor.start(WARM_TASK, self._warm_forever)
 
     async def stop(self) -> None:
         await self.supervisor.stop()

@@ -112,6 +112,9 @@ class MonitorSettings(ServiceSettings):
     )
     read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
     read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
+    # After a read that was not full, the next waits this long: a slow stream (one of many
+    # models) is then read in batches, not an entry at a time (monitor/fleet.py, README).
+    read_linger_ms: int = Field(default=250, ge=0, le=10_000, alias="DRIFTWATCH_READ_LINGER_MS")
     # A pending entry idle this long belongs to a dead consumer and is claimed.
     claim_idle_ms: int = Field(default=30_000, ge=100, alias="DRIFTWATCH_CLAIM_IDLE_MS")
     max_deliveries: int = Field(default=5, ge=1, alias="DRIFTWATCH_MAX_DELIVERIES")

@@ -185,7 +185,11 @@ def wait_done(client: redis.Redis, events: dict[str, ModelEvents], timeout_s: fl
         left = {}
         for name, e in events.items():
             keys = e.keys
-            pending = sum(client.xpending(s, CONSUMER_GROUP)["pending"] for s in (keys.predictions, keys.feedback))
+            try:
+                pending = sum(client.xpending(s, CONSUMER_GROUP)["pending"] for s in (keys.predictions, keys.feedback))
+            except redis.ResponseError:  # NOGROUP: not discovered yet
+                left[name] = "no consumer group yet"
+                continue
             received = int(client.hgetall(keys.feedback_counts).get(b"received", 0))
             state = (int(client.get(keys.ingested) or 0), pending, received, client.zcard(keys.drift_index),
                      client.scard(keys.windows_to_report), client.xlen(keys.dlq))
