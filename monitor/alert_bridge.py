@@ -28,6 +28,7 @@ from monitor.alerts.service import ModelAlerts
 from monitor.read_services import PerformanceReads
 from monitor.reports import WindowDriftReport
 from monitor.stream_health import StreamHealth
+from shared.registry import STATUS_RETIRED, status_field
 from shared.request_stats import ServiceHealthReader
 from shared.series import SeriesOrdinals
 
@@ -99,7 +100,20 @@ class AlertBridge:
                 )
             )
 
+    async def _resolve_retired(self) -> None:
+        """Alerts of a version retired since (``DELETE /models/{name}/versions/{v}``) resolve: that
+        version gets no more windows, so nothing else would end them."""
+        versions = sorted(await self.alerts.store.alerted_versions())
+        if not versions:
+            return
+        client, keys = self.performance.client, self.performance.keys
+        statuses = await client.hmget(keys.model_info, [status_field(v) for v in versions])
+        for version, status in zip(versions, statuses, strict=True):
+            if status is not None and status.decode() == STATUS_RETIRED:
+                await self.alerts.evaluate(MetricSnapshot(at=time.time(), model_version=version, version_retired=True))
+
     async def on_stats(self) -> None:
+        await self._resolve_retired()
         lag = self._lag()
         health = await self.service_health.read()
         error_rate = health.error_rate if health else None

@@ -30,6 +30,8 @@ evaluates only the window rules, on instances labelled with that version
 (``model_version``); the periodic snapshot of the service (``service_only``)
 evaluates only the service rules (lag, error rate, latency), on instances
 without a version. Instances outside a snapshot's scope are left as they are.
+A retired version (``version_retired``) has no rule left: its instances are
+orphans, so a firing one resolves and a pending one ends.
 
 Unknown metrics (``None``, too few samples) leave an instance as it is: no
 data is neither good nor bad news. Rules counting windows skip snapshots
@@ -194,7 +196,7 @@ def evaluate(
     extra = dict(extra_labels or {})
     if snapshot.model_version is not None:
         extra[MODEL_VERSION_LABEL] = snapshot.model_version
-        rules = [r for r in rules if r.metric not in SERVICE_METRICS]
+        rules = [] if snapshot.version_retired else [r for r in rules if r.metric not in SERVICE_METRICS]
     elif snapshot.service_only:
         rules = [r for r in rules if r.metric in SERVICE_METRICS]
     out: dict[str, AlertInstance] = dict(states)

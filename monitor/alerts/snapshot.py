@@ -72,6 +72,10 @@ class MetricSnapshot(BaseModel):
             " instances (labelled model_version); window numbers restart per version",
         ),
     ] = None
+    version_retired: bool = Field(
+        default=False,
+        description="The version (``model_version``) was retired: its alerts resolve (firing) or end (pending)",
+    )
     service_only: bool = Field(
         default=False,
         description="A periodic snapshot of the service and stream (lag, error rate, latency): only rules on"

@@ -37,7 +37,7 @@ from redis.typing import EncodableT, FieldT
 
 from monitor.alerts.evaluator import DEFAULT_RESOLVED_RETENTION_S, evaluate
 from monitor.alerts.instances import AlertInstance, AlertStatus, Transition
-from monitor.alerts.rules import MAX_RULES, AlertRule, default_rules
+from monitor.alerts.rules import MAX_RULES, MODEL_VERSION_LABEL, AlertRule, default_rules
 from monitor.alerts.snapshot import MetricSnapshot
 from shared.keys import ALERT_RULES, Keys
 from shared.redis_scripts import register_script
@@ -196,6 +196,14 @@ class AlertStore:
             s for s in states.values() if not (s.state is AlertStatus.resolved and (s.ends_at or cutoff) < cutoff)
         ]
         return sorted(shown, key=lambda s: (_STATE_ORDER[s.state], s.rule, s.fingerprint))
+
+    async def alerted_versions(self) -> set[str]:
+        """The model versions some current instance is about (label ``model_version``)."""
+        return {
+            s.labels[MODEL_VERSION_LABEL]
+            for s in self._parse_states(await self.redis.hgetall(self.keys.alert_states)).values()
+            if MODEL_VERSION_LABEL in s.labels
+        }
 
     async def history(self, limit: int = 100) -> list[HistoryEntry]:
         """The latest transitions, newest first."""

@@ -23,11 +23,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from driftwatch.cli.simulate import Scenario, make_traffic
+from monitor.alerts import AlertRule, AlertService
 from monitor.app import create_app
 from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
 from shared.keys import CONSUMER_GROUP, MODELS_INDEX, Keys
-from shared.registry import register_model
+from shared.registry import register_model, retire_version
 from shared.telemetry.recorders import MonitorInstruments
 from tests.integration.monitor.helpers import eventually, publish_predictions, register, small_model
 
@@ -220,3 +221,32 @@ async def test_every_model_has_its_own_consumer_group_and_metrics(
     for keys in (Keys(DIGITS), churn):
         (group,) = redis_client.xinfo_groups(keys.predictions)
         assert group["name"] == CONSUMER_GROUP.encode() and group["pending"] == 0
+
+
+async def test_retiring_a_version_resolves_its_alerts(aredis: aioredis.Redis, redis_url: str) -> None:
+    """A version's alerts move only on its own windows; once it is retired it gets none, so the
+    next stats refresh resolves them (a new version's alerts are its own)."""
+    churn = await register_small(aredis, "churn")
+    s = settings(redis_url, DRIFTWATCH_MODEL_NAME="churn")
+    alerts = AlertService.create(aredis, churn, s.alerts)
+    await alerts.start()
+    drift = {"name": "Drift", "metric": "dataset_drift_share", "op": ">", "value": 0.0}
+    await alerts.store.replace_rules([AlertRule.model_validate(drift)])
+    fleet = Fleet(aredis, s, "fleet-g", alerts=alerts, stats_interval_s=0.2)
+    await fleet.start()
+    try:
+        await small_traffic(aredis, churn, windows=1, seed=8, shift=3.0)
+
+        async def states_are(wanted: dict[str, str]) -> bool:
+            return {a.labels["model_version"]: a.state for a in await alerts.store.states()} == wanted
+
+        await eventually(lambda: states_are({"1": "firing"}), timeout_s=60)
+        await retire_version(aredis, churn, "1", retention_s=3600, now_s=0)
+        await eventually(lambda: states_are({"1": "resolved"}), timeout_s=30)
+        (transition, *_) = await alerts.store.history(limit=1)
+        assert (transition.from_state, transition.to_state) == ("firing", "resolved")
+        assert transition.labels["model_version"] == "1"
+    finally:
+        await fleet.stop()
+        await alerts.stop()
+

@@ -297,3 +297,41 @@ def test_evaluation_is_deterministic() -> None:
     a = evaluate(rules, {}, snap(1, 0.35))
     b = evaluate(rules, {}, snap(1, 0.35))
     assert a.states == b.states and a.transitions == b.transitions
+
+
+def test_each_version_has_its_own_instances_and_windows() -> None:
+    """Window numbers restart per version: v2's window 0 after v1's window 7 is not "old", and
+    a canary (v1 and v2 reporting in turn) keeps one instance per version, each on its own windows."""
+    run = Run(rule(), extra_labels={"model": "fraud"})
+    assert run(snap(7, 0.3, model_version="1")) == [(S.inactive, S.firing)]
+    assert run(snap(0, 0.3, model_version="2")) == [(S.inactive, S.firing)]
+    assert run(snap(8, 0.1, model_version="1")) == [(S.firing, S.resolved)]
+    assert run(snap(1, 0.3, model_version="2")) == []  # v2 still firing, untouched by v1's clear window
+    by_version = {s.labels["model_version"]: s for s in run.states.values()}
+    assert {v: s.state for v, s in by_version.items()} == {"1": S.resolved, "2": S.firing}
+    assert by_version["2"].labels == {"model": "fraud", "model_version": "2", "alertname": "Drift"}
+    assert run(snap(0, 0.1, model_version="1")) == []  # an older window of v1: stale, nothing moves
+
+
+def test_service_rules_are_per_model_and_window_rules_per_version() -> None:
+    lag = rule(name="Lag", metric="stream_lag", op=">", value=10)
+    run = Run(rule(), lag, extra_labels={"model": "fraud"})
+    # A version's window carries no lag (and lag rules are not evaluated on it) ...
+    assert run(snap(1, 0.3, model_version="1", stream_lag=50)) == [(S.inactive, S.firing)]
+    assert [s.rule for s in run.states.values()] == ["Drift"]
+    # ... the service snapshot evaluates lag alone, without a version label.
+    assert run(snap(None, 0.0, at=5_000, stream_lag=50, service_only=True)) == [(S.inactive, S.firing)]
+    lag_instance = next(s for s in run.states.values() if s.rule == "Lag")
+    assert lag_instance.labels == {"model": "fraud", "alertname": "Lag"}
+    assert next(s for s in run.states.values() if s.rule == "Drift").state is S.firing
+
+
+def test_a_retired_version_resolves_its_alerts_only() -> None:
+    pending = rule(name="Slow", **{"for": {"windows": 3}})
+    run = Run(rule(), pending, extra_labels={"model": "fraud"})
+    run(snap(1, 0.3, model_version="1"))
+    run(snap(1, 0.3, model_version="2"))
+    retired = run(MetricSnapshot(at=9_000.0, model_version="1", version_retired=True))
+    assert sorted(retired) == [(S.firing, S.resolved), (S.pending, S.inactive)]
+    assert {(s.labels["model_version"], s.rule, s.state) for s in run.states.values()} == {
+        ("1", "Drift", S.resolved), ("2", "Drift", S.firing), ("2", "Slow", S.pending)}
