@@ -523,27 +523,8 @@ class DriftDetector:
             })
             for f, feature in enumerate(features)
         ]
-        any_feature = drifted | miss_drifted
-        n_drifted = int(any_feature.sum())
-        prediction = self._prediction_drift(classes_counts)
-        report = DriftReport(
-            status="drift" if n_drifted or (prediction is not None and prediction.drifted) else "ok",
-            dataset_drift=n_drifted > 0,
-            drifted_share=n_drifted / n_feat,
-            n_drifted=n_drifted,
-            n_features=n_feat,
-            alpha=cfg.alpha,
-            correction=cfg.correction,
-            per_test_level=per_test_level,
-            n_tests=n_tests,
-            min_effect_size=cfg.min_effect_size,
-            floor_chunks=floors.n_chunks if floors is not None else None,
-            reference_size=self.reference_size,
-            window_size=m,
-            drifted_features=[self.feature_names[f] for f in np.flatnonzero(any_feature)],
-            features=features,
-            prediction_drift=prediction,
-        )
+        report = self._report(m, drifted | miss_drifted, features, self._prediction_drift(classes_counts),
+                              per_test_level, n_tests, floors)
         complete = win[~nan[:, self._num_idx].any(axis=1)]
         rows = complete.shape[0]
         # Complete rows only; fewer than the whole window means a size of its own each time,
@@ -657,20 +638,31 @@ class DriftDetector:
 
         features = self._feature_reports(tests, padj, significant, drifted, floors)
         prediction = self._prediction_drift(classes_counts)
+        return self._report(m, drifted, features, prediction, per_test_level, n_feat, floors)
 
+    def _report(
+        self,
+        m: int,
+        drifted: NDArray[np.bool_],
+        features: list[FeatureDrift],
+        prediction: PredictionDrift | None,
+        per_test_level: float | None,
+        n_tests: int,
+        floors: ChunkFloors | None,
+    ) -> DriftReport:
+        """The window's report from its per-feature verdicts (both paths: with and without nulls)."""
+        cfg = self.config
         n_drifted = int(drifted.sum())
-        dataset_drift = n_drifted > 0
-        any_drift = dataset_drift or (prediction is not None and prediction.drifted)
         return DriftReport(
-            status="drift" if any_drift else "ok",
-            dataset_drift=dataset_drift,
-            drifted_share=n_drifted / n_feat,
+            status="drift" if n_drifted or (prediction is not None and prediction.drifted) else "ok",
+            dataset_drift=n_drifted > 0,
+            drifted_share=n_drifted / self.n_features,
             n_drifted=n_drifted,
-            n_features=n_feat,
+            n_features=self.n_features,
             alpha=cfg.alpha,
             correction=cfg.correction,
             per_test_level=per_test_level,
-            n_tests=n_feat,
+            n_tests=n_tests,
             min_effect_size=cfg.min_effect_size,
             floor_chunks=floors.n_chunks if floors is not None else None,
             reference_size=self.reference_size,
