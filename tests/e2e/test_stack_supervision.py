@@ -47,18 +47,25 @@ def answers(url: str) -> bool:
         return False
 
 
-def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path, tmp_path: Path) -> None:
+def start_up(model_dir: Path, tmp_path: Path, **popen: object) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """``driftwatch up`` on free ports with its own redis-server, its output in ``tmp_path/up.log``:
+    the process, the model service's and the monitor's ports, and the log's path."""
     model_port, monitor_port = free_port(), free_port()
-    model_url, monitor_url = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["OTEL_SDK_DISABLED"] = "true"
+    env.update(OTEL_SDK_DISABLED="true", COLUMNS="200")
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(
             [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir),
              "--model-port", str(model_port), "--monitor-port", str(monitor_port), "--window-size", "100"],
-            cwd=tmp_path, env={**env, "COLUMNS": "200"}, stdout=out, stderr=subprocess.STDOUT,
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, **popen,  # type: ignore[call-overload]
         )
+    return up, model_port, monitor_port, log
+
+
+def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path, tmp_path: Path) -> None:
+    up, model_port, monitor_port, log = start_up(model_dir, tmp_path)
+    model_url, monitor_url = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}"
     load = None
     try:
         wait_for_http(f"{model_url}/readyz", timeout_s=90, processes=[up])
@@ -112,28 +119,19 @@ def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model
     and Redis run in their own sessions, so only ``up`` gets it, and it stops them one by one:
     the model service, the monitor (Redis still answers: the notifier gives its lease back),
     then Redis. Before, every process got the SIGINT at once, and then ``up``'s SIGTERM too."""
-    model_port, monitor_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["OTEL_SDK_DISABLED"] = "true"
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "driftwatch.cli", "up", "--model-dir", str(model_dir),
-             "--model-port", str(model_port), "--monitor-port", str(monitor_port), "--window-size", "100"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=120, processes=[up])
-            children = psutil.Process(up.pid).children()
-            assert len(children) == 3 and all(os.getpgid(c.pid) != os.getpgid(up.pid) for c in children)
-            redis = next(p for p in children if "redis-server" in " ".join(p.cmdline()))
-            os.killpg(up.pid, signal.SIGINT)  # what the terminal does
-            assert up.wait(timeout=60) == 0
-            assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
-            assert not redis.is_running()
-        finally:
-            if up.poll() is None:
-                up.kill()
+    up, _, monitor_port, log = start_up(model_dir, tmp_path, start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=120, processes=[up])
+        children = psutil.Process(up.pid).children()
+        assert len(children) == 3 and all(os.getpgid(c.pid) != os.getpgid(up.pid) for c in children)
+        redis = next(p for p in children if "redis-server" in " ".join(p.cmdline()))
+        os.killpg(up.pid, signal.SIGINT)  # what the terminal does
+        assert up.wait(timeout=60) == 0
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+        assert not redis.is_running()
+    finally:
+        if up.poll() is None:
+            up.kill()
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     assert "Redis unavailable" not in text, text[-3000:]

@@ -4,7 +4,6 @@ one by one while the rest are kept, Redis away means spilled and replayed, hosti
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from tests.integration.model_service.registered import (
     stream_ids,
     wait_until,
 )
+from tests.support.polling import until
 
 pytestmark = pytest.mark.timeout(120)
 CHURN = Keys("churn")
@@ -64,7 +64,7 @@ async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_pre
         assert answered[0] == internal_prediction_id("req-0", batches[0][0]["timestamp"])
         assert all(is_prediction_id(i) for i in answered) and len(set(answered)) == 300
         stats = monitor.consumer.stats
-        await _until(lambda: stats.predictions + stats.duplicates == 400 and stats.feedback == 50)
+        await until(lambda: stats.predictions + stats.duplicates == 400 and stats.feedback == 50)
         assert (stats.predictions, stats.duplicates) == (300, 100)  # the retried batch counted once
         assert int(await aredis.get(CHURN.for_version("1").ingested)) == 300
         assert (await aredis.xpending(CHURN.predictions, CONSUMER_GROUP))["pending"] == 0
@@ -72,13 +72,6 @@ async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_pre
         assert report.labelled == 50 and report.accuracy == 1.0  # foreign ids joined through their timestamps
     finally:
         await monitor.stop()
-
-
-async def _until(check: Any, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_batch_with_bad_rows_keeps_the_good_ones_and_names_the_rest(

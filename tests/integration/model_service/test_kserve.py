@@ -23,6 +23,7 @@ from shared.ids import internal_prediction_id
 from shared.keys import Keys
 from shared.model_metadata import DataSummary, ModelMetadata
 from tests.integration.model_service.registered import ingest_service, register, stream_ids, wait_until
+from tests.support.polling import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,7 +104,7 @@ async def test_halves_on_different_replicas_pair_once_and_the_monitor_counts_the
                 assert post(second, kinds[1], bodies[kinds[1]], ce_id=f"id-{i}").json()["published"] == 1
             wait_until(lambda: redis_client.xlen(IRIS.predictions) == 40)
         stats = monitor.consumer.stats
-        await _until(lambda: stats.predictions == 40)
+        await until(lambda: stats.predictions == 40)
         await asyncio.sleep(0.2)
         assert (stats.predictions, stats.duplicates) == (40, 0)
         assert int(await aredis.get(IRIS.for_version("1").ingested)) == 40
@@ -111,13 +112,6 @@ async def test_halves_on_different_replicas_pair_once_and_the_monitor_counts_the
         assert ids == [internal_prediction_id(f"id-{i}", CE_TIME_MS) for i in range(40)]
     finally:
         await monitor.stop()
-
-
-async def _until(check: Any, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_v2_tensors_flat_or_per_feature_and_probabilities(
