@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # The spill file's name when no model is served: events of every model share the one file.
 INGEST_SPILL_NAME = "ingest"
+# Appended to it for the KServe halves held at a shutdown while Redis was away (model_service.kserve_hold).
+KSERVE_SPILL_SUFFIX = "-kserve"
 
 
 async def _register_later(client: aioredis.Redis, keys: Keys, metadata: ModelMetadata, reference: Reference) -> None:
@@ -143,7 +145,15 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
         app.state.ingest = IngestService(
             models, publisher, metrics, max_rows=settings.max_batch_rows, publish=settings.publish_enabled
         )
-        app.state.kserve = KServePairing(client, app.state.ingest, ttl_s=settings.kserve_pair_ttl_s)
+        # KServe halves held while Redis was away by a process that then stopped come back first.
+        kserve_store, kserve_left = open_spill_files(
+            settings.spill_dir, f"{served_name or INGEST_SPILL_NAME}{KSERVE_SPILL_SUFFIX}",
+            max_bytes=settings.kserve_hold_max_bytes, fsync=settings.spill_fsync,
+        )  # fmt: skip
+        kserve = KServePairing(client, app.state.ingest, ttl_s=settings.kserve_pair_ttl_s,
+                               hold_max_bytes=settings.kserve_hold_max_bytes, store=kserve_store, left=kserve_left)
+        kserve.start()
+        app.state.kserve = kserve
         app.state.publisher = publisher
         app.state.redis_probe = RedisProbe(client)
         stats_stop = asyncio.Event()
@@ -170,6 +180,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
             stats_stop.set()
             if stats_task is not None:
                 await asyncio.wait_for(stats_task, 5.0)
+            await kserve.close()  # before the publisher: pairs it completes go out with the rest
             await models.close()
             await publisher.close(settings.publish_close_timeout_s)
             await client.aclose()

@@ -8,7 +8,9 @@ handed to ``kserve_pair.lua``, which keeps the first half of a pair in Redis
 ``logger.mode: request``, leaves nothing behind) and gives it to whoever
 brings the second, deleting it in the same step. So exactly one caller, on
 any replica, holds both halves, and it queues the events through the ingest
-path's publisher (spill, exactly-once writes).
+path's publisher (spill, exactly-once writes). While Redis is away the same
+happens in this process (:mod:`model_service.kserve_hold`), and held halves
+go to the script when Redis answers again.
 
 Ids: row ``i`` of a request whose ``ce-id`` is ``X`` is known as ``X`` (one
 row) or ``X/i`` (several), mapped to a Driftwatch id with the request's
@@ -18,9 +20,12 @@ row) or ``X/i`` (several), mapped to a Driftwatch id with the request's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +33,17 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_service.ingest_rows import LoggedPredictions, now_ms
-from model_service.ingest_service import IngestService
+from model_service.ingest_service import IngestService, QueueFull
 from model_service.kserve_events import InferenceEvent
+from model_service.kserve_hold import HeldHalf, HeldHalves, as_entries, from_entries
 from model_service.kserve_payloads import PayloadError, request_features, response_outputs
 from model_service.registered_models import IngestSchema
 from model_service.schemas import MAX_FEATURE_ABS
+from model_service.spill import SpillCorruptError, SpillFile, encode_batch
 from shared.ids import MAX_STAMP_MS, internal_prediction_id
 from shared.redis_scripts import register_script
 
@@ -43,7 +52,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PairOutcome:
-    status: str  # "waiting" (first half stored), "duplicate" (this half was there), "paired"
+    # "waiting" (first half stored), "held" (in this process: Redis is away),
+    # "duplicate" (this half was there), "paired"
+    status: str
     published: int = 0
     rejected: int = 0
 
@@ -128,38 +139,195 @@ def _logged(event_id: str, pair: _Pair, schema: IngestSchema) -> LoggedPredictio
     )
 
 
+class HoldFull(Exception):
+    """Redis is away and the halves held in memory fill ``max_bytes`` (the caller answers 503)."""
+
+
+_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 class KServePairing:
-    def __init__(self, client: aioredis.Redis, ingest: IngestService, *, ttl_s: float) -> None:
+    """Pairs halves in Redis; while Redis is away, in this process (:mod:`model_service.kserve_hold`)."""
+
+    def __init__(
+        self, client: aioredis.Redis, ingest: IngestService, *, ttl_s: float, hold_max_bytes: int = 64 << 20,
+        store: SpillFile | None = None, left: Sequence[SpillFile] = (),
+        backoff_initial_s: float = 0.05, backoff_max_s: float = 2.0,
+    ) -> None:
+        """``store``: where halves still held at shutdown go; ``left``: such files of earlier
+        (or dead) processes, read back by :meth:`start`."""
+        self._client = client
+        self._store = store
+        self._left = [*left, *([store] if store else [])]
         self._ingest = ingest
         self._ttl_ms = max(int(ttl_s * 1000), 1)
         self._pair = register_script(client, "model_service", "kserve_pair.lua")
-        self.stats = {"waiting": 0, "duplicate": 0, "paired": 0}
+        self._held = HeldHalves(hold_max_bytes)
+        self._away = False  # the last call to Redis failed: hold halves until the flusher gets through
+        self._flusher: asyncio.Task[None] | None = None
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self.last_error: str | None = None
+        self.stats = {"waiting": 0, "duplicate": 0, "paired": 0, "held": 0, "flushed": 0, "hold_full": 0}
+
+    def start(self) -> None:
+        """Take back the halves an earlier run held at its shutdown; they go to Redis once it answers."""
+        loaded = 0
+        for spill in self._left:
+            try:
+                halves = from_entries(spill.read_all())
+            except (SpillCorruptError, ValueError):
+                log.exception("kserve: unreadable held halves in %s", spill.path)
+                halves = []
+            for half in halves:
+                with contextlib.suppress(HoldFull, PayloadError):
+                    self._hold(half)
+                    loaded += 1
+            spill.clear()
+            if spill is not self._store:
+                spill.close(remove_if_empty=True)
+        if loaded:
+            log.warning("kserve: %d halves held by an earlier run; handing them to Redis", loaded)
+            self._redis_away(ConnectionError("halves held by an earlier run"))
+
+    @property
+    def held(self) -> int:
+        """Halves waiting in this process for Redis (or for their other half)."""
+        return len(self._held)
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held.bytes
 
     async def accept(self, event: InferenceEvent, schema: IngestSchema) -> PairOutcome:
-        """Read this half (``PayloadError`` if it cannot be), pair it, publish when both are in."""
-        half = _encode_half(event, schema, now_ms())
-        key = schema.keys.kserve_pending(pair_key(event))
-        answer = await self._pair(keys=[key], args=[event.kind, half, self._ttl_ms])
+        """Read this half (``PayloadError`` if it cannot be), pair it, publish when both are in.
+
+        Raises :class:`HoldFull` when Redis is away and there is no room to hold it.
+        """
+        half = HeldHalf(schema.keys.kserve_pending(pair_key(event)), event.kind,
+                        _encode_half(event, schema, now_ms()), event.id, schema)
+        if not self._away:
+            try:
+                answer = await self._pair(keys=[half.key], args=[half.kind, half.half, self._ttl_ms])
+            except _AWAY as exc:
+                self._redis_away(exc)
+            else:
+                return self._settle(half, answer)
+        return self._hold(half)
+
+    def _settle(self, half: HeldHalf, answer: int | bytes) -> PairOutcome:
+        """What the pairing script answered for ``half``: it waits, it was there, or its pair is complete."""
         if isinstance(answer, int):
             status = "waiting" if answer == 0 else "duplicate"
             self.stats[status] += 1
             return PairOutcome(status)
-        other = msgpack.unpackb(answer[1:])
-        mine = msgpack.unpackb(half)
-        request, response = (mine, other) if event.is_request else (other, mine)
+        return self._publish(half, msgpack.unpackb(answer[1:]))
+
+    def _publish(self, half: HeldHalf, other: Mapping[str, Any]) -> PairOutcome:
+        mine = msgpack.unpackb(half.half)
+        request, response = (mine, other) if half.kind == "q" else (other, mine)
+        schema = half.schema
         try:
             pair = _decode_pair(request, response, schema)
         except PairMismatch:
             self._ingest.publish_predictions(schema, _nothing(schema), source="kserve", rejected=int(request["n"]))
             raise
-        logged = _logged(event.id, pair, schema)
+        logged = _logged(half.event_id, pair, schema)
         rejected = len(pair.features) - len(logged.ids)
         if rejected:
-            log.warning("kserve %s: %d of %d rows left out (values beyond %g)", event.id[:100], rejected,
+            log.warning("kserve %s: %d of %d rows left out (values beyond %g)", half.event_id[:100], rejected,
                         len(pair.features), MAX_FEATURE_ABS)
         self._ingest.publish_predictions(schema, logged, source="kserve", rejected=rejected)
         self.stats["paired"] += 1
         return PairOutcome("paired", len(logged.ids), rejected)
+
+    # -- while Redis is away -------------------------------------------------------
+    def _hold(self, half: HeldHalf) -> PairOutcome:
+        """Pair with a half held here, or hold this one (``held``) until Redis answers."""
+        other = self._held.get(half.key)
+        if other is not None:
+            if other.kind == half.kind:
+                self.stats["duplicate"] += 1
+                return PairOutcome("duplicate")
+            self._held.pop(half.key)
+            return self._publish(half, msgpack.unpackb(other.half))
+        if not self._held.has_room(half):
+            self.stats["hold_full"] += 1
+            if self._ingest.metrics is not None:
+                self._ingest.metrics.dropped(int(msgpack.unpackb(half.half)["n"]), "kserve_hold_full",
+                                             model=half.schema.name, model_version=half.schema.version)
+            raise HoldFull(f"Redis is unreachable and the KServe halves held in memory fill "
+                           f"{self._held.max_bytes} bytes (DRIFTWATCH_KSERVE_HOLD_MAX_BYTES)")
+        self._held.put(half)
+        self.stats["held"] += 1
+        return PairOutcome("held")
+
+    def _redis_away(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not self._away:
+            log.warning("kserve: Redis unreachable (%s); holding halves in memory until it answers", exc)
+        self._away = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_when_back(), name="kserve-hold-flush")
+
+    async def _flush_when_back(self) -> None:
+        """Probe Redis with backoff; once it answers, hand every held half to the pairing script."""
+        initial, most = self._backoff
+        delay = initial
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._client.ping()
+                await self._flush()
+            except _AWAY as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = min(delay * 2, most)
+                continue
+            if not self._held:  # nothing arrived during the flush: back to pairing in Redis
+                self._away = False
+                log.warning("kserve: Redis answers again; halves held meanwhile handed to it")
+                return
+            delay = initial
+
+    async def _flush(self) -> None:
+        for half in self._held:  # a snapshot: halves that arrive meanwhile wait for the next round
+            if self._held.get(half.key) is not half:
+                continue  # its other half came meanwhile and took it
+            self._held.pop(half.key)
+            try:
+                answer = await self._pair(keys=[half.key], args=[half.kind, half.half, self._ttl_ms])
+            except _AWAY:
+                with contextlib.suppress(HoldFull, PayloadError):
+                    self._hold(half)  # back in line (or paired with its other half, come meanwhile)
+                raise
+            self.stats["flushed"] += 1
+            try:
+                self._settle(half, answer)
+            except (PayloadError, QueueFull) as exc:  # counted where they happen
+                log.warning("kserve %s: held pair not published: %s", half.event_id[:100], exc)
+
+    async def close(self) -> None:
+        """Stop probing; one last flush if Redis answers; what is still held goes to the store."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._held:
+            with contextlib.suppress(*_AWAY):
+                await self._flush()
+        if self._held and self._store is not None:
+            entries = as_entries(self._held)
+            try:
+                stored = self._store.append(encode_batch(os.urandom(16), entries), len(entries))
+            except OSError:
+                log.exception("kserve: cannot write the held halves to %s", self._store.path)
+                stored = False
+            if stored:
+                log.warning("kserve: %d halves held while Redis is away stay in %s for the next start",
+                            len(entries), self._store.path)
+                self._held = HeldHalves(self._held.max_bytes)
+        if self._held:
+            log.error("kserve: %d halves held while Redis was away are lost at shutdown", len(self._held))
+        if self._store is not None:
+            self._store.close()
 
 
 def _nothing(schema: IngestSchema) -> LoggedPredictions:

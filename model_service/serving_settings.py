@@ -32,6 +32,9 @@ class ModelServiceSettings(ServiceSettings):
     kserve_models: dict[str, str] = Field(default_factory=dict, alias="DRIFTWATCH_KSERVE_MODELS")
     # How long the first half (request or response) of a logged inference waits for the other.
     kserve_pair_ttl_s: float = Field(default=60.0, gt=0, le=3_600, alias="DRIFTWATCH_KSERVE_PAIR_TTL_S")
+    # While Redis is away halves wait in memory (then in a spill file at shutdown) up to this many bytes;
+    # past it a half is refused with a 503 and counted (driftwatch.events.dropped, kserve_hold_full).
+    kserve_hold_max_bytes: int = Field(default=64 << 20, ge=1 << 16, alias="DRIFTWATCH_KSERVE_HOLD_MAX_BYTES")
     # Publishing: events wait in memory and leave in pipelined batches.
     publish_batch_size: int = Field(default=256, ge=1, alias="DRIFTWATCH_PUBLISH_BATCH_SIZE")
     publish_queue_max: int = Field(default=100_000, ge=1, alias="DRIFTWATCH_PUBLISH_QUEUE_MAX")

@@ -187,12 +187,15 @@ class SpillFile:
         with self._lock:
             if self._read_offset >= self._size:
                 return None
-            length, crc = _HEADER.unpack(os.pread(self._fd, _HEADER.size, self._read_offset))
-            payload = os.pread(self._fd, length, self._read_offset + _HEADER.size)
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                raise SpillCorruptError(f"spill file {self.path}: bad record at offset {self._read_offset}")
-            batch_id, entries = decode_batch(payload)
-            return batch_id, entries, self._read_offset + _HEADER.size + length
+            return self._record_at(self._read_offset)
+
+    def _record_at(self, offset: int) -> tuple[bytes, list[StreamEntry], int]:
+        length, crc = _HEADER.unpack(os.pread(self._fd, _HEADER.size, offset))
+        payload = os.pread(self._fd, length, offset + _HEADER.size)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            raise SpillCorruptError(f"spill file {self.path}: bad record at offset {offset}")
+        batch_id, entries = decode_batch(payload)
+        return batch_id, entries, offset + _HEADER.size + length
 
     def advance(self, next_offset: int, n_events: int) -> None:
         """The batch before ``next_offset`` is in Redis; truncate once all of them are."""
@@ -206,6 +209,23 @@ class SpillFile:
                     os.fsync(self._fd)
                 self._read_offset = self._size = 0
                 self.pending_events = self.pending_batches = 0
+
+    def clear(self) -> None:
+        """Forget every batch in the file (its reader has taken them over)."""
+        with self._lock:
+            os.ftruncate(self._fd, 0)
+            self._read_offset = self._size = 0
+            self.pending_events = self.pending_batches = 0
+
+    def read_all(self) -> list[StreamEntry]:
+        """Every entry of every batch not replayed yet, oldest first (the cursor does not move)."""
+        entries: list[StreamEntry] = []
+        with self._lock:
+            offset = self._read_offset
+            while offset < self._size:
+                _, batch, offset = self._record_at(offset)
+                entries += batch
+        return entries
 
     def skip_corrupt(self) -> None:
         """Give up on the rest of a file whose middle is unreadable (disk fault)."""

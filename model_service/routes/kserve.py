@@ -8,6 +8,12 @@ predictions of the registered model named by ``/kserve/{name}``, by
 (``ce-inferenceservicename``). Answers 200 (KServe's logger treats any other
 status as an error in its log), 422 naming what it cannot read, 404 for a
 model that is not registered.
+
+The logger never resends a half, so a Redis outage must not refuse one: while
+Redis is away halves are held and paired in this process (``"held"``) and
+handed to Redis when it answers (:mod:`model_service.kserve_hold`). 503 only
+when that hold is full (``DRIFTWATCH_KSERVE_HOLD_MAX_BYTES``), the publish
+queue is full, or the model was never seen before the outage.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 
 from model_service.ingest_service import IngestService, QueueFull
 from model_service.kserve_events import REQUEST_TYPE, RESPONSE_TYPE, EventError, InferenceEvent, read_event
-from model_service.kserve_pairing import KServePairing
+from model_service.kserve_pairing import HoldFull, KServePairing
 from model_service.kserve_payloads import PayloadError
 from model_service.serving_deps import get_ingest
 from shared.api_auth import KServeAccess
@@ -102,7 +108,7 @@ async def _accept(request: Request, path_name: str | None, ingest: IngestService
         outcome = await pairing.accept(event, schema)
     except PayloadError as exc:
         return validation_response([{"type": "value_error", "loc": exc.loc, "msg": exc.msg}])
-    except QueueFull as exc:
+    except (QueueFull, HoldFull) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc),
                             headers={"Retry-After": str(RETRY_AFTER_S)}) from None
     return Response(orjson.dumps(outcome.as_json()), media_type=_JSON)
@@ -118,7 +124,8 @@ async def kserve(
 
     The model is the InferenceService's name (``ce-inferenceservicename``),
     or what ``DRIFTWATCH_KSERVE_MODELS`` maps it to. Answers
-    ``{"status": "waiting" | "duplicate" | "paired", "published": n, "rejected": n}``.
+    ``{"status": "waiting" | "held" | "duplicate" | "paired", "published": n, "rejected": n}``
+    (``held``: waiting in this process while Redis is away).
     """
     return await _accept(request, None, ingest, pairing)
 

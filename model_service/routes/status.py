@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
+from model_service.kserve_pairing import KServePairing
 from model_service.publisher import EventPublisher
 from model_service.schemas import ModelInfo, Readiness
 from model_service.serving import ModelService
@@ -34,8 +35,18 @@ class PublisherDetail(BaseModel):
     task_failures: int = 0
 
 
+class KServeDetail(BaseModel):
+    """KServe halves held in this process while Redis is away, and those refused for lack of room."""
+
+    held: int
+    held_bytes: int
+    refused_hold_full: int
+    last_error: str | None
+
+
 class ReadinessDetail(Readiness):
     publisher: PublisherDetail | None = None
+    kserve: KServeDetail | None = None
 
 
 @router.get("/livez")
@@ -58,6 +69,7 @@ async def readyz(request: Request, response: Response) -> ReadinessDetail:
     probe: RedisProbe | None = getattr(state, "redis_probe", None)
     redis_ok = probe is not None and await probe.answers()
     stats = publisher.stats if publisher else None
+    kserve: KServePairing | None = getattr(state, "kserve", None)
     readiness = ReadinessDetail(
         ready=(service is not None or (ingest_only and publisher is not None)) and redis_ok,
         model_loaded=service is not None,
@@ -85,6 +97,10 @@ async def readyz(request: Request, response: Response) -> ReadinessDetail:
             task_error=publisher.health.last_error,
             task_failures=publisher.health.failures,
         ),
+        kserve=None
+        if kserve is None
+        else KServeDetail(held=kserve.held, held_bytes=kserve.held_bytes,
+                          refused_hold_full=kserve.stats["hold_full"], last_error=kserve.last_error),
     )
     if not readiness.ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

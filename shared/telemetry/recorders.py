@@ -30,7 +30,7 @@ StreamStats = Mapping[str, float | int | None]
 
 AttrKey = tuple[tuple[str, str], ...]
 
-DROP_REASONS = ("queue_full", "spill_full")
+DROP_REASONS = ("queue_full", "spill_full", "kserve_hold_full")
 """Why the model service's publisher loses events (``model_service/publisher.py``)."""
 
 
