@@ -230,10 +230,12 @@ def test_dropped_events_are_exported_at_zero_before_the_first_drop() -> None:
     provider, reader = _provider_and_reader()
     svc = ModelServiceMetrics(provider.get_meter("driftwatch"), model="m", model_version="1")
     dropped = _values(_metrics(reader)["driftwatch.events.dropped"])
-    assert sorted((dict(k)["reason"], v) for k, v in dropped.items()) == [("queue_full", 0), ("spill_full", 0)]
+    assert sorted((dict(k)["reason"], v) for k, v in dropped.items()) == [
+        ("kserve_hold_full", 0), ("queue_full", 0), ("spill_full", 0)]
     svc.dropped(2, "queue_full")
     dropped = _values(_metrics(reader)["driftwatch.events.dropped"])
-    assert {dict(k)["reason"]: v for k, v in dropped.items()} == {"queue_full": 2, "spill_full": 0}
+    assert {dict(k)["reason"]: v for k, v in dropped.items()} == {"kserve_hold_full": 0, "queue_full": 2,
+                                                                  "spill_full": 0}
 
 
 def test_events_of_other_models_carry_their_own_model_and_each_new_model_exports_zero_drops() -> None:
