@@ -22,6 +22,11 @@ Driftwatch runs the monitor's own configuration (``drift_config`` from
 ``MonitorSettings``), with Benjamini-Hochberg, and with
 ``min_effect_size``; categorical columns (integer codes) are tested with
 chi-squared, the others with KS.
+
+``--sensitivity`` adds Driftwatch's rows at stricter levels (alpha 0.01,
+0.005) and higher effect floors (``FLOOR_SDS`` 4, 5, 6 standard deviations
+above the reference chunks' mean instead of 3): what it costs in detection
+to remove the stable period's last false alarms.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import monitor.drift.reference_chunks as reference_chunks
 from monitor.drift import DriftConfig, DriftDetector
 from monitor.monitor_settings import MonitorSettings
 from monitor.reports import drift_config
@@ -60,7 +66,16 @@ def our_configs() -> dict[str, DriftConfig]:
     }
 
 
-def run_ours(data: Path, config: DriftConfig) -> dict[str, Any]:
+def sensitivity_configs() -> dict[str, tuple[DriftConfig, float]]:
+    """Stricter variants of the default: (config, floor sds)."""
+    default = drift_config(MonitorSettings())
+    rows = {f"Driftwatch alpha={a}": (default.model_copy(update={"alpha": a}), reference_chunks.FLOOR_SDS)
+            for a in (0.01, 0.005)}
+    rows |= {f"Driftwatch floors at {k:g} sd": (default, k) for k in (4.0, 5.0, 6.0)}
+    return rows
+
+
+def run_ours(data: Path, config: DriftConfig, floor_sds: float | None = None) -> dict[str, Any]:
     """Flags per window (the report's status), and the multivariate test's own flags when the
     detector has one (issue 13, item 3: ``report.multivariate_drift``)."""
     meta = json.loads((data / "meta.json").read_text())
@@ -68,8 +83,14 @@ def run_ours(data: Path, config: DriftConfig) -> dict[str, Any]:
     stream = np.load(data / "stream.npy")
     size = meta["window"]
     t0 = time.perf_counter()
-    det = DriftDetector(ref, meta["features"], config, categorical=np.array(meta["categorical"], dtype=bool))
-    reports = [det.test(stream[s : s + size]) for s in range(0, len(stream), size)]
+    saved_sds = reference_chunks.FLOOR_SDS
+    if floor_sds is not None:  # not a setting: patched for this run only, read when the floors are computed
+        reference_chunks.FLOOR_SDS = floor_sds
+    try:
+        det = DriftDetector(ref, meta["features"], config, categorical=np.array(meta["categorical"], dtype=bool))
+        reports = [det.test(stream[s : s + size]) for s in range(0, len(stream), size)]
+    finally:
+        reference_chunks.FLOOR_SDS = saved_sds
     out: dict[str, Any] = {"flags": [r.status == "drift" for r in reports], "time": time.perf_counter() - t0}
     multivariate: list[Any] = [getattr(r, "multivariate_drift", None) for r in reports]
     if all(m is not None for m in multivariate):
@@ -128,6 +149,8 @@ def main() -> int:
     ap.add_argument("--reuse-peers", action="store_true",
                     help="with --data-dir: the peers' flags saved there by an earlier run (peers.json)")
     ap.add_argument("--peer-timeout", type=float, default=3600.0)
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="also Driftwatch at stricter alpha and higher effect floors")
     args = ap.parse_args()
     venv = Path(args.peers_venv)
     if not (venv / "bin" / "python").exists():
@@ -148,6 +171,10 @@ def main() -> int:
                 flags = results[name].pop("multivariate", None)
                 if flags is not None and name == "Driftwatch default":
                     results["Driftwatch multivariate test alone"] = {"flags": flags, "time": results[name]["time"]}
+            if args.sensitivity:
+                for name, (config, sds) in sensitivity_configs().items():
+                    results[name] = run_ours(data, config, sds)
+                    results[name].pop("multivariate", None)
             if not args.no_peers:
                 saved = data / "peers.json"
                 if args.reuse_peers and saved.exists():
