@@ -151,13 +151,20 @@ class Client:
         labels: object,
         timestamps: object | None = None,
         prediction_timestamps: object | None = None,
+        predictions: object | None = None,
+        version: str | None = None,
     ) -> int:
         """Queue true labels for predictions logged earlier; returns how many were queued.
 
         ``ids`` as :meth:`log` returned them (or your own, with
         ``prediction_timestamps``); ``labels`` as the model's classes.
+        ``predictions`` (with ``prediction_timestamps``): the classes the model
+        predicted, so each label carries its prediction and is counted without
+        any state kept per prediction (required for a model registered with
+        ``--label-join carried``); ``version``: the model version that made
+        them (default: the current one).
         """
-        block = feedback_block(model, ids, labels, timestamps, prediction_timestamps)
+        block = feedback_block(model, ids, labels, timestamps, prediction_timestamps, predictions, version)
         return len(block) if self._sender.put(block) else 0
 
     def flush(self, timeout: float | None = 10.0) -> bool:

@@ -46,10 +46,11 @@ class Block:
     ids: list[str]
     timestamps_ms: npt.NDArray[np.int64]
     values: npt.NDArray[Any]  # predictions: the (n, F) features; feedback: the (n,) labels
-    predictions: npt.NDArray[Any] | None = None
+    predictions: npt.NDArray[Any] | None = None  # feedback: the predicted classes the labels carry, if they do
     probabilities: npt.NDArray[np.float32] | None = None
     prediction_timestamps_ms: npt.NDArray[np.int64] | None = None
     feature_names: tuple[str, ...] | None = None
+    version: str | None = None  # feedback carrying its predictions: the model version that made them
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,7 +63,7 @@ class Block:
             return None if a is None else (a.shape[1:], a.dtype.kind)
 
         return (self.kind, self.model, self.feature_names, shape(self.values), shape(self.predictions),
-                shape(self.probabilities), self.prediction_timestamps_ms is None)
+                shape(self.probabilities), self.prediction_timestamps_ms is None, self.version)
 
     def split(self, n: int) -> tuple[Block, Block]:
         """The first ``n`` rows and the rest (views of the same arrays)."""
@@ -74,7 +75,7 @@ class Block:
             return Block(
                 self.kind, self.model, part(self.ids, first), part(self.timestamps_ms, first),
                 part(self.values, first), part(self.predictions, first), part(self.probabilities, first),
-                part(self.prediction_timestamps_ms, first), self.feature_names,
+                part(self.prediction_timestamps_ms, first), self.feature_names, self.version,
             )
 
         return side(True), side(False)
@@ -199,12 +200,16 @@ def feedback_block(
     labels: object,
     timestamps: object | None = None,
     prediction_timestamps: object | None = None,
+    predictions: object | None = None,
+    version: str | None = None,
 ) -> Block:
     """Check and convert one ``Client.feedback`` call.
 
     An id Driftwatch did not make needs its prediction's time (the model
     service rebuilds the prediction's id from both, CONTRACTS.md): refused
-    here at once rather than by the server later.
+    here at once rather than by the server later. So do ``predictions`` (the
+    classes predicted: the labels then carry their prediction, counted without
+    state kept per prediction), and ``version`` only comes with them.
     """
     values = _column(labels, "labels")
     n = len(values)
@@ -216,7 +221,17 @@ def feedback_block(
         predicted = _timestamps_ms(prediction_timestamps, n, "prediction_timestamps")
     elif not all(map(is_prediction_id, id_list)):
         raise ValueError("ids not made by Driftwatch need prediction_timestamps (when each prediction was logged)")
-    return Block("feedback", model, id_list, times, values, prediction_timestamps_ms=predicted)
+    carried = None
+    if predictions is not None:
+        if predicted is None:
+            raise ValueError("predictions need prediction_timestamps (a label carries its prediction's class and time)")
+        carried = _column(predictions, "predictions")
+        if len(carried) != n:
+            raise ValueError(f"predictions has {len(carried)} entries for {n} labels")
+    elif version is not None:
+        raise ValueError("version comes with predictions (the version of the predictions the labels carry)")
+    return Block("feedback", model, id_list, times, values, carried, prediction_timestamps_ms=predicted,
+                 version=version)
 
 
 def encode(block: Block) -> bytes:
@@ -231,6 +246,11 @@ def encode(block: Block) -> bytes:
                 {"id": i, "label": v, "timestamp": t, "prediction_timestamp": p}
                 for i, v, t, p in zip(block.ids, labels, ts, block.prediction_timestamps_ms.tolist(), strict=True)
             ]
+            if block.predictions is not None:
+                for item, predicted in zip(items, block.predictions.tolist(), strict=True):
+                    item["prediction"] = predicted
+                    if block.version is not None:
+                        item["version"] = block.version
         return orjson.dumps({"labels": items}, option=_OPTIONS)
     assert block.predictions is not None
     predictions = block.predictions.tolist()

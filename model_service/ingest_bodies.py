@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from model_service.schemas import BY_NAME, BY_POSITION, _at_most, _vector_kind
+from shared.registration.spec import NAME_PATTERN
 
 if TYPE_CHECKING:
     from model_service.registered_models import IngestSchema
@@ -96,7 +97,16 @@ class LoggedLabel(BaseModel):
     label: Label = Field(description="The true class, as the model's labels are written")
     timestamp: Timestamp | None = Field(default=None, description="When the label became known (default: now)")
     prediction_timestamp: Timestamp | None = Field(
-        default=None, description="When the prediction was made: required with an id that is not Driftwatch's"
+        default=None, description="When the prediction was made: required with an id that is not Driftwatch's, "
+        "and with prediction"
+    )
+    prediction: Label | None = Field(
+        default=None, description="The class the model predicted, as the model's labels are written: the label "
+        "is then counted without any state kept per prediction (with prediction_timestamp; required for a model "
+        "registered with label_join \"carried\")",
+    )
+    version: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
+        default=None, description="With prediction: the model version that made it (default: the current one)"
     )
 
 
@@ -234,6 +244,7 @@ class LoggedFeedbackBody(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"labels": [
             {"id": "req-1", "label": "churn", "prediction_timestamp": "2026-01-30T10:45:00Z"},
+            {"id": "req-2", "label": "stay", "prediction": "churn", "prediction_timestamp": "2026-01-30T10:46:00Z"},
         ]}]},
     )  # fmt: skip
 

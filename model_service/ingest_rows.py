@@ -6,8 +6,10 @@ here, with each refused row's error located in the body
 beyond ``MAX_FEATURE_ABS``, a label that is no class of the model,
 probabilities for a model registered without them, a timestamp outside the
 range an id can carry, feedback for an id from elsewhere without its
-prediction's time. The other rows are kept: the caller publishes them and
-answers 422 naming the rest (the contract of the ingest endpoints).
+prediction's time, a label's ``prediction`` without its ``prediction_timestamp``
+(or, for a model registered with ``label_join: carried``, without both). The
+other rows are kept: the caller publishes them and answers 422 naming the rest
+(the contract of the ingest endpoints).
 
 Missing values (``null``, ``NaN``, a name left out of a mapping) stay NaN in
 the event and are counted per feature; they are never replaced by a number.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,10 +205,40 @@ def logged_predictions(
 
 @dataclass(slots=True)
 class LoggedLabels:
+    """Accepted labels as event fields; ``predicted`` is None for one joined by id (then
+    ``predicted_ms`` and ``versions`` are None too)."""
+
     ids: list[str]
     labels: list[int]
     timestamps_ms: list[int]
     errors: list[dict[str, Any]]
+    predicted: list[int | None] = field(default_factory=list)
+    predicted_ms: list[int | None] = field(default_factory=list)
+    versions: list[str | None] = field(default_factory=list)
+
+
+def _carried(schema: IngestSchema, row: Any, refused: _Refusals, i: int) -> tuple[int | None, bool]:
+    """The predicted class a label carries (None: joined by id); False when the row is refused."""
+    carried_only = schema.metadata.label_join == "carried"
+    if row.prediction is None:
+        if carried_only:
+            refused.add(i, ("prediction",), f"required: model {schema.name!r} is registered with label_join "
+                        "'carried' (labels carry their prediction's class and prediction_timestamp)")
+            return None, False
+        if row.version is not None:
+            refused.add(i, ("version",), "only with prediction (the version of the prediction a label carries)")
+            return None, False
+        return None, True
+    if row.prediction_timestamp is None:
+        refused.add(i, ("prediction_timestamp",), "required with prediction (a label carries its prediction's "
+                    "class and time together)")
+        return None, False
+    predicted = schema.class_of(row.prediction)
+    if predicted is None:
+        shown = ", ".join(schema.metadata.class_names[:10])
+        refused.add(i, ("prediction",), f"not a class of model {schema.name!r} (classes: {shown})", row.prediction)
+        return None, False
+    return predicted, True
 
 
 def logged_labels(
@@ -227,21 +259,27 @@ def logged_labels(
         if at is None:
             refused.add(i, ("timestamp",), f"must be {_STAMP_RANGE}")
             continue
+        predicted, fits = _carried(schema, row, refused, i)
+        if not fits:
+            continue
+        made = None if row.prediction_timestamp is None else epoch_ms(row.prediction_timestamp, now)
+        if row.prediction_timestamp is not None and made is None:
+            refused.add(i, ("prediction_timestamp",), f"must be {_STAMP_RANGE}")
+            continue
         if is_prediction_id(row.id):
             prediction_id = row.id
-        elif row.prediction_timestamp is None:
+        elif made is None:
             refused.add(i, ("prediction_timestamp",), "required with an id that is not a Driftwatch id "
                         "(the prediction's id is made from your id and its time)")
             continue
         else:
-            made = epoch_ms(row.prediction_timestamp, now)
-            if made is None:
-                refused.add(i, ("prediction_timestamp",), f"must be {_STAMP_RANGE}")
-                continue
             prediction_id = internal_prediction_id(row.id, made)
         out.ids.append(prediction_id)
         out.labels.append(label)
         out.timestamps_ms.append(at)
+        out.predicted.append(predicted)
+        out.predicted_ms.append(made if predicted is not None else None)
+        out.versions.append(row.version if predicted is not None else None)
     out.errors = sorted([*errors, *refused.by_row.values()], key=_row_position)
     return out
 

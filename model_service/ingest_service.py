@@ -113,8 +113,10 @@ class IngestService:
         if logged.ids and self.publish:
             stream = schema.keys.feedback
             entries = [
-                (stream, encode_feedback(pid, label, at))
-                for pid, label, at in zip(logged.ids, logged.labels, logged.timestamps_ms, strict=True)
+                (stream, encode_feedback(pid, label, at, predicted, made, version))
+                for pid, label, at, predicted, made, version in zip(
+                    logged.ids, logged.labels, logged.timestamps_ms, logged.predicted, logged.predicted_ms,
+                    logged.versions, strict=True)
             ]
             dropped = self.publisher.submit(entries)
             if dropped:

@@ -109,7 +109,8 @@ def assemble_monitor(
         stats_listeners.append(bridge.on_stats)
     dispatch = ReportDispatch(reporter, report_listeners)
     streams = stream_client or client
-    state = WindowState(streams, keys, windows, settings.join_retention_s, settings.join_shards, ordinals)
+    state = WindowState(streams, keys, windows, settings.join_retention_s, settings.join_shards, ordinals,
+                        label_join=catalog.label_join)
     consumer = StreamConsumer(
         streams,
         keys,

@@ -14,6 +14,16 @@
 -- waiting of its bucket); then per window (rows, classes, confidence, confusion,
 -- label-delay, meta).
 --
+-- A model whose labels carry their prediction (registered with label_join
+-- "carried") stores no join state: the call passes 0 buckets (and no bucket
+-- keys or positions), and an event is new when this call acks its stream entry
+-- (XACK answers 1 once per entry, whichever replica or redelivery comes first),
+-- so exactly-once rests on the stream, not on the ids (README "Labels that
+-- carry their prediction").
+--
+-- A label kept with the value '=' was counted from what it carried
+-- (ingest_carried_feedback.lua): its prediction does not join it.
+--
 -- Python decides which windows and buckets exist: each event carries the
 -- position of its bucket and (time windows) of its window in those lists.
 -- Count windows depend on the ingest counter, so the caller passes the
@@ -32,7 +42,7 @@ local function read_args()
   need_args(30, true)
   local a = {
     timed = ARGV[1] == 'time', count = int_arg(2, 'events', 1),
-    buckets = int_arg(3, 'buckets', 1), windows = int_arg(4, 'windows', 1),
+    buckets = int_arg(3, 'buckets', 0), windows = int_arg(4, 'windows', 1),
     expected = tonumber(ARGV[5]), ttl = int_arg(6, 'join TTL', 1), index_keep = int_arg(7, 'index size', 1),
     ID = int_arg(8, 'id width', 1), TS = int_arg(9, 'timestamp width', 1), TS_OFFSET = int_arg(10, 'timestamp offset'),
     CLASS = int_arg(11, 'class width', 1), CLASS_OFFSET = int_arg(12, 'class offset'),
@@ -49,9 +59,16 @@ local function read_args()
   local n = a.count
   a.window_index = int_list(ARGV[16], a.windows, 'window indexes (ARGV[16])')
   a.ends = a.timed and {} or int_list(ARGV[17], a.windows, 'window ends (ARGV[17])')
-  need_width(a.bucket_pos, n, a.POS, 'bucket positions (ARGV[18])')
+  a.join = a.buckets > 0
+  if a.join then
+    need_width(a.bucket_pos, n, a.POS, 'bucket positions (ARGV[18])')
+    need_width(a.ids, n, a.ID, 'ids (ARGV[20])')
+  elseif a.ack_group ~= '' then
+    a.entry_list = {}
+    for entry_id in string.gmatch(a.entry_ids, '[^,]+') do a.entry_list[#a.entry_list + 1] = entry_id end
+    if #a.entry_list ~= n then fail('entry ids (ARGV[27]) must hold ' .. n .. ', got ' .. #a.entry_list) end
+  end
   if a.timed then need_width(a.window_pos, n, a.POS, 'window positions (ARGV[19])') end
-  need_width(a.ids, n, a.ID, 'ids (ARGV[20])')
   need_width(a.ts, n, a.TS, 'timestamps (ARGV[21])')
   need_width(a.classes, n, a.CLASS, 'classes (ARGV[22])')
   need_width(a.confidence, n, a.CONF, 'confidences (ARGV[23])')
@@ -125,12 +142,26 @@ local function find_new(a, bucket_of, ids)
     for i, k in ipairs(list) do
       if not known[i] and not seen[list_ids[i]] then
         seen[list_ids[i]] = true
-        is_new[k], waiting_label[k] = true, labels[i]
+        is_new[k] = true
+        if labels[i] and labels[i] ~= '=' then waiting_label[k] = labels[i] end  -- '=': counted as carried
         new_count = new_count + 1
       end
     end
   end
   return is_new, waiting_label, new_count
+end
+
+-- 1'. Without join state: an event is new when this call acks its entry first
+-- (every event, for a call that acks nothing: tests and tools).
+local function find_unacked(a)
+  local is_new, new_count = {}, 0
+  for k = 1, a.count do
+    if not a.entry_list or redis.call('XACK', KEYS[1], a.ack_group, a.entry_list[k]) == 1 then
+      is_new[k] = true
+      new_count = new_count + 1
+    end
+  end
+  return is_new, {}, new_count
 end
 
 -- The window (position in the lists) of each new event: time windows carry it;
@@ -201,17 +232,19 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
         if not W.first or ts_text < W.first then W.first = ts_text end
         if not W.last or ts_text > W.last then W.last = ts_text end
       end
-      local b = bucket_of[k]
-      local fields = state.joins[b]
-      if not fields then fields = {}; state.joins[b] = fields end
-      local tag = W.tags[cls]
-      if not tag then tag = join_tag(a, a.window_index[j], cls); W.tags[cls] = tag end
-      fields[#fields + 1] = ids[k]
-      fields[#fields + 1] = tag
-      local stored = waiting_label[k]
-      if stored then
-        state.waited[b] = (state.waited[b] or 0) + 1
-        join_label(state, W, stored, cls, ts_value(ts_text))
+      if a.join then
+        local b = bucket_of[k]
+        local fields = state.joins[b]
+        if not fields then fields = {}; state.joins[b] = fields end
+        local tag = W.tags[cls]
+        if not tag then tag = join_tag(a, a.window_index[j], cls); W.tags[cls] = tag end
+        fields[#fields + 1] = ids[k]
+        fields[#fields + 1] = tag
+        local stored = waiting_label[k]
+        if stored then
+          state.waited[b] = (state.waited[b] or 0) + 1
+          join_label(state, W, stored, cls, ts_value(ts_text))
+        end
       end
     end
   end
@@ -280,9 +313,14 @@ local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
 if not a.timed and counter ~= a.expected then return {-1, {}, counter} end
 
 local bucket_of, pos = {}, decoder(a.POS_OFFSET)
-for k = 1, a.count do bucket_of[k] = pos(field(a.bucket_pos, a.POS, k)) end
 local ids = {}
-local is_new, waiting_label, new_count = find_new(a, bucket_of, ids)
+local is_new, waiting_label, new_count
+if a.join then
+  for k = 1, a.count do bucket_of[k] = pos(field(a.bucket_pos, a.POS, k)) end
+  is_new, waiting_label, new_count = find_new(a, bucket_of, ids)
+else
+  is_new, waiting_label, new_count = find_unacked(a)
+end
 if new_count == 0 then ack(a); return {0, {}, counter} end
 
 local window_of, last_number = assign_windows(a, is_new, counter)

@@ -43,7 +43,7 @@ from monitor.monitor_settings import MonitorSettings
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
 from shared.keys import Keys
-from shared.model_metadata import ModelMetadata
+from shared.model_metadata import LabelJoin, ModelMetadata
 from shared.registry import read_current_version, read_registered_model
 from shared.series import SeriesOrdinals
 
@@ -247,6 +247,12 @@ class ModelCatalog:
     async def n_features(self, version: str) -> int | None:
         metadata = await self.metadata(version)
         return metadata.n_features if metadata else None
+
+    async def label_join(self, version: str) -> LabelJoin | None:
+        """How the version's labels find their predictions (None: not registered, joined by id).
+        Read once per version: a version's choice is made when it is registered."""
+        metadata = await self.metadata(version)
+        return metadata.label_join if metadata else None
 
 
 @dataclass

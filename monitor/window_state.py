@@ -44,7 +44,7 @@ retries (:meth:`WindowState.ingest_predictions`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -52,11 +52,13 @@ import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
 
-from monitor.windows import INDEX_KEEP, WindowPolicy
-from shared.events import FeedbackBatch, PredictionBatch
+from monitor.windows import INDEX_KEEP, NO_WINDOW, CountWindowBounds, WindowPolicy
+from shared.events import NOT_CARRIED, FeedbackBatch, PredictionBatch
 from shared.ids import prediction_id_bytes, prediction_times_ms
 from shared.keys import Keys
+from shared.model_metadata import LabelJoin
 from shared.redis_scripts import register_script
+from shared.registry import read_current_version
 from shared.series import SeriesOrdinals
 
 logger = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ POS_WIDTH, POS_OFFSET = 6, 100_000
 Column = npt.NDArray[np.int64]
 V = TypeVar("V", str, bytes)
 ScriptCall = tuple[list[str], list[bytes | str | int]]
+LabelJoinOf = Callable[[str], Awaitable[LabelJoin | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,10 @@ def join_series_window(tag: bytes) -> tuple[int, int]:
 def series_window_id(ordinal: int, window: int) -> str:
     """How ``ingest_feedback.lua`` names a window of a series: ``ordinal/window``."""
     return f"{ordinal}/{window}"
+
+
+NO_SLOTS = JoinSlots([], [], np.zeros(0, dtype=np.int64), b"")
+"""A call without join state (labels carried): no buckets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +247,10 @@ class WindowState:
     def __init__(
         self, client: aioredis.Redis, keys: Keys, policy: WindowPolicy, retention_s: int,
         join_shards: int = DEFAULT_JOIN_SHARDS, ordinals: SeriesOrdinals | None = None,
+        label_join: LabelJoinOf | None = None,
     ) -> None:
+        """``label_join``: a version's registered ``label_join`` (default: every version "by-id");
+        a "carried" version's predictions store no join state."""
         self.client = client
         self.keys = Keys(keys.model)
         self.policy = policy
@@ -252,6 +262,9 @@ class WindowState:
         self._counters: dict[str, int] = {}
         self._ingest_predictions = register_script(client, "monitor", "ingest_predictions.lua")
         self._ingest_feedback = register_script(client, "monitor", "ingest_feedback.lua")
+        self._carried_script = register_script(client, "monitor", "ingest_carried_feedback.lua")
+        self.label_join = label_join
+        self.count_bounds = CountWindowBounds(client, policy)
 
     async def _pin_join_shards(self) -> None:
         """Use the shard count the model's first monitor fixed in Redis: an id must map
@@ -282,16 +295,18 @@ class WindowState:
         counter: int = 0,
         *,
         ordinal: int,
+        join: bool = True,
     ) -> ScriptCall:
         """KEYS and ARGV of ``ingest_predictions.lua`` (ARGV in its ``read_args`` order) for a
-        batch of one model version, whose series has ``ordinal``."""
+        batch of one model version, whose series has ``ordinal``; without ``join`` (a model whose
+        labels carry their prediction) no join state: no buckets, ids or bucket positions."""
         versions = set(batch.model_versions)
         if len(versions) != 1:
             raise ValueError(f"one script call stores one model version's predictions, got {sorted(versions)}")
         if (batch.classes < 0).any() or (batch.classes >= 10**CLASS_WIDTH - CLASS_OFFSET).any():
             raise ValueError(f"class indexes must lie in [0, {10**CLASS_WIDTH - CLASS_OFFSET})")
         version = batch.model_versions[0]
-        slots = join_slots(batch.ids, self.join_shards)
+        slots = join_slots(batch.ids, self.join_shards) if join else NO_SLOTS
         windows, ends, window_positions = self._windows(batch, counter)
         k, s = self.keys, self.keys.for_version(version)
         keys = [ack[0] if ack else k.predictions, s.ingested, s.windows_to_report, s.windows_open,
@@ -307,7 +322,7 @@ class WindowState:
             -1 if self.policy.timed else counter, self.retention_s, INDEX_KEEP,
             JOIN_FIELD_WIDTH, TS_WIDTH, TS_OFFSET, CLASS_WIDTH, CLASS_OFFSET, CONF_WIDTH, POS_WIDTH, POS_OFFSET,
             ",".join(map(str, windows)), ",".join(map(str, ends)),
-            packed(slots.position + 1, POS_OFFSET, POS_WIDTH), window_positions,
+            packed(slots.position + 1, POS_OFFSET, POS_WIDTH) if join else b"", window_positions,
             slots.fields,
             packed(batch.timestamps_ms, TS_OFFSET, TS_WIDTH),
             packed(batch.classes, CLASS_OFFSET, CLASS_WIDTH),
@@ -348,9 +363,10 @@ class WindowState:
         replica saw last; when another replica moved it, the script writes nothing and
         answers the counter's value, and the call is made again with it."""
         ordinal = await self.ordinals.ordinal(version)
+        join = self.label_join is None or await self.label_join(version) != "carried"
         for _ in range(MAX_COUNTER_RACES):
             keys, args = self.prediction_call(batch, raw_features, ack, self._counters.get(version, 0),
-                                              ordinal=ordinal)
+                                              ordinal=ordinal, join=join)
             new, closed, counter = await self._ingest_predictions(keys=keys, args=args)
             self._counters[version] = int(counter)
             if int(new) >= 0:
@@ -399,8 +415,17 @@ class WindowState:
         return keys, args
 
     async def ingest_feedback(self, batch: FeedbackBatch) -> int:
-        """Keep each label once and join it; returns the labels new to Redis."""
+        """Keep each label once and count it: joined by id, or from the prediction it carries;
+        returns the labels new to Redis."""
         await self._pin_join_shards()
+        if batch.predicted is None:
+            return await self._ingest_joined(batch)
+        carried = batch.predicted != NOT_CARRIED
+        new = await self._ingest_joined(batch.rows(~carried)) if not carried.all() else 0
+        return new + (await self._ingest_carried(batch.rows(carried)) if carried.any() else 0)
+
+    async def _ingest_joined(self, batch: FeedbackBatch) -> int:
+        """Labels that name only their prediction's id: joined through the join state."""
         slots = join_slots(batch.ids, self.join_shards)
         for _ in range(MAX_COUNTER_RACES):
             windows = await self._prediction_windows(slots)
@@ -409,3 +434,59 @@ class WindowState:
             if new >= 0:
                 return new
         raise RuntimeError(f"predictions kept arriving during {MAX_COUNTER_RACES} reads of their windows")
+
+    # -- feedback that carries its prediction ---------------------------------------
+    async def _carried_windows(self, batch: FeedbackBatch) -> tuple[list[str], list[SeriesWindow], Column, Column]:
+        """The batch's versions (each row's, or the current one), the series windows its labels fall
+        in, and per row the position of its version and of its window (0: totals only)."""
+        assert batch.versions is not None and batch.predicted_ms is not None
+        given = batch.versions
+        if "" in given:
+            current = await read_current_version(self.client, self.keys)
+            if current is None:
+                raise RuntimeError(f"labels of model {self.keys.model!r} name no version and none is registered")
+            given = [v or current for v in given]
+        version_pos = np.zeros(len(batch), dtype=np.int64)
+        window_pos = np.zeros(len(batch), dtype=np.int64)
+        windows: list[SeriesWindow] = []
+        groups = version_groups(given)
+        for g, (version, rows) in enumerate(groups):
+            version_pos[rows] = g + 1
+            s = self.keys.for_version(version)
+            bounds = None if self.policy.timed else await self.count_bounds.read(s)
+            found = self.policy.windows_at(batch.predicted_ms[rows], bounds)
+            counted = found != NO_WINDOW
+            distinct, inverse = np.unique(found[counted], return_inverse=True)
+            window_pos[rows[counted]] = len(windows) + 1 + inverse
+            windows += [SeriesWindow(version, 0, int(w)) for w in distinct.tolist()]
+        return [v for v, _ in groups], windows, version_pos, window_pos
+
+    def carried_feedback_call(
+        self, batch: FeedbackBatch, versions: list[str], windows: list[SeriesWindow], version_pos: Column,
+        window_pos: Column,
+    ) -> ScriptCall:
+        """KEYS and ARGV of ``ingest_carried_feedback.lua`` (positions 1-based; window 0: none)."""
+        assert batch.predicted is not None and batch.predicted_ms is not None
+        slots = join_slots(batch.ids, self.join_shards)
+        k = self.keys
+        keys = [k.feedback_counts, k.confusion_total, k.label_delays_total]
+        keys += [k.joined_labels(b, shard) for b, shard in zip(slots.buckets, slots.shards, strict=True)]
+        for v in versions:
+            s = k.for_version(v)
+            keys += [s.version_confusion_total, s.version_label_delays_total]
+        for sw in windows:
+            s = k.for_version(sw.version)
+            keys += [s.confusion(sw.window), s.window_label_delays(sw.window)]
+        args: list[bytes | str | int] = [len(batch), len(slots.buckets), len(versions), len(windows), self.retention_s]
+        rows = zip(batch.labels.tolist(), batch.timestamps_ms.tolist(), batch.predicted_ms.tolist(),
+                   batch.predicted.tolist(), (slots.position + 1).tolist(), version_pos.tolist(), window_pos.tolist(),
+                   strict=True)
+        for i, row in enumerate(rows):
+            args.extend((slots.field(i), *row))
+        return keys, args
+
+    async def _ingest_carried(self, batch: FeedbackBatch) -> int:
+        """Labels that carry their prediction's class and time: counted without join state."""
+        versions, windows, version_pos, window_pos = await self._carried_windows(batch)
+        keys, args = self.carried_feedback_call(batch, versions, windows, version_pos, window_pos)
+        return int(await self._carried_script(keys=keys, args=args))

@@ -58,7 +58,7 @@ from shared.keys import Keys
 from shared.redis_scripts import register_script
 from shared.registry import read_current_version
 
-__all__ = ["WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
+__all__ = ["NO_WINDOW", "WindowBounds", "WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
 
 WindowMode = Literal["count", "time", "sliding", "sliding-time"]
 TIME_MODES = ("time", "sliding-time")
@@ -171,6 +171,43 @@ class WindowPolicy:
     def count_ends(self, windows: list[int]) -> list[int]:
         """Count modes: the ingest count at which each window is full."""
         return [(w + 1) * self.step for w in windows]
+
+    def windows_at(self, at_ms: npt.NDArray[np.int64], bounds: WindowBounds | None = None) -> npt.NDArray[np.int64]:
+        """The ingest window of a prediction made at each of ``at_ms``, known from its time alone (a label
+        that carries its prediction: no per-prediction state says where the prediction went).
+
+        Time modes: its slot. Count modes: the window whose recorded first..last prediction time
+        (``bounds``) covers it, the lowest such window if several do (predictions out of time order
+        make neighbours overlap); ``NO_WINDOW`` where none does: a time in a gap between windows, in
+        a window no longer indexed (:data:`INDEX_KEEP`), or of a prediction not ingested yet.
+
+        >>> p = WindowPolicy(step=2, size=2)
+        >>> bounds = WindowBounds(np.array([0, 1]), np.array([10, 30]), np.array([20, 40]))
+        >>> p.windows_at(np.array([10, 25, 30, 40, 41]), bounds).tolist()
+        [0, -1, 1, 1, -1]
+        """
+        if self.timed:
+            return self.slots_of(at_ms)
+        if bounds is None or not len(bounds.windows) or not len(at_ms):
+            return np.full(len(at_ms), NO_WINDOW, dtype=np.int64)
+        order = np.argsort(bounds.windows, kind="stable")
+        windows, first, last = bounds.windows[order], bounds.first_ms[order], bounds.last_ms[order]
+        covers = (first[None, :] <= at_ms[:, None]) & (at_ms[:, None] <= last[None, :])
+        found = covers.any(axis=1)
+        return np.where(found, windows[covers.argmax(axis=1)], NO_WINDOW).astype(np.int64)
+
+
+NO_WINDOW = -1
+""":meth:`WindowPolicy.windows_at` of a time no indexed count window covers."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBounds:
+    """Count windows of a series and the first and last prediction time each holds (its meta)."""
+
+    windows: npt.NDArray[np.int64]
+    first_ms: npt.NDArray[np.int64]
+    last_ms: npt.NDArray[np.int64]
 
 
 class WindowProgress(BaseModel):
@@ -364,3 +401,46 @@ class WindowStore:
             pipe.srem(self.keys.windows_to_report, window)
             pipe.delete(self.keys.window_rows(window))
             await pipe.execute()
+
+
+class CountWindowBounds:
+    """Count modes: the first and last prediction time of each indexed window of a series, read
+    from Redis for a label that carries its prediction (:meth:`WindowPolicy.windows_at`).
+
+    A full window's bounds never change, so they are kept here and only the window being filled
+    (and windows new since the last read) are read again: two round trips per version a batch.
+    """
+
+    def __init__(self, client: aioredis.Redis, policy: WindowPolicy) -> None:
+        self.client = client
+        self.policy = policy
+        self._full: dict[str, dict[int, tuple[int, int]]] = {}  # series prefix -> window -> bounds
+
+    async def read(self, keys: Keys) -> WindowBounds:
+        """``keys`` bound to the series' version."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.windows_index, 0, -1)
+            pipe.get(keys.ingested)
+            indexed, ingested = await pipe.execute()
+        windows = [int(w) for w in indexed]
+        filling, _ = self.policy.count_window(int(ingested or 0))
+        known = self._full.setdefault(keys.series_prefix, {})
+        unread = [w for w in windows if w not in known]
+        read: dict[int, tuple[int, int]] = {}
+        if unread:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for w in unread:
+                    pipe.hmget(keys.window_meta(w), "first_ts", "last_ts")
+                for w, (first, last) in zip(unread, await pipe.execute(), strict=True):
+                    if first is not None and last is not None:
+                        read[w] = (int(first), int(last))
+        kept = set(windows)
+        self._full[keys.series_prefix] = known = {
+            w: b for w, b in (*known.items(), *read.items()) if w in kept and w < filling}
+        found = {**known, **read}
+        ordered = sorted(found)
+        return WindowBounds(
+            np.array(ordered, dtype=np.int64),
+            np.array([found[w][0] for w in ordered], dtype=np.int64),
+            np.array([found[w][1] for w in ordered], dtype=np.int64),
+        )

@@ -18,7 +18,10 @@ Schema version 1, prediction entry fields::
         bytes) for a model that gives no probabilities
 
 Feedback entry fields: ``v``, ``id`` (the prediction id), ``label`` (class
-index), ``ts`` (feedback time, ms).
+index), ``ts`` (feedback time, ms); a label that carries its prediction also
+has ``py`` (the predicted class index) and ``pts`` (the prediction's time, ms),
+both or neither, and optionally ``mv`` (the model version; default: the
+current one). The monitor counts such a label without any join state.
 """
 
 from __future__ import annotations
@@ -55,14 +58,37 @@ class PredictionBatch:
         return len(self.ids)
 
 
+NOT_CARRIED = -1
+"""``FeedbackBatch.predicted`` of a label that names only its prediction's id (joined by id)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FeedbackBatch:
+    """Decoded feedback entries. ``predicted`` is None when no label of the batch carries its
+    prediction; else per row the predicted class (``NOT_CARRIED``: joined by id), with the
+    prediction's time in ``predicted_ms`` and its version in ``versions`` ("": the current one)."""
+
     ids: list[str]
     labels: npt.NDArray[np.int64]
     timestamps_ms: npt.NDArray[np.int64]
+    predicted: npt.NDArray[np.int64] | None = None
+    predicted_ms: npt.NDArray[np.int64] | None = None
+    versions: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def rows(self, mask: npt.NDArray[np.bool_]) -> FeedbackBatch:
+        """The rows where ``mask`` holds (the whole batch when it holds everywhere)."""
+        if mask.all():
+            return self
+        picked = np.flatnonzero(mask).tolist()
+        return FeedbackBatch(
+            [self.ids[i] for i in picked], self.labels[mask], self.timestamps_ms[mask],
+            None if self.predicted is None else self.predicted[mask],
+            None if self.predicted_ms is None else self.predicted_ms[mask],
+            None if self.versions is None else [self.versions[i] for i in picked],
+        )
 
 
 # The fields of a prediction entry, in the order the model service's Lua writes
@@ -113,13 +139,26 @@ def timestamp_texts(timestamp_ms: int | npt.NDArray[np.int64], n: int) -> list[b
     return [str(int(timestamp_ms)).encode()] * n
 
 
-def encode_feedback(prediction_id: str, label: int, timestamp_ms: int) -> dict[bytes, bytes]:
-    return {
+def encode_feedback(
+    prediction_id: str, label: int, timestamp_ms: int,
+    predicted: int | None = None, predicted_ms: int | None = None, version: str | None = None,
+) -> dict[bytes, bytes]:
+    """A feedback entry; with ``predicted`` and ``predicted_ms`` (both or neither) one that carries
+    its prediction, counted by the monitor without join state (``version``: its model version)."""
+    if (predicted is None) != (predicted_ms is None):
+        raise ValueError("a label carries its prediction's class and time together, or neither")
+    entry = {
         b"v": SCHEMA_VERSION,
         b"id": prediction_id.encode(),
         b"label": str(label).encode(),
         b"ts": str(timestamp_ms).encode(),
     }
+    if predicted is not None:
+        entry[b"py"] = str(predicted).encode()
+        entry[b"pts"] = str(predicted_ms).encode()
+        if version:
+            entry[b"mv"] = version.encode()
+    return entry
 
 
 _VERSION = operator.itemgetter(b"v")
@@ -177,10 +216,26 @@ def decode_predictions(entries: Sequence[Fields]) -> PredictionBatch:
     )
 
 
+_PREDICTED, _PREDICTED_TS, _MODEL_VERSION = (operator.methodcaller("get", f) for f in (b"py", b"pts", b"mv"))
+_ABSENT = b"-1"
+
+
 def decode_feedback(entries: Sequence[Fields]) -> FeedbackBatch:
+    """Decode feedback entries; labels that carry their prediction (``py``, ``pts``) beside ones
+    that do not. Raises ``EventDecodeError`` for one of the two fields without the other."""
     _check_batch(entries)
-    return FeedbackBatch(
-        ids=[i.decode() for i in _column(entries, b"id")],
-        labels=_ints(_column(entries, b"label"), "label"),
-        timestamps_ms=_ints(_column(entries, b"ts"), "ts"),
-    )
+    ids = [i.decode() for i in _column(entries, b"id")]
+    labels = _ints(_column(entries, b"label"), "label")
+    timestamps = _ints(_column(entries, b"ts"), "ts")
+    predicted_raw = list(map(_PREDICTED, entries))  # map: C loops, as in _check_batch
+    times_raw = list(map(_PREDICTED_TS, entries))
+    if predicted_raw.count(None) == len(entries) and times_raw.count(None) == len(entries):
+        return FeedbackBatch(ids, labels, timestamps)
+    predicted = _ints([_ABSENT if p is None else p for p in predicted_raw], "py")
+    times = _ints([_ABSENT if t is None else t for t in times_raw], "pts")
+    if ((predicted == NOT_CARRIED) != (times == NOT_CARRIED)).any():
+        raise EventDecodeError("fields 'py' and 'pts' come together (a label carries its prediction's class and time)")
+    if (predicted < NOT_CARRIED).any() or (times < NOT_CARRIED).any():
+        raise EventDecodeError("field 'py' or 'pts' is negative")
+    versions = [b"" if v is None else v for v in map(_MODEL_VERSION, entries)]
+    return FeedbackBatch(ids, labels, timestamps, predicted, times, [v.decode() for v in versions])

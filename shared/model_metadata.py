@@ -54,6 +54,10 @@ class DataSummary(BaseModel):
 
 Task = Literal["classification", "regression"]
 LabelKind = Literal["string", "integer", "boolean"]
+# How the monitor finds a label's prediction: "by-id" joins it through per-prediction join
+# state in Redis; "carried" labels name their prediction's class and time themselves, so
+# predictions store no join state at all (README "Labels that carry their prediction").
+LabelJoin = Literal["by-id", "carried"]
 
 
 class FeatureSummary(BaseModel):
@@ -104,6 +108,11 @@ class ModelMetadata(BaseModel):
         default="integer", description="The JSON type a class label has on the wire (class_names holds its text)"
     )
     has_probabilities: bool = Field(default=True, description="Whether predictions carry class probabilities")
+    label_join: LabelJoin = Field(
+        default="by-id",
+        description='"by-id": labels name a prediction id, joined through per-prediction state; "carried": '
+        "labels carry the prediction's class and time, and predictions store no join state",
+    )
     training: TrainingSummary | None = Field(default=None, description="Set when Driftwatch trained the model")
     data: DataSummary
     reference_summary: ReferenceSummary | None = Field(

@@ -47,6 +47,9 @@ def register(
     class_names: Annotated[str | None, typer.Option(help="Class labels in the model's order; default: those "
                                                     "seen, sorted")] = None,
     task: Annotated[str, typer.Option(help="classification or regression")] = "classification",
+    label_join: Annotated[str, typer.Option(help="by-id: labels name a prediction id (joined through state kept "
+                                            "per prediction); carried: labels carry their prediction's class and "
+                                            "time, and predictions store no join state")] = "by-id",
     sample_rows: Annotated[int, typer.Option(min=1, max=MAX_SAMPLE_ROWS, help="Rows kept as the reference "
                                              "sample (uniform, seeded)")] = DEFAULT_SAMPLE_ROWS,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the sample")] = 0,
@@ -71,6 +74,8 @@ def register(
             raise typer.BadParameter(f"{value!r}: letters, digits, '.', '_', '-' (at most 100)", param_hint=hint)
     if task not in ("classification", "regression"):
         raise typer.BadParameter("classification or regression", param_hint="--task")
+    if label_join not in ("by-id", "carried"):
+        raise typer.BadParameter("by-id or carried", param_hint="--label-join")
     if redis_url and monitor_url:
         raise typer.BadParameter("give --redis-url or --monitor-url, not both", param_hint="--monitor-url")
     started = time.perf_counter()
@@ -83,6 +88,7 @@ def register(
             prediction_column=prediction_column,
             probability_columns=_names(probability_columns),
             label_column=label_column,
+            label_join="carried" if label_join == "carried" else "by-id",
             class_names=_names(class_names) or None,
             categorical=_categorical(categorical),
             source=str(reference),

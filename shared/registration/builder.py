@@ -265,6 +265,7 @@ class ReferenceBuilder:
             task=spec.task,
             label_kind=kind,
             has_probabilities=bool(spec.probability_columns),
+            label_join=spec.label_join,
             training=None,
             data=DataSummary(source=spec.source, sha256=spec.sha256 or self._sha256(), label_column=spec.label_column),
             reference_summary=summary,

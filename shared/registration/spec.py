@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.model_metadata import LabelKind, ReferenceSummary, Task
+from shared.model_metadata import LabelJoin, LabelKind, ReferenceSummary, Task
 
 # A name or version travels inside Redis keys (``driftwatch:{name}:...``) and URL paths.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -42,6 +42,10 @@ class RegistrationSpec(BaseModel):
         description="Class labels in the model's order; default: the labels seen, sorted (scikit-learn's classes_)",
     )
     label_kind: LabelKind | None = Field(default=None, description="Default: detected from the labels")
+    label_join: LabelJoin = Field(
+        default="by-id", description='"carried": feedback carries its prediction\'s class and time, and '
+        "predictions store no join state in Redis (README \"Labels that carry their prediction\")",
+    )
     categorical: list[str] | Literal["auto", "none"] = Field(
         default="auto",
         description="Features tested with chi-squared; auto: integer-valued with 2 to 10 levels over the whole file",

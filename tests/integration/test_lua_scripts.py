@@ -30,7 +30,8 @@ KEYS = Keys("lua-test")
 
 def test_every_service_script_is_found() -> None:
     assert {name for _, name in SCRIPTS} >= {
-        "ingest_predictions.lua", "ingest_feedback.lua", "store_report.lua", "store_sliding_time_report.lua",
+        "ingest_predictions.lua", "ingest_feedback.lua", "ingest_carried_feedback.lua", "store_report.lua",
+        "store_sliding_time_report.lua",
         "close_elapsed.lua", "write_entries.lua", "write_predictions.lua", "ensure_default_rules.lua",
         "renew_lease.lua", "release_lease.lua"}
 
@@ -145,6 +146,54 @@ def _feedback_call() -> tuple[list[str], list[object]]:
 def test_ingest_feedback_refuses_bad_calls(redis_client: redis.Redis, change, expected: str) -> None:  # type: ignore[no-untyped-def]
     keys, args = change(*_feedback_call())
     assert expected in _run(redis_client, "monitor", "ingest_feedback.lua", keys, args)
+
+
+def _carried_feedback_call() -> tuple[list[str], list[object]]:
+    stamp = f"{1_700_000_000_000:012x}"  # both ids in one join hash
+    batch = FeedbackBatch(ids=[stamp + "00" * 9 + "01", stamp + "00" * 9 + "11"], labels=np.array([1, 2]),
+                          timestamps_ms=np.array([1_700_000_001_000] * 2, dtype=np.int64),
+                          predicted=np.array([1, 0]), predicted_ms=np.array([1_700_000_000_000] * 2),
+                          versions=["1", "1"])
+    state = WindowState(_NoScripts(), KEYS, WindowPolicy(), retention_s=60)  # type: ignore[arg-type]
+    keys, args = state.carried_feedback_call(batch, ["1"], [SeriesWindow("1", 0, 4)], np.array([1, 1]),
+                                             np.array([1, 0]))
+    return keys, list(args)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda keys, args: (keys[:-1], args), "expected 8 keys"),
+        (lambda keys, args: (keys, args[:-1]), "expected 21 arguments"),
+        (lambda keys, args: (keys, [*args[:10], 2, *args[11:]]), "bucket position 2 outside 1..1"),
+        (lambda keys, args: (keys, [*args[:11], 2, *args[12:]]), "version position 2 outside 1..1"),
+        (lambda keys, args: (keys, [*args[:12], 2, *args[13:]]), "window position 2 outside 0..1"),
+        (lambda keys, args: (keys, [*args[:9], -1, *args[10:]]), "predicted class (ARGV[10])"),
+        (lambda keys, args: (keys, [*args[:7], "soon", *args[8:]]), "feedback time (ARGV[8])"),
+        (lambda keys, args: (keys, [*args[:6], "cat", *args[7:]]), "label (ARGV[7])"),
+        (lambda keys, args: (keys, [*args[:5], "", *args[6:]]), "join field (ARGV[6])"),
+        (lambda keys, args: (keys, [*args[:2], 0, *args[3:]]), "versions (ARGV[3])"),
+    ],
+    ids=["missing-key", "missing-argument", "bucket-outside", "version-outside", "window-outside", "negative-class",
+         "non-numeric-time", "non-numeric-label", "empty-field", "no-version"],
+)
+def test_ingest_carried_feedback_refuses_bad_calls(redis_client: redis.Redis, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    keys, args = change(*_carried_feedback_call())
+    assert expected in _run(redis_client, "monitor", "ingest_carried_feedback.lua", keys, args)
+
+
+def test_ingest_predictions_without_join_state_refuses_entry_ids_that_do_not_match(redis_client: redis.Redis) -> None:
+    n, at = 3, 1_700_000_000_000
+    batch = PredictionBatch(
+        ids=[f"{at:012x}" + "00" * 9 + f"{i:02x}" for i in range(n)], timestamps_ms=np.full(n, at, dtype=np.int64),
+        model_versions=["1"] * n, features=np.zeros((n, 2), dtype=np.float32), classes=np.zeros(n, dtype=np.int64),
+        probabilities=np.full((n, 4), 0.25, dtype=np.float32),
+    )
+    state = WindowState(_NoScripts(), KEYS, WindowPolicy(step=100, size=100), retention_s=60)  # type: ignore[arg-type]
+    ack = (KEYS.predictions, "monitor", [b"1-1", b"1-2"])  # two entry ids for three events
+    keys, args = state.prediction_call(batch, [b"\0" * 8] * n, ack, ordinal=1, join=False)
+    assert "entry ids (ARGV[27]) must hold 3, got 2" in _run(redis_client, "monitor", "ingest_predictions.lua", keys,
+                                                              list(args))
 
 
 def test_window_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:

@@ -77,6 +77,24 @@ def test_feedback_for_foreign_ids_needs_prediction_timestamps() -> None:
     assert label == {"id": own[0], "label": 1, "timestamp": label["timestamp"]}
 
 
+def test_feedback_carrying_predictions_needs_their_times_and_sends_them_with_the_version() -> None:
+    own = prediction_block("m", np.zeros((1, 1)), ["no"]).ids
+    with pytest.raises(ValueError, match="predictions need prediction_timestamps"):
+        feedback_block("m", own, ["yes"], predictions=["no"])
+    with pytest.raises(ValueError, match="version comes with predictions"):
+        feedback_block("m", ["req-1"], ["yes"], prediction_timestamps=[1], version="2")
+    with pytest.raises(ValueError, match="predictions has 1 entries for 2 labels"):
+        feedback_block("m", ["a", "b"], ["yes", "no"], prediction_timestamps=[1, 2], predictions=["no"])
+    block = feedback_block("m", ["a", "b"], ["yes", "no"], prediction_timestamps=[1, 2], predictions=["no", "no"],
+                           version="2")
+    first, _ = orjson.loads(encode(block))["labels"]
+    assert first == {"id": "a", "label": "yes", "timestamp": first["timestamp"], "prediction_timestamp": 1,
+                     "prediction": "no", "version": "2"}
+    head, tail = block.split(1)
+    assert head.version == tail.version == "2" and head.join_key() != feedback_block(
+        "m", ["a"], ["yes"], prediction_timestamps=[1], predictions=["no"]).join_key()
+
+
 def test_blocks_split_into_views_and_keep_order() -> None:
     block = prediction_block("m", np.arange(10.0).reshape(5, 2), np.arange(5), probabilities=np.eye(5))
     head, tail = block.split(2)

@@ -37,6 +37,25 @@ def test_feedback_round_trip():
     assert batch.ids == ["a" * 32] and batch.labels.tolist() == [4] and batch.timestamps_ms.tolist() == [123]
 
 
+def test_feedback_that_carries_its_prediction_decodes_beside_feedback_that_does_not():
+    entries = [encode_feedback("a" * 32, 4, 123), encode_feedback("b" * 32, 1, 456, 2, 100, "v2"),
+               encode_feedback("c" * 32, 0, 789, 3, 200)]
+    batch = decode_feedback(entries)
+    assert batch.predicted is not None and batch.predicted_ms is not None
+    assert batch.predicted.tolist() == [-1, 2, 3] and batch.predicted_ms.tolist() == [-1, 100, 200]
+    assert batch.versions == ["", "v2", ""]
+    carried = batch.rows(batch.predicted >= 0)
+    assert carried.ids == ["b" * 32, "c" * 32] and carried.labels.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="together"):
+        encode_feedback("a" * 32, 4, 123, predicted=1)
+    half = {**entries[1]}
+    del half[b"pts"]
+    with pytest.raises(EventDecodeError, match="'py' and 'pts' come together"):
+        decode_feedback([entries[0], half])
+    with pytest.raises(EventDecodeError, match="'py'"):
+        decode_feedback([{**entries[1], b"py": b"two"}])
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

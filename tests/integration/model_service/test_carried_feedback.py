@@ -1,0 +1,134 @@
+"""Feedback that carries its prediction, end to end: ``driftwatch.Client`` and raw HTTP to a real
+``driftwatch serve --ingest-only`` process, a real redis-server, the real monitor.
+
+A model registered with ``label_join: carried`` stores no join state for its predictions; its
+labels carry the predicted class and the prediction's time, and the monitor's accuracy per
+window is that of the labels sent, each counted once however often it is sent. A label without
+what such a model needs, or a ``prediction`` without its ``prediction_timestamp``, is a 422
+naming the field and the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from driftwatch import Client
+from driftwatch.local_processes import free_port, wait_for_http
+from monitor.assembly import assemble_monitor
+from monitor.monitor_settings import MonitorSettings
+from monitor.performance_report import performance_report
+from shared.keys import Keys
+from tests.integration.model_service.registered import churn, register
+from tests.support.polling import until
+
+pytestmark = pytest.mark.timeout(180)
+CARRIED = churn().model_copy(update={"label_join": "carried"})
+CHURN = Keys("churn")
+T0 = 1_767_225_600_000
+
+
+@pytest.fixture
+def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """``driftwatch serve --ingest-only`` with churn registered as a "carried" model."""
+
+    async def _register() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        await register(client, CARRIED)
+        await client.aclose()
+
+    asyncio.run(_register())
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "DRIFTWATCH_SPILL_DIR": str(tmp_path / "spill"),
+           "OTEL_SDK_DISABLED": "true"}
+    process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", "serve", "--ingest-only", "--port", str(port)],
+                               env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+        yield url
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+async def test_carried_labels_through_the_client_and_the_route_give_each_windows_accuracy(
+    service: str, aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
+) -> None:
+    n, window = 300, 100
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    classes = rng.integers(0, 2, n)
+    names = np.array(["stay", "leave"])
+    stamps = T0 + np.arange(n, dtype=np.int64) * 1_000
+    truth = np.where(rng.random(n) < np.repeat([0.9, 0.7, 0.5], window), classes, 1 - classes)  # accuracy falls
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME="churn", DRIFTWATCH_WINDOW_SIZE=window,
+                               DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = assemble_monitor(aredis, settings, "test-consumer")
+    monitor.start()
+    try:
+        with Client(service, flush_on_exit=False) as client:
+            ids = client.log("churn", x, names[classes], np.eye(2, dtype=np.float32)[classes],
+                             ids=[f"req-{i}" for i in range(n)], timestamps=stamps)
+            assert client.flush(60)
+            stats = monitor.consumer.stats
+            await until(lambda: stats.predictions == n, what="predictions counted")
+            join_keys = [k for k in redis_client.scan_iter(match=CHURN.join_state_pattern)
+                         if k != CHURN.join_shards.encode()]
+            assert join_keys == []  # no state per prediction
+
+            # Labels long after, in any order, 200 through the client and 100 over raw HTTP, one batch twice.
+            order = rng.permutation(n)
+            by_client, by_http = order[:200], order[200:]
+            client.feedback("churn", [ids[i] for i in by_client], names[truth[by_client]],
+                            timestamps=T0 + 86_400_000, prediction_timestamps=stamps[by_client],
+                            predictions=names[classes[by_client]])
+            client.feedback("churn", [ids[i] for i in by_client[:50]], names[truth[by_client[:50]]],
+                            prediction_timestamps=stamps[by_client[:50]], predictions=names[classes[by_client[:50]]],
+                            version="1")  # re-sent
+            assert client.flush(60) and client.stats.rejected_rows == 0
+        labels = [{"id": ids[i], "label": str(names[truth[i]]), "prediction": str(names[classes[i]]),
+                   "prediction_timestamp": int(stamps[i])} for i in by_http.tolist()]
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"{service}/models/churn/feedback", json={"labels": labels})
+        assert response.status_code == 202, response.text
+
+        await until(lambda: stats.feedback == n and stats.duplicates == 50, what="labels counted")
+        report = await performance_report(aredis, CHURN, ["stay", "leave"], monitor.window_index)
+        assert report.labelled == n and report.accuracy == pytest.approx(float(np.mean(truth == classes)))
+        per_window = {w.window: w for w in report.windows}
+        for w in range(3):
+            rows = slice(w * window, (w + 1) * window)
+            assert per_window[w].labelled == window
+            assert per_window[w].accuracy == pytest.approx(float(np.mean(truth[rows] == classes[rows])))
+    finally:
+        await monitor.stop()
+
+
+def test_labels_without_what_a_carried_model_needs_are_422_naming_field_and_row(service: str) -> None:
+    good = {"id": "req-0", "label": "stay", "prediction": "leave", "prediction_timestamp": "2026-01-01T00:00:00Z"}
+    labels = [
+        good,
+        {"id": "req-1", "label": "stay", "prediction_timestamp": T0},  # no prediction: a carried model needs it
+        {"id": "req-2", "label": "stay", "prediction": "leave"},  # prediction without its time
+        {"id": "req-3", "label": "stay", "prediction": "maybe", "prediction_timestamp": T0},  # no such class
+        {"id": "req-4", "label": "stay", "prediction": "stay", "prediction_timestamp": T0, "version": "a b"},
+    ]
+    response = httpx.post(f"{service}/models/churn/feedback", json={"labels": labels})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert [tuple(e["loc"][2:4]) for e in body["detail"]] == [
+        (1, "prediction"), (2, "prediction_timestamp"), (3, "prediction"), (4, "version")]
+    assert "label_join 'carried'" in body["detail"][0]["msg"]
+    assert body["accepted"] == 1 and body["accepted_ids"] == ["req-0"]
