@@ -90,7 +90,7 @@ def test_register_a_csv_and_a_parquet_file_through_the_monitor(monitor: Service,
     assert "TENSORFLOW LOADED []" in done.stdout  # no TensorFlow without --keras
 
     done = register("--name", "plans", "--version", "2", "--reference", str(parquet_path), *ROLES,
-                    "--sample-rows", "1000", "--monitor-url", monitor.url, "--api-key", KEY)
+                    "--sample-rows", "1000", "--monitor-url", monitor.url, "--api-key", KEY, "--label-join", "carried")
     assert done.returncode == 0, done.stdout + done.stderr
 
     answer = httpx.get(f"{monitor.url}/models/plans", timeout=30)
@@ -109,6 +109,7 @@ def test_register_a_csv_and_a_parquet_file_through_the_monitor(monitor: Service,
     # The same data from CSV and from Parquet is the same model (same hash and summaries).
     assert csv_meta["data"]["sha256"] == parquet_meta["data"]["sha256"]
     assert csv_meta["reference_summary"] == parquet_meta["reference_summary"]
+    assert (csv_meta["label_join"], parquet_meta["label_join"]) == ("by-id", "carried")
 
     listed = httpx.get(f"{monitor.url}/models", timeout=30).json()["models"]
     assert [(m["name"], [v["version"] for v in m["versions"]]) for m in listed] == [("plans", ["1", "2"])]

@@ -103,6 +103,13 @@ def test_a_parquet_registration_gives_the_same_model_as_json(api: TestClient) ->
         assert as_parquet[field] == as_json[field], field
 
 
+def test_a_version_registered_with_carried_labels_says_so(api: TestClient) -> None:
+    answer = api.put(URL, json=body(label_join="carried"))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["metadata"]["label_join"] == "carried"
+    assert api.put("/models/other/versions/1", json=body()).json()["metadata"]["label_join"] == "by-id"
+
+
 def test_another_model_under_a_registered_version_is_409(api: TestClient) -> None:
     assert api.put(URL, json=body(seed=0)).status_code == 201
     refused = api.put(URL, json=body(seed=1))
@@ -134,6 +141,7 @@ def test_writes_need_the_api_key(api: TestClient) -> None:
         (lambda b: b["reference"]["truth"].__setitem__(1, {"a": 1}), ["body", "reference", "truth", 1]),
         (lambda b: b.__setitem__("metadata", None), ["body", "metadata"]),
         (lambda b: b["metadata"].__setitem__("feature_names", []), ["body", "metadata", "feature_names"]),
+        (lambda b: b["metadata"].__setitem__("label_join", "by-time"), ["body", "metadata", "label_join"]),
     ],
 )
 def test_bad_registrations_are_422_naming_the_field(api: TestClient, change: Any, loc: list[Any]) -> None:
