@@ -75,12 +75,15 @@ async def log_predictions(name: ModelName, request: Request, ingest: Ingest, _: 
 @router.post("/models/{name}/feedback", status_code=status.HTTP_202_ACCEPTED, response_model=FeedbackAccepted,
              responses=_RESPONSES, openapi_extra=_documented("LoggedFeedbackBody"))
 async def log_feedback(name: ModelName, request: Request, ingest: Ingest, _: WriteAccess) -> Response:
-    """Log true labels: ``{"labels": [{"id", "label", "timestamp"?, "prediction_timestamp"?}]}``.
+    """Log true labels: ``{"labels": [{"id", "label", "timestamp"?, "prediction_timestamp"?, "prediction"?,
+    "version"?}]}``.
 
     ``id`` is the prediction's id as it was logged. A Driftwatch id needs
     nothing else; any other id needs ``prediction_timestamp`` (the time the
     prediction was logged with), because the prediction's Driftwatch id is
-    made from both and no mapping is stored.
+    made from both and no mapping is stored. A label that also carries
+    ``prediction`` (the predicted class) is counted without any state kept per
+    prediction; a model registered with ``label_join: carried`` takes only such labels.
     """
     schema = await ingest.schema(name)
     if schema.is_regressor:

@@ -190,6 +190,10 @@ async def test_a_carried_model_stores_no_join_state_and_counts_each_prediction_o
 
     labels = np.where(rng.random(n) < 0.8, classes, (classes + 2) % CLASSES)
     assert await state.ingest_feedback(_carried(ids, labels, stamps, classes, t0 + DAY_MS, "1")) == n
+    markers = [k async for k in aredis.scan_iter(match=keys.join_state_pattern) if k != keys.join_shards.encode()]
+    marker_bytes = sum([await aredis.memory_usage(k, samples=0) for k in markers])
+    print(f"per-label dedup markers: {marker_bytes / n:.1f} bytes/label ({len(markers)} keys, all labels:label)")
+    assert all(k.endswith(b":label") for k in markers) and marker_bytes / n < 24  # per label, expiring with its bucket
     accuracy = sum(v for k, v in (await _pairs(aredis, keys.confusion_total)).items()
                    if k.split(":")[0] == k.split(":")[1]) / n
     assert accuracy == float(np.mean(labels == classes))
