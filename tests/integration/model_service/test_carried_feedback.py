@@ -29,8 +29,9 @@ from driftwatch.local_processes import free_port, wait_for_http
 from monitor.assembly import assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
+from shared.ids import internal_prediction_id, new_prediction_ids
 from shared.keys import Keys
-from tests.integration.model_service.registered import churn, register
+from tests.integration.model_service.registered import churn, ingest_service, register, wait_until
 from tests.support.polling import until
 
 pytestmark = pytest.mark.timeout(180)
@@ -132,3 +133,27 @@ def test_labels_without_what_a_carried_model_needs_are_422_naming_field_and_row(
         (1, "prediction"), (2, "prediction_timestamp"), (3, "prediction"), (4, "version")]
     assert "label_join 'carried'" in body["detail"][0]["msg"]
     assert body["accepted"] == 1 and body["accepted_ids"] == ["req-0"]
+
+
+async def test_a_by_id_model_takes_labels_with_or_without_their_prediction(
+    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
+) -> None:
+    await register(aredis, churn())
+    pid = new_prediction_ids(1, T0)[0]
+    labels = [
+        {"id": pid, "label": "stay"},  # joined by id
+        {"id": "req-1", "label": "leave", "prediction": "stay", "prediction_timestamp": T0 + 1, "version": "1"},
+        {"id": "req-2", "label": "stay", "version": "1"},  # a version names a carried prediction's: none here
+        {"id": pid, "label": "stay", "prediction": "leave"},  # no time for the prediction it carries
+    ]
+    with ingest_service(redis_url) as client:
+        response = client.post("/models/churn/feedback", json={"labels": labels})
+        assert response.status_code == 422, response.text
+        assert [tuple(e["loc"][2:4]) for e in response.json()["detail"]] == [(2, "version"),
+                                                                            (3, "prediction_timestamp")]
+        wait_until(lambda: redis_client.xlen(CHURN.feedback) == 2)
+    by_id, carried = (fields for _, fields in redis_client.xrange(CHURN.feedback))
+    assert b"py" not in by_id and by_id[b"id"] == pid.encode()
+    assert (carried[b"py"], carried[b"pts"], carried[b"mv"], carried[b"label"]) == (b"0", str(T0 + 1).encode(),
+                                                                                   b"1", b"1")
+    assert carried[b"id"] == internal_prediction_id("req-1", T0 + 1).encode()
