@@ -31,8 +31,16 @@ about 21 bytes a prediction in all (the README has the sizing table,
 carries no version: the join value's series ordinal (:mod:`shared.series`)
 tells which series a label's prediction belongs to.
 
-The scripts are ``ingest_predictions.lua`` and ``ingest_feedback.lua`` beside
-this module. Python decides every key and index they use: the join buckets
+A label that carries its prediction's class and time (``FeedbackBatch.predicted``)
+is counted by ``ingest_carried_feedback.lua`` without reading join state: its
+window comes from the prediction's time (:meth:`WindowPolicy.windows_at`), and
+only a per-label marker in its bucket's label hash keeps it from counting twice.
+A version registered with ``label_join: carried`` takes only such labels, so
+its predictions write no join state at all (the script then counts an event
+when its own XACK of the entry succeeds).
+
+The scripts are ``ingest_predictions.lua``, ``ingest_feedback.lua`` and
+``ingest_carried_feedback.lua`` beside this module. Python decides every key and index they use: the join buckets
 (from the ids), the windows (from :class:`monitor.windows.WindowPolicy`), and
 the widths and offsets of the packed columns (below, passed as arguments).
 Count windows depend on the ingest counter, which the script advances: the

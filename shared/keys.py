@@ -212,7 +212,8 @@ class Keys:
         return f"{self.prefix}:join:{bucket}:{shard}:spred"
 
     def joined_labels(self, bucket: int, shard: int) -> str:
-        """Hash: id field -> ``label:feedback time`` for labels of one time bucket and shard."""
+        """Hash: id field -> ``label:feedback time`` for labels of one time bucket and shard, or ``=``
+        for a label counted from the prediction it carried (a per-label marker: its id counts once)."""
         return f"{self.prefix}:join:{bucket}:{shard}:label"
 
     def waiting_labels(self, bucket: int) -> str:
