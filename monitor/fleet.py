@@ -5,8 +5,12 @@ adds its model's name), restricted to ``DRIFTWATCH_MODELS`` when that is set,
 plus the default model (``DRIFTWATCH_MODEL_NAME``), which is always watched.
 The index is polled every ``DRIFTWATCH_DISCOVERY_INTERVAL_S`` (and at once
 when a request names a model not watched yet), so a model registered while
-the monitor runs is watched within seconds, without a restart. A model stays
-watched until the process ends. At most ``DRIFTWATCH_MAX_MODELS`` are
+the monitor runs is watched within seconds, without a restart. A model whose
+every version is retired (``DELETE /models/{name}/versions/{v}``), or whose
+registry entry is gone, is dropped at the next poll, also without a restart:
+its worker stops (the batch in hand is acked first), its alerts resolve, its
+gauges are no longer exported and its reads answer 404; registered again, it
+is watched again. The default model is never dropped. At most ``DRIFTWATCH_MAX_MODELS`` are
 watched: the default first, then by name; the rest are listed in ``/readyz``
 (``models_not_watched``) and a warning says so.
 
@@ -41,6 +45,7 @@ from monitor.alerts import AlertService
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from shared.keys import MODELS_INDEX
+from shared.registry import active_models
 from shared.supervision import TaskSupervisor
 from shared.telemetry.recorders import MonitorInstruments
 from shared.telemetry.task_metrics import TaskFailureCounter
@@ -115,12 +120,12 @@ class Fleet:
         return self.parts.get(model)
 
     async def lookup(self, model: str) -> MonitorParts | None:
-        """The parts of ``model``; a registered name not watched yet is discovered at once (one
-        ``SISMEMBER`` first), so a read right after a registration finds its model."""
+        """The parts of ``model``; a registered (or registered again) name not watched yet is
+        discovered at once (one ``HKEYS`` first), so a read right after a registration finds its model."""
         found = self.parts.get(model)
         if found is not None or model in self.not_watched or not self.wanted(model):
             return found
-        if await self.client.sismember(MODELS_INDEX, model):
+        if await active_models(self.client, [model]):
             await self.discover()
         return self.parts.get(model)
 
@@ -159,25 +164,48 @@ class Fleet:
             self.failed[name] = f"{type(exc).__name__}: {exc}"[:1_000]
             return None
         self.failed.pop(name, None)
+        self.not_watched.discard(name)
         self.parts[name] = parts
         parts.start()
         self._cold.put_nowait(name)
         log.info("monitor: watching model %r (%d watched)", name, len(self.parts))
         return parts
 
+    async def unwatch(self, name: str) -> None:
+        """Stop watching ``name``: its worker stops, its alerts resolve, its gauges go.
+
+        It leaves :attr:`parts` last, so a Redis error on the way leaves it there and
+        the next discovery tries again (stopping a stopped worker changes nothing)."""
+        parts = self.parts.get(name)
+        if parts is None:
+            return
+        await parts.stop()
+        if self.instruments is not None:
+            self.instruments.forget(name)
+        if self.alerts is not None:
+            await self.alerts.resolve_model(name)
+        del self.parts[name]
+        log.info("monitor: model %r dropped: no active version registered (%d watched)", name, len(self.parts))
+
     async def registered(self) -> set[str]:
         """Every registered model's name (the registry's index)."""
         return {_text(m) for m in await self.client.smembers(MODELS_INDEX)}
 
     async def discover(self) -> list[str]:
-        """Read the registry and watch the models not watched yet; returns their names."""
+        """Read the registry: watch the active models not watched yet, drop those no longer
+        active (the default excepted); returns the names newly watched."""
         async with self._lock:
             names = await self.registered()
             if self.alerts is not None:  # the leader sends every model's notifications, watched here or not
                 for name in sorted(names - {s.keys.model for s in self.alerts.stores()}):
                     await self.alerts.add_model(name)
+            active = await active_models(self.client, sorted(names)) if names else set()
+            for name in sorted(set(self.parts) - active - {self.default}):
+                await self.unwatch(name)
+            self.not_watched &= active
+            self.failed = {n: why for n, why in self.failed.items() if n in active or n == self.default}
             added = []
-            for name in sorted(names):
+            for name in sorted(active):
                 if name not in self.parts and self.wanted(name) and self.watch(name) is not None:
                     added.append(name)
             return added
@@ -202,7 +230,9 @@ class Fleet:
                 name = await asyncio.wait_for(self._cold.get(), 1.0)
             except TimeoutError:
                 continue
-            parts = self.parts[name]
+            parts = self.parts.get(name)
+            if parts is None:
+                continue  # dropped meanwhile
             try:
                 await parts.catalog.latest()
                 await parts.performance.report(last_windows=1)

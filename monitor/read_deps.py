@@ -42,8 +42,8 @@ async def _parts(request: Request) -> MonitorParts:
     if parts is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            detail=f"model {model!r} is not watched by this monitor (not registered, or not in DRIFTWATCH_MODELS"
-            f" or past DRIFTWATCH_MAX_MODELS); watched: {watched_names(fleet)}",
+            detail=f"model {model!r} is not watched by this monitor (not registered, every version retired, or not"
+            f" in DRIFTWATCH_MODELS or past DRIFTWATCH_MAX_MODELS); watched: {watched_names(fleet)}",
         )
     return parts
 

@@ -211,6 +211,26 @@ async def model_names(client: aioredis.Redis) -> list[str]:
     return sorted(n.decode() for n in await client.smembers(MODELS_INDEX))
 
 
+async def active_models(client: aioredis.Redis, names: Sequence[str]) -> set[str]:
+    """Those of ``names`` with a version not retired (one round trip, field names only).
+
+    A version is retired exactly when its ``retired-at`` field exists (set by
+    :func:`retire_version`, removed by :func:`register_model`); a name whose
+    hash holds no version at all was removed.
+    """
+    async with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hkeys(Keys(name).model_info)
+        replies = await pipe.execute()
+    active = set()
+    for name, raw in zip(names, replies, strict=True):
+        fields = {f.decode() if isinstance(f, bytes) else f for f in raw}
+        versions = {f.removeprefix("metadata:") for f in fields if f.startswith("metadata:")}
+        if any(retired_field(v) not in fields for v in versions):
+            active.add(name)
+    return active
+
+
 async def read_models(client: aioredis.Redis, names: list[str]) -> list[RegisteredModel]:
     """The registry entries of ``names`` (one round trip); names with no version are left out."""
     async with client.pipeline(transaction=False) as pipe:

@@ -31,7 +31,9 @@ evaluates only the window rules, on instances labelled with that version
 evaluates only the service rules (lag, error rate, latency), on instances
 without a version. Instances outside a snapshot's scope are left as they are.
 A retired version (``version_retired``) has no rule left: its instances are
-orphans, so a firing one resolves and a pending one ends.
+orphans, so a firing one resolves and a pending one ends; ``version_retired``
+without a version does the same to the instances without one (a model no
+longer watched: every version retired, or removed).
 
 Unknown metrics (``None``, too few samples) leave an instance as it is: no
 data is neither good nor bad news. Rules counting windows skip snapshots
@@ -194,9 +196,11 @@ def evaluate(
 ) -> Evaluation:
     """Apply every rule to ``snapshot``; see the module docstring for the state machine and scopes."""
     extra = dict(extra_labels or {})
-    if snapshot.model_version is not None:
+    if snapshot.version_retired:
+        rules = []  # every instance of the snapshot's scope is an orphan
+    elif snapshot.model_version is not None:
         extra[MODEL_VERSION_LABEL] = snapshot.model_version
-        rules = [] if snapshot.version_retired else [r for r in rules if r.metric not in SERVICE_METRICS]
+        rules = [r for r in rules if r.metric not in SERVICE_METRICS]
     elif snapshot.service_only:
         rules = [r for r in rules if r.metric in SERVICE_METRICS]
     out: dict[str, AlertInstance] = dict(states)

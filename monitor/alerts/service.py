@@ -11,6 +11,7 @@ and hands each model's report listener its :class:`ModelAlerts`.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -116,6 +117,17 @@ class AlertService:
                 await self.notifier.ensure_group(store)
             except RedisError as exc:
                 log.warning("alert history group of %s not created yet (%s); the notifier retries", model, exc)
+
+    async def resolve_model(self, model: str) -> list[HistoryEntry]:
+        """End every alert of ``model`` (no longer watched): each version's instances and its
+        service ones become orphans, so firing ones resolve (and are notified) and pending ones end."""
+        store = self.store_for(model)
+        at = time.time()
+        transitions = []
+        for version in sorted(await store.alerted_versions()):
+            snapshot = MetricSnapshot(at=at, model_version=version, version_retired=True)
+            transitions += await self.evaluate(snapshot, model=model)
+        return transitions + await self.evaluate(MetricSnapshot(at=at, version_retired=True), model=model)
 
     async def evaluate(self, snapshot: MetricSnapshot, model: str | None = None) -> list[HistoryEntry]:
         """Evaluate ``model``'s rules (default: the default model's) on ``snapshot``;

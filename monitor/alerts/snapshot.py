@@ -74,7 +74,8 @@ class MetricSnapshot(BaseModel):
     ] = None
     version_retired: bool = Field(
         default=False,
-        description="The version (``model_version``) was retired: its alerts resolve (firing) or end (pending)",
+        description="The version (``model_version``) was retired: its alerts resolve (firing) or end (pending);"
+        " without a version, the model's service alerts (lag, error rate, latency) do: the model is not watched",
     )
     service_only: bool = Field(
         default=False,

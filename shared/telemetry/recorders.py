@@ -362,6 +362,12 @@ class MonitorInstruments:
                         name, self.max_models)
         return recorder
 
+    def forget(self, name: str) -> None:
+        """Stop exporting ``name``'s gauges (the model is no longer watched); counters keep their totals."""
+        with self._lock:
+            self._models.pop(name, None)
+            self._muted.pop(name, None)
+
     def exported_models(self) -> list[MonitorMetrics]:
         with self._lock:
             return list(self._models.values())

@@ -27,7 +27,7 @@ from monitor.alerts import AlertRule, AlertService
 from monitor.app import create_app
 from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
-from shared.keys import CONSUMER_GROUP, MODELS_INDEX, Keys
+from shared.keys import CONSUMER_GROUP, Keys
 from shared.registry import register_model, retire_version
 from shared.telemetry.recorders import MonitorInstruments
 from tests.integration.monitor.helpers import eventually, publish_predictions, register, small_model
@@ -171,7 +171,7 @@ async def test_drift_watch_models_restricts_a_replica(aredis: aioredis.Redis, re
 
 async def test_a_model_whose_worker_keeps_failing_stops_no_other(aredis: aioredis.Redis, redis_url: str) -> None:
     await aredis.set(Keys("broken").predictions, "not a stream")  # every XGROUP CREATE on it fails
-    await aredis.sadd(MODELS_INDEX, "broken")
+    await register_small(aredis, "broken")
     churn = await register_small(aredis, "churn")
     with TestClient(create_app(settings(redis_url), consumer_name="fleet-e")) as client:
         await small_traffic(aredis, churn, windows=2, seed=6)
@@ -250,3 +250,78 @@ async def test_retiring_a_version_resolves_its_alerts(aredis: aioredis.Redis, re
         await fleet.stop()
         await alerts.stop()
 
+
+
+async def test_a_model_whose_every_version_is_retired_is_dropped_and_watched_again_once_registered(
+    aredis: aioredis.Redis, redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a restart: its worker stops with nothing left pending, its alerts (window and
+    service ones) resolve, its gauges go; registered again, it is watched again and reads what
+    came meanwhile (nobody consumed it)."""
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+    churn = await register_small(aredis, "churn")
+    s = settings(redis_url)
+    alerts = AlertService.create(aredis, Keys(DIGITS), s.alerts)
+    await alerts.start()
+    await alerts.store.replace_rules([
+        AlertRule.model_validate({"name": "Drift", "metric": "dataset_drift_share", "op": ">", "value": 0.0}),
+        AlertRule.model_validate({"name": "Lag", "metric": "stream_lag", "op": ">=", "value": 0}),
+    ])  # fmt: skip
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    fleet = Fleet(aredis, s, "fleet-h", alerts=alerts, stats_interval_s=0.2,
+                  instruments=MonitorInstruments(provider.get_meter("driftwatch"), max_models=10))
+    await fleet.start()
+
+    async def churn_states() -> dict[str, str]:
+        return {a.labels["alertname"]: a.state for a in await alerts.store_for("churn").states()}
+
+    async def churn_states_are(wanted: dict[str, str]) -> bool:
+        return await churn_states() == wanted
+
+    def exported() -> set[str]:
+        data = reader.get_metrics_data()
+        metrics = [m for r in data.resource_metrics for sm in r.scope_metrics for m in sm.metrics] if data else []
+        return {str(p.attributes["model"]) for m in metrics if m.name == "driftwatch.dataset.drift.share"
+                for p in m.data.data_points}
+
+    try:
+        await eventually(lambda: "churn" in fleet.parts)
+        first = fleet.parts["churn"]
+        await small_traffic(aredis, churn, windows=1, seed=9, shift=3.0)
+        await eventually(lambda: fleet.parts["churn"].consumer.stats.predictions == WINDOW, 60)
+        await eventually(lambda: churn_states_are({"Drift": "firing", "Lag": "firing"}), 30)
+        await eventually(lambda: "churn" in exported())
+
+        await retire_version(aredis, churn, "1", retention_s=3600, now_s=0)
+        await eventually(lambda: "churn" not in fleet.parts)
+        assert not first.worker.running
+        assert await churn_states() == {"Drift": "resolved", "Lag": "resolved"}
+        (group,) = redis_client.xinfo_groups(churn.predictions)
+        assert group["pending"] == 0
+        assert fleet.names() == [DIGITS] and "churn" not in exported()
+        assert fleet.health().keys() == {DIGITS}
+
+        await small_traffic(aredis, churn, windows=1, seed=10)  # nobody reads it while dropped
+        await register_small(aredis, "churn")  # the same version, active again
+        await eventually(lambda: "churn" in fleet.parts)
+        assert fleet.parts["churn"] is not first
+        await eventually(lambda: fleet.parts["churn"].consumer.stats.predictions == WINDOW, 60)
+        assert first.consumer.stats.predictions == WINDOW
+    finally:
+        await fleet.stop()
+        await alerts.stop()
+        provider.shutdown()
+
+
+async def test_a_removed_model_is_dropped_and_its_reads_are_a_404_naming_why(
+    aredis: aioredis.Redis, redis_url: str
+) -> None:
+    await register_small(aredis, "gone")
+    with TestClient(create_app(settings(redis_url), consumer_name="fleet-i")) as client:
+        await eventually(lambda: client.get("/models/gone/drift").status_code == 200)
+        await aredis.delete(Keys("gone").model_info)  # its registry entry removed (the index still names it)
+        await eventually(lambda: "gone" not in [m["name"] for m in client.get("/overview").json()["models"]])
+        answer = client.get("/models/gone/drift")
+        assert answer.status_code == 404 and "every version retired" in answer.json()["detail"]
+        assert "gone" not in client.get("/readyz").json()["models"]

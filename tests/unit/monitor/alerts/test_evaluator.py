@@ -335,3 +335,14 @@ def test_a_retired_version_resolves_its_alerts_only() -> None:
     assert sorted(retired) == [(S.firing, S.resolved), (S.pending, S.inactive)]
     assert {(s.labels["model_version"], s.rule, s.state) for s in run.states.values()} == {
         ("1", "Drift", S.resolved), ("2", "Drift", S.firing), ("2", "Slow", S.pending)}
+
+
+def test_retired_without_a_version_resolves_the_service_alerts_only() -> None:
+    """A model no longer watched: its service instances (no version label) become orphans; the
+    versions' own are ended by their own retired snapshots."""
+    lag = rule(name="Lag", metric="stream_lag", op=">", value=10)
+    run = Run(rule(), lag, extra_labels={"model": "fraud"})
+    run(snap(1, 0.3, model_version="1"))
+    run(snap(None, 0.0, at=5_000, stream_lag=50, service_only=True))
+    assert run(MetricSnapshot(at=9_000.0, version_retired=True)) == [(S.firing, S.resolved)]
+    assert {(s.rule, s.state) for s in run.states.values()} == {("Drift", S.firing), ("Lag", S.resolved)}
