@@ -110,6 +110,9 @@ class MonitorSettings(ServiceSettings):
     effect_floor: Literal["reference-chunks", "none"] = Field(
         default="reference-chunks", alias="DRIFTWATCH_EFFECT_FLOOR"
     )
+    # Threads of the compiled KS kernel (monitor/drift/_kernels.py); unset: every core numba
+    # sees (NUMBA_NUM_THREADS). Reports are the same for any value.
+    drift_threads: int | None = Field(default=None, ge=1, alias="DRIFTWATCH_DRIFT_THREADS")
     read_count: int = Field(default=500, ge=1, alias="DRIFTWATCH_READ_COUNT")
     read_block_ms: int = Field(default=1_000, ge=1, alias="DRIFTWATCH_READ_BLOCK_MS")
     # After a read that was not full, the next waits this long: a slow stream (one of many

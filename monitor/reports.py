@@ -110,7 +110,7 @@ def drift_config(settings: MonitorSettings) -> DriftConfig:
     """
     return DriftConfig(
         alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size,
-        p_values=settings.p_values, effect_floor=settings.effect_floor,
+        p_values=settings.p_values, effect_floor=settings.effect_floor, threads=settings.drift_threads,
     )
 
 

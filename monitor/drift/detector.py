@@ -123,6 +123,9 @@ class DriftConfig(BaseModel):
     multivariate : bool
         Also run the cross-moment test of the numeric features together
         (needs two non-constant numeric features and two reference rows).
+    threads : int or None
+        Threads of the compiled KS kernel (None: every core numba sees).
+        Reports do not depend on it: each feature is one thread's work.
 
     Examples
     --------
@@ -145,6 +148,7 @@ class DriftConfig(BaseModel):
     p_values: Literal["near-level", "all", "drifted"] = "near-level"
     effect_floor: Literal["reference-chunks", "none"] = "reference-chunks"
     multivariate: bool = True
+    threads: int | None = Field(default=None, ge=1)
 
     @field_validator("alpha")
     @classmethod
@@ -230,7 +234,7 @@ class DriftDetector:
         self._num_idx: NDArray[np.intp] = np.flatnonzero(~cat)
         self._cat_idx: NDArray[np.intp] = np.flatnonzero(cat)
         self._num_ref: SortedReference | None = (
-            SortedReference(ref[:, self._num_idx], with_wasserstein=True)
+            SortedReference(ref[:, self._num_idx], with_wasserstein=True, threads=self.config.threads)
             if self._num_idx.size
             else None
         )

@@ -306,7 +306,7 @@ class MissingKS:
 
 
 MERGE_MAX_RATIO = 30
-"""Merge kernel while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
+"""Compiled kernels while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
 
 _BLOCK = 512
 
@@ -355,6 +355,9 @@ class SortedReference:
     with_wasserstein : bool
         Also precompute what the O(m) Wasserstein-1 distance needs (column
         means and prefix sums of the centred sorted columns).
+    threads : int or None
+        Threads of the compiled kernel (None: every core numba sees). The
+        results do not depend on it.
 
     Notes
     -----
@@ -373,7 +376,10 @@ class SortedReference:
     (True, True)
     """
 
-    def __init__(self, reference: ArrayLike, with_wasserstein: bool = False) -> None:
+    def __init__(
+        self, reference: ArrayLike, with_wasserstein: bool = False, threads: int | None = None
+    ) -> None:
+        self.threads = threads
         ref, has_missing = as_2d_with_missing(reference, "reference")
         if ref.shape[0] == 0:
             raise ValueError("reference must have at least one row")
@@ -430,10 +436,10 @@ class SortedReference:
         return out
 
     def use_merge(self, m: int) -> bool:
-        """Whether the compiled merge beats binary searches for a window of ``m`` rows.
+        """Whether the compiled kernels beat binary searches for a window of ``m`` rows.
 
-        The merge costs ``O(n + m)`` per feature, the searches ``O(m log n)``
-        plus an ``O(m)`` W1 pass: measured here, the merge wins up to a
+        The kernels cost ``O(n + m)`` per feature, the searches ``O(m log n)``
+        plus an ``O(m)`` W1 pass: measured here, the kernels win up to a
         reference ~30 times the window (and always when the window is larger).
         """
         return _kernels.HAVE_NUMBA and self.n <= MERGE_MAX_RATIO * m
@@ -459,7 +465,7 @@ class SortedReference:
         lcm, a, b = ks_lattice(self.n, m)
         h = np.zeros(self.n_features, dtype=np.int64)
         acc = np.zeros(self.n_features, dtype=np.float64)
-        _kernels.merge_ks_w1(self.padded, window_padded, a, b, wasserstein, h, acc)
+        _kernels.ks_w1(self.padded, window_padded, a, b, wasserstein, h, acc, self.threads)
         return h, (acc / lcm if wasserstein else None)
 
     def statistic_h(self, window_sorted: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -557,8 +563,9 @@ class SortedReference:
                 continue
             lcm, a, b = ks_lattice(n_f, m_f)
             if _kernels.HAVE_NUMBA and n_f <= MERGE_MAX_RATIO * m_f:
-                _kernels.merge_ks_w1(self.padded[f : f + 1, : n_f + 1], padded[f : f + 1, : m_f + 1],
-                                     a, b, wasserstein, h[f : f + 1], acc)
+                # One row on this thread: a parallel launch per feature would cost more than it saves.
+                _kernels.merge_pair(self.padded[f : f + 1, : n_f + 1], padded[f : f + 1, : m_f + 1], a, b,
+                                    wasserstein, h[f : f + 1], acc, 0, 0)
                 w1[f] = acc[0] / lcm
                 continue
             col = padded[f : f + 1, :m_f]

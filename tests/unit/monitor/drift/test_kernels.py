@@ -43,7 +43,7 @@ def test_merge_kernel_equals_numpy_engine_and_scipy(n: int, m: int, f: int, kind
     lcm, a, b = ks_lattice(n, m)
     h = np.zeros(f, dtype=np.int64)
     acc = np.zeros(f)
-    _kernels.merge_ks_w1(sref.padded, wp, a, b, True, h, acc)
+    _kernels.ks_w1(sref.padded, wp, a, b, True, h, acc)
     # The numpy engine (binary searches + prefix-sum W1), forced.
     had = _kernels.HAVE_NUMBA
     try:
@@ -58,6 +58,42 @@ def test_merge_kernel_equals_numpy_engine_and_scipy(n: int, m: int, f: int, kind
         expected = wasserstein_distance(ref[:, j], win[:, j])
         assert acc[j] / lcm == pytest.approx(expected, rel=1e-9, abs=1e-12)
         assert w1_np[j] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tied", "mixed"])
+def test_kernel_results_do_not_depend_on_threads(kind: str) -> None:
+    """Every thread count gives the same integers and the same W1 bits, for odd and even
+    feature counts (the rows go by pairs; an odd last row is paired with itself), and one
+    row at a time (the missing-values path) agrees with the whole batch."""
+    rng = np.random.default_rng(3)
+    for f in (7, 8):
+        ref, win = _draw(rng, 3_000, f, kind), _draw(rng, 700, f, kind)
+        sref = SortedReference(ref)
+        wp = sref.sort_window_padded(win)
+        _, a, b = ks_lattice(3_000, 700)
+        results = []
+        for threads in (1, 2, None):
+            h = np.zeros(f, dtype=np.int64)
+            acc = np.zeros(f)
+            _kernels.ks_w1(sref.padded, wp, a, b, True, h, acc, threads)
+            results.append((h.tolist(), acc.tobytes()))
+        assert results[1] == results[0] and results[2] == results[0]
+        for j in range(f):
+            h1 = np.zeros(1, dtype=np.int64)
+            acc1 = np.zeros(1)
+            _kernels.merge_pair(sref.padded[j : j + 1], wp[j : j + 1], a, b, True, h1, acc1, 0, 0)
+            assert int(h1[0]) == results[0][0][j] and acc1.tobytes() == results[0][1][8 * j : 8 * j + 8]
+
+
+def test_detector_reports_do_not_depend_on_threads() -> None:
+    from monitor.drift import DriftConfig, DriftDetector
+
+    rng = np.random.default_rng(4)
+    ref, win = rng.normal(size=(4_000, 9)), rng.normal(size=(500, 9))
+    win[:, 2] += 0.3
+    names = [f"f{i}" for i in range(9)]
+    reports = [DriftDetector(ref, names, DriftConfig(threads=t)).test(win).model_dump() for t in (1, 2)]
+    assert reports[0] == reports[1]
 
 
 @pytest.mark.parametrize(("n", "m"), [(10_000, 10_000), (3_000, 20_000), (20_000, 2_000)])
