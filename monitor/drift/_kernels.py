@@ -34,6 +34,7 @@ __all__ = [
     "ranks",
     "slide",
     "sliding_h",
+    "standardise_t",
 ]
 
 _jit: Callable[..., Any] | None
@@ -381,12 +382,49 @@ def _ks_exact_inside_py(m: int, n: int, g: int, h: int) -> float:  # pragma: no 
     return float(prev[n + 1])
 
 
+_STD_BLOCK = 256
+"""Rows per block of :func:`_standardise_t_py` (one thread's share at a time)."""
+
+
+def _standardise_t_py(
+    w: NDArray[np.float64],
+    cols: NDArray[np.intp],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    zt: NDArray[np.float64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """``zt[c, r] = (clip(w[r, cols[c]], lo[c], hi[c]) - mean[c]) / std[c]``: the cross-moment
+    test's standardised window, transposed to (F', m) for the product, in one pass.
+
+    numpy takes five passes and four temporaries for the same values (the
+    same operations, so the same bits): ~8x slower at 10k x 64. Blocks of
+    rows are independent, so the compiled version spreads them over threads.
+    """
+    m = w.shape[0]
+    n_blocks = (m + _STD_BLOCK - 1) // _STD_BLOCK
+    for blk in prange(n_blocks):
+        r0 = blk * _STD_BLOCK
+        r1 = min(r0 + _STD_BLOCK, m)
+        for c in range(cols.shape[0]):
+            col = cols[c]
+            low = lo[c]
+            high = hi[c]
+            mu = mean[c]
+            sd = std[c]
+            for r in range(r0, r1):
+                v = min(max(w[r, col], low), high)
+                zt[c, r] = (v - mu) / sd
+
+
 if _jit is not None and _jit_parallel is not None:
     ks_exact_square: Callable[[int, int], float] = _jit(_ks_exact_square_py)
     ks_exact_inside: Callable[[int, int, int, int], float] = _jit(_ks_exact_inside_py)
     merge_pair: Callable[..., None] = _jit(_merge_pair_py)
     _merge_pair = merge_pair  # the name _ks_w1_py calls, compiled
     _ks_w1: Callable[..., None] = _jit_parallel(_ks_w1_py)
+    _standardise_t: Callable[..., None] = _jit_parallel(_standardise_t_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
     slide: Callable[..., int] = _jit(_slide_py)
@@ -395,6 +433,7 @@ else:  # pragma: no cover
     ks_exact_inside = _ks_exact_inside_py
     merge_pair = _merge_pair = _merge_pair_py
     _ks_w1 = _ks_w1_py
+    _standardise_t = _standardise_t_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py
     slide = _slide_py
@@ -414,9 +453,29 @@ def ks_w1(
 
     The result is the same for every thread count (each row is one thread's work).
     """
+    _launch(_ks_w1, threads, ref, win, a, b, want_w1, h_out, w1_out)
+
+
+def _launch(kernel: Callable[..., None], threads: int | None, *args: Any) -> None:
+    """Run a parallel kernel on ``threads`` threads (None: ``MAX_THREADS``), one launch at a time."""
     if _set_threads is None:  # pragma: no cover - without numba
-        _ks_w1(ref, win, a, b, want_w1, h_out, w1_out)
+        kernel(*args)
         return
     with _PARALLEL:
         _set_threads(MAX_THREADS if threads is None else max(1, min(int(threads), MAX_THREADS)))
-        _ks_w1(ref, win, a, b, want_w1, h_out, w1_out)
+        kernel(*args)
+
+
+def standardise_t(
+    w: NDArray[np.float64],
+    cols: NDArray[np.intp],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    threads: int | None = None,
+) -> NDArray[np.float64]:
+    """:func:`_standardise_t_py` into a new (F', m) array, compiled and spread over ``threads``."""
+    zt = np.empty((cols.shape[0], w.shape[0]), dtype=np.float64)
+    _launch(_standardise_t, threads, np.ascontiguousarray(w), cols, lo, hi, mean, std, zt)
+    return zt

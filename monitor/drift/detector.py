@@ -256,7 +256,8 @@ class DriftDetector:
             complete = complete[~np.isnan(complete).any(axis=1)]
         if self.config.multivariate and self._num_idx.size >= 2 and complete.shape[0] >= 2:
             alpha = self.config.alpha
-            correlation = CorrelationReference(complete, alpha=alpha, n_draws=draws_for(alpha))
+            correlation = CorrelationReference(complete, alpha=alpha, n_draws=draws_for(alpha),
+                                               threads=self.config.threads)
             self._correlation = correlation if correlation.applicable else None
 
         # The reference in its own row order, for the floors of each window size (a reference
@@ -303,7 +304,7 @@ class DriftDetector:
         effects = np.full(self.n_features, np.nan)
         if self._num_ref is not None:
             assert self._w1_scale is not None
-            _, w1 = self._num_ref.test_window(chunk[:, self._num_idx], wasserstein=True)
+            _, w1 = self._num_ref.test_window(chunk[:, self._num_idx], wasserstein=True, checked=True)
             assert w1 is not None
             effects[self._num_idx] = w1 / self._w1_scale / (1.0 - r)
         for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):
@@ -314,7 +315,7 @@ class DriftDetector:
 
     def _chunk_multivariate(self, chunk: NDArray[np.float64], r: float) -> float:
         assert self._correlation is not None
-        return float(self._correlation.statistics(chunk[None][:, :, self._num_idx])[0]) / (1.0 - r) ** 2
+        return self._correlation.window_statistic(chunk[:, self._num_idx])[0] / (1.0 - r) ** 2
 
     def _count_classes(self, classes: ArrayLike, name: str) -> NDArray[np.int64]:
         assert self.n_classes is not None
@@ -383,7 +384,7 @@ class DriftDetector:
         w1: NDArray[np.float64] | None = None
         if self._num_ref is not None:
             num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
-            h, w1 = self._num_ref.test_window(num)
+            h, w1 = self._num_ref.test_window(num, checked=True)
         return self._with_multivariate(self._decide(win, m, h, w1, classes_counts), win)
 
     def numeric_columns(self, rows: ArrayLike) -> NDArray[np.float64]:
@@ -442,7 +443,7 @@ class DriftDetector:
         computed anew for each window)."""
         if self._correlation is None:
             return report
-        result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx])
+        result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx], checked=True)
         floors = self.floors(floor_size or int(win.shape[0]))
         floor = floors.multivariate if floors is not None else None
         drifted = result.drifted and (floor is None or result.statistic > floor)

@@ -74,6 +74,28 @@ def test_statistic_and_effect_size_equal_the_pairwise_definition() -> None:
     assert scaled.test(win * 1e300).statistic == pytest.approx(result.statistic, rel=1e-9)
 
 
+def test_one_window_path_equals_the_batched_one_for_any_thread_count() -> None:
+    """The compiled standardisation gives numpy's bits; the one-window statistic (symmetric
+    product, upper triangle) equals the batched one, whatever the thread count; a window the
+    caller checked gives the same result unscanned."""
+    from monitor.drift import _kernels
+
+    rng = np.random.default_rng(8)
+    ref = rng.standard_t(3, size=(3_000, 7))
+    ref[:, 3] = 1.0  # constant: left out, so the columns are not 0..F-1
+    win = rng.standard_t(3, size=(700, 7))
+    win[:, :2] += 0.5 * rng.normal(size=(700, 1))
+    batched = CorrelationReference(ref).statistics(win[None])[0]
+    for threads in (1, 2, None):
+        test = CorrelationReference(ref, threads=threads)
+        zt = _kernels.standardise_t(win, test.columns, test._lo, test._hi, test.mean, test.std, threads)
+        assert zt.T.tobytes() == np.ascontiguousarray(test._standardise(win)).tobytes()
+        stat, rms = test.window_statistic(win)
+        assert stat == pytest.approx(batched, rel=1e-12)
+        assert test.test(win) == test.test(win, checked=True)
+        assert test.test(win).statistic == stat and test.test(win).effect_size == rms
+
+
 def test_effect_size_is_the_rms_correlation_change() -> None:
     # BLOCK features go from rho 0 to 0.8: 6 of 120 pairs change by 0.8.
     rng = np.random.default_rng(5)
