@@ -30,6 +30,7 @@ __all__ = [
     "ks_exact_inside",
     "ks_exact_square",
     "ks_w1",
+    "load",
     "merge_pair",
     "ranks",
     "slide",
@@ -479,3 +480,17 @@ def standardise_t(
     zt = np.empty((cols.shape[0], w.shape[0]), dtype=np.float64)
     _launch(_standardise_t, threads, np.ascontiguousarray(w), cols, lo, hi, mean, std, zt)
     return zt
+
+
+def load() -> None:
+    """Load (or compile) the parallel kernels and start their threads now, not in a first window.
+
+    numba compiles each kernel once into its on-disk cache (``cache=True``;
+    ``NUMBA_CACHE_DIR``); a new process still loads it (~20-50 ms) and starts
+    its thread pool at the first call. The monitor calls this when it builds a
+    detector (:meth:`monitor.drift.DriftDetector.prepare`).
+    """
+    ref = np.array([[0.0, np.inf]])
+    h = np.zeros(1, dtype=np.int64)
+    ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
+    standardise_t(np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))

@@ -285,10 +285,11 @@ class CorrelationReference:
             rng = np.random.default_rng([self.seed, rows])
             cached = np.empty(self.n_draws, dtype=np.float64)
             batch = max(1, 4_000_000 // max(rows * self.n_features, 1))
-            for start in range(0, self.n_draws, batch):
-                stop = min(start + batch, self.n_draws)
-                idx = rng.integers(0, self.n, size=(stop - start, rows))
-                cached[start:stop] = self._statistics_z(self._z[idx])[0]
+            with _one_blas_thread():  # many small products: threads would only wait on each other
+                for start in range(0, self.n_draws, batch):
+                    stop = min(start + batch, self.n_draws)
+                    idx = rng.integers(0, self.n, size=(stop - start, rows))
+                    cached[start:stop] = self._statistics_z(self._z[idx])[0]
             self._draws_cache[rows] = cached
         return cached
 

@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.drift import _kernels
 from monitor.drift._checks import as_2d_with_missing
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
@@ -283,8 +284,10 @@ class DriftDetector:
         The multivariate test simulates its null from the reference (one set
         of draws serves every window of ``CALIBRATION_ROWS`` rows or more);
         the monitor calls this once per model version, when it builds the
-        detector, so no window report waits for it.
+        detector, so no window report waits for it. The compiled kernels are
+        loaded here too (see :func:`monitor.drift._kernels.load`).
         """
+        _kernels.load()
         if self._correlation is not None:
             self._correlation.prepare()
 
