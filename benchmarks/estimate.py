@@ -3,25 +3,45 @@
     .venv/bin/python benchmarks/estimate.py [--model-dir DIR] [--peers-venv PATH] [--windows 20]
 
 Windows of 1,000 predictions whose realised accuracy drops by roughly 5 to 30
-points, and unshifted ones:
+points, unshifted ones, and label-shifted ones (the class mix moves, what each
+class looks like does not, so accuracy stays):
 
 - digits: the model ``driftwatch train`` makes (trained here, seeded, unless
   ``--model-dir`` names one), on its held-out test rows with Gaussian pixel
-  noise, occluded 3x3 / 4x4 image regions, dimmed intensity and rotation;
+  noise, occluded 2x2 / 3x3 image regions, dimmed intensity and rotation;
+  label shift: classes 0-4 three times as common;
 - census (tabular): NannyML's Massachusetts census data (loaded in the peers'
   venv), a gradient-boosted classifier trained on half the 2015 rows, its
   reference on a quarter, windows from the last quarter, from 2018 (real
-  drift), from hard subpopulations, and with a corrupted or shifted feature.
+  drift), from hard subpopulations, and with a corrupted or shifted feature;
+  label shift: employed people twice as common.
 
-Every estimate sees what the monitor keeps per window (the histogram of
-top-class confidence in percent buckets) and the reference's probabilities
-and labels. Methods: the constant reference accuracy; Driftwatch's estimate
-(``monitor.estimate``: difference of confidences, DoC); a per-bucket
-(isotonic) calibration of confidence on the reference, the refinement tried
-and measured against it; ATC (average thresholded confidence); NannyML CBPE
-(every class's probability, peers' venv, same windows).
-Prints the mean absolute error per scenario and overall, on unshifted and
-shifted windows.
+The reference is the held-out labelled sample: its features, probabilities
+and labels (for digits, the features are re-read from the trainer's split:
+``reference.npz`` keeps training rows for the drift tests). Methods:
+
+- the constant reference accuracy;
+- Driftwatch's estimate (``monitor.estimate``: difference of confidences,
+  DoC), from the histogram of top-class confidence the monitor keeps;
+- a per-bucket (isotonic) calibration of confidence, ATC (average
+  thresholded confidence), and DoC on temperature-scaled probabilities
+  (the temperature fitted on the reference);
+- importance weighting (IW): the reference's correctness weighted by a
+  density ratio window/reference from a domain classifier (L2 logistic
+  regression, window vs reference rows) on standardised features, or on the
+  log probability vectors; weights clipped at 20 (``monitor.class_mix``). The monitor holds a
+  window's rows when it tests it for drift (``monitor/reports.py``), so the
+  features' version would be computable there; its cost per window is
+  printed as a multiple of DoC's;
+- the mean of IW (features) and DoC;
+- DoC capped by the class mix: at most ``1 - TV(predicted class mix,
+  expected class mix)``, a bound on accuracy if the window's true labels
+  have the expected mix: the reference's, or (``monitor.class_mix``) the
+  IW-reweighted reference's, less the TV two samples of it show by chance;
+- NannyML CBPE (every class's probability, peers' venv, same windows).
+
+Prints the mean absolute error per scenario and overall, on unshifted,
+shifted and label-shifted windows.
 """
 
 from __future__ import annotations
@@ -41,6 +61,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.class_mix import ClassMixBound
 from monitor.estimate import AccuracyEstimator
 from monitor.window_state import CONFIDENCE_BUCKETS
 
@@ -51,9 +72,10 @@ WINDOW = 1000
 @dataclass
 class Scenario:
     name: str
-    kind: str  # "none" or "shift"
+    kind: str  # "none", "shift" (accuracy falls) or "labels" (the class mix moves, accuracy stays)
     proba: list[np.ndarray]  # per window (WINDOW, K)
     labels: list[np.ndarray]
+    features: list[np.ndarray]  # per window (WINDOW, F): what the monitor holds when it reports drift
 
 
 def histogram(conf: np.ndarray) -> np.ndarray:
@@ -107,17 +129,17 @@ def corrupt_digits(x: np.ndarray, kind: str, level: float, rng: np.random.Genera
     return img.reshape(len(x), 64)
 
 
-Labelled = tuple[np.ndarray, np.ndarray, list[Scenario]]
-"""Reference probabilities, reference labels, and the scenarios' windows."""
+Labelled = tuple[np.ndarray, np.ndarray, np.ndarray, list[Scenario]]
+"""Reference features, probabilities and labels (the same held-out rows), and the scenarios' windows."""
 
 
 def digits(model_dir: Path | None, n_windows: int, rng: np.random.Generator) -> Labelled:
     import keras
 
-    if model_dir is None:
-        from driftwatch.trainer.datasets import load_dataset
-        from driftwatch.trainer.train import TrainConfig, train
+    from driftwatch.trainer.datasets import load_dataset
+    from driftwatch.trainer.train import TrainConfig, split_indices, train
 
+    if model_dir is None:
         model_dir = Path(tempfile.mkdtemp(prefix="dw-estimate-"))
         train(load_dataset("digits"), model_dir, TrainConfig(epochs=15, seed=0))
     model = keras.models.load_model(model_dir / "model.keras")
@@ -133,16 +155,26 @@ def digits(model_dir: Path | None, n_windows: int, rng: np.random.Generator) -> 
              ("occlusion 2x2", "occlusion", 2), ("occlusion 3x3", "occlusion", 3),
              ("dim x0.5", "dim", 0.5), ("dim x0.4", "dim", 0.4),
              ("rotation 6 deg", "rotation", 6.0), ("rotation 10 deg", "rotation", 10.0)]
+    # Label shift: classes 0-4 three times as common; what each class looks like does not change.
+    skew = np.where(y < 5, 3.0, 1.0) / np.where(y < 5, 3.0, 1.0).sum()
+    specs.append(("label shift: classes 0-4 x3", "labels", 0.0))
     scenarios = []
     for name, kind, level in specs:
-        probs, labels = [], []
+        probs, labels, feats = [], [], []
         for _ in range(n_windows):
-            idx = rng.integers(0, len(x), WINDOW)
-            xw = x[idx] if kind == "none" else corrupt_digits(x[idx], kind, level, rng)
+            idx = rng.choice(len(x), WINDOW, p=skew) if kind == "labels" else rng.integers(0, len(x), WINDOW)
+            xw = x[idx] if kind in ("none", "labels") else corrupt_digits(x[idx], kind, level, rng)
             probs.append(predict(xw))
             labels.append(y[idx])
-        scenarios.append(Scenario(f"digits {name}", "none" if kind == "none" else "shift", probs, labels))
-    return ref["probabilities"].astype(np.float64), ref["labels"].astype(np.int64), scenarios
+            feats.append(xw.astype(np.float64))
+        grade = kind if kind in ("none", "labels") else "shift"
+        scenarios.append(Scenario(f"digits {name}", grade, probs, labels, feats))
+    # The reference's probabilities and labels are of the held-out reference split; its features
+    # (reference.npz's are training rows, for the drift tests) are re-read from the same split.
+    data = load_dataset("digits")
+    seed = json.loads((model_dir / "metadata.json").read_text())["training"]["seed"]
+    ref_x = data.features[split_indices(data.labels, seed).reference].astype(np.float64)
+    return ref_x, ref["probabilities"].astype(np.float64), ref["labels"].astype(np.int64), scenarios
 
 
 # --- census -----------------------------------------------------------------------------------
@@ -172,6 +204,11 @@ def census(data_dir: Path, n_windows: int, rng: np.random.Generator) -> Labelled
             return fn(xw.copy()), yw
         return make
 
+    def employed_x2() -> tuple[np.ndarray, np.ndarray]:
+        weight = np.where(yt == 1, 2.0, 1.0)
+        i = rng.choice(len(xt), WINDOW, p=weight / weight.sum())
+        return xt[i], yt[i]
+
     def shuffle_schl(a: np.ndarray) -> np.ndarray:
         a[:, schl] = rng.permutation(a[:, schl])
         return a
@@ -186,35 +223,105 @@ def census(data_dir: Path, n_windows: int, rng: np.random.Generator) -> Labelled
         ("subpopulation: ages 50-70", "shift", draw(xt[hard], yt[hard])),
         ("corrupted: education shuffled", "shift", corrupt(shuffle_schl)),
         ("shifted: age +20 years", "shift", corrupt(older)),
+        ("label shift: employed x2", "labels", employed_x2),
     ]
     scenarios = []
     for name, kind, make in specs:
-        probs, labels = [], []
+        probs, labels, feats = [], [], []
         for _ in range(n_windows):
             xw, yw = make()
             probs.append(clf.predict_proba(xw))
             labels.append(yw.astype(np.int64))
-        scenarios.append(Scenario(f"census {name}", kind, probs, labels))
-    return clf.predict_proba(x15[rf]), y15[rf].astype(np.int64), scenarios
+            feats.append(xw.astype(np.float64))
+        scenarios.append(Scenario(f"census {name}", kind, probs, labels, feats))
+    return x15[rf].astype(np.float64), clf.predict_proba(x15[rf]), y15[rf].astype(np.int64), scenarios
 
 
-# --- estimates --------------------------------------------------------------------------------
-def estimates(ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]) -> dict[str, list[np.ndarray]]:
+# --- estimates ---------------------------------------------------------------------------------
+def temperature(proba: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling (Guo et al., 2017): the T minimising the reference's NLL (grid search)."""
+    logp = np.log(np.clip(proba, 1e-12, 1.0))
+    grid = np.exp(np.linspace(np.log(0.2), np.log(5.0), 200))
+    return float(grid[int(np.argmin([-np.log(softmax(logp / t))[np.arange(len(labels)), labels].mean()
+                                     for t in grid]))])
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def class_mix_gap(proba: np.ndarray, expected: np.ndarray) -> float:
+    """Total variation between the window's predicted class mix and the mix its true labels are
+    expected to have: a lower bound on the window's error rate if that expectation holds (each
+    wrong prediction moves at most one row's mass between classes)."""
+    predicted = np.bincount(proba.argmax(axis=1), minlength=len(expected)) / len(proba)
+    return float(0.5 * np.abs(predicted - expected).sum())
+
+
+METHODS = ["constant", "Driftwatch (DoC)", "per-bucket calibration", "ATC", "temperature-scaled DoC",
+           "IW (features)", "IW (probabilities)", "mean of IW and DoC", "DoC capped by reference class mix",
+           "DoC capped by reweighted class mix"]
+"""Estimates compared, in table order (NannyML CBPE is added from the peers' venv)."""
+
+
+def estimates(
+    ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]
+) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+    """Every method's estimate per window, and each method's seconds per window."""
     conf_ref = ref_p.max(axis=1)
     correct = ref_p.argmax(axis=1) == ref_y
+    hits = correct.astype(np.float64)
     ours = AccuracyEstimator.fit(conf_ref, correct)
     by_bucket = isotonic_by_bucket(conf_ref, correct)
     t_atc = atc_threshold(conf_ref, correct)
-    out: dict[str, list[np.ndarray]] = {"constant": [], "Driftwatch (DoC)": [], "per-bucket calibration": [],
-                                        "ATC": []}
+    t_scale = temperature(ref_p, ref_y)
+    ts_ref = softmax(np.log(np.clip(ref_p, 1e-12, 1.0)) / t_scale).max(axis=1).mean()
+    log_ref = np.log(np.clip(ref_p, 1e-6, 1.0))
+    k = ref_p.shape[1]
+    prior = np.bincount(ref_y, minlength=k) / len(ref_y)
+    by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns' too
+    by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
+    out: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
+    seconds = {"Driftwatch (DoC)": 0.0, "IW (features)": 0.0, "IW (probabilities)": 0.0}
+    n = 0
     for sc in scenarios:
-        hists = [histogram(p.max(axis=1)) for p in sc.proba]
-        out["constant"].append(np.full(len(hists), correct.mean()))
-        values = [ours.estimate(h) for h in hists]
-        out["Driftwatch (DoC)"].append(np.array([v.value for v in values if v is not None]))
-        out["per-bucket calibration"].append(np.array([h @ by_bucket / h.sum() for h in hists]))
-        out["ATC"].append(np.array([(p.max(axis=1) > t_atc).mean() for p in sc.proba]))
-    return out
+        cells: dict[str, list[float]] = {m: [] for m in METHODS}
+        for p, x in zip(sc.proba, sc.features, strict=True):
+            n += 1
+            t0 = time.perf_counter()
+            h = histogram(p.max(axis=1))
+            fitted = ours.estimate(h)
+            assert fitted is not None
+            doc = fitted.value
+            t1 = time.perf_counter()
+            ratio = by_features.weights(x)
+            iw = float(ratio @ hits / ratio.sum())
+            t2 = time.perf_counter()
+            ratio_p = by_probabilities.weights(np.log(np.clip(p, 1e-6, 1.0)))
+            iw_p = float(ratio_p @ hits / ratio_p.sum())
+            t3 = time.perf_counter()
+            for m, spent in zip(seconds, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                seconds[m] += spent
+            ts_conf = softmax(np.log(np.clip(p, 1e-12, 1.0)) / t_scale).max(axis=1).mean()
+            predicted = np.bincount(p.argmax(axis=1), minlength=k)
+            row = {
+                "constant": float(correct.mean()),
+                "Driftwatch (DoC)": doc,
+                "per-bucket calibration": float(h @ by_bucket / h.sum()),
+                "ATC": float((p.max(axis=1) > t_atc).mean()),
+                "temperature-scaled DoC": float(correct.mean() + ts_conf - ts_ref),
+                "IW (features)": iw,
+                "IW (probabilities)": iw_p,
+                "mean of IW and DoC": (iw + doc) / 2,
+                "DoC capped by reference class mix": min(doc, 1.0 - class_mix_gap(p, prior)),
+                "DoC capped by reweighted class mix": min(doc, by_features.bound(x, predicted)),
+            }
+            for m in METHODS:
+                cells[m].append(row[m])
+        for m in METHODS:
+            out[m].append(np.array(cells[m]))
+    return out, {m: seconds[m] / n for m in ("Driftwatch (DoC)", "IW (features)", "IW (probabilities)")}
 
 
 def cbpe(venv: Path, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]) -> list[np.ndarray] | None:
@@ -271,16 +378,20 @@ def main() -> int:
     else:
         print("census skipped: its data loads in the peers' venv (bash benchmarks/peers/setup.sh)")
     print(f"(scenarios built in {time.perf_counter() - t0:.0f} s)")
-    totals: dict[str, dict[str, list[float]]] = {"none": {}, "shift": {}}
-    for name, ref_p, ref_y, scenarios in sets:
-        est = estimates(ref_p, ref_y, scenarios)
+    kinds = {"none": "unshifted", "shift": "shifted (accuracy falls)", "labels": "label shift (accuracy stays)"}
+    totals: dict[str, dict[str, list[float]]] = {kind: {} for kind in kinds}
+    for name, ref_x, ref_p, ref_y, scenarios in sets:
+        est, seconds = estimates(ref_x, ref_p, ref_y, scenarios)
+        doc_s = seconds["Driftwatch (DoC)"]
+        print(f"\n{name}: seconds per window, as a multiple of DoC's ({doc_s * 1e6:.0f} us): "
+              + ", ".join(f"{m} {s / doc_s:.0f}x" for m, s in seconds.items() if m != "Driftwatch (DoC)"))
         peer = cbpe(args.peers_venv, ref_p, ref_y, scenarios)
         if peer is not None:
             est["NannyML CBPE"] = peer
         ref_acc = float((ref_p.argmax(axis=1) == ref_y).mean())
         errors = report(name, scenarios, est, ref_acc)
         for m, errs in errors.items():
-            for kind in ("none", "shift"):
+            for kind in kinds:
                 picked = [e for sc, chunk in zip(scenarios, np.array_split(errs, len(scenarios)), strict=True)
                           if sc.kind == kind for e in chunk]
                 totals[kind].setdefault(m, []).extend(picked)
@@ -288,7 +399,7 @@ def main() -> int:
     methods = list(totals["shift"])
     print("| windows | " + " | ".join(methods) + " |")
     print("| --- | " + " | ".join("---:" for _ in methods) + " |")
-    for kind, label in (("none", "unshifted"), ("shift", "shifted (accuracy falls)")):
+    for kind, label in kinds.items():
         print(f"| {label} | " + " | ".join(f"{np.mean(totals[kind][m]):.3f}" for m in methods) + " |")
     shift_const = np.mean(totals["shift"]["constant"])
     print(f"\nGoal: MAE <= 0.03, and <= half the constant baseline's on shifted windows ({shift_const / 2:.3f}).")

@@ -1,0 +1,145 @@
+"""An upper bound on a window's accuracy: its predicted class mix against the mix its features imply.
+
+Confidence-based estimates (:mod:`monitor.estimate`) miss a shift that leaves
+the model confident and wrong: noisy or rotated digits lose 40 points of
+accuracy while the top-class confidence loses 9. Such a shift usually moves
+the predictions' class mix: the model sends many rows to a few classes.
+Every wrong prediction moves at most one row's mass from its true class to
+another, so
+
+    error rate >= TV(predicted mix, true mix) = 0.5 * sum_k |q_k - pi_k|
+
+and ``1 - TV`` bounds the accuracy. The true mix ``pi`` is unknown without
+labels. Taking the reference's would cap every label-shifted window (the
+class mix moved, the model did not get worse): ``benchmarks/estimate.py``
+measured 0.19 error on digits with classes 0-4 three times as common.
+Instead ``pi`` is the reference's labels reweighted toward the window
+(importance weighting): a domain classifier, L2-penalised logistic
+regression of window against reference rows on features standardised by
+the reference, gives the density ratio ``p(x | window) / p(x | reference)``
+at each labelled reference row (clipped at :data:`MAX_WEIGHT`). Under label
+shift the features carry the new mix and the bound bites little; when the
+features leave the reference (noise, rotation) the reweighted mix stays near
+the reference's while the predictions pile up, and it does.
+
+Both mixes are samples: the expected TV between two samples of one mix,
+``0.5 * sum_k sqrt(2 pi_k (1 - pi_k) (1/m + 1/n) / pi)`` for a window of
+``m`` and a reference of ``n`` rows (the normal approximation of each
+class's absolute difference), is subtracted, so that a window without a
+shift is not capped by sampling noise.
+
+It is a bound, not an estimate: the accuracy estimate is
+``min(DoC, bound)``, which in ``benchmarks/estimate.py`` halved DoC's error on
+the digits shifts it reaches and changed nothing on unshifted, label-shifted
+and census windows (where predictions keep the features' class mix).
+Categorical features enter the linear classifier as their integer codes, and
+missing values as the reference mean (a linear classifier sees shifts in
+means and spreads, which is where these shifts show).
+
+Examples
+--------
+Two classes, a model that sends a third of class 1 to class 0 on a window
+whose features did not move: accuracy falls to 0.84 and the bound sees it.
+On a window whose mix moved from 50% to 80% class 1 and whose predictions
+are all right, the bound bites by 6 points: the ratio of two mixtures
+saturates, which a logistic (log-linear) ratio cannot, so the reweighted
+reference reaches 73% of class 1, not 80%. Milder label shifts (the
+benchmark's) stay within the sampling allowance.
+
+>>> rng = np.random.default_rng(0)
+>>> def sample(n, share):
+...     y = (rng.uniform(size=n) < share).astype(int)
+...     return rng.normal(2.0 * y[:, None], 1.0, (n, 3)), y
+>>> x_ref, y_ref = sample(4000, 0.5)
+>>> bound = ClassMixBound.fit(x_ref, y_ref, n_classes=2)
+>>> x, y = sample(1000, 0.5)
+>>> wrong = (y == 1) & (rng.uniform(size=1000) < 1 / 3)
+>>> predicted = np.where(wrong, 0, y)
+>>> round(float((predicted == y).mean()), 2), round(bound.bound(x, np.bincount(predicted, minlength=2)), 2)
+(0.84, 0.85)
+>>> x, y = sample(1000, 0.8)
+>>> round(bound.bound(x, np.bincount(y, minlength=2)), 2)
+0.94
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_WEIGHT = 20.0
+"""Importance weights are clipped here: a few reference rows must not stand for a whole window."""
+
+RIDGE = 1.0
+"""L2 penalty of the domain classifier (features standardised, intercept not penalised)."""
+
+_NEWTON_STEPS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ClassMixBound:
+    """Fitted on the labelled reference rows: their features and true classes."""
+
+    mean: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    standardised: npt.NDArray[np.float64]  # (n, F) reference rows, missing values at 0
+    labels: npt.NDArray[np.int64]
+    n_classes: int
+
+    @classmethod
+    def fit(cls, features: npt.ArrayLike, labels: npt.ArrayLike, n_classes: int) -> ClassMixBound:
+        x = np.asarray(features, dtype=np.float64)
+        y = np.asarray(labels, dtype=np.int64)
+        if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] == 0:
+            raise ValueError("features must be (n, F) and labels (n,), with n > 0")
+        if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
+        mean = np.nan_to_num(np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0))
+        scale = np.nan_to_num(np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0))
+        scale[scale == 0] = 1.0
+        return cls(mean, scale, _standardise(x, mean, scale), y, n_classes)
+
+    def bound(self, window: npt.ArrayLike, predicted_counts: npt.ArrayLike) -> float:
+        """Upper bound on the accuracy of a window of rows ``window`` whose predictions fall in the
+        classes as ``predicted_counts`` (length ``n_classes``) says."""
+        x = np.asarray(window, dtype=np.float64)
+        counts = np.asarray(predicted_counts, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.standardised.shape[1] or x.shape[0] == 0:
+            raise ValueError(f"window must be (m, {self.standardised.shape[1]}) with m > 0")
+        if counts.shape != (self.n_classes,) or counts.sum() <= 0:
+            raise ValueError(f"predicted_counts must have {self.n_classes} entries summing above 0")
+        weights = self.weights(x)
+        expected = np.bincount(self.labels, weights=weights, minlength=self.n_classes) / weights.sum()
+        gap = 0.5 * float(np.abs(counts / counts.sum() - expected).sum())
+        m, n = float(counts.sum()), float(self.labels.size)
+        noise = 0.5 * float(np.sqrt(2 * expected * (1 - expected) * (1 / m + 1 / n) / np.pi).sum())
+        return 1.0 - max(gap - noise, 0.0)
+
+    def weights(self, window: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Density ratio window/reference at each reference row, scaled to mean 1 over the window's
+        share, clipped at :data:`MAX_WEIGHT`."""
+        ref = self.standardised
+        win = _standardise(window, self.mean, self.scale)
+        x = np.hstack([np.vstack([ref, win]), np.ones((ref.shape[0] + win.shape[0], 1))])
+        target = np.r_[np.zeros(ref.shape[0]), np.ones(win.shape[0])]
+        penalty = np.eye(x.shape[1]) * RIDGE
+        penalty[-1, -1] = 0.0
+        coef = np.zeros(x.shape[1])
+        for _ in range(_NEWTON_STEPS):
+            p = 1.0 / (1.0 + np.exp(-np.clip(x @ coef, -50.0, 50.0)))
+            hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
+            step = np.linalg.solve(hessian, x.T @ (p - target) + penalty @ coef)
+            coef -= step
+            if np.abs(step).max() < 1e-6:
+                break
+        logit = np.clip(x[: ref.shape[0]] @ coef, -50.0, 50.0)
+        return np.asarray(np.minimum(np.exp(logit) * ref.shape[0] / win.shape[0], MAX_WEIGHT))
+
+
+def _standardise(
+    x: npt.NDArray[np.float64], mean: npt.NDArray[np.float64], scale: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    z = (x - mean) / scale
+    return np.asarray(np.where(np.isfinite(z), z, 0.0))

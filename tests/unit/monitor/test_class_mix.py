@@ -1,0 +1,106 @@
+"""The class-mix bound on accuracy: known answers on simulated windows (seeded)."""
+
+import numpy as np
+import pytest
+
+from monitor.class_mix import MAX_WEIGHT, ClassMixBound
+
+K = 3
+MEANS = np.array([[0.0, 0.0], [2.5, 0.0], [0.0, 2.5]])
+
+
+def _sample(rng: np.random.Generator, n: int, mix: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian classes (unit spread) in two features: what each class looks like never changes."""
+    y = rng.choice(K, size=n, p=mix)
+    return rng.normal(MEANS[y], 1.0), y
+
+
+def _counts(predicted: np.ndarray) -> np.ndarray:
+    return np.bincount(predicted, minlength=K)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> ClassMixBound:
+    x, y = _sample(np.random.default_rng(0), 6000, [1 / 3] * 3)
+    return ClassMixBound.fit(x, y, K)
+
+
+def test_weights_are_the_density_ratio_of_a_covariate_shift() -> None:
+    """Reference N(0, 1), window N(0.5, 1): the ratio is exp(0.5 x - 0.125), which the
+    domain classifier's logistic form holds exactly."""
+    rng = np.random.default_rng(1)
+    ref = rng.normal(0.0, 1.0, (20_000, 1))
+    bound = ClassMixBound.fit(ref, np.zeros(20_000, dtype=np.int64) + (ref[:, 0] > 0), n_classes=2)
+    weights = bound.weights(rng.normal(0.5, 1.0, (20_000, 1)))
+    inside = np.abs(ref[:, 0]) < 2
+    truth = np.exp(0.5 * ref[inside, 0] - 0.125)
+    assert weights[inside] == pytest.approx(truth, rel=0.08)
+    assert weights.max() <= MAX_WEIGHT
+
+
+def test_bound_meets_accuracy_when_errors_pile_into_one_class(fitted: ClassMixBound) -> None:
+    """Features unchanged, 30% of classes 1 and 2 sent to class 0: every error moves mass, so
+    the bound is the accuracy (within the sampling allowance)."""
+    rng = np.random.default_rng(2)
+    gaps = []
+    for _ in range(50):
+        x, y = _sample(rng, 1000, [1 / 3] * 3)
+        predicted = np.where((y > 0) & (rng.uniform(size=y.size) < 0.3), 0, y)
+        gaps.append(fitted.bound(x, _counts(predicted)) - (predicted == y).mean())
+    assert np.mean(gaps) == pytest.approx(0.0, abs=0.02)
+    assert min(gaps) > -0.03  # an upper bound: at most sampling noise below the accuracy
+
+
+def test_bound_does_not_cap_an_unshifted_window(fitted: ClassMixBound) -> None:
+    """Errors spread evenly over the classes (the mix does not move): no cap beyond noise."""
+    rng = np.random.default_rng(3)
+    bounds = []
+    for _ in range(200):
+        x, y = _sample(rng, 1000, [1 / 3] * 3)
+        wrong = rng.uniform(size=y.size) < 0.1
+        predicted = np.where(wrong, (y + rng.integers(1, K, y.size)) % K, y)
+        bounds.append(fitted.bound(x, _counts(predicted)))
+    assert np.mean(np.array(bounds) < 0.95) <= 0.05  # accuracy is 0.90: the bound stays above it
+    assert min(bounds) > 0.9
+
+
+def test_label_shift_is_taken_for_errors_only_in_part(fitted: ClassMixBound) -> None:
+    """The class mix moves from thirds to 60/20/20, the model stays right. The reference's own mix
+    would cap accuracy near 0.73; the reweighted reference follows most of the move, not all:
+    a mixture's density ratio saturates, a logistic one does not (the limit RESULTS.md reports)."""
+    rng = np.random.default_rng(4)
+    bounds, naive = [], []
+    for _ in range(20):
+        x, y = _sample(rng, 1000, [0.6, 0.2, 0.2])
+        bounds.append(fitted.bound(x, _counts(y)))
+        naive.append(1 - 0.5 * np.abs(_counts(y) / y.size - 1 / 3).sum())
+    assert np.mean(naive) < 0.75
+    assert 0.85 <= np.mean(bounds) <= 0.92
+
+
+def test_missing_values_enter_at_the_reference_mean(fitted: ClassMixBound) -> None:
+    rng = np.random.default_rng(5)
+    x, y = _sample(rng, 1000, [1 / 3] * 3)
+    x[::7, 1] = np.nan
+    assert 0.95 <= fitted.bound(x, _counts(y)) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("window", "counts", "message"),
+    [
+        (np.zeros((10, 3)), np.ones(K), "window must be"),
+        (np.zeros((0, 2)), np.ones(K), "window must be"),
+        (np.zeros((10, 2)), np.ones(K + 1), "predicted_counts"),
+        (np.zeros((10, 2)), np.zeros(K), "predicted_counts"),
+    ],
+)
+def test_bad_window_is_refused(fitted: ClassMixBound, window: np.ndarray, counts: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        fitted.bound(window, counts)
+
+
+def test_bad_reference_is_refused() -> None:
+    with pytest.raises(ValueError, match="labels must lie"):
+        ClassMixBound.fit(np.zeros((3, 2)), [0, 1, 3], n_classes=3)
+    with pytest.raises(ValueError, match="features must be"):
+        ClassMixBound.fit(np.zeros((3, 2)), [0, 1], n_classes=3)
