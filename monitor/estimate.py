@@ -17,8 +17,11 @@ Why DoC and not a finer calibration: ``benchmarks/estimate.py`` measured it
 against ATC, NannyML's CBPE and a per-bucket (isotonic) calibration on
 windows whose accuracy really falls; DoC and CBPE were best and equal, the
 per-bucket calibration worse (it cannot extrapolate below the reference's
-confidences). No confidence-based estimate sees a shift that leaves the
-model confident and wrong (noise, occlusion, rotation): see RESULTS.md.
+confidences); temperature scaling and importance weighting of the
+reference's correctness did not beat it either. No confidence-based estimate
+sees a shift that leaves the model confident and wrong (noise, occlusion,
+rotation): see RESULTS.md, and :mod:`monitor.class_mix` for a bound that
+sees some of it.
 
 The interval treats each prediction's correctness as a Bernoulli draw with
 probability ``confidence + offset`` (what DoC assumes) plus the sampling
