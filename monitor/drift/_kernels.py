@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 __all__ = [
     "HAVE_NUMBA",
     "MAX_THREADS",
+    "chunk_w1",
     "ks_exact_inside",
     "ks_exact_square",
     "ks_w1",
@@ -383,6 +384,47 @@ def _ks_exact_inside_py(m: int, n: int, g: int, h: int) -> float:  # pragma: no 
     return float(prev[n + 1])
 
 
+def _chunk_w1_py(
+    ref: NDArray[np.float64],
+    order: NDArray[np.int32],
+    size: int,
+    a: int,
+    b: int,
+    out: NDArray[np.float64],
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """``out[f, c] = lcm * W1`` of the reference's chunk ``c`` (rows ``[c size, (c + 1) size)``)
+    against the whole reference, for every feature row ``f`` and chunk at once.
+
+    ``ref`` is the padded sorted reference (F, n + 1), ``order[f]`` the reference
+    rows in that sorted order; ``out`` is (F, n_chunks). A chunk's points are
+    reference points, so its merge with the reference is the sorted reference
+    itself: one walk counts each chunk's points so far and adds, per chunk,
+    ``|a (k + 1) - b count| * (r[k + 1] - r[k])``, the terms of width > 0 that
+    :func:`_merge_pair_py` adds for that chunk, in the same order (its other
+    terms have width 0), so the same bits, for ``n * n_chunks`` steps where
+    the chunks one by one cost ``n_chunks`` merges of ``n + size`` steps.
+    """
+    n_feat = ref.shape[0]
+    n = ref.shape[1] - 1
+    n_chunks = out.shape[1]
+    for f in prange(n_feat):
+        r = ref[f]
+        o = order[f]
+        counts = np.zeros(n_chunks, dtype=np.int64)
+        acc = np.zeros(n_chunks, dtype=np.float64)
+        for k in range(n - 1):
+            c = o[k] // size
+            if c < n_chunks:
+                counts[c] += 1
+            width = r[k + 1] - r[k]
+            if width != 0.0:
+                ak = a * (k + 1)
+                for c2 in range(n_chunks):
+                    acc[c2] += abs(ak - b * counts[c2]) * width
+        for c2 in range(n_chunks):
+            out[f, c2] = acc[c2]
+
+
 _STD_BLOCK = 256
 """Rows per block of :func:`_standardise_t_py` (one thread's share at a time)."""
 
@@ -426,6 +468,7 @@ if _jit is not None and _jit_parallel is not None:
     _merge_pair = merge_pair  # the name _ks_w1_py calls, compiled
     _ks_w1: Callable[..., None] = _jit_parallel(_ks_w1_py)
     _standardise_t: Callable[..., None] = _jit_parallel(_standardise_t_py)
+    _chunk_w1: Callable[..., None] = _jit_parallel(_chunk_w1_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
     slide: Callable[..., int] = _jit(_slide_py)
@@ -435,6 +478,7 @@ else:  # pragma: no cover
     merge_pair = _merge_pair = _merge_pair_py
     _ks_w1 = _ks_w1_py
     _standardise_t = _standardise_t_py
+    _chunk_w1 = _chunk_w1_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py
     slide = _slide_py
@@ -482,6 +526,16 @@ def standardise_t(
     return zt
 
 
+def chunk_w1(
+    ref: NDArray[np.float64], order: NDArray[np.int32], size: int, n_chunks: int, a: int, b: int,
+    threads: int | None = None,
+) -> NDArray[np.float64]:
+    """:func:`_chunk_w1_py` into a new (F, n_chunks) array, compiled and spread over ``threads``."""
+    out = np.zeros((ref.shape[0], n_chunks), dtype=np.float64)
+    _launch(_chunk_w1, threads, ref, order, size, a, b, out)
+    return out
+
+
 def load() -> None:
     """Load (or compile) the parallel kernels and start their threads now, not in a first window.
 
@@ -494,3 +548,4 @@ def load() -> None:
     h = np.zeros(1, dtype=np.int64)
     ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
     standardise_t(np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
+    chunk_w1(ref, np.zeros((1, 1), dtype=np.int32), 1, 1, 1, 1)

@@ -235,7 +235,8 @@ class DriftDetector:
         self._num_idx: NDArray[np.intp] = np.flatnonzero(~cat)
         self._cat_idx: NDArray[np.intp] = np.flatnonzero(cat)
         self._num_ref: SortedReference | None = (
-            SortedReference(ref[:, self._num_idx], with_wasserstein=True, threads=self.config.threads)
+            SortedReference(ref[:, self._num_idx], with_wasserstein=True, threads=self.config.threads,
+                            with_order=self.config.effect_floor == "reference-chunks" and not ref_missing)
             if self._num_idx.size
             else None
         )
@@ -299,15 +300,24 @@ class DriftDetector:
             if len(self._floors) >= FLOOR_SIZES_KEPT:  # time windows vary in size: keep the newest
                 self._floors.pop(next(iter(self._floors)))
             mv = self._chunk_multivariate if self._correlation is not None else None
-            self._floors[m] = chunk_floors(self._ordered, m, self._chunk_effects, mv)
+            w1_all = self._num_ref.chunk_w1(m) if self._num_ref is not None else None
+
+            def effects(index: int, chunk: NDArray[np.float64], r: float) -> NDArray[np.float64]:
+                return self._chunk_effects(chunk, r, None if w1_all is None else w1_all[index])
+
+            self._floors[m] = chunk_floors(self._ordered, m, effects, mv)
         return self._floors[m]
 
-    def _chunk_effects(self, chunk: NDArray[np.float64], r: float) -> NDArray[np.float64]:
-        """Effect sizes of a reference chunk against the rest of the reference (see reference_chunks)."""
+    def _chunk_effects(
+        self, chunk: NDArray[np.float64], r: float, w1: NDArray[np.float64] | None = None
+    ) -> NDArray[np.float64]:
+        """Effect sizes of a reference chunk against the rest of the reference (see reference_chunks);
+        ``w1``: the numeric features' raw W1 of the chunk against the reference, if known already."""
         effects = np.full(self.n_features, np.nan)
         if self._num_ref is not None:
             assert self._w1_scale is not None
-            _, w1 = self._num_ref.test_window(chunk[:, self._num_idx], wasserstein=True, checked=True)
+            if w1 is None:
+                w1 = self._num_ref.test_window(chunk[:, self._num_idx], wasserstein=True, checked=True)[1]
             assert w1 is not None
             effects[self._num_idx] = w1 / self._w1_scale / (1.0 - r)
         for f, cref in zip(self._cat_idx, self._cat_ref, strict=True):

@@ -308,6 +308,9 @@ class MissingKS:
 MERGE_MAX_RATIO = 30
 """Compiled kernels while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
 
+CHUNK_W1_MAX = 64
+"""Above this many chunks :meth:`SortedReference.chunk_w1` leaves the chunks to one test each."""
+
 _BLOCK = 512
 
 
@@ -358,6 +361,9 @@ class SortedReference:
     threads : int or None
         Threads of the compiled kernel (None: every core numba sees). The
         results do not depend on it.
+    with_order : bool
+        Also keep the rows each sorted value came from (``order``, int32),
+        for :meth:`chunk_w1`.
 
     Notes
     -----
@@ -377,7 +383,11 @@ class SortedReference:
     """
 
     def __init__(
-        self, reference: ArrayLike, with_wasserstein: bool = False, threads: int | None = None
+        self,
+        reference: ArrayLike,
+        with_wasserstein: bool = False,
+        threads: int | None = None,
+        with_order: bool = False,
     ) -> None:
         self.threads = threads
         ref, has_missing = as_2d_with_missing(reference, "reference")
@@ -395,7 +405,13 @@ class SortedReference:
         # (F, n) view without it. NaN sorts last and becomes +inf, so a ragged
         # column f is its counts[f] present values, then sentinels.
         self.padded: NDArray[np.float64] = _transpose_padded(ref)
-        self.padded[:, : self.n].sort(axis=1)
+        # Where each sorted value came from (F, n), for the reference-chunk floors (chunk_w1).
+        self.order: NDArray[np.int32] | None = None
+        if with_order:
+            self.order = np.argsort(self.padded[:, : self.n], axis=1).astype(np.int32)
+            self.padded[:, : self.n] = np.take_along_axis(self.padded[:, : self.n], self.order, axis=1)
+        else:
+            self.padded[:, : self.n].sort(axis=1)
         if has_missing:
             self.padded[np.isnan(self.padded)] = np.inf
         self.sorted: NDArray[np.float64] = self.padded[:, : self.n]
@@ -469,6 +485,22 @@ class SortedReference:
         acc = np.zeros(self.n_features, dtype=np.float64)
         _kernels.ks_w1(self.padded, window_padded, a, b, wasserstein, h, acc, self.threads)
         return h, (acc / lcm if wasserstein else None)
+
+    def chunk_w1(self, size: int) -> NDArray[np.float64] | None:
+        """Raw W1 of each chunk of ``size`` consecutive reference rows against the whole
+        reference, (n_chunks, F); the same bits as :meth:`test_window` of each chunk.
+
+        One compiled walk of the sorted reference serves every chunk (see
+        ``_kernels.chunk_w1``). None where it does not apply: without numba
+        or ``with_order``, with missing values, or more than ``CHUNK_W1_MAX``
+        chunks (its cost grows as ``n * n_chunks``, the chunks one by one as
+        ``n_chunks * (n + size)``).
+        """
+        n_chunks = self.n // size
+        if self.order is None or self.ragged or not _kernels.HAVE_NUMBA or not 0 < n_chunks <= CHUNK_W1_MAX:
+            return None
+        lcm, a, b = ks_lattice(self.n, size)
+        return _kernels.chunk_w1(self.padded, self.order, size, n_chunks, a, b, self.threads).T / lcm
 
     def statistic_h(self, window_sorted: NDArray[np.float64]) -> NDArray[np.int64]:
         """Lattice statistics ``h = D * lcm(n, m)`` for presorted window rows (F, m)."""

@@ -62,8 +62,9 @@ class ChunkFloors:
     multivariate: float | None
 
 
-ChunkEffects = Callable[[NDArray[np.float64], float], NDArray[np.float64]]
-"""``(chunk rows, r) -> effect size of the chunk against the rest``, per feature."""
+ChunkEffects = Callable[[int, NDArray[np.float64], float], NDArray[np.float64]]
+"""``(chunk index, chunk rows, r) -> effect size of the chunk against the rest``, per feature
+(the index lets a caller read effects it computed for every chunk at once)."""
 ChunkStatistic = Callable[[NDArray[np.float64], float], float]
 
 
@@ -87,7 +88,7 @@ def chunk_floors(
     >>> rng = np.random.default_rng(0)
     >>> ref = rng.normal(size=(4000, 2))
     >>> ref[2000:, 0] += 0.5
-    >>> def mean_gap(chunk, r):
+    >>> def mean_gap(index, chunk, r):
     ...     rest_mean = (ref.mean(axis=0) - r * chunk.mean(axis=0)) / (1 - r)
     ...     return np.abs(chunk.mean(axis=0) - rest_mean)
     >>> floors = chunk_floors(ref, 250, mean_gap)
@@ -104,7 +105,7 @@ def chunk_floors(
         return None
     r = size / n
     rows = [np.asarray(reference[c * size : (c + 1) * size], dtype=np.float64) for c in range(n_chunks)]
-    per_chunk = np.stack([effects(chunk, r) for chunk in rows])
+    per_chunk = np.stack([effects(c, chunk, r) for c, chunk in enumerate(rows)])
     features = _band(per_chunk)
     floor_mv = None
     if multivariate is not None:

@@ -85,6 +85,23 @@ def test_kernel_results_do_not_depend_on_threads(kind: str) -> None:
             assert int(h1[0]) == results[0][0][j] and acc1.tobytes() == results[0][1][8 * j : 8 * j + 8]
 
 
+@pytest.mark.parametrize("kind", ["continuous", "tied", "mixed"])
+def test_all_chunks_w1_is_each_chunks_own_test_bit_for_bit(kind: str) -> None:
+    """One walk of the sorted reference gives every chunk's W1 with the bits of testing each
+    chunk as a window (the floors do not move), leftover rows in no chunk, any thread count."""
+    rng = np.random.default_rng(5)
+    ref = _draw(rng, 2_050, 3, kind)
+    sref = SortedReference(ref, with_order=True)
+    assert np.array_equal(sref.sorted, SortedReference(ref).sorted)  # (-0.0 and 0.0 may swap)
+    for size in (100, 256):
+        expected = np.stack([sref.test_window(ref[c * size : (c + 1) * size])[1] for c in range(2_050 // size)])
+        for threads in (1, 2):
+            sref.threads = threads
+            got = sref.chunk_w1(size)
+            assert got is not None and got.tobytes() == expected.tobytes()
+    assert SortedReference(ref).chunk_w1(100) is None  # built without the order
+
+
 def test_detector_reports_do_not_depend_on_threads() -> None:
     from monitor.drift import DriftConfig, DriftDetector
 

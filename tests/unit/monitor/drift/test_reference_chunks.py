@@ -127,4 +127,4 @@ def test_too_few_chunks_give_no_floor_and_bad_sizes_are_refused() -> None:
     assert det.floors(WINDOW) is None
     assert det.test(rng.normal(size=(WINDOW, 2))).floor_chunks is None
     with pytest.raises(ValueError):
-        chunk_floors(ref, 0, lambda c, r: np.zeros(2))
+        chunk_floors(ref, 0, lambda i, c, r: np.zeros(2))
