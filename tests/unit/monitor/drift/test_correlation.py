@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from monitor.drift import DriftConfig, DriftDetector
-from monitor.drift.correlation import MIN_ALPHA, CorrelationReference, draws_for
+from monitor.drift.correlation import MIN_ALPHA, CorrelationReference, draws_for, pearson3_sf
 
 ALPHA = 0.05
 N_REF, WINDOW, F, BLOCK = 10_000, 1_000, 16, 4
@@ -94,6 +94,21 @@ def test_one_window_path_equals_the_batched_one_for_any_thread_count() -> None:
         assert stat == pytest.approx(batched, rel=1e-12)
         assert test.test(win) == test.test(win, checked=True)
         assert test.test(win).statistic == stat and test.test(win).effect_size == rms
+
+
+def test_pearson3_sf_is_scipys_bits() -> None:
+    """Every skewness regime (normal switch, both signs), both sides of the support's end."""
+    from scipy.stats import pearson3
+
+    rng = np.random.default_rng(21)
+    for _ in range(3_000):
+        sk = float(rng.choice([rng.normal() * 2, rng.normal() * 1e-5, 0.0, -abs(rng.normal())]))
+        loc, scale = float(rng.normal()), float(abs(rng.normal()) + 1e-3)
+        x = loc + scale * float(rng.normal()) * float(rng.choice([1, 5, 20]))
+        assert pearson3_sf(x, sk, loc, scale) == float(pearson3.sf(x, sk, loc=loc, scale=scale))
+    for sk in (0.5, -0.5):  # at the support's end (zeta = loc - 2 scale / skew)
+        edge = 1.0 - 2.0 * 2.0 / sk
+        assert pearson3_sf(edge, sk, 1.0, 2.0) == float(pearson3.sf(edge, sk, loc=1.0, scale=2.0))
 
 
 def test_effect_size_is_the_rms_correlation_change() -> None:
