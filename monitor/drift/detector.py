@@ -752,7 +752,7 @@ class DriftDetector:
 
     def _ks_pvalues(self, tests: _FeatureTests, m: int, features: NDArray[np.intp], h: NDArray[np.int64]) -> None:
         """Exact or asymptotic KS p-values of ``features`` (lattice counts ``h``), in place."""
-        p_ks, how = ks_pvalues(self.reference_size, m, h, self.config.ks_method)
+        p_ks, how = ks_pvalues(self.reference_size, m, h, self.config.ks_method, self.config.threads)
         tests.pval[features] = p_ks
         for i, f in enumerate(features):
             tests.method[f] = how[i]

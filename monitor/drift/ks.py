@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -194,13 +195,16 @@ def _exact_p(n: int, m: int, h: int, d: float) -> float | None:
 
 
 def ks_pvalues(
-    n: int, m: int, h: ArrayLike, method: KSMethod = "auto"
+    n: int, m: int, h: ArrayLike, method: KSMethod = "auto", threads: int | None = 1
 ) -> tuple[NDArray[np.float64], list[str]]:
     """Vectorised p-values for an array of lattice statistics ``h``.
 
     The asymptotic path calls ``kstwo.sf`` once on the array of distinct
     statistics (not once per feature); the exact path goes through the
-    cached scalar :func:`ks_pvalue_h`, once per distinct ``h``.
+    cached scalar :func:`ks_pvalue_h`, once per distinct ``h``, on up to
+    ``threads`` threads (None: every core numba sees) when numba computes
+    them (its kernels release the GIL; each value is the same whichever
+    thread computes it).
 
     Returns the p-values and, per entry, the method used.
     """
@@ -214,10 +218,23 @@ def ks_pvalues(
         p_u = _asymp_p(n, m, uniq / lcm)
         how_u = ["asymp"] * len(uniq)
     else:
-        pairs = [ks_pvalue_h(n, m, int(v), method) for v in uniq]
+        hs = [int(v) for v in uniq]
+        workers = _kernels.MAX_THREADS if threads is None else max(1, min(threads, _kernels.MAX_THREADS))
+        if workers > 1 and len(hs) > 1 and _kernels.HAVE_NUMBA:
+            shares = [hs[i::workers] for i in range(workers)]  # one task per thread allowed
+            done = list(_pool().map(lambda share: [ks_pvalue_h(n, m, v, method) for v in share], shares))
+            pairs = [done[i % workers][i // workers] for i in range(len(hs))]
+        else:
+            pairs = [ks_pvalue_h(n, m, v, method) for v in hs]
         p_u = np.array([p for p, _ in pairs], dtype=np.float64)
         how_u = [how for _, how in pairs]
     return p_u[inverse], [how_u[i] for i in inverse]
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Threads for exact p-values of distinct statistics (created at first use)."""
+    return ThreadPoolExecutor(max_workers=_kernels.MAX_THREADS, thread_name_prefix="ks-exact")
 
 
 def _p_of_d_one(n: int, m: int, method: KSMethod) -> float:

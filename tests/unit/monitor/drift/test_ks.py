@@ -116,6 +116,17 @@ def test_critical_h_large(n: int, m: int) -> None:
     assert ks_pvalue_h(n, m, h)[0] < level <= ks_pvalue_h(n, m, h - 1)[0]
 
 
+def test_exact_pvalues_on_threads_equal_one_thread() -> None:
+    """Distinct statistics computed on several threads come back in order, with the same bits."""
+    hs = np.array([5_400, 5_000, 4_100, 5_000, 3_900, 4_700, 6_000])  # 10k x 1k near the 1e-3 level
+    expected = [ks_pvalue_h(10_000, 1_000, int(v))[0] for v in hs]
+    ks_pvalue_h.cache_clear()
+    for threads in (2, 3, None):
+        p, how = ks_pvalues(10_000, 1_000, hs, threads=threads)
+        assert p.tolist() == expected and set(how) == {"exact"}
+        ks_pvalue_h.cache_clear()
+
+
 def test_pvalues_vectorised_equal_scalar() -> None:
     hs = np.array([0, 5, 5, 17, 40, 100])
     p, how = ks_pvalues(100, 100, hs)
