@@ -36,8 +36,10 @@ and labels (for digits, the features are re-read from the trainer's split:
 - the mean of IW (features) and DoC;
 - DoC capped by the class mix: at most ``1 - TV(predicted class mix,
   expected class mix)``, a bound on accuracy if the window's true labels
-  have the expected mix: the reference's, or (``monitor.class_mix``) the
-  IW-reweighted reference's, less the TV two samples of it show by chance;
+  have the expected mix: the reference's, or the IW-reweighted reference's
+  less the TV two samples of it show by chance (``monitor.class_mix``, as
+  the monitor computes it: on at most ``MAX_REFERENCE_ROWS`` reference rows;
+  the monitor's estimate);
 - NannyML CBPE (every class's probability, peers' venv, same windows).
 
 Prints the mean absolute error per scenario and overall, on unshifted,
@@ -61,9 +63,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor import class_mix
 from monitor.class_mix import ClassMixBound
 from monitor.estimate import AccuracyEstimator
 from monitor.window_state import CONFIDENCE_BUCKETS
+from shared.model_metadata import Reference
 
 PEERS = Path(__file__).resolve().parent / "peers"
 WINDOW = 1000
@@ -280,7 +284,13 @@ def estimates(
     log_ref = np.log(np.clip(ref_p, 1e-6, 1.0))
     k = ref_p.shape[1]
     prior = np.bincount(ref_y, minlength=k) / len(ref_y)
-    by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns' too
+    by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns'
+    monitors = class_mix.from_reference(  # the monitor's bound: at most MAX_REFERENCE_ROWS rows
+        Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
+                  probabilities=ref_p.astype(np.float32), labels=ref_y, labelled_features=ref_x.astype(np.float32)),
+        k,
+    )
+    assert monitors is not None
     by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
     out: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     seconds = {"Driftwatch (DoC)": 0.0, "IW (features)": 0.0, "IW (probabilities)": 0.0}
@@ -315,7 +325,7 @@ def estimates(
                 "IW (probabilities)": iw_p,
                 "mean of IW and DoC": (iw + doc) / 2,
                 "DoC capped by reference class mix": min(doc, 1.0 - class_mix_gap(p, prior)),
-                "DoC capped by reweighted class mix": min(doc, by_features.bound(x, predicted)),
+                "DoC capped by reweighted class mix": min(doc, monitors.bound(x, predicted)),
             }
             for m in METHODS:
                 cells[m].append(row[m])

@@ -32,10 +32,10 @@ It is a bound, not an estimate: ``min(DoC, bound)`` in
 ``benchmarks/estimate.py`` cut DoC's error on shifted windows from 0.140 to
 0.081 (on digits noise and rotation; census and the other shifts keep the
 class mix the features imply) and changed nothing on unshifted and
-label-shifted windows. The monitor does not apply it yet: it needs the
-features of the labelled reference rows, which ``driftwatch train``'s
-reference lacks, and the window's rows, which only the drift report reads
-(RESULTS.md, "Label-free accuracy estimate", says what is left).
+label-shifted windows. The monitor computes it when it reads a window's rows
+for the drift report (``accuracy_bound`` in the report, from the reference's
+labelled rows: :attr:`shared.model_metadata.Reference.labelled_features`),
+and the performance report caps DoC by it for that ingest window.
 Categorical features enter the linear classifier as their integer codes, and
 missing values as the reference mean (a linear classifier sees shifts in
 means and spreads, which is where these shifts show).
@@ -73,11 +73,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from shared.model_metadata import Reference
+
 MAX_WEIGHT = 20.0
 """Importance weights are clipped here: a few reference rows must not stand for a whole window."""
 
 RIDGE = 1.0
 """L2 penalty of the domain classifier (features standardised, intercept not penalised)."""
+
+MAX_REFERENCE_ROWS = 2_000
+"""A monitor's bound keeps at most this many labelled reference rows (a seeded sample): each
+window's domain classifier is fitted on them plus the window (about 25 ms at 64 features,
+Newton converging in ~6 steps), and a window of ~1,000 rows limits the ratio's precision anyway."""
 
 _NEWTON_STEPS = 30
 
@@ -140,6 +147,22 @@ class ClassMixBound:
                 break
         logit = np.clip(x[: ref.shape[0]] @ coef, -50.0, 50.0)
         return np.asarray(np.minimum(np.exp(logit) * ref.shape[0] / win.shape[0], MAX_WEIGHT))
+
+
+def from_reference(reference: Reference, n_classes: int) -> ClassMixBound | None:
+    """The bound of a registered classifier's reference: its rows with a true label and their
+    features. None without probabilities (no classifier), labels, or the labelled rows' features."""
+    x, y = reference.labelled_features, reference.labels
+    if n_classes < 2 or reference.probabilities.ndim != 2 or reference.probabilities.shape[1] == 0:
+        return None
+    if y.ndim != 1 or x.ndim != 2 or x.shape[0] != y.shape[0]:
+        return None
+    rows = np.flatnonzero((y >= 0) & (y < n_classes))
+    if rows.size < 2:
+        return None
+    if rows.size > MAX_REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
+    return ClassMixBound.fit(x[rows], y[rows], n_classes)
 
 
 def _standardise(

@@ -20,8 +20,9 @@ per-bucket calibration worse (it cannot extrapolate below the reference's
 confidences); temperature scaling and importance weighting of the
 reference's correctness did not beat it either. No confidence-based estimate
 sees a shift that leaves the model confident and wrong (noise, occlusion,
-rotation): see RESULTS.md, and :mod:`monitor.class_mix` for a bound that
-sees some of it.
+rotation): see RESULTS.md. :mod:`monitor.class_mix` bounds accuracy from the
+predictions' class mix, which sees some of it; the performance report caps
+DoC by that bound (:meth:`AccuracyEstimate.capped`).
 
 The interval treats each prediction's correctness as a Bernoulli draw with
 probability ``confidence + offset`` (what DoC assumes) plus the sampling
@@ -74,6 +75,14 @@ class AccuracyEstimate:
     value: float
     low: float
     high: float
+
+    def capped(self, bound: float | None) -> AccuracyEstimate:
+        """At most ``bound`` (:mod:`monitor.class_mix`): where the predictions' class mix says the
+        model is wrong more often than its confidence does. The capped value is then an upper
+        bound too; the interval keeps the width below it that the outcomes' noise gives."""
+        if bound is None or bound >= self.value:
+            return self
+        return AccuracyEstimate(bound, max(bound - (self.value - self.low), 0.0), bound)
 
 
 @dataclass(frozen=True, slots=True)

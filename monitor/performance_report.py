@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
@@ -44,13 +45,18 @@ class WindowPerformance(BaseModel):
     label_coverage: float | None
     accuracy: float | None = Field(description="Realised, on the labels received so far")
     estimated_accuracy: float | None = Field(
-        description="Label-free (confidence calibrated per bucket on the reference): read it while labels "
-        "are missing"
+        description="Label-free: the reference accuracy moved by the change in mean confidence (DoC), at "
+        "most accuracy_bound. Read it while labels are missing"
     )
     estimated_accuracy_interval: tuple[float, float] | None = Field(
         default=None,
         description="95% interval of the estimate: outcome and calibration sampling error only, not the bias "
-        "of a shift that changes accuracy at a given confidence",
+        "of a shift that changes accuracy at a given confidence; capped by accuracy_bound, it ends there",
+    )
+    accuracy_bound: float | None = Field(
+        default=None,
+        description="Upper bound on accuracy from the predictions' class mix against the mix the window's "
+        "features imply (count windows whose drift report has one; see monitor/class_mix.py)",
     )
     label_delay: LabelDelay
     classes: list[ClassMetrics]
@@ -140,6 +146,18 @@ def label_delay(raw: dict[bytes, bytes]) -> LabelDelay:
     return LabelDelay(count=int(total), median_s=quantile(0.5), p95_s=quantile(0.95))
 
 
+def accuracy_bound(report_json: bytes | None, window: int) -> float | None:
+    """The class-mix accuracy bound of an ingest window's own drift report: in count windows a
+    report covers one ingest window; a sliding or time window's spans several, and is not used."""
+    if not report_json:
+        return None
+    report = orjson.loads(report_json)
+    if report.get("window") != window or report.get("window_first", window) != window:
+        return None
+    bound = report.get("accuracy_bound")
+    return float(bound) if bound is not None else None
+
+
 async def performance_report(
     client: aioredis.Redis,
     keys: Keys,
@@ -188,14 +206,17 @@ async def performance_report(
                 pipe.hgetall(series.window_classes(w))
                 pipe.hgetall(series.window_label_delays(w))
                 pipe.hgetall(series.window_confidence(w))
+                pipe.hget(series.drift_reports, str(w))
             raw = await pipe.execute()
         for i, w in enumerate(recent):
-            confusion_raw, classes_raw, delay_raw, confidence_raw = raw[4 * i : 4 * i + 4]
+            confusion_raw, classes_raw, delay_raw, confidence_raw, report_raw = raw[5 * i : 5 * i + 5]
             m = confusion_from_hash(confusion_raw, n_classes)
             predictions = sum(int(v) for v in classes_raw.values())
+            bound = accuracy_bound(report_raw, w)
             estimate: AccuracyEstimate | None = (
                 calibration.estimate(histogram_from_hash(confidence_raw)) if calibration else None
             )
+            estimate = estimate.capped(bound) if estimate else None
             per_window.append(
                 WindowPerformance(
                     window=w,
@@ -205,6 +226,7 @@ async def performance_report(
                     accuracy=accuracy(m),
                     estimated_accuracy=estimate.value if estimate else None,
                     estimated_accuracy_interval=(estimate.low, estimate.high) if estimate else None,
+                    accuracy_bound=bound,
                     label_delay=label_delay(delay_raw),
                     classes=class_metrics(m, class_names),
                     confusion_matrix=m.tolist(),

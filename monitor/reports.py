@@ -35,6 +35,8 @@ from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from monitor import class_mix
+from monitor.class_mix import ClassMixBound
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
 from monitor.histograms import FeatureBins, HistogramStore
@@ -78,6 +80,9 @@ class WindowDriftReport(DriftReport):
     error: str | None = None
     """Why the window could not be tested (``status="error"``): e.g. rows that do not
     fit the registered metadata of their model version."""
+    accuracy_bound: float | None = None
+    """Upper bound on the window's accuracy from its predicted class mix against the mix its
+    features imply (:mod:`monitor.class_mix`); None without a labelled reference with features."""
 
 
 class ReportPage(BaseModel):
@@ -138,6 +143,8 @@ class ModelCatalog:
         # Histogram bins per version, fixed from the same reference as the detector.
         self.bins: dict[str, FeatureBins] = {}
         self._metadata: dict[str, ModelMetadata] = {}
+        # The class-mix accuracy bound per version (None: its reference cannot give one).
+        self.class_mix: dict[str, ClassMixBound | None] = {}
         # Production references: the ingest windows they were built from.
         self.reference_windows: dict[str, set[int]] = {}
 
@@ -160,6 +167,9 @@ class ModelCatalog:
                 return None
             registered_metadata, training = registered
             metadata = self._metadata[version] = detector_metadata(registered_metadata)
+            self.class_mix[version] = await asyncio.to_thread(
+                class_mix.from_reference, training, registered_metadata.n_classes
+            )
             classes: np.ndarray | None
             if self.reference.source == "production":
                 built = await self._production_reference(version, metadata)
@@ -398,6 +408,7 @@ class DriftReporter:
         else:
             result = await asyncio.to_thread(detector.test, features, classes)
         counts = await asyncio.to_thread(self.catalog.bins[version].counts, features)
+        accuracy_bound = await asyncio.to_thread(self._accuracy_bound, version, features, classes)
         state.last = window
         if policy.mode == "sliding":
             self._sliding[version] = state
@@ -420,6 +431,7 @@ class DriftReporter:
             ks_method=detector.config.ks_method,
             min_window_size=detector.config.min_window_size,
             reference_source=self.catalog.reference.source,
+            accuracy_bound=accuracy_bound,
         )
         # Histograms first: once the report is visible, so are they (a retry rewrites the same counts).
         await self.histograms.store(window, version, self.catalog.bins[version], counts)
@@ -430,6 +442,16 @@ class DriftReporter:
                  report.dataset_drift, 100 * report.drifted_share,
                  (time.time() - report.computed_at.timestamp()) * 1000)
         return report
+
+    def _accuracy_bound(self, version: str, features: np.ndarray, classes: np.ndarray) -> float | None:
+        """The window's class-mix accuracy bound (:mod:`monitor.class_mix`), when its version's
+        reference gives one and every row has a predicted class the model knows."""
+        bound = self.catalog.class_mix.get(version)
+        if bound is None or classes.size != len(features) or classes.size == 0:
+            return None
+        if classes.min() < 0 or classes.max() >= bound.n_classes:
+            return None
+        return bound.bound(features, np.bincount(classes, minlength=bound.n_classes))
 
     async def _detector_for(
         self, window: int, version: str, own_classes: dict[bytes, bytes]

@@ -149,6 +149,12 @@ class Reference:
     columns when the model gives none, ``labels`` is empty without a label
     column, and a regressor's numeric predictions are ``predicted_values``
     (its ``predicted_classes`` is empty).
+
+    ``labelled_features`` are the features of the rows ``labels`` describe,
+    which the label-free accuracy bound (:mod:`monitor.class_mix`) reweights
+    toward a window. ``driftwatch train`` writes its held-out split's; a
+    registered reference sample, whose rows are one sample, repeats
+    ``features``; empty where unknown (references written before it).
     """
 
     features: npt.NDArray[np.float32]
@@ -156,6 +162,7 @@ class Reference:
     probabilities: npt.NDArray[np.float32]
     labels: npt.NDArray[np.int64]
     predicted_values: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    labelled_features: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -166,6 +173,7 @@ class Reference:
             probabilities=self.probabilities,
             labels=self.labels,
             predicted_values=self.predicted_values,
+            labelled_features=self.labelled_features,
         )
         return buffer.getvalue()
 
@@ -181,6 +189,11 @@ class Reference:
                     npz["predicted_values"].astype(np.float32, copy=False)
                     if "predicted_values" in npz.files
                     else np.zeros(0, np.float32)  # written before regressors existed
+                ),
+                labelled_features=(
+                    npz["labelled_features"].astype(np.float32, copy=False)
+                    if "labelled_features" in npz.files
+                    else np.zeros((0, 0), np.float32)
                 ),
             )
 

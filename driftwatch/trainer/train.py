@@ -170,6 +170,7 @@ def train(
         predicted_classes=reference_probs.argmax(axis=1).astype(np.int64),
         probabilities=reference_probs,
         labels=y[split.reference],
+        labelled_features=x[split.reference].astype(np.float32),
     ).save(out_dir)
     # The test split never touched training: `driftwatch simulate` replays it.
     np.savez_compressed(out_dir / HOLDOUT_FILE, features=x[split.test], labels=y[split.test])

@@ -277,6 +277,7 @@ class ReferenceBuilder:
             probabilities=probabilities,
             labels=labels,
             predicted_values=predicted_values,
+            labelled_features=sample["features"] if labels.size else np.zeros((0, 0), np.float32),
         )
         return metadata, reference
 

@@ -16,7 +16,7 @@ from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import CalibrationCatalog
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
-from monitor.window_state import DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, join_slots
+from monitor.window_state import CONFIDENCE_BUCKETS, DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, confidence_buckets, join_slots
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
@@ -37,11 +37,14 @@ async def worker(aredis: aioredis.Redis, redis_url: str, model_dir: Path) -> Asy
 
 
 async def publish_real_predictions(
-    aredis: aioredis.Redis, keys: Keys, model_dir: Path, predicted_at_ms: int
+    aredis: aioredis.Redis, keys: Keys, model_dir: Path, predicted_at_ms: int, noise_sd: float = 0.0
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The held-out digits through the real LiteRT model, as the model service would publish them."""
+    """The held-out digits through the real LiteRT model, as the model service would publish them
+    (with Gaussian pixel noise of ``noise_sd``, pixels kept in 0-16, when given)."""
     with np.load(model_dir / "holdout.npz") as holdout:
         x, y = holdout["features"].astype(np.float32), holdout["labels"]
+    if noise_sd:
+        x = np.clip(x + np.random.default_rng(0).normal(0, noise_sd, x.shape), 0, 16).astype(np.float32)
     probs = LiteRTModel(model_dir).predict_proba(x)
     predicted = probs.argmax(axis=1)
     ids = new_prediction_ids(len(x), predicted_at_ms)
@@ -92,12 +95,48 @@ async def test_delays_coverage_and_estimate_per_window(
     assert by_window[2].estimated_accuracy == pytest.approx(
         float((predicted[2 * WINDOW :] == labels[2 * WINDOW :]).mean()), abs=0.05
     )
+    # Unshifted, the class-mix bound (from each window's drift report) does not pull it down.
+    await eventually(lambda: _reported(aredis, keys, 3))
+    report = await performance_report(aredis, keys, CLASSES, worker.window_index, calibration=calibration)
+    assert all(w.accuracy_bound is not None and w.accuracy_bound > 0.9 for w in report.windows)
+    assert np.mean([w.estimated_accuracy for w in report.windows]) == pytest.approx(realised, abs=0.05)
     # Its 95% interval brackets it and is as wide as WINDOW outcomes make it (not 0, not 1).
     for w in report.windows:
         assert w.estimated_accuracy_interval is not None and w.estimated_accuracy is not None
         low, high = w.estimated_accuracy_interval
         assert low <= w.estimated_accuracy <= high
         assert 0.0 < high - low < 0.5
+
+
+async def _reported(aredis: aioredis.Redis, keys: Keys, n: int) -> bool:
+    return int(await aredis.hlen(keys.drift_reports)) == n
+
+
+async def test_the_estimate_is_capped_where_noisy_predictions_pile_into_few_classes(
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    """Noisy digits: the model stays confident (DoC sees little) and sends many rows to a few
+    classes; the class-mix bound of each window's drift report caps the estimate, nearer the truth."""
+    keys = worker.keys.for_version("1")
+    _, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 1.6)
+    await eventually(lambda: _reported(aredis, keys, 3))
+    calibration = await CalibrationCatalog(aredis, keys).get("1")
+    assert calibration is not None
+    report = await performance_report(aredis, keys, CLASSES, worker.window_index, calibration=calibration)
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x = holdout["features"].astype(np.float32)
+    probs = LiteRTModel(model_dir).predict_proba(
+        np.clip(x + np.random.default_rng(0).normal(0, 1.6, x.shape), 0, 16).astype(np.float32))
+    for w in report.windows:
+        rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
+        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
+        assert doc is not None and w.accuracy_bound is not None and w.estimated_accuracy is not None
+        assert w.estimated_accuracy == pytest.approx(min(doc.value, w.accuracy_bound))
+        realised = float((predicted[rows] == labels[rows]).mean())
+        assert w.accuracy_bound < doc.value  # it bites ...
+        assert abs(w.estimated_accuracy - realised) < abs(doc.value - realised)  # ... toward the truth
+        assert w.estimated_accuracy_interval is not None
+        assert w.estimated_accuracy_interval[1] == pytest.approx(w.accuracy_bound)
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(

@@ -26,6 +26,10 @@ def test_default_model_directory(model_dir: Path) -> None:
     assert reference.features.shape == (metadata.training.n_train, 64)
     assert reference.probabilities.shape == (metadata.training.n_reference, 10)
     assert (reference.predicted_classes == reference.probabilities.argmax(axis=1)).all()
+    # The held-out rows the probabilities and labels describe, for the class-mix accuracy bound.
+    assert reference.labelled_features.shape == (metadata.training.n_reference, 64)
+    probs = LiteRTModel(model_dir).predict_proba(reference.labelled_features)
+    np.testing.assert_allclose(probs, reference.probabilities, atol=1e-4)
 
 
 def test_litert_export_serves_the_trained_weights(model_dir: Path) -> None:

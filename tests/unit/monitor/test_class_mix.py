@@ -1,9 +1,12 @@
 """The class-mix bound on accuracy: known answers on simulated windows (seeded)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from monitor.class_mix import MAX_WEIGHT, ClassMixBound
+from monitor.class_mix import MAX_WEIGHT, ClassMixBound, from_reference
+from shared.model_metadata import Reference
 
 K = 3
 MEANS = np.array([[0.0, 0.0], [2.5, 0.0], [0.0, 2.5]])
@@ -104,3 +107,38 @@ def test_bad_reference_is_refused() -> None:
         ClassMixBound.fit(np.zeros((3, 2)), [0, 1, 3], n_classes=3)
     with pytest.raises(ValueError, match="features must be"):
         ClassMixBound.fit(np.zeros((3, 2)), [0, 1], n_classes=3)
+
+
+def _reference(labelled_features: np.ndarray, labels: np.ndarray, k: int = K) -> Reference:
+    n = labels.size
+    return Reference(features=np.zeros((7, 2), np.float32), predicted_classes=np.zeros(n, np.int64),
+                     probabilities=np.full((n, k), 1 / k, np.float32), labels=labels,
+                     labelled_features=labelled_features.astype(np.float32))
+
+
+def test_from_reference_uses_the_labelled_rows_features() -> None:
+    rng = np.random.default_rng(6)
+    x, y = _sample(rng, 300, [1 / 3] * 3)
+    y_gaps = y.copy()
+    y_gaps[::4] = -1  # rows without a true label are left out
+    bound = from_reference(_reference(x, y_gaps), K)
+    assert bound is not None and bound.labels.size == int((y_gaps >= 0).sum())
+    expected = ClassMixBound.fit(x[y_gaps >= 0].astype(np.float32), y[y_gaps >= 0], K)
+    np.testing.assert_allclose(bound.standardised, expected.standardised)
+
+
+def test_from_reference_keeps_a_seeded_sample_of_a_large_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.class_mix.MAX_REFERENCE_ROWS", 100)
+    x, y = _sample(np.random.default_rng(7), 1000, [1 / 3] * 3)
+    first, again = from_reference(_reference(x, y), K), from_reference(_reference(x, y), K)
+    assert first is not None and again is not None and first.labels.size == 100
+    np.testing.assert_array_equal(first.labels, again.labels)
+
+
+def test_no_bound_without_labelled_rows_features_or_probabilities() -> None:
+    x, y = _sample(np.random.default_rng(8), 50, [1 / 3] * 3)
+    assert from_reference(_reference(np.zeros((0, 0)), y), K) is None  # written before labelled_features
+    assert from_reference(_reference(x, np.zeros(0, np.int64)), K) is None  # no label column
+    assert from_reference(_reference(x, y), 0) is None  # a regressor
+    no_probabilities = dataclasses.replace(_reference(x, y), probabilities=np.zeros((50, 0), np.float32))
+    assert from_reference(no_probabilities, K) is None

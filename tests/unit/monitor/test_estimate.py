@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from monitor.estimate import AccuracyEstimator, histogram_from_hash
+from monitor.estimate import AccuracyEstimate, AccuracyEstimator, histogram_from_hash
 from monitor.window_state import CONFIDENCE_BUCKETS, confidence_buckets
 
 
@@ -93,3 +93,12 @@ def test_empty_window_has_no_estimate_and_bad_input_is_refused() -> None:
 
 def test_histogram_from_hash() -> None:
     assert histogram_from_hash({b"99": b"3", b"0": b"1"})[[0, 99]].tolist() == [1, 3]
+
+
+def test_a_bound_below_the_estimate_caps_it_and_ends_its_interval() -> None:
+    estimate = AccuracyEstimate(0.90, 0.86, 0.93)
+    assert estimate.capped(None) is estimate and estimate.capped(0.95) is estimate
+    capped = estimate.capped(0.70)
+    assert (capped.value, capped.high) == (0.70, 0.70)
+    assert capped.low == pytest.approx(0.66)  # the outcomes' half-width below, as before
+    assert estimate.capped(0.02).low == 0.0

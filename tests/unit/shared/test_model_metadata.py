@@ -52,3 +52,16 @@ def test_a_reference_written_before_regressors_existed_loads_with_no_predicted_v
     again = Reference.from_bytes(regressor.to_bytes())
     np.testing.assert_array_equal(again.predicted_values, [1.5, 2.5, 3.5])
     assert again.probabilities.shape == (3, 0)
+
+
+def test_labelled_features_round_trip_and_are_empty_in_a_reference_from_before() -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, features=np.ones((3, 2), np.float32), predicted_classes=np.zeros(2, np.int64),
+                        probabilities=np.ones((2, 2), np.float32), labels=np.zeros(2, np.int64))
+    assert Reference.from_bytes(buffer.getvalue()).labelled_features.shape == (0, 0)
+
+    held_out = np.arange(4, dtype=np.float32).reshape(2, 2)
+    reference = Reference(features=np.ones((3, 2), np.float32), predicted_classes=np.zeros(2, np.int64),
+                          probabilities=np.ones((2, 2), np.float32), labels=np.zeros(2, np.int64),
+                          labelled_features=held_out)
+    np.testing.assert_array_equal(Reference.from_bytes(reference.to_bytes()).labelled_features, held_out)

@@ -58,6 +58,7 @@ def test_summaries_are_exact_over_the_whole_reference_not_the_sample(tmp_path: P
         assert feature.mean == pytest.approx(float(present.astype(np.float64).mean()), rel=1e-12)
     assert len(list(tmp_path.iterdir())) == 3  # one spill file per feature column
     assert reference.features.shape == (500, 3) and reference.probabilities.shape == (500, 3)
+    np.testing.assert_array_equal(reference.labelled_features, reference.features)  # one sample: the same rows
     assert metadata.class_names == ["cat", "dog", "eel"] and metadata.label_kind == "string"
     assert metadata.categorical == [False, False, True]  # 4 integer levels: chi-squared, as the trainer decides
     assert metadata.training is None and metadata.has_probabilities
@@ -158,6 +159,7 @@ def test_a_classifier_without_probabilities() -> None:
     metadata, reference = _build(spec, {"x": np.zeros(4), "y": np.array([1, 0, 1, 1])})
     assert not metadata.has_probabilities and reference.probabilities.shape == (4, 0)
     assert reference.labels.size == 0  # no label column
+    assert reference.labelled_features.size == 0
 
 
 @pytest.mark.parametrize(
