@@ -3,50 +3,26 @@ process, a real redis-server, models registered as ``driftwatch register`` regis
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from driftwatch import Client
-from driftwatch.local_processes import free_port, wait_for_http
 from shared.events import decode_feedback, decode_predictions
 from shared.ids import internal_prediction_id
 from shared.keys import Keys
-from tests.integration.model_service.registered import churn, fraud, register, wait_until
+from tests.integration.model_service.registered import churn, fraud, ingest_process, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
 
-async def _register(redis_url: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    await register(client, churn(), fraud())
-    await client.aclose()
-
-
 @pytest.fixture
 def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    asyncio.run(_register(redis_url))
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "DRIFTWATCH_SPILL_DIR": str(tmp_path / "spill"),
-           "OTEL_SDK_DISABLED": "true"}
-    process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", "serve", "--ingest-only", "--port", str(port)],
-                               env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+    with ingest_process(redis_url, tmp_path / "spill", churn(), fraud()) as url:
         yield url
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 def _entries(r: redis.Redis, stream: str) -> list[dict[bytes, bytes]]:

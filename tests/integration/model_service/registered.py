@@ -1,8 +1,14 @@
 """Models registered the way ``driftwatch register`` does, for the ingest tests, and an
-ingest-only model service (no model of its own) in front of a given Redis."""
+ingest-only model service (no model of its own) in front of a given Redis: in the test's
+process, or as the ``driftwatch serve --ingest-only`` process a user runs."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +20,7 @@ import redis
 import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
+from driftwatch.local_processes import free_port, wait_for_http
 from model_service.app import create_app
 from model_service.serving_settings import ModelServiceSettings
 from shared.keys import Keys
@@ -75,6 +82,30 @@ def ingest_service(redis_url: str, **settings: Any) -> Iterator[TestClient]:
     config = ModelServiceSettings(REDIS_URL=redis_url, **settings)
     with TestClient(create_app(config)) as client:
         yield client
+
+
+@contextmanager
+def ingest_process(redis_url: str, spill_dir: Path, *models: ModelMetadata) -> Iterator[str]:
+    """``models`` registered, then ``driftwatch serve --ingest-only`` as its own process; yields its URL."""
+
+    async def _register() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        await register(client, *models)
+        await client.aclose()
+
+    asyncio.run(_register())
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "DRIFTWATCH_SPILL_DIR": str(spill_dir),
+           "OTEL_SDK_DISABLED": "true"}
+    process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", "serve", "--ingest-only", "--port", str(port)],
+                               env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+        yield url
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 def churn_rows(n: int, seed: int = 0, *, ids: bool = True, start: int = 0) -> list[dict[str, Any]]:

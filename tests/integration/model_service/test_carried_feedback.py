@@ -10,11 +10,6 @@ naming the field and the row.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +20,12 @@ import redis
 import redis.asyncio as aioredis
 
 from driftwatch import Client
-from driftwatch.local_processes import free_port, wait_for_http
 from monitor.assembly import assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
 from shared.ids import internal_prediction_id, new_prediction_ids
 from shared.keys import Keys
-from tests.integration.model_service.registered import churn, ingest_service, register, wait_until
+from tests.integration.model_service.registered import churn, ingest_process, ingest_service, register, wait_until
 from tests.support.polling import until
 
 pytestmark = pytest.mark.timeout(180)
@@ -43,25 +37,8 @@ T0 = 1_767_225_600_000
 @pytest.fixture
 def service(redis_url: str, tmp_path: Path) -> Iterator[str]:
     """``driftwatch serve --ingest-only`` with churn registered as a "carried" model."""
-
-    async def _register() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        await register(client, CARRIED)
-        await client.aclose()
-
-    asyncio.run(_register())
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "DRIFTWATCH_SPILL_DIR": str(tmp_path / "spill"),
-           "OTEL_SDK_DISABLED": "true"}
-    process = subprocess.Popen([sys.executable, "-m", "driftwatch.cli", "serve", "--ingest-only", "--port", str(port)],
-                               env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+    with ingest_process(redis_url, tmp_path / "spill", CARRIED) as url:
         yield url
-    finally:
-        process.terminate()
-        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 async def test_carried_labels_through_the_client_and_the_route_give_each_windows_accuracy(
