@@ -109,3 +109,17 @@ def test_features_travel_as_the_float32_the_stream_keeps_in_their_shortest_form(
     assert b'"features":[0.1,0.33333334,123456.79]' in body
     sent = np.array(orjson.loads(body)["rows"][0]["features"], dtype=np.float32)
     np.testing.assert_array_equal(sent, x[0].astype(np.float32))  # the same float32 values, no loss
+
+
+def test_arrays_in_any_memory_order_are_sent() -> None:
+    """A DataFrame's ``to_numpy()`` (and ``predict_proba`` of some models) is column-major, and
+    orjson refuses non-contiguous numpy rows: such a batch was dropped whole by the sender."""
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    x, probs = frame.to_numpy(), frame[["a", "b"]].to_numpy() / 10
+    assert not x.flags.c_contiguous and not probs.flags.c_contiguous
+    block = prediction_block("m", x, np.array([0, 1, 0]), probabilities=probs)
+    for part in block.split(1):  # what the sender sends: views of the block
+        assert orjson.loads(encode(part))["rows"][0]["features"] == part.values[0].tolist()
+    rows = orjson.loads(encode(block))["rows"]
+    assert [r["features"] for r in rows] == [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]
+    np.testing.assert_allclose([r["probabilities"] for r in rows], [[0.1, 0.4], [0.2, 0.5], [0.3, 0.6]], rtol=1e-6)
