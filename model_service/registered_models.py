@@ -11,11 +11,13 @@ so lookups are cached:
 - an unknown name for ``miss_ttl_s`` only (a second), so a model registered
   just now is seen almost at once while a client that posts to a wrong name
   does not cost a Redis round trip per request;
-- an expired entry is served as it is while one refresh runs in the
-  background (stale-while-revalidate): a request never waits on Redis for a
-  model it has seen, and while Redis is away the last known schema keeps
-  being used, so rows are accepted into the publisher's spill file like
-  ``/predict``'s. Only a name never seen needs Redis (503 while it is away).
+- an expired entry is refreshed, the request waiting at most
+  ``REFRESH_WAIT_S`` for it: the first request after the TTL uses a new
+  version (rows refused by the old schema would be refused for good). While
+  Redis is slow or away the last known schema keeps being used, so rows are
+  accepted into the publisher's spill file like ``/predict``'s, and a request
+  never waits on Redis for longer than that for a model it has seen. Only a
+  name never seen needs Redis (503 while it is away).
 - the model this service serves itself is pinned: known without Redis.
 """
 
@@ -40,6 +42,8 @@ from shared.registry import metadata_field, read_current_version
 
 log = logging.getLogger(__name__)
 
+# How long a request waits for an expired entry's refresh before using the entry as it is.
+REFRESH_WAIT_S = 0.25
 # A model name as it may appear in a key's hash tag: no braces, no whitespace, bounded.
 _MODEL_NAME = re.compile(r"^[^{}\s]{1,200}$")
 
@@ -165,7 +169,11 @@ class RegisteredModels:
         entry = self._entries.get(name)
         if entry is not None and (entry.expires_at > self._clock() or entry.schema is not None):
             if entry.expires_at <= self._clock():
-                self._refresh(name)  # in the background: this request uses what is known
+                # Its read's done callback files the result before this await resumes. Redis errors
+                # and a slow Redis leave the known entry in place (see _after_read).
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._refresh(name)), REFRESH_WAIT_S)
+                entry = self._entries.get(name, entry)
             return entry.schema
         return await asyncio.shield(self._refresh(name))
 
