@@ -284,6 +284,14 @@ class CorrelationReference:
         stat = float(np.sum((moments[self._pairs] - self.moments[self._pairs]) ** 2))
         return stat, math.sqrt(stat / max(self.n_pairs, 1))
 
+    def chunk_statistic(self, start: int, stop: int) -> float:
+        """:meth:`window_statistic` of the reference's own rows ``[start, stop)`` (a chunk for the
+        effect floors, :mod:`monitor.drift.reference_chunks`): they are standardised already."""
+        z = self._z[start:stop]
+        with _one_blas_thread():
+            moments = blas.dsyrk(1.0 / z.shape[0], z.T)  # z.T is (F', rows) in Fortran order: z.T @ z
+        return float(np.sum((moments[self._pairs] - self.moments[self._pairs]) ** 2))
+
     def statistics(self, windows: ArrayLike) -> NDArray[np.float64]:
         """The statistic ``T`` of a stack of windows, shape (k, m, F) -> (k,).
 

@@ -326,9 +326,12 @@ class DriftDetector:
                 effects[f] = jensen_shannon(cref.counts - counts, counts)
         return effects
 
-    def _chunk_multivariate(self, chunk: NDArray[np.float64], r: float) -> float:
+    def _chunk_multivariate(self, index: int, chunk: NDArray[np.float64], r: float) -> float:
+        """The chunk's cross-moment statistic against the rest; its rows are the correlation
+        reference's own (floors exist only without missing values, so no row was dropped)."""
         assert self._correlation is not None
-        return self._correlation.window_statistic(chunk[:, self._num_idx])[0] / (1.0 - r) ** 2
+        size = chunk.shape[0]
+        return self._correlation.chunk_statistic(index * size, (index + 1) * size) / (1.0 - r) ** 2
 
     def _count_classes(self, classes: ArrayLike, name: str) -> NDArray[np.int64]:
         assert self.n_classes is not None

@@ -65,7 +65,7 @@ class ChunkFloors:
 ChunkEffects = Callable[[int, NDArray[np.float64], float], NDArray[np.float64]]
 """``(chunk index, chunk rows, r) -> effect size of the chunk against the rest``, per feature
 (the index lets a caller read effects it computed for every chunk at once)."""
-ChunkStatistic = Callable[[NDArray[np.float64], float], float]
+ChunkStatistic = Callable[[int, NDArray[np.float64], float], float]
 
 
 def chunk_floors(
@@ -109,7 +109,7 @@ def chunk_floors(
     features = _band(per_chunk)
     floor_mv = None
     if multivariate is not None:
-        floor_mv = float(_band(np.array([[multivariate(chunk, r)] for chunk in rows]))[0])
+        floor_mv = float(_band(np.array([[multivariate(c, chunk, r)] for c, chunk in enumerate(rows)]))[0])
     return ChunkFloors(chunk_size=size, n_chunks=n_chunks, features=features, multivariate=floor_mv)
 
 

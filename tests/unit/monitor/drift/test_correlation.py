@@ -94,6 +94,8 @@ def test_one_window_path_equals_the_batched_one_for_any_thread_count() -> None:
         assert stat == pytest.approx(batched, rel=1e-12)
         assert test.test(win) == test.test(win, checked=True)
         assert test.test(win).statistic == stat and test.test(win).effect_size == rms
+        # A chunk of the reference, read from its standardised rows, as if it were a window.
+        assert test.chunk_statistic(500, 1_200) == pytest.approx(test.window_statistic(ref[500:1_200])[0], rel=1e-12)
 
 
 def test_pearson3_sf_is_scipys_bits() -> None:
