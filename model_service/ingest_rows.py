@@ -5,7 +5,7 @@ here, with each refused row's error located in the body
 (``["body", "rows", 3, "features", "age"]``): an unknown feature name, a value
 beyond ``MAX_FEATURE_ABS``, a label that is no class of the model,
 probabilities for a model registered without them, a timestamp outside the
-range an id can carry, feedback for an id from elsewhere without its
+range events carry (``MAX_EVENT_MS``), feedback for an id from elsewhere without its
 prediction's time, a label's ``prediction`` without its ``prediction_timestamp``
 (or, for a model registered with ``label_join: carried``, without both). The
 other rows are kept: the caller publishes them and answers 422 naming the rest
@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from model_service.registered_models import IngestSchema
 from model_service.schemas import MAX_FEATURE_ABS
-from shared.ids import MAX_STAMP_MS, internal_prediction_id, is_prediction_id, prediction_ids_at
+from shared.ids import MAX_EVENT_MS, internal_prediction_id, is_prediction_id, prediction_ids_at
 
 Loc = tuple[str | int, ...]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,14 +48,14 @@ def error(loc: Loc, msg: str, value: object = None) -> dict[str, Any]:
 
 
 def epoch_ms(value: int | datetime | None, default: int) -> int | None:
-    """A timestamp as epoch milliseconds (``default`` when absent); None when an id cannot carry it."""
+    """A timestamp as epoch milliseconds (``default`` when absent); None past what events carry."""
     if value is None:
         return default
     ms = value if isinstance(value, int) else (value - _EPOCH) // _MS
-    return ms if 0 <= ms <= MAX_STAMP_MS else None
+    return ms if 0 <= ms <= MAX_EVENT_MS else None
 
 
-_STAMP_RANGE = f"a time from 1970 on, in epoch milliseconds up to {MAX_STAMP_MS} or RFC 3339 with an offset"
+_STAMP_RANGE = f"a time from 1970 on, in epoch milliseconds up to {MAX_EVENT_MS} or RFC 3339 with an offset"
 
 
 @dataclass(slots=True)

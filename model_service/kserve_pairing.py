@@ -44,7 +44,7 @@ from model_service.kserve_payloads import PayloadError, request_features, respon
 from model_service.registered_models import IngestSchema
 from model_service.schemas import MAX_FEATURE_ABS
 from model_service.spill import SpillCorruptError, SpillFile, encode_batch
-from shared.ids import MAX_STAMP_MS, internal_prediction_id
+from shared.ids import MAX_EVENT_MS, internal_prediction_id
 from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _logged(event_id: str, pair: _Pair, schema: IngestSchema) -> LoggedPredictio
     keep = ~(np.abs(np.nan_to_num(matrix, nan=0.0)) > MAX_FEATURE_ABS).any(axis=1)
     n = len(matrix)
     external = [event_id] if n == 1 else [f"{event_id}/{i}" for i in range(n)]
-    at = min(max(pair.time_ms, 0), MAX_STAMP_MS)
+    at = min(max(pair.time_ms, 0), MAX_EVENT_MS)
     kept = np.flatnonzero(keep).tolist()
     features = matrix[keep].astype(np.float32)
     missing = np.isnan(features[:, : schema.n_features]).sum(axis=0)

@@ -62,7 +62,7 @@ import redis.asyncio as aioredis
 
 from monitor.windows import INDEX_KEEP, NO_WINDOW, CountWindowBounds, WindowPolicy
 from shared.events import NOT_CARRIED, FeedbackBatch, PredictionBatch
-from shared.ids import prediction_id_bytes, prediction_times_ms
+from shared.ids import MAX_EVENT_MS, prediction_id_bytes, prediction_times_ms
 from shared.keys import Keys
 from shared.model_metadata import LabelJoin
 from shared.redis_scripts import register_script
@@ -95,10 +95,13 @@ MAX_COUNTER_RACES = 100
 CONFIDENCE_BUCKETS = 100
 # The packed columns' widths, and offsets that make every value that wide: the
 # scripts slice by position and receive these as arguments. The timestamp
-# offset holds for prediction times from 1970 to 2286; a confidence is its
+# columns hold prediction times up to shared.ids.MAX_EVENT_MS (the year 4821,
+# the latest the model service accepts; 14 digits also print exactly from
+# Lua's numbers, as first_ts/last_ts are stored); a confidence is its
 # bucket plus 100 (the script drops the leading 1); positions index the
 # buckets and windows of one call.
 TS_WIDTH, TS_OFFSET = 14, 10**13
+assert MAX_EVENT_MS + TS_OFFSET < 10**TS_WIDTH
 CLASS_WIDTH, CLASS_OFFSET = 6, 100_000
 CONF_WIDTH, CONF_OFFSET = 3, 100
 POS_WIDTH, POS_OFFSET = 6, 100_000

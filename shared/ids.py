@@ -53,6 +53,10 @@ def is_prediction_id(value: str) -> bool:
 
 # A stamp is 12 hex digits: milliseconds below 16**12 (the year 10889).
 MAX_STAMP_MS = 16**_STAMP_HEX - 1
+# The latest time an event may carry (the year 4821): the monitor files a prediction's time in 14
+# decimal digits offset by 10**13 (monitor/window_state.py), so a later one could be accepted by
+# the model service and then fail in the monitor on every delivery.
+MAX_EVENT_MS = 9 * 10**13 - 1
 
 
 def internal_prediction_id(external_id: str, prediction_ms: int) -> str:

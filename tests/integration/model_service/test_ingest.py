@@ -17,7 +17,7 @@ from monitor.assembly import assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
 from shared.events import decode_feedback, decode_predictions
-from shared.ids import internal_prediction_id, is_prediction_id, new_prediction_ids
+from shared.ids import MAX_EVENT_MS, internal_prediction_id, is_prediction_id, new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
 from tests.integration.model_service.registered import (
     churn,
@@ -70,6 +70,28 @@ async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_pre
         assert (await aredis.xpending(CHURN.predictions, CONSUMER_GROUP))["pending"] == 0
         report = await performance_report(aredis, CHURN, ["stay", "leave"], monitor.window_index)
         assert report.labelled == 50 and report.accuracy == 1.0  # foreign ids joined through their timestamps
+    finally:
+        await monitor.stop()
+
+
+async def test_the_latest_accepted_time_is_counted_by_the_monitor(
+    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A time the model service accepts is one the monitor can file: a row from the year 9999 was
+    answered 202, then failed in the monitor on every delivery until it was dead-lettered."""
+    await register(aredis, churn())
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME="churn", DRIFTWATCH_WINDOW_SIZE=10_000,
+                               DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = assemble_monitor(aredis, settings, "test-consumer")
+    monitor.start()
+    try:
+        rows = [{**row, "timestamp": at} for row, at in zip(churn_rows(2), (0, MAX_EVENT_MS), strict=True)]
+        with ingest_service(redis_url) as client:
+            response = client.post("/models/churn/predictions", json={"rows": rows})
+            assert response.status_code == 202, response.text
+        stats = monitor.consumer.stats
+        await until(lambda: stats.predictions == 2 or stats.failed > 0 or stats.dead_lettered > 0)
+        assert (stats.predictions, stats.failed, stats.dead_lettered) == (2, 0, 0)
     finally:
         await monitor.stop()
 
@@ -204,12 +226,15 @@ def _last_version(redis_url: str) -> str | None:
          ["body", "rows", 0, "features", 0]),
         ({"rows": [{**churn_rows(1)[0], "prediction": 10**400}]}, 422, ["body", "rows", 0, "prediction"]),
         ({"rows": [{**churn_rows(1)[0], "timestamp": 10**30}]}, 422, ["body", "rows", 0, "timestamp"]),
+        ({"rows": [{**churn_rows(1)[0], "timestamp": "9999-12-31T23:59:59Z"}]}, 422, ["body", "rows", 0, "timestamp"]),
+        ({"rows": [{**churn_rows(1)[0], "timestamp": MAX_EVENT_MS + 1}]}, 422, ["body", "rows", 0, "timestamp"]),
         ({"rows": [{**churn_rows(1)[0], "id": "x" * 10_000}]}, 422, ["body", "rows", 0, "id"]),
         ({"rows": [{**churn_rows(1)[0], "features": [1e300, 0, 0, 0]}]}, 422, ["body", "rows", 0, "features", 0]),
         ({"rows": [{**churn_rows(1)[0], "extra": 1}]}, 422, ["body", "rows", 0, "extra"]),
         ({"labels": [{"id": "x", "label": "stay"}]}, 422, ["body", "rows"]),
     ],
-    ids=["2000-rows", "no-rows", "huge-int-feature", "huge-int-label", "huge-timestamp", "long-id", "1e300",
+    ids=["2000-rows", "no-rows", "huge-int-feature", "huge-int-label", "huge-timestamp", "year-9999",
+         "past-event-times", "long-id", "1e300",
          "unknown-field", "wrong-body"],
 )
 async def test_hostile_input_is_a_4xx_naming_the_field(
