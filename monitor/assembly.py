@@ -124,6 +124,7 @@ def assemble_monitor(
         on_windows_closed=dispatch.on_windows_closed,
         expected_features=catalog.n_features,
         linger_ms=settings.read_linger_ms,
+        slow_linger_ms=settings.read_linger_slow_ms,
     )
     worker = MonitorWorker(
         consumer, dispatch, stream_health,

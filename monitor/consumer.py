@@ -94,9 +94,13 @@ class StreamConsumer:
         on_windows_closed: WindowsClosed | None = None,
         expected_features: ExpectedFeatures | None = None,
         linger_ms: int = 0,
+        slow_linger_ms: int = 0,
     ) -> None:
         """``linger_ms``: after a read that was not full (fewer than ``read_count`` entries), the
-        next read waits this long, so a slow stream is read in batches, not one entry at a time."""
+        next read waits this long, so a slow stream is read in batches, not one entry at a time.
+        ``slow_linger_ms``: after a read of fewer than a tenth of ``read_count``, the next waits
+        this long instead (if longer): a stream that slow (one of many models) still leaves in
+        batches worth their fixed cost (round trips, scripts, task wake-ups)."""
         self.client = client
         self.keys = keys
         self.state = state
@@ -117,6 +121,8 @@ class StreamConsumer:
         self._resync = False
         self._read_ahead: asyncio.Future[list[tuple[bytes, list[Entry]]]] | None = None
         self.linger_s = linger_ms / 1000
+        self.slow_linger_s = max(slow_linger_ms / 1000, self.linger_s)
+        self._slow_read = max(read_count // 10, 1)
         self._last_heartbeat = float("-inf")
 
     async def ensure_groups(self) -> None:
@@ -209,8 +215,7 @@ class StreamConsumer:
         read, self._read_ahead = self._read_ahead, None
         response = await (read if read is not None else self._read_new())
         if response:
-            full = any(len(entries) >= self.read_count for _, entries in response)
-            self._read_ahead = asyncio.ensure_future(self._read_new(0.0 if full else self.linger_s))
+            self._read_ahead = asyncio.ensure_future(self._read_new(self._linger_after(response)))
             # A hint, not a condition of correctness: a few loop turns let redis-py
             # take a connection and write the read before this batch's script goes.
             for _ in range(3):
@@ -221,6 +226,14 @@ class StreamConsumer:
                 await self.process_safely(stream_name.decode(), entries)
                 handled += len(entries)
         return handled
+
+    def _linger_after(self, response: list[tuple[bytes, list[Entry]]]) -> float:
+        """How long the next read waits: not at all after a full read, longer after a thin one."""
+        if any(len(entries) >= self.read_count for _, entries in response):
+            return 0.0
+        if sum(len(entries) for _, entries in response) < self._slow_read:
+            return self.slow_linger_s
+        return self.linger_s
 
     async def _read_new(self, linger_s: float = 0.0) -> list[tuple[bytes, list[Entry]]]:
         if linger_s > 0:

@@ -118,6 +118,9 @@ class MonitorSettings(ServiceSettings):
     # After a read that was not full, the next waits this long: a slow stream (one of many
     # models) is then read in batches, not an entry at a time (monitor/fleet.py, README).
     read_linger_ms: int = Field(default=250, ge=0, le=10_000, alias="DRIFTWATCH_READ_LINGER_MS")
+    # After a read of fewer than a tenth of DRIFTWATCH_READ_COUNT entries (a stream that slow: one of
+    # many models), the next waits this long instead: fewer, fuller batches (benchmarks/fleet.py).
+    read_linger_slow_ms: int = Field(default=1_000, ge=0, le=10_000, alias="DRIFTWATCH_READ_LINGER_SLOW_MS")
     # A pending entry idle this long belongs to a dead consumer and is claimed.
     claim_idle_ms: int = Field(default=30_000, ge=100, alias="DRIFTWATCH_CLAIM_IDLE_MS")
     max_deliveries: int = Field(default=5, ge=1, alias="DRIFTWATCH_MAX_DELIVERIES")
