@@ -74,8 +74,8 @@ class MetricFeed:
         for name, total in (("predictions", stats.predictions), ("feedback", stats.feedback)):
             self.metrics.processed(total - self._reported_counts[name], stream=name)
             self._reported_counts[name] = total
-        # Only the totals are exported: one window detailed is enough.
-        perf = await self.performance.report(last_windows=1)
+        # Only the totals are exported, read alone (not the whole report: see performance_totals).
+        perf = await self.performance.totals()
         if perf is not None:
             self.metrics.update_performance(
                 perf.accuracy, perf.label_coverage, perf.labelled, model_version=perf.model_version

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from monitor.calibrations import CalibrationCatalog
 from monitor.consumer import ConsumerStats
-from monitor.performance_report import PerformanceReport, performance_report
+from monitor.performance_report import PerformanceReport, PerformanceTotals, performance_report, performance_totals
 from monitor.reports import ModelCatalog, WindowDriftReport
 from monitor.stream_health import StreamHealth
 from monitor.windows import WindowIndex, WindowProgress, series_keys
@@ -114,6 +114,14 @@ class PerformanceReads:
             estimate_unavailable=self.calibrations.unavailable(metadata.version),
             retention_s=self.retention_s,
         )
+
+
+    async def totals(self) -> PerformanceTotals | None:
+        """The current version's totals alone (what the gauges show); None while no model is registered."""
+        metadata = await self.catalog.latest_metadata()
+        if metadata is None:
+            return None
+        return await performance_totals(self.client, self.keys, len(metadata.class_names), metadata.version)
 
 
 class MonitorReadiness(BaseModel):

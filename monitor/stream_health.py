@@ -54,8 +54,13 @@ class StreamHealth:
     async def refresh(self) -> None:
         """Lag and pending per stream, then DLQ length, events/s since the last
         refresh, and whether lag nears the stream cap."""
-        for name, stream in (("predictions", self.keys.predictions), ("feedback", self.keys.feedback)):
-            groups = await self.client.xinfo_groups(stream)
+        named = (("predictions", self.keys.predictions), ("feedback", self.keys.feedback))
+        async with self.client.pipeline(transaction=False) as pipe:  # one round trip: every model refreshes
+            for _, stream in named:
+                pipe.xinfo_groups(stream)
+            pipe.xlen(self.keys.dlq)
+            *infos, dlq_length = await pipe.execute()
+        for (name, _), groups in zip(named, infos, strict=True):
             group = next((g for g in groups if g["name"] in (CONSUMER_GROUP, CONSUMER_GROUP.encode())), None)
             if group is not None:
                 self.streams[name] = {"lag": group.get("lag"), "pending": group.get("pending")}
@@ -74,7 +79,7 @@ class StreamHealth:
                         lags, self.stream_maxlen)
         self.snapshot = {
             "streams": {name: dict(values) for name, values in self.streams.items()},
-            "dlq_length": int(await self.client.xlen(self.keys.dlq)),
+            "dlq_length": int(dlq_length),
             "events_per_second": None if rate is None else round(rate, 1),
             "lag_near_cap": near_cap,
             "lag_warn_threshold": int(self.lag_warn_threshold),

@@ -15,7 +15,7 @@ from model_service.runtime import LiteRTModel
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import CalibrationCatalog
 from monitor.monitor_settings import MonitorSettings
-from monitor.performance_report import performance_report
+from monitor.performance_report import performance_report, performance_totals
 from monitor.window_state import CONFIDENCE_BUCKETS, DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, confidence_buckets, join_slots
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
@@ -76,6 +76,11 @@ async def test_delays_coverage_and_estimate_per_window(
 
     assert report.labelled == labelled
     assert report.accuracy == pytest.approx(float((predicted[:labelled] == labels[:labelled]).mean()))
+    # What the gauges read alone, every stats refresh: the report's own totals.
+    totals = await performance_totals(aredis, keys, len(CLASSES))
+    assert (totals.model_version, totals.labelled, totals.label_coverage, totals.accuracy) == (
+        report.model_version, report.labelled, report.label_coverage, report.accuracy)
+    assert totals.label_coverage == pytest.approx(labelled / n)
     assert report.label_delay.count == labelled
     assert report.label_delay.median_s == pytest.approx(100, rel=0.09)
     assert report.label_delay.p95_s == pytest.approx(100, rel=0.09)
