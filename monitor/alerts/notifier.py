@@ -42,7 +42,9 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from monitor.alerts.instances import AlertStatus
 from monitor.alerts.lease import LeaderLease
@@ -52,6 +54,14 @@ from monitor.monitor_settings import AlertSettings
 from shared.keys import ALERT_LEADER
 
 log = logging.getLogger(__name__)
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    """Redis away (restarting, a stale pooled connection) is expected and retried: one line.
+    Anything else (a script error, a bug) keeps its traceback."""
+    unavailable = isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError))
+    log.log(logging.WARNING if unavailable else logging.ERROR, "%s (%s: %s); retrying", what, type(exc).__name__,
+            exc, exc_info=None if unavailable else exc)
 
 GROUP = "notifier"
 ID_HEADER = "X-Driftwatch-Notification-Id"
@@ -161,8 +171,8 @@ class Notifier:
             try:
                 await self.ensure_group()
                 break
-            except RedisError:
-                log.exception("cannot create the alert notifier groups yet; retrying")
+            except RedisError as exc:
+                _log_failure("cannot create the alert notifier groups yet", exc)
                 await asyncio.sleep(1.0)
         raise_if_cancelling()
         async with asyncio.TaskGroup() as tasks:
@@ -183,8 +193,8 @@ class Notifier:
             raise_if_cancelling()
             try:
                 held = await self.lease.acquire_or_renew()
-            except RedisError:
-                log.warning("alert leader lease check failed", exc_info=True)
+            except RedisError as exc:
+                _log_failure("alert leader lease check failed", exc)
                 held = False  # unsure is not leader: better late than twice
             if held and not self.leader.is_set():
                 log.info("alert notifier %s is the leader", self.consumer)
@@ -207,15 +217,15 @@ class Notifier:
                     self._grouped.clear()
                     await self._retry_later(self.ensure_group)
                     continue
-                log.exception("alert notification round failed; retrying")
+                _log_failure("alert notification round failed", exc)
                 await asyncio.sleep(1.0)
 
     @staticmethod
     async def _retry_later(step: Callable[[], Awaitable[None]]) -> None:
         try:
             await step()
-        except RedisError:
-            log.exception("alert notifier step failed")
+        except RedisError as exc:
+            _log_failure("alert notifier step failed", exc)
             await asyncio.sleep(1.0)
 
     async def _read(self, stores: Sequence[AlertStore]) -> list[list[Entry]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from driftwatch.local_processes import LocalRedisServer
 from monitor.alerts.lease import LeaderLease
 from monitor.alerts.notifier import GROUP, ID_HEADER
 from monitor.alerts.payloads import rfc3339
@@ -228,3 +230,29 @@ async def test_stop_ends_the_notifier_promptly_and_keeps_caller_cancellation(red
     with pytest.raises(asyncio.CancelledError):
         await stopping
     await client.aclose()
+
+
+async def test_a_redis_outage_is_one_line_per_failure_not_a_traceback(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``driftwatch up`` restarting its redis-server printed a traceback per failed lease check and
+    delivery round (every few seconds while Redis was away, then once per stale pooled connection)."""
+    caplog.set_level(logging.WARNING, logger="monitor.alerts.notifier")
+    with LocalRedisServer(appendonly=True) as server:
+        client = aioredis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        svc = AlertService.create(client, KEYS, settings(webhook_urls=[receiver.url]))
+        await svc.start(install_defaults=False)
+        try:
+            await wait_for(svc.notifier.leader.is_set)
+            server.stop()
+            await wait_for(lambda: not svc.notifier.leader.is_set())  # its lease check failed
+            server.start()
+            await wait_for(svc.notifier.leader.is_set)
+            await svc.store.replace_rules([DRIFT.model_copy(update={"for_": None})])
+            await svc.evaluate(snap(1, 0.9))
+            await wait_for(lambda: len(receiver.requests) == 1)  # delivering again
+        finally:
+            await svc.stop()
+            await client.aclose()
+    failures = [r for r in caplog.records if r.name == "monitor.alerts.notifier" and r.levelno >= logging.WARNING]
+    assert failures and all(r.exc_info is None for r in failures), [r.getMessage() for r in failures]
