@@ -7,7 +7,8 @@ beyond ``MAX_FEATURE_ABS``, a label that is no class of the model,
 probabilities for a model registered without them, a timestamp outside the
 range events carry (``MAX_EVENT_MS``), feedback for an id from elsewhere without its
 prediction's time, a label's ``prediction`` without its ``prediction_timestamp``
-(or, for a model registered with ``label_join: carried``, without both). The
+(or, for a model registered with ``label_join: carried``, without both), a
+``version`` the model was never registered under. The
 other rows are kept: the caller publishes them and answers 422 naming the rest
 (the contract of the ingest endpoints).
 
@@ -237,6 +238,11 @@ def _carried(schema: IngestSchema, row: Any, refused: _Refusals, i: int) -> tupl
     if predicted is None:
         shown = ", ".join(schema.metadata.class_names[:10])
         refused.add(i, ("prediction",), f"not a class of model {schema.name!r} (classes: {shown})", row.prediction)
+        return None, False
+    if row.version is not None and schema.versions is not None and row.version not in schema.versions:
+        shown = ", ".join(sorted(schema.versions)[:10])
+        refused.add(i, ("version",), f"no version {row.version!r} of model {schema.name!r} registered "
+                    f"(registered: {shown})", row.version)
         return None, False
     return predicted, True
 

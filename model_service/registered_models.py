@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from model_service.stream_writes import BlockHeader
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
-from shared.registry import metadata_field, read_current_version
+from shared.registry import metadata_field, read_current_version, read_versions
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class IngestSchema:
     """One registered model version as the ingest path uses it, its lookups built once."""
 
     metadata: ModelMetadata
+    # Every registered version of the model (what a label's ``version`` may name); None: not checked
+    # (the model this service serves itself, known without Redis).
+    versions: frozenset[str] | None = None
     keys: Keys = field(init=False)
     # One header object per version: the publisher writes blocks with the same header together.
     header: BlockHeader = field(init=False)
@@ -202,7 +205,9 @@ class RegisteredModels:
         schema = task.result()
         known = entry.schema if entry is not None else None
         ttl = self._ttl_s if schema is not None else self._miss_ttl_s
-        if schema is not None and known is not None and schema.metadata == known.metadata:
+        if schema is not None and known is not None and (schema.metadata, schema.versions) == (
+            known.metadata, known.versions
+        ):
             schema = known  # same version: keep its header object (blocks of it keep joining)
         self._entries[name] = _Entry(schema, self._clock() + ttl)
         if schema is not None and schema is not known and self._on_new is not None:
@@ -218,7 +223,7 @@ class RegisteredModels:
         if raw is None:
             return None
         try:
-            return IngestSchema(ModelMetadata.model_validate_json(raw))
+            return IngestSchema(ModelMetadata.model_validate_json(raw), await read_versions(self._client, keys))
         except ValidationError as exc:
             raise UnreadableMetadata(
                 f"model {name!r} version {version!r} is registered with metadata this service cannot read "

@@ -151,6 +151,13 @@ async def read_current_version(client: aioredis.Redis, keys: Keys) -> str | None
     return raw.decode() if raw is not None else None
 
 
+async def read_versions(client: aioredis.Redis, keys: Keys) -> frozenset[str]:
+    """Every version registered under the model, retired ones included (their metadata stays)."""
+    prefix = metadata_field("")
+    fields = await client.hkeys(keys.model_info)
+    return frozenset(t[len(prefix):] for f in fields if (t := f.decode()).startswith(prefix))
+
+
 async def read_registered_model(
     client: aioredis.Redis, keys: Keys, version: str
 ) -> tuple[ModelMetadata, Reference] | None:

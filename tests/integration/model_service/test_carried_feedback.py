@@ -102,14 +102,18 @@ def test_labels_without_what_a_carried_model_needs_are_422_naming_field_and_row(
         {"id": "req-2", "label": "stay", "prediction": "leave"},  # prediction without its time
         {"id": "req-3", "label": "stay", "prediction": "maybe", "prediction_timestamp": T0},  # no such class
         {"id": "req-4", "label": "stay", "prediction": "stay", "prediction_timestamp": T0, "version": "a b"},
+        # a version never registered: it would be counted in the model's totals under keys that never expire
+        {"id": "req-5", "label": "stay", "prediction": "stay", "prediction_timestamp": T0, "version": "99"},
+        {"id": "req-6", "label": "stay", "prediction": "stay", "prediction_timestamp": T0, "version": "1"},
     ]
     response = httpx.post(f"{service}/models/churn/feedback", json={"labels": labels})
     assert response.status_code == 422, response.text
     body = response.json()
     assert [tuple(e["loc"][2:4]) for e in body["detail"]] == [
-        (1, "prediction"), (2, "prediction_timestamp"), (3, "prediction"), (4, "version")]
+        (1, "prediction"), (2, "prediction_timestamp"), (3, "prediction"), (4, "version"), (5, "version")]
     assert "label_join 'carried'" in body["detail"][0]["msg"]
-    assert body["accepted"] == 1 and body["accepted_ids"] == ["req-0"]
+    assert "no version '99'" in body["detail"][4]["msg"]
+    assert body["accepted"] == 2 and body["accepted_ids"] == ["req-0", "req-6"]
 
 
 async def test_a_by_id_model_takes_labels_with_or_without_their_prediction(
