@@ -540,7 +540,10 @@ def standardise_t(
     std: NDArray[np.float64],
     threads: int | None = None,
 ) -> NDArray[np.float64]:
-    """:func:`_standardise_t_py` into a new (F', m) array, compiled and spread over ``threads``."""
+    """:func:`_standardise_t_py` into a new (F', m) array, compiled and spread over ``threads``
+    (without numba, numpy's five passes: the same values, not a Python loop per value)."""
+    if _jit is None:  # pragma: no cover - exercised when numba is absent
+        return np.ascontiguousarray(((np.clip(w[:, cols], lo, hi) - mean) / std).T)
     zt = np.empty((cols.shape[0], w.shape[0]), dtype=np.float64)
     if zt.size < SMALL_WORK:
         threads = 1
@@ -567,6 +570,8 @@ def load() -> None:
     its thread pool at the first call. The monitor calls this when it builds a
     detector (:meth:`monitor.drift.DriftDetector.prepare`).
     """
+    if _jit is None:  # pragma: no cover - without numba there is nothing to load
+        return
     ref = np.array([[0.0, np.inf]])
     h = np.zeros(1, dtype=np.int64)
     ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
