@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from shared.model_metadata import ModelMetadata, Reference
@@ -101,7 +102,7 @@ def register(
             spec = spec.model_copy(update={"class_names": default_class_names(source)})
         built = build_from_file(reference, spec, name, version)
     except (RegistrationError, ValueError) as exc:
-        console.print(f"[red]Cannot register {reference}:[/] {exc}")
+        console.print(f"[red]Cannot register {reference}:[/] {_reason(exc)}")
         raise typer.Exit(2) from None
     metadata, ref = built.metadata, built.reference
     if source is not None:
@@ -129,6 +130,13 @@ def register(
     else:  # --keras alone: the model service registers the directory when it starts
         return
     console.print(f"Registered model [bold]{name}[/] version [bold]{version}[/]")
+
+
+def _reason(exc: Exception) -> str:
+    """What is wrong, in the options' words: pydantic's own text also dumps every argument given."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+    return str(exc)
 
 
 def _load_keras(path: Path, task: str) -> KerasSource:

@@ -139,6 +139,11 @@ def test_bad_files_are_named_without_a_traceback(tmp_path: Path, redis_url: str)
     done = register("--name", "bad", "--version", "1", "--reference", str(csv_path), "--prediction-column", "z",
                     "--redis-url", redis_url)
     assert done.returncode == 2 and "reference.z: no such column" in done.stdout
+    # Options that do not go together: the reason alone, not pydantic's dump of every argument.
+    done = register("--name", "bad", "--version", "1", "--reference", str(csv_path), "--prediction-column", "a",
+                    "--label-column", "y", "--task", "regression", "--redis-url", redis_url)
+    assert done.returncode == 2 and "label_column: a regressor's true values are not used" in done.stdout
+    assert "input_value" not in done.stdout and "errors.pydantic.dev" not in done.stdout
 
 
 def test_a_monitor_without_parquet_gets_json(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
