@@ -29,6 +29,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,18 +44,42 @@ __all__ = [
     "ks_w1",
     "load",
     "merge_pair",
+    "quota_cpus",
     "ranks",
     "slide",
     "sliding_h",
     "standardise_t",
 ]
 
+
+
+def quota_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Whole CPUs the process's cgroup quota allows (rounded up), or None without a quota.
+
+    numba sizes its thread pool by CPU affinity; a container limited to 1 CPU
+    on a 32-core host would split every kernel 32 ways and be throttled.
+    Reads cgroup v2's ``cpu.max`` (``"<quota> <period>"`` or ``"max ..."``),
+    else v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1: none).
+    """
+    try:
+        v2 = cgroup / "cpu.max"
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+        q = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        per = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if q <= 0 or per <= 0 else max(1, math.ceil(q / per))
+    except (OSError, ValueError):
+        return None
+
+
 _jit: Callable[..., Any] | None
 _jit_parallel: Callable[..., Any] | None
 _set_threads: Callable[[int], None] | None
 prange: Callable[..., Any] = range
 MAX_THREADS: int = os.cpu_count() or 1
-"""Threads the parallel kernel may use: numba's ``NUMBA_NUM_THREADS`` (all cores by default)."""
+"""Threads the parallel kernels may use: numba's ``NUMBA_NUM_THREADS`` (the CPUs of the process's
+affinity by default), at most the cgroup's CPU quota (:func:`quota_cpus`)."""
 try:
     if os.environ.get("DRIFTWATCH_NO_NUMBA", "").strip() not in ("", "0"):
         raise ImportError("disabled by DRIFTWATCH_NO_NUMBA")
@@ -68,6 +93,7 @@ try:
     _jit_parallel = _numba_njit(cache=True, nogil=True, parallel=True)
     _set_threads = numba.set_num_threads
     MAX_THREADS = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    MAX_THREADS = min(MAX_THREADS, quota_cpus() or MAX_THREADS)
     if "NUMBA_THREADING_LAYER" not in os.environ:
         # numba would pick OpenMP where present, whose idle threads spin: on a 2-core machine
         # shared with other work a 2-thread launch then measured 2-8x slower than one thread now

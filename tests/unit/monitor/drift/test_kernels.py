@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,24 @@ def test_all_chunks_w1_is_each_chunks_own_test_bit_for_bit(kind: str) -> None:
             got = sref.chunk_w1(size)
             assert got is not None and got.tobytes() == expected.tobytes()
     assert SortedReference(ref).chunk_w1(100) is None  # built without the order
+
+
+def test_quota_cpus_reads_cgroup_v2_and_v1(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert _kernels.quota_cpus(v2) == 2
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert _kernels.quota_cpus(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert _kernels.quota_cpus(v1) == 1
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert _kernels.quota_cpus(v1) is None
+    assert _kernels.quota_cpus(tmp_path / "absent") is None
+    assert 1 <= _kernels.MAX_THREADS <= (_kernels.quota_cpus() or _kernels.MAX_THREADS)
 
 
 def test_detector_reports_do_not_depend_on_threads() -> None:
