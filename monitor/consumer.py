@@ -40,6 +40,7 @@ from shared.events import (
     decode_predictions,
 )
 from shared.keys import CONSUMER_GROUP, Keys
+from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class StreamConsumer:
         # Passed in when others read it too (stream health, readiness, metrics).
         self.stats = stats if stats is not None else ConsumerStats()
         self._streams = (keys.predictions, keys.feedback)
+        self._dead_letter_script = register_script(client, "monitor", "dead_letter.lua")
         self._last_claim = 0.0
         # Last processing error per entry id, for the dead-letter reason (bounded).
         self._errors: dict[bytes, str] = {}
@@ -382,17 +384,20 @@ class StreamConsumer:
             await self.client.xack(stream, CONSUMER_GROUP, *ids)
 
     async def _dead_letter(self, stream: str, bad: list[tuple[Entry, str]]) -> None:
+        """Move ``bad`` to the DLQ with their reasons, each entry at most once (``dead_letter.lua``
+        writes only the entries its XACK took out of the pending list)."""
         if not bad:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
-            for (entry_id, fields), reason in bad:
-                record: dict[bytes | str, bytes | str] = {"stream": stream, "entry_id": entry_id, "reason": reason}
-                record.update({b"f:" + k: v for k, v in fields.items()})
-                pipe.xadd(self.keys.dlq, record, maxlen=self.dlq_maxlen, approximate=True)
-                pipe.xack(stream, CONSUMER_GROUP, entry_id)
-            await pipe.execute()
-        self.stats.dead_lettered += len(bad)
-        log.warning("monitor: %d entries of %s dead-lettered: %s", len(bad), stream, bad[0][1])
+        args: list[bytes | str | int] = [CONSUMER_GROUP, self.dlq_maxlen]
+        for (entry_id, fields), reason in bad:
+            record: list[bytes | str] = ["stream", stream, "entry_id", entry_id, "reason", reason]
+            for k, v in fields.items():
+                record += [b"f:" + k, v]
+            args += [entry_id, len(record), *record]
+        written = int(await self._dead_letter_script(keys=[stream, self.keys.dlq], args=args))
+        if written:
+            self.stats.dead_lettered += written
+            log.warning("monitor: %d entries of %s dead-lettered: %s", written, stream, bad[0][1])
 
     async def heartbeat(self) -> None:
         now = time.monotonic()

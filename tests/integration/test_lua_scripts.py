@@ -31,7 +31,7 @@ KEYS = Keys("lua-test")
 def test_every_service_script_is_found() -> None:
     assert {name for _, name in SCRIPTS} >= {
         "ingest_predictions.lua", "ingest_feedback.lua", "ingest_carried_feedback.lua", "store_report.lua",
-        "store_sliding_time_report.lua",
+        "store_sliding_time_report.lua", "dead_letter.lua",
         "close_elapsed.lua", "write_entries.lua", "write_predictions.lua", "ensure_default_rules.lua",
         "renew_lease.lua", "release_lease.lua"}
 
@@ -209,6 +209,15 @@ def test_window_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:
     assert "last window (ARGV[1])" in _run(
         redis_client, "monitor", "close_elapsed.lua", [k.windows_open, k.windows_to_report, k.windows_closed_upto],
         ["yesterday"])
+
+
+def test_dead_letter_script_refuses_bad_calls(redis_client: redis.Redis) -> None:
+    keys = [KEYS.predictions, KEYS.dlq]
+    assert "DLQ length (ARGV[2])" in _run(redis_client, "monitor", "dead_letter.lua", keys, ["monitor", 0])
+    assert "even field count" in _run(redis_client, "monitor", "dead_letter.lua", keys,
+                                      ["monitor", 100, "1-1", 2, "reason", "x", "1-2", 4, "reason", "y"])
+    assert "field count of entry 1-1" in _run(redis_client, "monitor", "dead_letter.lua", keys,
+                                              ["monitor", 100, "1-1"])
 
 
 def test_publisher_scripts_refuse_bad_calls(redis_client: redis.Redis) -> None:

@@ -161,3 +161,26 @@ async def test_pending_entries_trimmed_by_the_stream_cap_are_counted_as_trimmed_
     assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
     assert int(await aredis.get(keys.ingested)) == 10
     assert monitor.consumer.stats.dead_lettered == 0
+
+
+async def test_an_undecodable_entry_handled_twice_is_dead_lettered_once(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path
+) -> None:
+    """One consumer can hold the same entry twice: on a loaded machine XAUTOCLAIM takes back an
+    entry it read ahead and has not processed yet (seen in tests/fault/test_fleet_faults.py, two
+    DLQ records for one poison entry). The second handling acks nothing and writes nothing."""
+    await register(aredis, model_dir)
+    monitor = assemble_monitor(aredis, settings(redis_url), "consumer-a")  # not started: the test reads
+    keys = monitor.keys.for_version("1")
+    await monitor.consumer.ensure_groups()
+    poison_id = await aredis.xadd(keys.predictions, {b"v": b"1", b"id": b"poison"})
+    [(_, read)] = await aredis.xreadgroup(CONSUMER_GROUP, "consumer-a", {keys.predictions: ">"})
+
+    await monitor.consumer.process_safely(keys.predictions, read)
+    await monitor.consumer.process_safely(keys.predictions, read)  # the same delivery again
+
+    [(_, record)] = await aredis.xrange(keys.dlq)
+    assert record[b"entry_id"] == poison_id and record[b"stream"] == keys.predictions.encode()
+    assert record[b"f:id"] == b"poison"  # the entry's own fields travel with it
+    assert (await aredis.xpending(keys.predictions, CONSUMER_GROUP))["pending"] == 0
+    assert monitor.consumer.stats.dead_lettered == 1
