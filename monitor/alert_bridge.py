@@ -73,7 +73,8 @@ class AlertBridge:
     async def _evaluate(self, reports: list[WindowDriftReport], version: str) -> None:
         recent = await self.performance.report(last_windows=ACCURACY_WINDOWS, version=version)
         labelled = sum(w.labelled for w in recent.windows) if recent else 0
-        correct = sum(int(np.trace(w.confusion_matrix)) for w in recent.windows) if recent else 0
+        # atleast_2d: a regressor has no classes, so its windows' confusion matrices are empty ([]).
+        correct = sum(int(np.trace(np.atleast_2d(w.confusion_matrix))) for w in recent.windows) if recent else 0
         predictions = sum(w.predictions for w in recent.windows) if recent else 0
         for report in sorted(reports, key=lambda r: r.window):
             prediction = report.prediction_drift

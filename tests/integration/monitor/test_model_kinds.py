@@ -13,6 +13,8 @@ import numpy as np
 import redis.asyncio as aioredis
 from scipy import stats
 
+from monitor.alerts.rules import AlertRule
+from monitor.alerts.service import AlertService
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.reports import WindowDriftReport
@@ -38,10 +40,11 @@ async def registered(client: aioredis.Redis, spec: RegistrationSpec, name: str,
 
 
 @asynccontextmanager
-async def monitor(client: aioredis.Redis, redis_url: str, name: str, **extra: object) -> AsyncIterator[MonitorParts]:
+async def monitor(client: aioredis.Redis, redis_url: str, name: str, alerts: AlertService | None = None,
+                  **extra: object) -> AsyncIterator[MonitorParts]:
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME=name, DRIFTWATCH_WINDOW_SIZE=WINDOW,
                                DRIFTWATCH_READ_BLOCK_MS=50, **extra)
-    parts = assemble_monitor(client, settings, f"{name}-test")
+    parts = assemble_monitor(client, settings, f"{name}-test", alerts=alerts)
     parts.start()
     try:
         yield parts
@@ -162,7 +165,11 @@ async def test_a_registered_regressor_logged_over_http_is_tested(aredis: aioredi
             return [client.post("/models/logged/predictions", json={"rows": rows[i : i + 100]}).status_code
                     for i in range(0, WINDOW, 100)]
 
-    async with monitor(aredis, redis_url, "logged") as parts:
+    alerts = AlertService.create(aredis, Keys("logged"), MonitorSettings(REDIS_URL=redis_url).alerts)
+    await alerts.start(install_defaults=False)
+    drift = {"name": "Drift", "metric": "dataset_drift_share", "op": ">", "value": 0.0}
+    await alerts.store.replace_rules([AlertRule.model_validate(drift)])
+    async with monitor(aredis, redis_url, "logged", alerts=alerts) as parts:
         assert await asyncio.to_thread(log) == [202] * 4
 
         async def reported() -> int:
@@ -170,4 +177,12 @@ async def test_a_registered_regressor_logged_over_http_is_tested(aredis: aioredi
 
         await eventually(reported, timeout_s=60)
         (report,) = await parts.reports.history(1)
+
+        async def alerted() -> bool:
+            # The report reaches the alert rules: a regressor's empty confusion matrix once broke
+            # their evaluation (a traceback per window, no drift alert ever raised for a regressor).
+            return await aredis.xlen(Keys("logged").alert_history) > 0
+
+        await eventually(alerted, timeout_s=30)
+    await alerts.stop()
     assert [f.name for f in report.features] == ["a", "prediction"] and report.drifted_features == ["prediction"]
