@@ -174,8 +174,9 @@ class LocalStack:
 
     def run_until_interrupted(self) -> None:
         # SIGTERM, and SIGHUP (the terminal closed: the children, in their own sessions, get none),
-        # stop the stack as Ctrl-C does.
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        # stop the stack as Ctrl-C does. SIGINT too: a shell starts `driftwatch up &` with SIGINT
+        # ignored, and Python leaves it so, which made `kill -INT` do nothing.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         try:
             self.start()

@@ -135,3 +135,18 @@ def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     assert "Redis unavailable" not in text, text[-3000:]
+
+
+def test_sigint_stops_a_stack_started_in_the_background(model_dir: Path, tmp_path: Path) -> None:
+    """A shell starts ``driftwatch up &`` with SIGINT ignored, which Python keeps: ``kill -INT``
+    (or a script's Ctrl-C) then did nothing and the stack ran on."""
+    up, _, monitor_port, _ = start_up(model_dir, tmp_path, start_new_session=True,
+                                      preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=120, processes=[up])
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    finally:
+        if up.poll() is None:
+            up.terminate()  # stops its children too (they run in their own sessions)
+            up.wait(timeout=60)
