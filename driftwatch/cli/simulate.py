@@ -155,9 +155,33 @@ def run_simulation(
         return 2
     with np.load(model_dir / HOLDOUT_FILE) as holdout:
         features, labels = holdout["features"].astype(np.float32), holdout["labels"].astype(np.int64)
+    try:
+        return _simulate(scenario, n, features, labels, model_url, monitor_url, batch, seed, console, api_key)
+    except httpx.HTTPStatusError as exc:  # a wrong key, a model service without a model (--ingest-only)...
+        answer = exc.response
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        console.print(f"[red]{exc.request.method} {exc.request.url} answered {answer.status_code}:[/] "
+                      f"{str(detail)[:500]}")
+    except httpx.RequestError as exc:  # refused, timed out
+        url = exc.request.url
+        console.print(f"[red]cannot reach {url.scheme}://{url.netloc.decode()}[/] ({exc}): is the stack up "
+                      "(`driftwatch up`), and are --model-url and --monitor-url right?")
+    return 1
+
+
+def _simulate(
+    scenario: Scenario, n: int, features: np.ndarray, labels: np.ndarray, model_url: str, monitor_url: str,
+    batch: int, seed: int, console: Console, api_key: str | None,
+) -> int:
+    """The run itself: its HTTP errors are named by ``run_simulation``."""
     # With DRIFTWATCH_API_KEY set on the services, /predict and /feedback need the key (reads may too).
     with httpx.Client(timeout=30.0, headers={API_KEY_HEADER: api_key} if api_key else None) as client:
-        progress = client.get(f"{monitor_url}/drift/window").json()
+        answer = client.get(f"{monitor_url}/drift/window")
+        answer.raise_for_status()
+        progress = answer.json()
         size, filled, first_window = progress["size"], progress["filled"], progress["window"]
         top_up = (size - filled) % size
         if top_up:
