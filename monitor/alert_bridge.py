@@ -72,10 +72,12 @@ class AlertBridge:
 
     async def _evaluate(self, reports: list[WindowDriftReport], version: str) -> None:
         recent = await self.performance.report(last_windows=ACCURACY_WINDOWS, version=version)
-        labelled = sum(w.labelled for w in recent.windows) if recent else 0
-        # atleast_2d: a regressor has no classes, so its windows' confusion matrices are empty ([]).
-        correct = sum(int(np.trace(np.atleast_2d(w.confusion_matrix))) for w in recent.windows) if recent else 0
-        predictions = sum(w.predictions for w in recent.windows) if recent else 0
+        # A regressor has no classes and takes no labels: no accuracy or label coverage to alert on
+        # (its windows' confusion matrices are empty, which np.trace refuses).
+        labelled_windows = recent.windows if recent and recent.classes else []
+        labelled = sum(w.labelled for w in labelled_windows)
+        correct = sum(int(np.trace(w.confusion_matrix)) for w in labelled_windows)
+        predictions = sum(w.predictions for w in labelled_windows)
         for report in sorted(reports, key=lambda r: r.window):
             prediction = report.prediction_drift
             multivariate = report.multivariate_drift
@@ -96,7 +98,7 @@ class AlertBridge:
                     },
                     report_url=self.report_url(report.window, version),
                     accuracy=correct / labelled if labelled else None,
-                    labelled_count=labelled,
+                    labelled_count=labelled if labelled_windows else None,
                     label_coverage=labelled / predictions if predictions else None,
                 )
             )

@@ -168,7 +168,8 @@ async def test_a_registered_regressor_logged_over_http_is_tested(aredis: aioredi
     alerts = AlertService.create(aredis, Keys("logged"), MonitorSettings(REDIS_URL=redis_url).alerts)
     await alerts.start(install_defaults=False)
     drift = {"name": "Drift", "metric": "dataset_drift_share", "op": ">", "value": 0.0}
-    await alerts.store.replace_rules([AlertRule.model_validate(drift)])
+    coverage = {"name": "Coverage", "metric": "label_coverage", "op": "<", "value": 0.05}  # a regressor has none
+    await alerts.store.replace_rules([AlertRule.model_validate(r) for r in (drift, coverage)])
     async with monitor(aredis, redis_url, "logged", alerts=alerts) as parts:
         assert await asyncio.to_thread(log) == [202] * 4
 
@@ -184,5 +185,7 @@ async def test_a_registered_regressor_logged_over_http_is_tested(aredis: aioredi
             return await aredis.xlen(Keys("logged").alert_history) > 0
 
         await eventually(alerted, timeout_s=30)
+        # Its labels are never taken (feedback is for classifiers): no coverage to alert on.
+        assert {t.alertname for t in await alerts.store.history()} == {"Drift"}
     await alerts.stop()
     assert [f.name for f in report.features] == ["a", "prediction"] and report.drifted_features == ["prediction"]
