@@ -37,6 +37,8 @@ from shared.telemetry.task_metrics import TaskFailureCounter
 # Read per model: at the root for the default model and under /models/{model} for each.
 NOT_WATCHED = "The model is not watched by this monitor (named in the detail)"
 MODEL_READ_ROUTERS = (drift.router, dashboard.router, performance.router, alerts_read_router)
+# The control pool (readiness PINGs, one coalesced per model, and the alert lease): few, and never busy long.
+CONTROL_CONNECTIONS = 4
 
 
 def install_alert_sources(app: FastAPI, fleet: Fleet, alerts: AlertService) -> None:
@@ -79,15 +81,22 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
             settings.model_copy(update={"redis_max_connections": settings.stream_max_connections}),
             socket_timeout_s=timeout_s,
         )
+        # The readiness PINGs and the alert leader's lease on a small pool of their own: a burst of
+        # reads that holds every request connection must not read as "Redis down" (every replica
+        # out of service at its busiest) nor make the leader miss its renewals.
+        control = redis_client(
+            settings.model_copy(update={"redis_max_connections": CONTROL_CONNECTIONS}), socket_timeout_s=5.0
+        )
         meter = provider.get_meter(METER_NAME)
         instruments = MonitorInstruments(meter, max_models=settings.metrics_max_models)
         # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
         count_failure = TaskFailureCounter(meter, model=settings.model_name)
-        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts, on_failure=count_failure)
+        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts, on_failure=count_failure,
+                                     lease_redis=control)
         if settings.alerts_enabled:
             await alerts.start()
         fleet = Fleet(
-            client, settings, name, stream_client=streams, instruments=instruments,
+            client, settings, name, stream_client=streams, control_client=control, instruments=instruments,
             alerts=alerts if settings.alerts_enabled else None, count_failure=count_failure,
         )
         app.state.fleet = fleet
@@ -102,6 +111,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
                 await alerts.stop()
             await client.aclose()
             await streams.aclose()
+            await control.aclose()
             shutdown_telemetry()
 
     app = service_app(

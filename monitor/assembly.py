@@ -68,11 +68,14 @@ def assemble_monitor(
     stats_interval_s: float = 5.0,
     supervisor: TaskSupervisor | None = None,
     stream_client: aioredis.Redis | None = None,
+    probe_client: aioredis.Redis | None = None,
 ) -> MonitorParts:
     """The monitor's parts over ``client``; ``alerts`` (started by the caller) gets every report;
     ``supervisor`` runs the worker's loops (restarts them when they raise); ``stream_client``
     (default ``client``) carries the consumer's blocking reads, its ingest scripts and acks, so
-    a monitor watching many models keeps them off the pool the HTTP reads use (monitor/fleet.py).
+    a monitor watching many models keeps them off the pool the HTTP reads use (monitor/fleet.py);
+    ``probe_client`` (default ``client``) carries the readiness PING, on a pool the reads do not
+    use, so a burst of reads that takes every pooled connection is not reported as Redis down.
 
     Over 60 lines because it is the composition root: one constructor call per
     part, in dependency order, read top to bottom; it holds no logic.
@@ -142,7 +145,7 @@ def assemble_monitor(
         reports=reports,
         performance=performance,
         health=HealthReads(
-            client, stats, stream_health, lambda: worker.running,
+            probe_client or client, stats, stream_health, lambda: worker.running,
             supervisors=[worker.supervisor, *([alerts.tasks] if alerts is not None else [])],
         ),
         dashboard=DashboardReads(

@@ -85,15 +85,18 @@ class Fleet:
         consumer_name: str,
         *,
         stream_client: aioredis.Redis | None = None,
+        control_client: aioredis.Redis | None = None,
         instruments: MonitorInstruments | None = None,
         alerts: AlertService | None = None,
         count_failure: TaskFailureCounter | None = None,
         stats_interval_s: float = 5.0,
     ) -> None:
         """``alerts`` is started by the caller; ``instruments`` (shared by every model) and
-        ``count_failure`` are optional (a test may run without telemetry)."""
+        ``count_failure`` are optional (a test may run without telemetry). ``control_client``
+        (default ``client``) carries each model's readiness PING (see :func:`assemble_monitor`)."""
         self.client = client
         self.stream_client = stream_client or client
+        self.control_client = control_client or client
         self.settings = settings
         self.consumer_name = consumer_name
         self.instruments = instruments
@@ -158,6 +161,7 @@ class Fleet:
                 stats_interval_s=self.stats_interval_s,
                 supervisor=TaskSupervisor(on_failure=count_failure),
                 stream_client=self.stream_client,
+                probe_client=self.control_client,
             )
         except Exception as exc:  # one model's bad configuration must not stop the others
             log.exception("monitor: cannot watch model %r", name)

@@ -132,12 +132,15 @@ class Notifier:
         redis: aioredis.Redis,
         *,
         lease_key: str = ALERT_LEADER,
+        lease_redis: aioredis.Redis | None = None,
     ) -> None:
+        """``lease_redis`` (default ``redis``): a client whose pool the HTTP reads do not use, so
+        2,000 concurrent reads cannot make the leader miss its renewals and leadership flap."""
         self.stores = stores
         self.redis = redis
         self.settings = settings
         self.sender = HttpSender(client, settings)
-        self.lease = LeaderLease(redis, lease_key, settings.leader_ttl_s)
+        self.lease = LeaderLease(lease_redis or redis, lease_key, settings.leader_ttl_s)
         self.leader = asyncio.Event()
         # Set when this replica recorded a transition: the leader's wait ends at once.
         self.recorded = asyncio.Event()

@@ -59,15 +59,17 @@ class AlertService:
         default_model: str,
         client: httpx.AsyncClient | None = None,
         on_failure: FailureListener | None = None,
+        lease_redis: aioredis.Redis | None = None,
     ) -> None:
-        """``default_model``: the model of :attr:`store` and of ``evaluate`` without a model."""
+        """``default_model``: the model of :attr:`store` and of ``evaluate`` without a model;
+        ``lease_redis``: the client of the leader lease (see :class:`Notifier`)."""
         self.redis = redis
         self.settings = settings
         self.default_model = default_model
         self._stores: dict[str, AlertStore] = {}
         self._own_client = client is None
         self.client = client or httpx.AsyncClient()
-        self.notifier = Notifier(self.stores, settings, self.client, redis)
+        self.notifier = Notifier(self.stores, settings, self.client, redis, lease_redis=lease_redis)
         self.tasks = TaskSupervisor(on_failure=on_failure)
         self._started = False
 
@@ -78,9 +80,10 @@ class AlertService:
         keys: Keys,
         settings: AlertSettings,
         on_failure: FailureListener | None = None,
+        lease_redis: aioredis.Redis | None = None,
     ) -> AlertService:
         """A service whose default model is ``keys.model``, with the settings' retention and history cap."""
-        return cls(redis, settings, default_model=keys.model, on_failure=on_failure)
+        return cls(redis, settings, default_model=keys.model, on_failure=on_failure, lease_redis=lease_redis)
 
     @property
     def store(self) -> AlertStore:

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 
 from driftwatch.local_processes import LocalRedisServer
 from monitor.app import create_app
-from monitor.monitor_settings import MonitorSettings
+from monitor.monitor_settings import AlertSettings, MonitorSettings
 from shared.http import install_error_handlers
+from shared.keys import ALERT_LEADER
 from shared.redis_pool import redis_client
 from shared.settings_base import RedisSettings
 
@@ -92,3 +93,40 @@ async def test_a_saturated_pool_is_a_503_after_its_bounded_wait(own_redis: Local
         assert (await http.get("/read")).status_code == 200
     observer.close()
     await client.aclose()
+
+
+def test_reads_that_take_every_pooled_connection_leave_readiness_and_the_alert_lease_alone(
+    own_redis: LocalRedisServer,
+) -> None:
+    """2,000 concurrent reads once made /readyz say ``redis: false`` (so every replica would leave
+    service at its busiest) and the alert leader miss its renewals: both shared the reads' pool."""
+    settings = MonitorSettings(
+        REDIS_URL=own_redis.url, DRIFTWATCH_REDIS_MAX_CONNECTIONS=2, DRIFTWATCH_REDIS_POOL_TIMEOUT_S=0.2,
+        alerts=AlertSettings(leader_ttl_s=0.6),
+    )
+    app = create_app(settings)
+    observer = redis.Redis.from_url(own_redis.url)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while (owner := observer.get(ALERT_LEADER)) is None:  # this replica leads
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        blockers = [client.portal.start_task_soon(app.state.redis.blpop, ["never-pushed"], 3) for _ in range(2)]
+
+        def blocked() -> int:
+            return sum(1 for c in observer.client_list() if c["cmd"] == "blpop")
+
+        while blocked() < 2:  # both request connections are held now
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert client.get("/drift").status_code == 503  # the reads' pool is saturated...
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["redis"] is True, ready.text  # ...readiness is not
+        renewed_until = time.monotonic() + 1.5  # 2.5 TTLs of saturation: the lease lives only if renewed
+        while time.monotonic() < renewed_until:
+            assert observer.get(ALERT_LEADER) == owner
+            time.sleep(0.05)
+        observer.lpush("never-pushed", "a", "b")
+        for blocker in blockers:
+            blocker.result(timeout=10)
+    observer.close()
