@@ -107,7 +107,16 @@ def wait_for_windows(client: httpx.Client, monitor_url: str, last_window: int, t
     raise TimeoutError(f"monitor did not report window {last_window} within {timeout_s:.0f}s")
 
 
+def labelled_so_far(client: httpx.Client, monitor_url: str) -> int:
+    """Labels the monitor has joined for the current version (0 before any model or window)."""
+    response = client.get(f"{monitor_url}/performance")
+    return int(response.json()["labelled"]) if response.status_code == 200 else 0
+
+
 def wait_for_labels(client: httpx.Client, monitor_url: str, expected: int, timeout_s: float = 60.0) -> dict:
+    """The performance report once the monitor has joined ``expected`` labels: the feedback just
+    sent is read from its stream a moment later (up to ``DRIFTWATCH_READ_LINGER_SLOW_MS`` for a
+    trickle), and a report read before that would show this run's windows unlabelled."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         response = client.get(f"{monitor_url}/performance")
@@ -165,6 +174,8 @@ def run_simulation(
             detail = answer.text
         console.print(f"[red]{exc.request.method} {exc.request.url} answered {answer.status_code}:[/] "
                       f"{str(detail)[:500]}")
+    except TimeoutError as exc:  # the monitor did not report or join in time: say which, no traceback
+        console.print(f"[red]{exc}[/]: is the monitor running and keeping up (its /readyz)?")
     except httpx.RequestError as exc:  # refused, timed out
         url = exc.request.url
         console.print(f"[red]cannot reach {url.scheme}://{url.netloc.decode()}[/] ({exc}): is the stack up "
@@ -183,6 +194,7 @@ def _simulate(
         answer.raise_for_status()
         progress = answer.json()
         size, filled, first_window = progress["size"], progress["filled"], progress["window"]
+        labelled_before = labelled_so_far(client, monitor_url)
         top_up = (size - filled) % size
         if top_up:
             first_window += 1
@@ -205,7 +217,7 @@ def _simulate(
         if last_window < first_window:
             return 1
         reports = wait_for_windows(client, monitor_url, last_window)
-        performance = wait_for_labels(client, monitor_url, 0)
+        performance = wait_for_labels(client, monitor_url, labelled_before + total)
 
     ours = sorted((r for r in reports if first_window <= r["window"] <= last_window), key=lambda r: r["window"])
     summary = Table(title=f"Drift, scenario {scenario.value}")

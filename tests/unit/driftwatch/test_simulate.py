@@ -54,7 +54,10 @@ class _IngestOnly(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._answer(200, {"size": 10, "filled": 0, "window": 0})
+        if self.path.startswith("/performance"):
+            self._answer(200, {"labelled": 0})
+        else:
+            self._answer(200, {"size": 10, "filled": 0, "window": 0})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
