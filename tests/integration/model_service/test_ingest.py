@@ -4,6 +4,7 @@ one by one while the rest are kept, Redis away means spilled and replayed, hosti
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import redis
 import redis.asyncio as aioredis
 
 from driftwatch.local_processes import LocalRedisServer
-from monitor.assembly import assemble_monitor
+from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
 from shared.events import decode_feedback, decode_predictions
@@ -35,65 +36,63 @@ pytestmark = pytest.mark.timeout(120)
 CHURN = Keys("churn")
 
 
-async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_prediction_once(
-    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
-) -> None:
+@pytest.fixture
+async def churn_monitor(aredis: aioredis.Redis, redis_url: str) -> AsyncIterator[MonitorParts]:
+    """churn registered, and the real monitor consuming its streams (one window holds everything)."""
     await register(aredis, churn())
     settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME="churn", DRIFTWATCH_WINDOW_SIZE=10_000,
                                DRIFTWATCH_READ_BLOCK_MS=50)
     monitor = assemble_monitor(aredis, settings, "test-consumer")
     monitor.start()
     try:
-        batches = [churn_rows(100, seed=s, start=100 * s) for s in range(3)]
-        answered: list[str] = []
-        with ingest_service(redis_url) as client:
-            for rows in batches:
-                response = client.post("/models/churn/predictions", json={"rows": rows})
-                assert response.status_code == 202, response.text
-                assert response.json()["accepted"] == 100
-                answered += response.json()["ids"]
-            # A client that lost the answer retries the whole batch: the ids are the same.
-            retry = client.post("/models/churn/predictions", json={"rows": batches[1]})
-            assert retry.json()["ids"] == answered[100:200]
-            labels = [{"id": r["id"], "label": r["prediction"], "prediction_timestamp": r["timestamp"]}
-                      for r in batches[0][:50]]
-            assert client.post("/models/churn/feedback", json={"labels": labels}).json() == {"accepted": 50}
-            wait_until(lambda: redis_client.xlen(CHURN.predictions) == 400 and redis_client.xlen(CHURN.feedback) == 50)
-
-        assert stream_ids(redis_client, CHURN.predictions) == answered + answered[100:200]  # each write once, in order
-        assert answered[0] == internal_prediction_id("req-0", batches[0][0]["timestamp"])
-        assert all(is_prediction_id(i) for i in answered) and len(set(answered)) == 300
-        stats = monitor.consumer.stats
-        await until(lambda: stats.predictions + stats.duplicates == 400 and stats.feedback == 50)
-        assert (stats.predictions, stats.duplicates) == (300, 100)  # the retried batch counted once
-        assert int(await aredis.get(CHURN.for_version("1").ingested)) == 300
-        assert (await aredis.xpending(CHURN.predictions, CONSUMER_GROUP))["pending"] == 0
-        report = await performance_report(aredis, CHURN, ["stay", "leave"], monitor.window_index)
-        assert report.labelled == 50 and report.accuracy == 1.0  # foreign ids joined through their timestamps
+        yield monitor
     finally:
         await monitor.stop()
 
 
-async def test_the_latest_accepted_time_is_counted_by_the_monitor(
-    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
+async def test_logged_rows_reach_the_stream_once_and_the_monitor_counts_each_prediction_once(
+    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str, churn_monitor: MonitorParts
 ) -> None:
-    """A time the model service accepts is one the monitor can file: a row from the year 9999 was
-    answered 202, then failed in the monitor on every delivery until it was dead-lettered."""
-    await register(aredis, churn())
-    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_MODEL_NAME="churn", DRIFTWATCH_WINDOW_SIZE=10_000,
-                               DRIFTWATCH_READ_BLOCK_MS=50)
-    monitor = assemble_monitor(aredis, settings, "test-consumer")
-    monitor.start()
-    try:
-        rows = [{**row, "timestamp": at} for row, at in zip(churn_rows(2), (0, MAX_EVENT_MS), strict=True)]
-        with ingest_service(redis_url) as client:
+    monitor = churn_monitor
+    batches = [churn_rows(100, seed=s, start=100 * s) for s in range(3)]
+    answered: list[str] = []
+    with ingest_service(redis_url) as client:
+        for rows in batches:
             response = client.post("/models/churn/predictions", json={"rows": rows})
             assert response.status_code == 202, response.text
-        stats = monitor.consumer.stats
-        await until(lambda: stats.predictions == 2 or stats.failed > 0 or stats.dead_lettered > 0)
-        assert (stats.predictions, stats.failed, stats.dead_lettered) == (2, 0, 0)
-    finally:
-        await monitor.stop()
+            assert response.json()["accepted"] == 100
+            answered += response.json()["ids"]
+        # A client that lost the answer retries the whole batch: the ids are the same.
+        retry = client.post("/models/churn/predictions", json={"rows": batches[1]})
+        assert retry.json()["ids"] == answered[100:200]
+        labels = [{"id": r["id"], "label": r["prediction"], "prediction_timestamp": r["timestamp"]}
+                  for r in batches[0][:50]]
+        assert client.post("/models/churn/feedback", json={"labels": labels}).json() == {"accepted": 50}
+        wait_until(lambda: redis_client.xlen(CHURN.predictions) == 400 and redis_client.xlen(CHURN.feedback) == 50)
+
+    assert stream_ids(redis_client, CHURN.predictions) == answered + answered[100:200]  # each write once, in order
+    assert answered[0] == internal_prediction_id("req-0", batches[0][0]["timestamp"])
+    assert all(is_prediction_id(i) for i in answered) and len(set(answered)) == 300
+    stats = monitor.consumer.stats
+    await until(lambda: stats.predictions + stats.duplicates == 400 and stats.feedback == 50)
+    assert (stats.predictions, stats.duplicates) == (300, 100)  # the retried batch counted once
+    assert int(await aredis.get(CHURN.for_version("1").ingested)) == 300
+    assert (await aredis.xpending(CHURN.predictions, CONSUMER_GROUP))["pending"] == 0
+    report = await performance_report(aredis, CHURN, ["stay", "leave"], monitor.window_index)
+    assert report.labelled == 50 and report.accuracy == 1.0  # foreign ids joined through their timestamps
+
+
+async def test_the_latest_accepted_time_is_counted_by_the_monitor(redis_url: str, churn_monitor: MonitorParts) -> None:
+    """A time the model service accepts is one the monitor can file: a row from the year 9999 was
+    answered 202, then failed in the monitor on every delivery until it was dead-lettered."""
+    monitor = churn_monitor
+    rows = [{**row, "timestamp": at} for row, at in zip(churn_rows(2), (0, MAX_EVENT_MS), strict=True)]
+    with ingest_service(redis_url) as client:
+        response = client.post("/models/churn/predictions", json={"rows": rows})
+        assert response.status_code == 202, response.text
+    stats = monitor.consumer.stats
+    await until(lambda: stats.predictions == 2 or stats.failed > 0 or stats.dead_lettered > 0)
+    assert (stats.predictions, stats.failed, stats.dead_lettered) == (2, 0, 0)
 
 
 async def test_a_batch_with_bad_rows_keeps_the_good_ones_and_names_the_rest(
