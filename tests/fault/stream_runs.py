@@ -78,22 +78,31 @@ def fill(url: str, events: dict[str, ModelEvents], *, publish: bool = True) -> N
         publish_events(url, events)
 
 
-def publish_events(url: str, events: dict[str, ModelEvents]) -> None:
-    """Every model's events, interleaved in chunks as several services would write them; half the labels first."""
+def publish_events(url: str, events: dict[str, ModelEvents], *, part: slice = slice(None)) -> None:
+    """Each model's predictions in ``part``, interleaved in chunks as several services would write them.
+
+    Half the labels go with the first part (some labels arrive before their
+    predictions), the rest with the part that ends the streams; publishing the
+    parts in turn writes every stream exactly as one call would.
+    """
     client = redis.Redis.from_url(url)
     with client.pipeline(transaction=False) as pipe:
         for e in events.values():
-            for fields in e.feedback[:len(e.feedback) // 2]:  # some labels arrive before their predictions
-                pipe.xadd(e.keys.feedback, fields)
+            first, last, _ = part.indices(len(e.predictions))
+            if first == 0:
+                for fields in e.feedback[:len(e.feedback) // 2]:
+                    pipe.xadd(e.keys.feedback, fields)
         for start_at in range(0, max(len(e.predictions) for e in events.values()), 250):
             for e in events.values():
-                for i, fields in enumerate(e.predictions[start_at:start_at + 250], start=start_at):
-                    pipe.xadd(e.keys.predictions, fields)
+                first, last, _ = part.indices(len(e.predictions))
+                for i in range(max(first, start_at), min(last, start_at + 250)):
+                    pipe.xadd(e.keys.predictions, e.predictions[i])
                     if i == len(e.predictions) // 2:
                         pipe.xadd(e.keys.predictions, POISON)
         for e in events.values():
-            for fields in e.feedback[len(e.feedback) // 2:]:
-                pipe.xadd(e.keys.feedback, fields)
+            if part.indices(len(e.predictions))[1] == len(e.predictions):
+                for fields in e.feedback[len(e.feedback) // 2:]:
+                    pipe.xadd(e.keys.feedback, fields)
         pipe.execute()
     client.close()
 
@@ -116,15 +125,20 @@ def ingested(client: redis.Redis, events: dict[str, ModelEvents]) -> dict[str, i
     return {name: int(client.get(e.keys.ingested) or 0) for name, e in events.items()}
 
 
-def kill_mid_stream(client: redis.Redis, events: dict[str, ModelEvents], victim: Service) -> dict[str, int]:
-    """SIGKILL ``victim`` once a third of all predictions are ingested; returns each model's count just before.
+def kill_mid_stream(url: str, client: redis.Redis, events: dict[str, ModelEvents], victim: Service) -> dict[str, int]:
+    """Publish the first third of every stream, SIGKILL ``victim`` once every model has ingested some of it, then
+    publish the rest; returns each model's count just before the kill.
 
-    That count, not one read after the kill: other replicas keep consuming
-    while the victim dies and may finish the streams by then.
+    Holding the rest back until the kill is what makes it land mid-stream for
+    every model: a model whose first batch is slow (a loaded machine) cannot
+    be at 0 while the others have already finished. The count is the one read
+    before the kill, not after: other replicas keep consuming while the victim
+    dies.
     """
-    total = sum(len(e.predictions) for e in events.values())
+    head = slice(0, min(len(e.predictions) for e in events.values()) // 3)
+    publish_events(url, events, part=head)
     deadline = time.monotonic() + 120
-    while sum((seen := ingested(client, events)).values()) < total // 3:
+    while min((seen := ingested(client, events)).values()) == 0:
         assert time.monotonic() < deadline, f"no progress:\n{victim.tail()}"
         assert victim.process.poll() is None, victim.tail()
         time.sleep(0.005)
@@ -136,6 +150,7 @@ def kill_mid_stream(client: redis.Redis, events: dict[str, ModelEvents], victim:
         for c in client.xinfo_consumers(s, CONSUMER_GROUP) if c["name"] == name
     )
     print(f"\n{name.decode()} SIGKILLed at ingested={seen} with {unacked} entries read and not acked")
+    publish_events(url, events, part=slice(head.stop, None))
     return seen
 
 

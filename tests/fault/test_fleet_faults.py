@@ -30,7 +30,6 @@ from tests.fault.stream_runs import (
     fill,
     kill_mid_stream,
     model_events,
-    publish_events,
     snapshots,
     start_monitor,
     wait_done,
@@ -112,13 +111,13 @@ def test_a_monitor_of_many_models_sigkilled_and_restarted_counts_like_an_uninter
     server: LocalRedisServer, events: dict[str, ModelEvents], baseline: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     url = database(server, 2)
-    fill(url, events)
+    fill(url, events, publish=False)
     client = redis.Redis.from_url(url)
     first = monitor(url, tmp_path, "solo")
     again = None
     try:
         wait_live(first)
-        killed_at = kill_mid_stream(client, events, first)
+        killed_at = kill_mid_stream(url, client, events, first)
         again = monitor(url, tmp_path, "solo")  # the same consumer name: its pending entries come first
         wait_live(again)
         wait_done(client, events, WINDOW)
@@ -141,9 +140,7 @@ def test_replicas_of_many_models_with_one_sigkilled_give_the_single_monitor_coun
         for service in services:
             wait_live(service)
             watches_every_model(service)
-        # Only now: the first replica up would otherwise ingest the lot before the other starts.
-        publish_events(url, events)
-        killed_at = kill_mid_stream(client, events, services[0])
+        killed_at = kill_mid_stream(url, client, events, services[0])
         wait_done(client, events, WINDOW)
     finally:
         for service in services:

@@ -26,7 +26,6 @@ from tests.fault.stream_runs import (
     fill,
     kill_mid_stream,
     model_events,
-    publish_events,
     snapshots,
     start_monitor,
     wait_done,
@@ -80,13 +79,13 @@ def test_monitor_sigkilled_mid_stream_and_restarted_counts_like_an_uninterrupted
     server: LocalRedisServer, events: dict[str, ModelEvents], baseline: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     url = database(server, 2)
-    fill(url, events)
+    fill(url, events, publish=False)
     client = redis.Redis.from_url(url)
     first = start_monitor(url, tmp_path, "solo", WINDOW)
     again = None
     try:
         wait_live(first)
-        killed_at = kill_mid_stream(client, events, first)
+        killed_at = kill_mid_stream(url, client, events, first)
         again = start_monitor(url, tmp_path, "solo", WINDOW)  # the same consumer name: its pending entries first
         wait_live(again)
         wait_done(client, events, WINDOW)
@@ -110,9 +109,7 @@ def test_replicas_with_one_sigkilled_give_the_single_monitor_counts(
     try:
         for service in services:
             wait_live(service)
-        # Only now: the first replica up would otherwise ingest the lot before the others start.
-        publish_events(url, events)
-        killed_at = kill_mid_stream(client, events, services[0])
+        killed_at = kill_mid_stream(url, client, events, services[0])
         wait_done(client, events, WINDOW)
     finally:
         for service in services:
