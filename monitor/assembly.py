@@ -29,6 +29,7 @@ from monitor.window_state import WindowState
 from monitor.windows import WindowIndex, WindowPolicy
 from monitor.worker import MonitorWorker, ReportDispatch, ReportsListener, StatsListener
 from shared.keys import Keys
+from shared.log_context import bound_model, install
 from shared.request_stats import ServiceHealthReader
 from shared.series import SeriesOrdinals
 from shared.supervision import TaskSupervisor
@@ -52,10 +53,15 @@ class MonitorParts:
     dashboard: DashboardReads
 
     def start(self) -> None:
-        self.worker.start()
+        """Start the worker's loops with the model bound to the log context: their tasks copy it,
+        so every line they log names the model (:mod:`shared.log_context`)."""
+        install()
+        with bound_model(self.keys.model):
+            self.worker.start()
 
     async def stop(self) -> None:
-        await self.worker.stop()
+        with bound_model(self.keys.model):
+            await self.worker.stop()
 
 
 def assemble_monitor(

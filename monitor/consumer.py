@@ -40,6 +40,7 @@ from shared.events import (
     decode_predictions,
 )
 from shared.keys import CONSUMER_GROUP, Keys
+from shared.log_context import bound_model
 from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
@@ -298,9 +299,10 @@ class StreamConsumer:
     async def _process_predictions(self, entries: Sequence[Entry]) -> None:
         versions = [f.get(b"mv", b"") for _, f in entries]
         closed: list[int] = []
-        for _, rows in version_groups(versions):
+        for version, rows in version_groups(versions):
             group = entries if len(rows) == len(entries) else [entries[i] for i in rows.tolist()]
-            closed += await self._process_version(group)
+            with bound_model(self.keys.model, version.decode(errors="replace") or None):
+                closed += await self._process_version(group)
         if closed and self.on_windows_closed is not None:
             try:
                 await self.on_windows_closed(closed)

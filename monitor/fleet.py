@@ -45,6 +45,7 @@ from monitor.alerts import AlertService
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
 from shared.keys import MODELS_INDEX
+from shared.log_context import bound_model
 from shared.registry import active_models
 from shared.supervision import TaskSupervisor
 from shared.telemetry.recorders import MonitorInstruments
@@ -237,11 +238,12 @@ class Fleet:
             parts = self.parts.get(name)
             if parts is None:
                 continue  # dropped meanwhile
-            try:
-                await parts.catalog.latest()
-                await parts.performance.report(last_windows=1)
-            except Exception as exc:  # its first report tries again, and says why in its own task
-                log.warning("monitor: warming model %r up failed (%s: %s)", name, type(exc).__name__, exc)
+            with bound_model(name):
+                try:
+                    await parts.catalog.latest()
+                    await parts.performance.report(last_windows=1)
+                except Exception as exc:  # its first report tries again, and says why in its own task
+                    log.warning("monitor: warming up failed (%s: %s)", type(exc).__name__, exc)
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self, groups_timeout_s: float = 2.0) -> None:

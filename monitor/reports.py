@@ -45,6 +45,7 @@ from monitor.monitor_settings import MonitorSettings
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
 from shared.keys import Keys
+from shared.log_context import bound_model
 from shared.model_metadata import LabelJoin, ModelMetadata
 from shared.registry import read_current_version, read_registered_model
 from shared.series import SeriesOrdinals
@@ -334,13 +335,14 @@ class DriftReporter:
         return reports
 
     async def _report_safely(self, window: int, version: str) -> WindowDriftReport | None:
-        try:
-            return await self.report_window(window, version)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            raise  # Redis is away: every window waits, and is reported when it is back
-        except Exception as exc:  # this window cannot be tested; the others still are
-            log.exception("version %s window %d: report failed; stored as an error", version, window)
-            return await self.report_error(window, exc, version)
+        with bound_model(self.keys.model, version):  # its lines name the model and version
+            try:
+                return await self.report_window(window, version)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise  # Redis is away: every window waits, and is reported when it is back
+            except Exception as exc:  # this window cannot be tested; the others still are
+                log.exception("window %d: report failed; stored as an error", window)
+                return await self.report_error(window, exc, version)
 
     async def report_error(self, window: int, exc: Exception, version: str) -> WindowDriftReport | None:
         """Store ``status="error"`` with the reason for a window that cannot be tested (its
@@ -437,8 +439,7 @@ class DriftReporter:
         await self.histograms.store(window, version, self.catalog.bins[version], counts)
         await store.store(window, first, report.model_dump_json())
         await self._trim_history(store.keys)
-        log.info("version %s window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", version, window,
-                 report.status,
+        log.info("window %d: %s, dataset drift=%s (%.0f%% features) in %.0f ms", window, report.status,
                  report.dataset_drift, 100 * report.drifted_share,
                  (time.time() - report.computed_at.timestamp()) * 1000)
         return report
@@ -464,11 +465,11 @@ class DriftReporter:
             rows = (await store.read([window]))[0][0]
             if await self.catalog.add_reference_window(version, window, rows, own_classes):
                 await store.skip(window)
-                log.info("window %d: part of the production reference of version %s", window, version)
+                log.info("window %d: part of the production reference", window)
                 return None
             entry = await self.catalog.get(version)
         if entry is None:
-            log.warning("window %d: model version %s not registered yet; will retry", window, version)
+            log.warning("window %d: this model version is not registered yet; will retry", window)
         return entry
 
     async def _first_member(self, window: int, version: str) -> tuple[int, dict[bytes, bytes]]:

@@ -25,7 +25,10 @@ app.command()(register)
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shared.log_context import LOG_FORMAT, install
+
+    install()  # the format names the model a line is about (monitor lines: "[churn v3] window 2: ...")
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
 
 
 @app.command()

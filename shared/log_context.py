@@ -1,0 +1,75 @@
+"""Which model (and version) a log line is about, on every line logged while working for it.
+
+One monitor watches many models in one process, and most of its lines come
+from code shared by all of them (the consumer, the reporter, the supervisor
+of their loops). A line such as ``window 3: drift`` or ``1 entries
+dead-lettered`` is useless among 50 models unless it names one, and naming it
+in each format string is easy to forget. So the model is bound once, where a
+model's worker starts (:meth:`monitor.assembly.MonitorParts.start`): asyncio
+tasks copy the context they are created in, so every line logged by that
+model's loops, and by what they call, carries it. Code that works on one
+version (a window's report, a batch of one version's events) binds both.
+
+Each log record gets ``model`` and ``model_version`` attributes (None outside
+a model's work) for structured handlers, and ``model_tag`` (``"[churn v3] "``,
+``"[churn] "`` or ``""``) for text formats: :data:`LOG_FORMAT` (the services'
+format) shows it before the message. The record factory that adds them is
+installed by :func:`install` (the CLI's logging set-up and every monitor call
+it), once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(model_tag)s%(message)s"
+
+_bound: ContextVar[tuple[str | None, str | None]] = ContextVar("driftwatch_log_model", default=(None, None))
+_installed = False
+
+
+def model_tag(model: str | None, version: str | None) -> str:
+    """How a text line names its model.
+
+    >>> model_tag("churn", "3"), model_tag("churn", None), model_tag(None, None)
+    ('[churn v3] ', '[churn] ', '')
+    """
+    if model is None:
+        return ""
+    return f"[{model} v{version}] " if version is not None else f"[{model}] "
+
+
+@contextmanager
+def bound_model(model: str, version: str | None = None) -> Iterator[None]:
+    """Lines logged inside (and by tasks created inside) are about ``model`` (``version``)."""
+    token = _bound.set((model, version))
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
+def install() -> None:
+    """Give every log record of this process ``model``, ``model_version`` and ``model_tag``.
+
+    Idempotent; wraps whatever record factory was installed before.
+    """
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        model, version = _bound.get()
+        record.model = model
+        record.model_version = version
+        record.model_tag = model_tag(model, version)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True
