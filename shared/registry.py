@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
@@ -45,8 +46,18 @@ def status_field(version: str) -> str:
 
 
 def retired_field(version: str) -> str:
-    """When a version was retired (epoch seconds)."""
+    """When a version was retired, in epoch seconds: stored so, as always (a replica not upgraded
+    yet reads it); read as a UTC datetime (:func:`retired_time`), which the API shows as RFC 3339."""
     return f"retired-at:{version}"
+
+
+def retired_time(raw: bytes | str) -> datetime:
+    """A ``retired-at`` field as an aware UTC datetime.
+
+    >>> retired_time(b"1764633600").isoformat()
+    '2025-12-02T00:00:00+00:00'
+    """
+    return datetime.fromtimestamp(int(raw), UTC)
 
 
 class ModelIdentityConflict(Exception):
@@ -176,7 +187,7 @@ async def read_registered_model(
 class RegisteredVersion:
     metadata: ModelMetadata
     status: str
-    retired_at: int | None = None
+    retired_at: datetime | None = None
 
     @property
     def version(self) -> str:
@@ -205,7 +216,7 @@ def _registered_model(name: str, info: dict[bytes, bytes]) -> RegisteredModel | 
         metadata = ModelMetadata.model_validate_json(raw)
         status = fields.get(status_field(metadata.version), STATUS_ACTIVE.encode()).decode()
         retired = fields.get(retired_field(metadata.version))
-        versions.append(RegisteredVersion(metadata, status, int(retired) if retired is not None else None))
+        versions.append(RegisteredVersion(metadata, status, retired_time(retired) if retired is not None else None))
     if not versions:
         return None
     versions.sort(key=lambda v: (v.metadata.created_at, v.version))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -93,11 +93,13 @@ class LastReport(BaseModel):
 
 
 class VersionSummary(BaseModel):
+    """Times are RFC 3339 in UTC, as every time the monitor answers."""
+
     version: str
     status: str
-    created_at: str
-    retired_at: int | None = None
-    expires_at: int | None = None  # when a retired version's data goes (epoch seconds)
+    created_at: datetime
+    retired_at: datetime | None = None
+    expires_at: datetime | None = None  # when a retired version's data goes
     task: str
     n_features: int
     class_names: list[str]
@@ -119,8 +121,8 @@ class ModelList(BaseModel):
 
 class VersionDetail(BaseModel):
     status: str
-    retired_at: int | None = None
-    expires_at: int | None = None
+    retired_at: datetime | None = None
+    expires_at: datetime | None = None
     metadata: ModelMetadata
 
 
@@ -278,8 +280,8 @@ async def delete_version(
 
 
 # -- reading windows and reports ----------------------------------------------------
-def _expires(retired_at: int | None, settings: MonitorSettings) -> int | None:
-    return retired_at + settings.retired_retention_s if retired_at is not None else None
+def _expires(retired_at: datetime | None, settings: MonitorSettings) -> datetime | None:
+    return retired_at + timedelta(seconds=settings.retired_retention_s) if retired_at is not None else None
 
 
 async def _last_reports(
@@ -320,7 +322,8 @@ def _summary(
         m = v.metadata
         mine = reports.get((model.name, v.version))  # each version has its own window series
         versions.append(VersionSummary(
-            version=v.version, status=v.status, created_at=m.created_at, retired_at=v.retired_at,
+            version=v.version, status=v.status, created_at=datetime.fromisoformat(m.created_at),
+            retired_at=v.retired_at,
             expires_at=_expires(v.retired_at, settings), task=m.task, n_features=m.n_features,
             class_names=m.class_names, has_probabilities=m.has_probabilities,
             windows=mine.window + 1 if mine is not None else 0, last_report=mine,

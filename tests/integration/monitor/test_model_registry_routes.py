@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from monitor.monitor_settings import MonitorSettings
 from shared.api_auth import API_KEY_HEADER
 from shared.keys import MODELS_INDEX, Keys
 from shared.model_metadata import Reference
-from shared.registry import read_current_version, register_model
+from shared.registry import read_current_version, register_model, retired_field
 from tests.integration.monitor.helpers import small_model
 
 KEY = "registry-key"
@@ -186,7 +188,9 @@ def test_retiring_a_version_keeps_its_metadata_and_expires_its_data(
     assert retired.status_code == 200, retired.text
     versions = {v["metadata"]["version"]: v for v in retired.json()["versions"]}
     assert versions["2"]["status"] == "retired" and versions["1"]["status"] == "active"
-    assert versions["2"]["expires_at"] == versions["2"]["retired_at"] + 3_600
+    retired_at, expires_at = (datetime.fromisoformat(versions["2"][k]) for k in ("retired_at", "expires_at"))
+    assert expires_at - retired_at == timedelta(seconds=3_600)
+    assert abs(retired_at - datetime.now(UTC)) < timedelta(minutes=1)
     assert retired.json()["current_version"] == "1"  # the newest still-active version
     ttl = redis_client.ttl(Keys("churn").reference("2"))
     assert 3_500 < ttl <= 3_600 and redis_client.ttl(Keys("churn").reference("1")) == -1
@@ -201,6 +205,33 @@ def test_retiring_a_version_keeps_its_metadata_and_expires_its_data(
     assert redis_client.ttl(Keys("churn").reference("2")) == -1
     assert api.delete("/models/churn/versions/9").status_code == 404
     assert api.delete("/models/nobody/versions/1").status_code == 404
+
+
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def test_every_time_of_the_registry_is_rfc_3339_and_older_epoch_state_is_read(
+    api: TestClient, redis_client: redis.Redis
+) -> None:
+    """``retired_at`` was epoch seconds beside an RFC 3339 ``created_at``. Redis keeps epoch seconds
+    (what every replica, upgraded or not, reads); the API answers RFC 3339."""
+    for version, seed in (("1", 0), ("2", 2)):
+        assert api.put(f"/models/churn/versions/{version}", json=body(seed=seed)).status_code == 201
+    assert api.delete("/models/churn/versions/2").status_code == 200
+    # Version 1 retired long ago, as Redis stores it: epoch seconds.
+    redis_client.hset(Keys("churn").model_info, mapping={"status:1": "retired", retired_field("1"): "1764633600"})
+
+    (listed,) = api.get("/models").json()["models"]
+    detail = api.get("/models/churn").json()
+    times = [(v[k], k) for v in listed["versions"] for k in ("created_at", "retired_at", "expires_at")]
+    times += [(v[k], k) for v in detail["versions"] for k in ("retired_at", "expires_at")]
+    assert len(times) == 10 and all(isinstance(t, str) and RFC_3339.match(t) for t, _ in times), times
+    old = next(v for v in detail["versions"] if v["metadata"]["version"] == "1")
+    assert datetime.fromisoformat(old["retired_at"]) == datetime(2025, 12, 2, tzinfo=UTC)
+    assert datetime.fromisoformat(old["expires_at"]) == datetime(2025, 12, 2, 1, tzinfo=UTC)
+    stored = redis_client.hget(Keys("churn").model_info, retired_field("2"))
+    assert stored is not None and stored.isdigit()  # still what older replicas read
+
 
 
 async def test_the_default_model_registered_before_the_index_is_listed(
