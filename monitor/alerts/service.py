@@ -24,6 +24,7 @@ from monitor.alerts.snapshot import MetricSnapshot
 from monitor.alerts.store import AlertStore, HistoryEntry
 from monitor.monitor_settings import AlertSettings
 from shared.keys import Keys
+from shared.log_context import bound_model
 from shared.supervision import FailureListener, TaskSupervisor
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,11 @@ class AlertService:
     async def evaluate(self, snapshot: MetricSnapshot, model: str | None = None) -> list[HistoryEntry]:
         """Evaluate ``model``'s rules (default: the default model's) on ``snapshot``;
         returns the transitions this call recorded."""
-        transitions = await self.store_for(model or self.default_model).apply(snapshot)
-        for t in transitions:
-            log.info("alert %s %s %s: %s -> %s", t.labels.get("model"), t.alertname, t.fingerprint, t.from_state,
-                     t.to_state)
+        model = model or self.default_model
+        transitions = await self.store_for(model).apply(snapshot)
+        with bound_model(model, snapshot.model_version):  # the line names them as every model's line does
+            for t in transitions:
+                log.info("alert %s %s: %s -> %s", t.alertname, t.fingerprint, t.from_state, t.to_state)
         if transitions:
             self.notifier.recorded.set()
         return transitions

@@ -61,6 +61,7 @@ async def test_each_models_lines_name_the_model_and_version(
             return [r for r in caplog.records if r.name == logger and text in r.getMessage()]
 
         await eventually(lambda: len(lines("monitor.reports", "window 0:")) == 2
+                         and lines("monitor.alerts.service", "DatasetDrift")
                          and len(lines("monitor.consumer", "dead-lettered")) == 2
                          and lines("shared.supervision", "monitor-worker failed"), timeout_s=60)
         ready: dict[str, Any] = client.get("/readyz").json()
@@ -79,7 +80,11 @@ async def test_each_models_lines_name_the_model_and_version(
     assert {r.model for r in failed} == {"broken"}
     assert logging.Formatter(LOG_FORMAT).format(failed[0]).split(": ", 1)[1].startswith("[broken] background task")
 
-    per_model = [r for r in caplog.records if r.name in PER_MODEL]
+    (alert, *_) = lines("monitor.alerts.service", "DatasetDrift")
+    assert (alert.model, alert.model_version) == ("fraud", "1")
+    assert "monitor.alerts.service: [fraud v1] alert DatasetDrift " in logging.Formatter(LOG_FORMAT).format(alert)
+
+    per_model = [r for r in caplog.records if r.name in PER_MODEL or "->" in r.getMessage()]
     assert per_model and all(r.model in ("churn", "fraud", "broken") for r in per_model), [
         (r.name, r.getMessage()) for r in per_model if r.model is None]
     # Lines about no model in particular carry none.
