@@ -6,9 +6,10 @@ export interval, for as long as the process runs; and the last export at
 shutdown retries for up to ``OTEL_EXPORTER_OTLP_TIMEOUT`` (10 s), so stopping
 the local stack took ~18 s. :class:`QuietDelivery` wraps the exporter:
 
-- the first failed export logs **one** warning naming the endpoint, the reason
-  and the two ways out; later failures are silent, until an export succeeds
-  again, which is said once too;
+- the first failed export logs **one** warning naming the service, the
+  endpoint, the reason and the two ways out (``driftwatch up`` runs two
+  services into one terminal: each says which it is); later failures are
+  silent, until an export succeeds again, which is said once too;
 - the exporter's own log records are held back while it exports through this
   wrapper (the wrapper reports the state instead; the last one becomes the
   warning's reason);
@@ -61,12 +62,13 @@ class QuietDelivery(MetricExporter):
     True
     """
 
-    def __init__(self, inner: MetricExporter) -> None:
+    def __init__(self, inner: MetricExporter, service: str = "this service") -> None:
         super().__init__(
             preferred_temporality=getattr(inner, "_preferred_temporality", None),
             preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
         )
         self.inner = inner
+        self.service = service
         self.endpoint = str(getattr(inner, "_endpoint", type(inner).__name__))
         self.delivering: bool | None = None
         self.failures = 0
@@ -97,15 +99,15 @@ class QuietDelivery(MetricExporter):
         if ok:
             self.successes += 1
             if self.delivering is False:
-                log.info("metrics are delivered to %s again", self.endpoint)
+                log.info("metrics of %s are delivered to %s again", self.service, self.endpoint)
         else:
             self.failures += 1
             if self.delivering is not False and not self._stopping:
                 log.warning(
-                    "metrics are not being delivered to %s (%s). Start a Collector there, point "
+                    "metrics of %s are not being delivered to %s (%s). Start a Collector there, point "
                     "OTEL_EXPORTER_OTLP_ENDPOINT at one, or set OTEL_SDK_DISABLED=true; nothing more "
                     "is logged about it until delivery works again",
-                    self.endpoint, reason or "export failed",
+                    self.service, self.endpoint, reason or "export failed",
                 )
         self.delivering = ok
 

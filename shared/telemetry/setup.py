@@ -154,7 +154,8 @@ def setup_telemetry(
                 otlp: list[QuietDelivery] = []  # built only if OTEL_METRICS_EXPORTER asks for otlp
 
                 def quiet_otlp() -> MetricExporter:
-                    otlp.append(QuietDelivery(make_exporter(settings.otlp_protocol)))
+                    service = str(resource.attributes.get("service.name", service_name))
+                    otlp.append(QuietDelivery(make_exporter(settings.otlp_protocol), service))
                     return otlp[-1]
 
                 readers = metric_readers(quiet_otlp, settings)

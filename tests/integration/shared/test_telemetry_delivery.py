@@ -53,14 +53,15 @@ def test_one_warning_without_a_collector_and_one_note_when_it_is_back(
     wait_until(lambda: delivery.failures >= 3)
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.name for r in loud] == ["shared.telemetry.delivery"], [r.getMessage() for r in loud]
-    assert "metrics are not being delivered to" in loud[0].getMessage()
+    # Two services share `driftwatch up`'s terminal: the line says which one it is.
+    assert "metrics of driftwatch-test are not being delivered to " in loud[0].getMessage()
     assert "OTEL_SDK_DISABLED=true" in loud[0].getMessage()
 
     with OtlpReceiver(grpc_port=grpc_port, http_port=http_port) as receiver:
         wait_until(lambda: receiver.points("driftwatch.events.processed") and delivery.delivering)
         wait_until(lambda: delivery.successes >= 3)
         records = list(caplog.records)  # before the receiver goes (delivery would stop again: one more warning)
-    again = [r for r in records if r.getMessage().startswith("metrics are delivered to")]
+    again = [r for r in records if r.getMessage().startswith("metrics of driftwatch-test are delivered to")]
     assert len(again) == 1
     assert [r.name for r in records if r.levelno >= logging.WARNING] == ["shared.telemetry.delivery"]
 
