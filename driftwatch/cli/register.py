@@ -20,12 +20,16 @@ from rich.console import Console
 
 from shared.model_metadata import ModelMetadata, Reference
 from shared.registration import RegistrationError, RegistrationSpec
+from shared.registration.builder import prediction_agreement
 from shared.registration.spec import DEFAULT_SAMPLE_ROWS, MAX_SAMPLE_ROWS, NAME_PATTERN
 
 if TYPE_CHECKING:
     from driftwatch.registration.keras_model import KerasSource
 
 console = Console()
+# Below this share of reference rows whose prediction is their most probable class, the probability
+# columns are most likely in another order than the classes (a decision threshold moves far fewer rows).
+MIN_AGREEMENT = 0.5
 
 
 def _names(value: str | None) -> list[str]:
@@ -123,6 +127,14 @@ def register(
         f"Read {rows:,} rows x {metadata.n_features} features in {took:.1f} s; kept a sample of "
         f"{len(ref.features):,}; {_kind(metadata)}"
     )
+    agreement = prediction_agreement(ref)
+    if agreement is not None and agreement < MIN_AGREEMENT:
+        classes = ", ".join(metadata.class_names[:10])
+        console.print(
+            f"[yellow]Warning:[/] the prediction is the most probable class in only {agreement:.0%} of the "
+            f"reference rows: are --probability-columns in the classes' order ({classes})? "
+            "The label-free accuracy estimate reads them in that order."
+        )
     if monitor_url:
         _put(monitor_url, api_key, spec, metadata, ref)
     elif redis_url or source is None:

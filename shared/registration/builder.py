@@ -86,6 +86,25 @@ def summarise(name: str, values: npt.NDArray[np.float32]) -> tuple[FeatureSummar
     ), present
 
 
+def prediction_agreement(reference: Reference) -> float | None:
+    """The share of reference rows whose prediction is their most probable class (None without both).
+
+    Near 1 for ``predict`` and ``predict_proba`` of one model (a custom decision threshold moves
+    some rows); far below, the probability columns are almost surely not in class order, and the
+    label-free accuracy estimate would be computed on the wrong classes without any error.
+
+    >>> ref = Reference(features=np.zeros((4, 1), np.float32), predicted_classes=np.array([0, 1, 1, 0]),
+    ...                 probabilities=np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.1, 0.9]], np.float32),
+    ...                 labels=np.zeros(0, np.int64))
+    >>> prediction_agreement(ref)
+    0.75
+    """
+    probabilities, predicted = reference.probabilities, reference.predicted_classes
+    if predicted.size == 0 or probabilities.ndim != 2 or probabilities.shape[1] < 2:
+        return None
+    return float(np.mean(probabilities.argmax(axis=1) == predicted))
+
+
 class ReferenceBuilder:
     """Feed it chunks of columns (:meth:`add`), then :meth:`finish`.
 

@@ -127,6 +127,19 @@ def test_register_straight_into_redis(monitor: Service, redis_url: str, tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     metadata = httpx.get(f"{monitor.url}/models/direct", timeout=30).json()["versions"][0]["metadata"]
     assert metadata["reference_summary"]["rows"] == 500 and metadata["has_probabilities"]
+    assert "Warning" not in done.stdout
+
+
+def test_probability_columns_out_of_class_order_are_warned_about(redis_url: str, tmp_path: Path) -> None:
+    """Swapped columns register without any error, and the label-free accuracy estimate is then
+    computed on the wrong classes (a new user's churn model: accuracy 1.0, estimate 0.0)."""
+    csv_path = tmp_path / "ref.csv"
+    write_csv(csv_path, reference_table(500))
+    done = register("--name", "swapped", "--version", "1", "--reference", str(csv_path), "--prediction-column",
+                    "label", "--probability-columns", "p_pro,p_plus,p_basic", "--redis-url", redis_url)
+    assert done.returncode == 0, done.stdout + done.stderr  # a warning, not a refusal: it may be meant
+    assert "Warning: the prediction is the most probable class in only" in done.stdout
+    assert "in the classes' order (basic, plus, pro)" in done.stdout
 
 
 def test_bad_files_are_named_without_a_traceback(tmp_path: Path, redis_url: str) -> None:
