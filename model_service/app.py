@@ -27,6 +27,7 @@ from model_service.serving_settings import ModelServiceSettings
 from model_service.spill import open_spill_files
 from shared.http import service_app
 from shared.keys import Keys
+from shared.log_context import install as install_log_context
 from shared.model_metadata import ModelMetadata, Reference
 from shared.openapi import install_openapi
 from shared.probes import RedisProbe
@@ -92,6 +93,7 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
     shutdown in reverse order read best side by side.
     """
     settings = settings or ModelServiceSettings()
+    install_log_context()  # a line about one registered model names it (shared/log_context.py)
     provider = setup_telemetry("driftwatch-model-service", settings)
     request_stats = RequestStats()
 

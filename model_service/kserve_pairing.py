@@ -45,6 +45,7 @@ from model_service.registered_models import IngestSchema
 from model_service.schemas import MAX_FEATURE_ABS
 from model_service.spill import SpillCorruptError, SpillFile, encode_batch
 from shared.ids import MAX_EVENT_MS, internal_prediction_id
+from shared.log_context import bound_model
 from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,9 @@ class KServePairing:
         logged = _logged(half.event_id, pair, schema)
         rejected = len(pair.features) - len(logged.ids)
         if rejected:
-            log.warning("kserve %s: %d of %d rows left out (values beyond %g)", half.event_id[:100], rejected,
-                        len(pair.features), MAX_FEATURE_ABS)
+            with bound_model(schema.name, schema.version):
+                log.warning("kserve %s: %d of %d rows left out (values beyond %g)", half.event_id[:100], rejected,
+                            len(pair.features), MAX_FEATURE_ABS)
         self._ingest.publish_predictions(schema, logged, source="kserve", rejected=rejected)
         self.stats["paired"] += 1
         return PairOutcome("paired", len(logged.ids), rejected)
@@ -303,7 +305,8 @@ class KServePairing:
             try:
                 self._settle(half, answer)
             except (PayloadError, QueueFull) as exc:  # counted where they happen
-                log.warning("kserve %s: held pair not published: %s", half.event_id[:100], exc)
+                with bound_model(half.schema.name, half.schema.version):
+                    log.warning("kserve %s: held pair not published: %s", half.event_id[:100], exc)
 
     async def close(self) -> None:
         """Stop probing; one last flush if Redis answers; what is still held goes to the store."""

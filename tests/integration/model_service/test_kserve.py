@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from monitor.monitor_settings import MonitorSettings
 from shared.events import decode_predictions
 from shared.ids import internal_prediction_id
 from shared.keys import Keys
+from shared.log_context import LOG_FORMAT
 from shared.model_metadata import DataSummary, ModelMetadata
 from tests.integration.model_service.registered import ingest_service, register, stream_ids, wait_until
 from tests.support.polling import until
@@ -224,6 +226,20 @@ async def test_a_pair_whose_halves_disagree_publishes_nothing(
         mismatch = post(client, "response", {"predictions": [1]})
         assert mismatch.status_code == 422 and "2 rows" in mismatch.json()["detail"][0]["msg"]
     assert redis_client.xlen(IRIS.predictions) == 0
+
+
+async def test_rows_left_out_are_logged_naming_the_model_and_version(
+    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One model service logs for every registered model: its line must say which one."""
+    await register(aredis, iris())
+    with ingest_service(redis_url) as client:
+        post(client, "request", {"instances": [[6.8, 2.8, 4.8, 1e31], [6.0, 3.4, 4.5, 1.6]]})
+        assert post(client, "response", V1_RESPONSE).json() == {"status": "paired", "published": 1, "rejected": 1}
+    (line,) = [r for r in caplog.records if "rows left out" in r.getMessage()]
+    assert (line.model, line.model_version) == ("sklearn-iris", "1")
+    assert logging.Formatter(LOG_FORMAT).format(line).endswith(
+        f"[sklearn-iris v1] kserve {CE_ID}: 1 of 2 rows left out (values beyond 1e+30)")
 
 
 async def test_a_lone_half_expires(aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str) -> None:
