@@ -1,0 +1,184 @@
+"""Label-free accuracy from agreement with a surrogate: a k-nearest-neighbour vote on the reference.
+
+Confidence-based estimates (:mod:`monitor.estimate`) miss a shift that leaves
+the served model confident and wrong. A second classifier that errs
+differently sees some of it: GDE (Jiang et al., ICLR 2022) estimates a
+model's error by how often it disagrees with another model. Here the other
+model is a surrogate any registered classifier has: a k-nearest-neighbour
+vote among the labelled reference rows (their features standardised by the
+reference; missing values at the reference mean), numpy only, fitted in no
+time. The surrogate is weaker than the served model, so raw agreement is not
+accuracy; the reference calibrates the offset, as DoC does for confidence:
+
+    estimate = accuracy_ref + (agreement_window - agreement_ref)
+
+with ``agreement_ref`` the leave-one-out agreement on the reference (each
+row voted by its neighbours, not itself), so that both agreements are on
+rows the surrogate did not see.
+
+The surrogate's own errors agree with the served model's by chance only, so
+a drop of ``d`` points moves agreement by about ``d * (a - (1 - a) / (K - 1))``
+for a surrogate of accuracy ``a`` over ``K`` classes: the weaker the
+surrogate, the more of a drop it misses.
+
+Why it helps and where it cannot: a shift that moves rows away from the
+reference (noise, rotation) usually changes the two models' answers in
+different ways, so disagreement rises while the served model stays
+confident; a shift both models read alike (a subpopulation the features
+describe, an extrapolated feature) moves neither. ``benchmarks/estimate.py``
+measures it against DoC and the peers (RESULTS.md).
+
+Examples
+--------
+Two Gaussian classes; the served model is right on the reference but sends
+a quarter of class 1 to class 0 in a window whose features did not move:
+
+>>> rng = np.random.default_rng(0)
+>>> def sample(n):
+...     y = rng.integers(0, 2, n)
+...     return rng.normal(3.0 * y[:, None], 1.0, (n, 2)), y
+>>> x_ref, y_ref = sample(2000)
+>>> surrogate = Surrogate.fit(x_ref, y_ref, y_ref, n_classes=2)
+>>> x, y = sample(1000)
+>>> served = np.where((y == 1) & (rng.uniform(size=1000) < 0.25), 0, y)
+>>> est = surrogate.estimate(x, served)
+>>> round(float((served == y).mean()), 2), round(est.value, 2), round(est.low, 2), round(est.high, 2)
+(0.88, 0.88, 0.87, 0.89)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.class_mix import MAX_REFERENCE_ROWS
+from monitor.estimate import AccuracyEstimate
+from shared.model_metadata import Reference
+
+NEIGHBOURS = 5
+"""Votes per row: few enough to follow the reference's local class, enough to smooth label noise."""
+
+_Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
+_BLOCK = 512  # window rows per distance block: (512 x 2,000) float64 is 8 MB
+
+
+@dataclass(frozen=True, slots=True)
+class Surrogate:
+    """A kNN vote over labelled reference rows, with the served model's agreement with it there."""
+
+    mean: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    standardised: npt.NDArray[np.float64]  # (n, F) reference rows, missing values at 0
+    squared_norms: npt.NDArray[np.float64]
+    labels: npt.NDArray[np.int64]
+    n_classes: int
+    reference_accuracy: float
+    reference_agreement: float
+    gap_variance: float  # per row, of correct - agrees on the reference
+
+    @classmethod
+    def fit(
+        cls, features: npt.ArrayLike, labels: npt.ArrayLike, predicted: npt.ArrayLike, n_classes: int
+    ) -> Surrogate:
+        """From labelled reference rows: features, true classes and the served model's predictions."""
+        x = np.asarray(features, dtype=np.float64)
+        y = np.asarray(labels, dtype=np.int64)
+        served = np.asarray(predicted, dtype=np.int64)
+        if x.ndim != 2 or y.shape != (x.shape[0],) or served.shape != y.shape or x.shape[0] <= NEIGHBOURS:
+            raise ValueError(f"features must be (n, F), labels and predicted (n,), with n > {NEIGHBOURS}")
+        if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
+        finite = np.where(np.isfinite(x), x, np.nan)
+        mean = np.nan_to_num(np.nanmean(finite, axis=0))
+        scale = np.nan_to_num(np.nanstd(finite, axis=0))
+        scale[scale == 0] = 1.0
+        z = _standardise(x, mean, scale)
+        norms = np.einsum("ij,ij->i", z, z)
+        # Leave one out: each reference row voted by its neighbours, itself excluded.
+        votes = _vote(z, z, norms, y, n_classes, exclude_self=True)
+        gap = (served == y).astype(np.float64) - (votes == served)
+        return cls(mean, scale, z, norms, y, n_classes, float((served == y).mean()), float((votes == served).mean()),
+                   float(gap.var()))
+
+    def predict(self, window: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """The surrogate's class for each window row."""
+        x = np.asarray(window, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.standardised.shape[1]:
+            raise ValueError(f"window must be (m, {self.standardised.shape[1]})")
+        z = _standardise(x, self.mean, self.scale)
+        return _vote(z, self.standardised, self.squared_norms, self.labels, self.n_classes, exclude_self=False)
+
+    def agreement(self, window: npt.ArrayLike, predicted: npt.ArrayLike) -> float:
+        """Share of window rows where the served model's class is the surrogate's."""
+        served = np.asarray(predicted, dtype=np.int64)
+        votes = self.predict(window)
+        if served.shape != votes.shape or served.size == 0:
+            raise ValueError("predicted must have one class per window row, and the window rows > 0")
+        return float((votes == served).mean())
+
+    def estimate(self, window: npt.ArrayLike, predicted: npt.ArrayLike) -> AccuracyEstimate:
+        """The window's accuracy, the reference's moved by the change in agreement, and a 95%
+        interval. The estimate's error is the window's mean of ``correct - agrees`` less the
+        reference's: without a shift two sample means of one variable, whose variance the
+        reference gives, over ``1/m + 1/n``. It covers sampling, not the bias of a shift both
+        models read alike."""
+        agree = self.agreement(window, predicted)
+        m, n = np.asarray(predicted).size, self.labels.size
+        value = float(np.clip(self.reference_accuracy + agree - self.reference_agreement, 0.0, 1.0))
+        half = _Z95 * float(np.sqrt(self.gap_variance * (1 / m + 1 / n)))
+        return AccuracyEstimate(value, max(value - half, 0.0), min(value + half, 1.0))
+
+
+def _vote(
+    z: npt.NDArray[np.float64],
+    ref: npt.NDArray[np.float64],
+    ref_norms: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.int64],
+    n_classes: int,
+    exclude_self: bool,
+) -> npt.NDArray[np.int64]:
+    """Majority class among each row's nearest reference rows (ties: the nearer neighbours' sum of
+    ranks decides, through a small rank weight)."""
+    out = np.empty(z.shape[0], dtype=np.int64)
+    rank_weight = 1.0 + 1e-3 * (NEIGHBOURS - np.arange(NEIGHBOURS))
+    for start in range(0, z.shape[0], _BLOCK):
+        block = z[start : start + _BLOCK]
+        dist = ref_norms[None, :] - 2.0 * block @ ref.T  # + |row|^2, the same for every neighbour
+        if exclude_self:
+            dist[np.arange(block.shape[0]), np.arange(start, start + block.shape[0])] = np.inf
+        near = np.argpartition(dist, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS]
+        order = np.take_along_axis(dist, near, axis=1).argsort(axis=1)
+        near = np.take_along_axis(near, order, axis=1)
+        cells = (np.arange(block.shape[0])[:, None] * n_classes + labels[near]).ravel()
+        scores = np.bincount(cells, weights=np.tile(rank_weight, block.shape[0]), minlength=block.shape[0] * n_classes)
+        out[start : start + block.shape[0]] = scores.reshape(block.shape[0], n_classes).argmax(axis=1)
+    return out
+
+
+def _standardise(
+    x: npt.NDArray[np.float64], mean: npt.NDArray[np.float64], scale: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    z = (x - mean) / scale
+    return np.asarray(np.where(np.isfinite(z), z, 0.0))
+
+
+def from_reference(reference: Reference, n_classes: int) -> Surrogate | None:
+    """The surrogate of a registered classifier's reference: its labelled rows' features, true
+    classes and the served model's classes (its probabilities' argmax, which are of the labelled
+    rows), at most :data:`monitor.class_mix.MAX_REFERENCE_ROWS` of them
+    (the same seeded sample as the class-mix bound's). None without probabilities, labels or the
+    labelled rows' features."""
+    x, y, probabilities = reference.labelled_features, reference.labels, reference.probabilities
+    if n_classes < 2 or probabilities.ndim != 2 or probabilities.shape[1] == 0:
+        return None
+    if y.ndim != 1 or x.ndim != 2 or not x.shape[0] == y.shape[0] == probabilities.shape[0]:
+        return None
+    served = probabilities.argmax(axis=1)
+    rows = np.flatnonzero((y >= 0) & (y < n_classes))
+    if rows.size <= NEIGHBOURS:
+        return None
+    if rows.size > MAX_REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
+    return Surrogate.fit(x[rows], y[rows], served[rows], n_classes)
