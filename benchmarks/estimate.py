@@ -2,19 +2,25 @@
 
     .venv/bin/python benchmarks/estimate.py [--model-dir DIR] [--peers-venv PATH] [--windows 20]
 
-Windows of 1,000 predictions whose realised accuracy drops by roughly 5 to 30
-points, unshifted ones, and label-shifted ones (the class mix moves, what each
-class looks like does not, so accuracy stays):
+Windows of 1,000 predictions whose realised accuracy drops by 5 to 30 points
+(the issue's range: a shifted scenario whose mean realised drop leaves it is
+said so and reported in a separate table, "beyond the issue's range", with
+its own overall row), unshifted ones, and label-shifted ones (the class mix
+moves, what each class looks like does not, so accuracy stays):
 
 - digits: the model ``driftwatch train`` makes (trained here, seeded, unless
   ``--model-dir`` names one), on its held-out test rows with Gaussian pixel
-  noise, occluded 2x2 / 3x3 image regions, dimmed intensity and rotation;
-  label shift: classes 0-4 three times as common;
+  noise (sd 0.4, 0.6), occluded 2x2 / 3x3 image regions, dimmed intensity
+  (x0.5, x0.4) and rotation (3, 6 degrees); beyond the range: noise sd 1
+  and 1.6, 4x4 occlusion, x0.3, 10 degrees; label shift: classes 0-4 three
+  times as common;
 - census (tabular): NannyML's Massachusetts census data (loaded in the peers'
   venv), a gradient-boosted classifier trained on half the 2015 rows, its
-  reference on a quarter, windows from the last quarter, from 2018 (real
-  drift), from hard subpopulations, and with a corrupted or shifted feature;
-  label shift: employed people twice as common.
+  reference on a quarter, windows from the last quarter: subpopulations
+  (ages 50-70, ages 16-25), relationship and disability columns shuffled,
+  ages +20 years; outside the range (accuracy barely moves): 2018 (real
+  drift) and education shuffled; label shift: employed people twice as
+  common.
 
 The reference is the held-out labelled sample: its features, probabilities
 and labels (for digits, the features are re-read from the trainer's split:
@@ -40,10 +46,17 @@ and labels (for digits, the features are re-read from the trainer's split:
   less the TV two samples of it show by chance (``monitor.class_mix``, as
   the monitor computes it: on at most ``MAX_REFERENCE_ROWS`` reference rows;
   the monitor's estimate);
+- agreement with a surrogate (GDE-style, ``monitor.agreement``): the reference
+  accuracy moved by the change in how often the served model's class is a
+  5-nearest-neighbour vote's among the labelled reference rows (the
+  monitor's, numpy, at most ``MAX_REFERENCE_ROWS`` rows), and the same with a
+  random forest (scikit-learn, cross-fitted offset), each alone and averaged
+  with DoC;
 - NannyML CBPE (every class's probability, peers' venv, same windows).
 
 Prints the mean absolute error per scenario and overall, on unshifted,
-shifted and label-shifted windows.
+shifted (in and beyond the range) and label-shifted windows, and each timed
+method's cost per window in ms and as a multiple of DoC's in the same run.
 """
 
 from __future__ import annotations
@@ -58,12 +71,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import class_mix
+from monitor import agreement, class_mix
 from monitor.class_mix import ClassMixBound
 from monitor.estimate import AccuracyEstimator
 from monitor.window_state import CONFIDENCE_BUCKETS
@@ -154,11 +168,14 @@ def digits(model_dir: Path | None, n_windows: int, rng: np.random.Generator) -> 
     def predict(a: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(a.astype(np.float32), verbose=0, batch_size=1024), dtype=np.float64)
 
-    # Severities picked for drops of about 5 to 30 points (pixels are 0-16).
-    specs = [("none", "none", 0.0), ("noise sd 1", "noise", 1.0), ("noise sd 1.6", "noise", 1.6),
+    # Severities picked for drops of 5 to 30 points (pixels are 0-16), then heavier ones
+    # (reported apart: beyond the issue's range).
+    specs = [("none", "none", 0.0), ("noise sd 0.4", "noise", 0.4), ("noise sd 0.6", "noise", 0.6),
              ("occlusion 2x2", "occlusion", 2), ("occlusion 3x3", "occlusion", 3),
              ("dim x0.5", "dim", 0.5), ("dim x0.4", "dim", 0.4),
-             ("rotation 6 deg", "rotation", 6.0), ("rotation 10 deg", "rotation", 10.0)]
+             ("rotation 3 deg", "rotation", 3.0), ("rotation 6 deg", "rotation", 6.0),
+             ("noise sd 1", "noise", 1.0), ("noise sd 1.6", "noise", 1.6), ("occlusion 4x4", "occlusion", 4),
+             ("dim x0.3", "dim", 0.3), ("rotation 10 deg", "rotation", 10.0)]
     # Label shift: classes 0-4 three times as common; what each class looks like does not change.
     skew = np.where(y < 5, 3.0, 1.0) / np.where(y < 5, 3.0, 1.0).sum()
     specs.append(("label shift: classes 0-4 x3", "labels", 0.0))
@@ -188,16 +205,16 @@ def census(data_dir: Path, n_windows: int, rng: np.random.Generator) -> Labelled
     meta = json.loads((data_dir / "meta.json").read_text())
     x15, y15 = np.load(data_dir / "x_2015.npy"), np.load(data_dir / "y_2015.npy")
     x18, y18 = np.load(data_dir / "x_2018.npy"), np.load(data_dir / "y_2018.npy")
-    order = rng.permutation(len(x15))
+    order = np.random.default_rng(0).permutation(len(x15))  # the same model whatever --windows is
     tr, rf, te = np.split(order, [len(order) // 2, 3 * len(order) // 4])
     cat = np.array(meta["categorical"], dtype=bool)
     clf = HistGradientBoostingClassifier(categorical_features=cat, random_state=0, max_iter=200)
     clf.fit(x15[tr], y15[tr])
     names = meta["features"]
-    age, schl = names.index("AGEP"), names.index("SCHL")
+    age = names.index("AGEP")
     xt, yt = x15[te], y15[te]
-    hard = (xt[:, age] >= 50) & (xt[:, age] <= 70)  # employment hardest to call near retirement
-    specs: list[tuple[str, str, Callable[[], tuple[np.ndarray, np.ndarray]]]] = []
+    near_retirement = (xt[:, age] >= 50) & (xt[:, age] <= 70)  # employment hardest to call there
+    young = (xt[:, age] >= 16) & (xt[:, age] <= 25)  # students, first jobs
 
     def draw(pool_x: np.ndarray, pool_y: np.ndarray) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         return lambda: (lambda i: (pool_x[i], pool_y[i]))(rng.integers(0, len(pool_x), WINDOW))
@@ -213,20 +230,28 @@ def census(data_dir: Path, n_windows: int, rng: np.random.Generator) -> Labelled
         i = rng.choice(len(xt), WINDOW, p=weight / weight.sum())
         return xt[i], yt[i]
 
-    def shuffle_schl(a: np.ndarray) -> np.ndarray:
-        a[:, schl] = rng.permutation(a[:, schl])
-        return a
+    def shuffled(*columns: str) -> Callable[[np.ndarray], np.ndarray]:
+        def fn(a: np.ndarray) -> np.ndarray:
+            for c in columns:
+                a[:, names.index(c)] = rng.permutation(a[:, names.index(c)])
+            return a
+        return fn
 
-    def older(a: np.ndarray) -> np.ndarray:
-        a[:, age] = a[:, age] + 20
-        return a
+    def older(years: float) -> Callable[[np.ndarray], np.ndarray]:
+        def fn(a: np.ndarray) -> np.ndarray:
+            a[:, age] = a[:, age] + years
+            return a
+        return fn
 
-    specs = [
+    # Drops of 5 to 30 points (measured: 7, 12, 7 and 14), then shifts that barely move accuracy.
+    specs: list[tuple[str, str, Callable[[], tuple[np.ndarray, np.ndarray]]]] = [
         ("none (2015 held out)", "none", draw(xt, yt)),
+        ("subpopulation: ages 50-70", "shift", draw(xt[near_retirement], yt[near_retirement])),
+        ("subpopulation: ages 16-25", "shift", draw(xt[young], yt[young])),
+        ("corrupted: relationship and disability shuffled", "shift", corrupt(shuffled("RELP", "DIS"))),
+        ("shifted: age +20 years", "shift", corrupt(older(20))),
         ("2018 (real drift)", "shift", draw(x18, y18)),
-        ("subpopulation: ages 50-70", "shift", draw(xt[hard], yt[hard])),
-        ("corrupted: education shuffled", "shift", corrupt(shuffle_schl)),
-        ("shifted: age +20 years", "shift", corrupt(older)),
+        ("corrupted: education shuffled", "shift", corrupt(shuffled("SCHL"))),
         ("label shift: employed x2", "labels", employed_x2),
     ]
     scenarios = []
@@ -265,8 +290,12 @@ def class_mix_gap(proba: np.ndarray, expected: np.ndarray) -> float:
 
 METHODS = ["constant", "Driftwatch (DoC)", "per-bucket calibration", "ATC", "temperature-scaled DoC",
            "IW (features)", "IW (probabilities)", "mean of IW and DoC", "DoC capped by reference class mix",
-           "DoC capped by reweighted class mix"]
+           "DoC capped by reweighted class mix", "agreement (kNN)", "mean of DoC and agreement (kNN)",
+           "agreement (random forest)", "mean of DoC and agreement (random forest)"]
 """Estimates compared, in table order (NannyML CBPE is added from the peers' venv)."""
+
+TIMED = ["Driftwatch (DoC)", "IW (features)", "IW (probabilities)", "agreement (kNN)", "agreement (random forest)"]
+"""Methods timed per window (as a multiple of DoC's, in the same run)."""
 
 
 def estimates(
@@ -285,15 +314,17 @@ def estimates(
     k = ref_p.shape[1]
     prior = np.bincount(ref_y, minlength=k) / len(ref_y)
     by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns'
-    monitors = class_mix.from_reference(  # the monitor's bound: at most MAX_REFERENCE_ROWS rows
-        Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
-                  probabilities=ref_p.astype(np.float32), labels=ref_y, labelled_features=ref_x.astype(np.float32)),
-        k,
-    )
+    reference = Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
+                          probabilities=ref_p.astype(np.float32), labels=ref_y,
+                          labelled_features=ref_x.astype(np.float32))
+    monitors = class_mix.from_reference(reference, k)  # the monitor's bound: at most MAX_REFERENCE_ROWS rows
     assert monitors is not None
+    surrogate = agreement.from_reference(reference, k)  # the monitor's kNN, on the same rows
+    assert surrogate is not None
+    forest, forest_offset = random_forest(ref_x, ref_p, ref_y)
     by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
     out: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
-    seconds = {"Driftwatch (DoC)": 0.0, "IW (features)": 0.0, "IW (probabilities)": 0.0}
+    seconds = {m: 0.0 for m in TIMED}
     n = 0
     for sc in scenarios:
         cells: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -311,7 +342,13 @@ def estimates(
             ratio_p = by_probabilities.weights(np.log(np.clip(p, 1e-6, 1.0)))
             iw_p = float(ratio_p @ hits / ratio_p.sum())
             t3 = time.perf_counter()
-            for m, spent in zip(seconds, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            predicted_classes = p.argmax(axis=1)
+            knn = surrogate.estimate(x, predicted_classes).value
+            t4 = time.perf_counter()
+            agree = float(np.mean(forest.predict(np.nan_to_num(x)) == predicted_classes))
+            rf = float(np.clip(agree + forest_offset, 0.0, 1.0))
+            t5 = time.perf_counter()
+            for m, spent in zip(TIMED, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 seconds[m] += spent
             ts_conf = softmax(np.log(np.clip(p, 1e-12, 1.0)) / t_scale).max(axis=1).mean()
             predicted = np.bincount(p.argmax(axis=1), minlength=k)
@@ -326,12 +363,33 @@ def estimates(
                 "mean of IW and DoC": (iw + doc) / 2,
                 "DoC capped by reference class mix": min(doc, 1.0 - class_mix_gap(p, prior)),
                 "DoC capped by reweighted class mix": min(doc, monitors.bound(x, predicted)),
+                "agreement (kNN)": knn,
+                "mean of DoC and agreement (kNN)": (doc + knn) / 2,
+                "agreement (random forest)": rf,
+                "mean of DoC and agreement (random forest)": (doc + rf) / 2,
             }
             for m in METHODS:
                 cells[m].append(row[m])
         for m in METHODS:
             out[m].append(np.array(cells[m]))
-    return out, {m: seconds[m] / n for m in ("Driftwatch (DoC)", "IW (features)", "IW (probabilities)")}
+    return out, {m: seconds[m] / n for m in TIMED}
+
+
+def random_forest(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> tuple[Any, float]:
+    """GDE with a stronger surrogate than the monitor's kNN (scikit-learn, which the monitor does
+    not depend on): a random forest on the same labelled reference rows, and the offset
+    accuracy_ref - agreement_ref, the agreement cross-fitted (5 folds)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import cross_val_predict
+
+    rows = np.arange(len(ref_y))
+    if rows.size > class_mix.MAX_REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, class_mix.MAX_REFERENCE_ROWS, replace=False))
+    x, y, served = np.nan_to_num(ref_x[rows]), ref_y[rows], ref_p[rows].argmax(axis=1)
+    forest = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)
+    folds = cross_val_predict(forest, x, y, cv=5)
+    forest.fit(x, y)
+    return forest, float((served == y).mean() - (folds == served).mean())
 
 
 def cbpe(venv: Path, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]) -> list[np.ndarray] | None:
@@ -350,15 +408,31 @@ def cbpe(venv: Path, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scena
     return [values[counts[i] : counts[i + 1]] for i in range(len(scenarios))]
 
 
+DROP_RANGE = (0.05, 0.30)
+"""The issue's range of accuracy drops: a shifted scenario outside it is reported apart."""
+
+KINDS = {"none": "unshifted", "shift": "shifted, drop 5-30 points", "labels": "label shift (accuracy stays)",
+         "outside": "shifted, drop outside 5-30 points"}
+
+
+def grade(sc: Scenario, ref_acc: float) -> str:
+    """The scenario's kind, a shifted one moved to "outside" when its realised mean drop leaves
+    :data:`DROP_RANGE`."""
+    real = np.mean([(p.argmax(axis=1) == y).mean() for p, y in zip(sc.proba, sc.labels, strict=True)])
+    low, high = DROP_RANGE
+    return "outside" if sc.kind == "shift" and not low <= ref_acc - real <= high else sc.kind
+
+
 def report(
-    title: str, scenarios: list[Scenario], est: dict[str, list[np.ndarray]], ref_acc: float
+    title: str, scenarios: list[tuple[int, Scenario]], est: dict[str, list[np.ndarray]], ref_acc: float
 ) -> dict[str, list[float]]:
+    """Print the scenarios' (index, scenario) MAE table; return each method's absolute errors per scenario."""
     methods = list(est)
-    print(f"\n### {title} (reference accuracy {ref_acc:.3f}; MAE per scenario, windows of {WINDOW})\n")
+    print(f"\n#### {title} (reference accuracy {ref_acc:.3f}; MAE per scenario, windows of {WINDOW})\n")
     print("| scenario | realised accuracy | drop | " + " | ".join(methods) + " |")
     print("| --- | ---: | ---: | " + " | ".join("---:" for _ in methods) + " |")
     errors: dict[str, list[float]] = {m: [] for m in methods}
-    for i, sc in enumerate(scenarios):
+    for i, sc in scenarios:
         real = np.array([(p.argmax(axis=1) == y).mean() for p, y in zip(sc.proba, sc.labels, strict=True)])
         cells = []
         for m in methods:
@@ -388,31 +462,41 @@ def main() -> int:
     else:
         print("census skipped: its data loads in the peers' venv (bash benchmarks/peers/setup.sh)")
     print(f"(scenarios built in {time.perf_counter() - t0:.0f} s)")
-    kinds = {"none": "unshifted", "shift": "shifted (accuracy falls)", "labels": "label shift (accuracy stays)"}
-    totals: dict[str, dict[str, list[float]]] = {kind: {} for kind in kinds}
+    totals: dict[str, dict[str, list[float]]] = {kind: {} for kind in KINDS}
     for name, ref_x, ref_p, ref_y, scenarios in sets:
         est, seconds = estimates(ref_x, ref_p, ref_y, scenarios)
         doc_s = seconds["Driftwatch (DoC)"]
-        print(f"\n{name}: seconds per window, as a multiple of DoC's ({doc_s * 1e6:.0f} us): "
-              + ", ".join(f"{m} {s / doc_s:.0f}x" for m, s in seconds.items() if m != "Driftwatch (DoC)"))
+        print(f"\n{name}: seconds per window, as a multiple of DoC's ({doc_s * 1e3:.2f} ms): "
+              + ", ".join(f"{m} {s / doc_s:.0f}x ({s * 1e3:.1f} ms)" for m, s in seconds.items()
+                          if m != "Driftwatch (DoC)"))
         peer = cbpe(args.peers_venv, ref_p, ref_y, scenarios)
         if peer is not None:
             est["NannyML CBPE"] = peer
         ref_acc = float((ref_p.argmax(axis=1) == ref_y).mean())
-        errors = report(name, scenarios, est, ref_acc)
-        for m, errs in errors.items():
-            for kind in kinds:
-                picked = [e for sc, chunk in zip(scenarios, np.array_split(errs, len(scenarios)), strict=True)
-                          if sc.kind == kind for e in chunk]
-                totals[kind].setdefault(m, []).extend(picked)
-    print("\n### Overall MAE (all data sets)\n")
+        kinds = [grade(sc, ref_acc) for sc in scenarios]
+        for sc, kind in zip(scenarios, kinds, strict=True):
+            if kind == "outside" and sc.kind == "shift":
+                print(f"note: {sc.name} leaves the issue's range of drops ({DROP_RANGE[0]:.2f}-{DROP_RANGE[1]:.2f})")
+        inside = [(i, sc) for i, sc in enumerate(scenarios) if kinds[i] != "outside"]
+        outside = [(i, sc) for i, sc in enumerate(scenarios) if kinds[i] == "outside"]
+        for title, picked in ((name, inside), (f"{name}, beyond the issue's range", outside)):
+            if not picked:
+                continue
+            errors = report(title, picked, est, ref_acc)
+            for m, errs in errors.items():
+                chunks = np.array_split(np.array(errs), len(picked))
+                for (i, _), chunk in zip(picked, chunks, strict=True):
+                    totals[kinds[i]].setdefault(m, []).extend(chunk.tolist())
+    print("\n#### Overall MAE (all data sets)\n")
     methods = list(totals["shift"])
     print("| windows | " + " | ".join(methods) + " |")
     print("| --- | " + " | ".join("---:" for _ in methods) + " |")
-    for kind, label in kinds.items():
-        print(f"| {label} | " + " | ".join(f"{np.mean(totals[kind][m]):.3f}" for m in methods) + " |")
+    for kind, label in KINDS.items():
+        if totals[kind]:
+            print(f"| {label} | " + " | ".join(f"{np.mean(totals[kind][m]):.3f}" for m in methods) + " |")
     shift_const = np.mean(totals["shift"]["constant"])
-    print(f"\nGoal: MAE <= 0.03, and <= half the constant baseline's on shifted windows ({shift_const / 2:.3f}).")
+    print(f"\nGoal: MAE <= 0.03, and <= half the constant baseline's on windows whose accuracy drops by "
+          f"5 to 30 points ({shift_const / 2:.3f}).")
     return 0
 
 
