@@ -117,11 +117,14 @@ async def _reported(aredis: aioredis.Redis, keys: Keys, n: int) -> bool:
     return int(await aredis.hlen(keys.drift_reports)) == n
 
 
-async def test_the_estimate_is_capped_where_noisy_predictions_pile_into_few_classes(
+async def test_the_estimate_is_doc_capped_by_each_windows_class_mix_bound(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
     """Noisy digits: the model stays confident (DoC sees little) and sends many rows to a few
-    classes; the class-mix bound of each window's drift report caps the estimate, nearer the truth."""
+    classes. Each window's drift report carries the class-mix bound, the estimate is DoC capped by
+    it, and the bound holds: the noisy windows leave the reference's support, the weights pile
+    onto a few reference rows, and the bound allows for that (RESULTS.md: it used to bite here by
+    the chance mix of those rows, and as wrongly on milder noise)."""
     keys = worker.keys.for_version("1")
     _, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 1.6)
     await eventually(lambda: _reported(aredis, keys, 3))
@@ -138,10 +141,10 @@ async def test_the_estimate_is_capped_where_noisy_predictions_pile_into_few_clas
         assert doc is not None and w.accuracy_bound is not None and w.estimated_accuracy is not None
         assert w.estimated_accuracy == pytest.approx(min(doc.value, w.accuracy_bound))
         realised = float((predicted[rows] == labels[rows]).mean())
-        assert w.accuracy_bound < doc.value  # it bites ...
-        assert abs(w.estimated_accuracy - realised) < abs(doc.value - realised)  # ... toward the truth
+        assert w.accuracy_bound >= realised  # a bound
         assert w.estimated_accuracy_interval is not None
-        assert w.estimated_accuracy_interval[1] == pytest.approx(w.accuracy_bound)
+        capped = doc.capped(w.accuracy_bound)
+        assert w.estimated_accuracy_interval == pytest.approx((capped.low, capped.high))
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(

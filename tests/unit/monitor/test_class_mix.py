@@ -142,3 +142,20 @@ def test_no_bound_without_labelled_rows_features_or_probabilities() -> None:
     assert from_reference(_reference(x, y), 0) is None  # a regressor
     no_probabilities = dataclasses.replace(_reference(x, y), probabilities=np.zeros((50, 0), np.float32))
     assert from_reference(no_probabilities, K) is None
+
+
+def test_a_window_outside_the_references_support_is_not_capped_by_a_handful_of_rows() -> None:
+    """Three nuisance features shift by 3 sd, the model stays right (accuracy 1). The domain
+    classifier separates window from reference, so the weights pile onto the few reference rows
+    with the largest nuisance values: their class mix is chance. The sampling allowance is that of
+    the weights' effective sample size (10-16 rows here), not of the reference's 2,000, so the
+    bound stays near 1 beyond that noise (with the reference's row count it fell to 0.73)."""
+    rng = np.random.default_rng(9)
+    x_ref, y_ref = _sample(rng, 2000, [1 / 3] * 3)
+    bound = ClassMixBound.fit(np.hstack([x_ref, rng.normal(size=(2000, 3))]), y_ref, K)
+    bounds = []
+    for _ in range(10):
+        x, y = _sample(rng, 1000, [1 / 3] * 3)
+        bounds.append(bound.bound(np.hstack([x, rng.normal(3.0, 1.0, (1000, 3))]), _counts(y)))
+    assert np.mean(bounds) >= 0.93
+    assert min(bounds) >= 0.85
