@@ -21,8 +21,11 @@ confidences); temperature scaling and importance weighting of the
 reference's correctness did not beat it either. No confidence-based estimate
 sees a shift that leaves the model confident and wrong (noise, occlusion,
 rotation): see RESULTS.md. :mod:`monitor.class_mix` bounds accuracy from the
-predictions' class mix, which sees some of it; the performance report caps
-DoC by that bound (:meth:`AccuracyEstimate.capped`).
+predictions' class mix; the performance report caps DoC by that bound
+(:meth:`AccuracyEstimate.capped`). Agreement with a kNN surrogate on the
+labelled reference (:mod:`monitor.agreement`) halves DoC's error on windows
+losing 5-30 points (0.039 against 0.077), but needs each row's predicted
+class beside its features, which the window store does not keep.
 
 The interval treats each prediction's correctness as a Bernoulli draw with
 probability ``confidence + offset`` (what DoC assumes) plus the sampling
