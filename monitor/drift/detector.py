@@ -38,6 +38,7 @@ enter it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -702,22 +703,31 @@ class DriftDetector:
         floors: ChunkFloors | None = None,
     ) -> list[FeatureDrift]:
         """One :class:`FeatureDrift` per feature; a p-value not computed is ``None``."""
-        is_ks = ~self.categorical
         floor = floors.features if floors is not None else np.full(self.n_features, np.nan)
-        known = ~np.isnan(tests.pval)
+        # Python lists, read per feature below: indexing numpy arrays element by element cost
+        # more than validating the models (~1.5 ms of a warm window at 256 features).
+        stat = tests.stat.tolist()
+        pval = [None if math.isnan(p) else p for p in tests.pval.tolist()]
+        known = (~np.isnan(tests.pval)).tolist()
+        adj = padj.tolist()
+        effect = [None if math.isnan(e) else e for e in tests.effect.tolist()]
+        floor_l = [None if math.isnan(e) else e for e in floor.tolist()]
+        is_ks = (~self.categorical).tolist()
+        sig = significant.tolist()
+        drift = drifted.tolist()
         return [
             FeatureDrift(
                 name=self.feature_names[f],
                 test="ks" if is_ks[f] else "chi2",
-                statistic=float(tests.stat[f]),
-                p_value=float(tests.pval[f]) if known[f] else None,
-                p_value_adjusted=float(padj[f]) if known[f] else None,
+                statistic=stat[f],
+                p_value=pval[f],
+                p_value_adjusted=adj[f] if known[f] else None,
                 p_value_method=tests.method[f],  # type: ignore[arg-type]
-                effect_size=None if np.isnan(tests.effect[f]) else float(tests.effect[f]),
+                effect_size=effect[f],
                 effect_size_kind="wasserstein_norm" if is_ks[f] else "jensen_shannon",
-                effect_floor=None if np.isnan(floor[f]) else float(floor[f]),
-                significant=bool(significant[f]),
-                drifted=bool(drifted[f]),
+                effect_floor=floor_l[f],
+                significant=sig[f],
+                drifted=drift[f],
                 missing=NO_MISSING,
             )
             for f in range(self.n_features)
