@@ -325,9 +325,6 @@ class MissingKS:
 MERGE_MAX_RATIO = 30
 """Compiled kernels while ``n_reference <= MERGE_MAX_RATIO * n_window`` (see ``use_merge``)."""
 
-CHUNK_W1_MAX = 64
-"""Above this many chunks :meth:`SortedReference.chunk_w1` leaves the chunks to one test each."""
-
 _BLOCK = 512
 
 
@@ -444,12 +441,18 @@ class SortedReference:
             self.std = np.array([float(sd) for _, sd in stats])
         else:
             self.mean, self.std = column_mean_std(self.sorted, axis=1)
-        self.prefix: list[NDArray[np.float64]] | None = None
+        # Prefix sums of the centred sorted rows (F, n + 1), ``wasserstein_prefix`` of each row
+        # (a ragged row's entries past its counts[f] + 1 are never read).
+        self.prefix: NDArray[np.float64] | None = None
         if with_wasserstein:
-            self.prefix = [
-                wasserstein_prefix(self.sorted[f, : self.counts[f]] - self.mean[f])
-                for f in range(self.n_features)
-            ]
+            self.prefix = np.zeros((self.n_features, self.n + 1), dtype=np.float64)
+            if self.ragged:
+                for f in range(self.n_features):
+                    self.prefix[f, : self.counts[f] + 1] = wasserstein_prefix(
+                        self.sorted[f, : self.counts[f]] - self.mean[f]
+                    )
+            else:
+                np.cumsum(self.sorted - self.mean[:, None], axis=1, out=self.prefix[:, 1:])
 
     def sort_window(self, window: ArrayLike) -> NDArray[np.float64]:
         """Validate a (m, F) window and return its columns sorted as (F, m)."""
@@ -505,19 +508,20 @@ class SortedReference:
 
     def chunk_w1(self, size: int) -> NDArray[np.float64] | None:
         """Raw W1 of each chunk of ``size`` consecutive reference rows against the whole
-        reference, (n_chunks, F); the same bits as :meth:`test_window` of each chunk.
+        reference, (n_chunks, F).
 
-        One compiled walk of the sorted reference serves every chunk (see
-        ``_kernels.chunk_w1``). None where it does not apply: without numba
-        or ``with_order``, with missing values, or more than ``CHUNK_W1_MAX``
-        chunks (its cost grows as ``n * n_chunks``, the chunks one by one as
-        ``n_chunks * (n + size)``).
+        One compiled walk of the sorted reference serves every chunk, ``O(n)``
+        per feature whatever the number of chunks (see ``_kernels.chunk_w1``):
+        the prefix-sum form of :func:`~monitor.drift.effect_size.wasserstein_sorted`,
+        equal to testing each chunk as a window to ~1e-13 relative. None where
+        it does not apply: without numba, ``with_order`` or ``with_wasserstein``,
+        with missing values, or with no whole chunk.
         """
         n_chunks = self.n // size
-        if self.order is None or self.ragged or not _kernels.HAVE_NUMBA or not 0 < n_chunks <= CHUNK_W1_MAX:
+        if (self.order is None or self.prefix is None or self.ragged or not _kernels.HAVE_NUMBA
+                or n_chunks < 1):
             return None
-        lcm, a, b = ks_lattice(self.n, size)
-        return _kernels.chunk_w1(self.padded, self.order, size, n_chunks, a, b, self.threads).T / lcm
+        return _kernels.chunk_w1(self.padded, self.prefix, self.mean, self.order, size, n_chunks, self.threads).T
 
     def statistic_h(self, window_sorted: NDArray[np.float64]) -> NDArray[np.int64]:
         """Lattice statistics ``h = D * lcm(n, m)`` for presorted window rows (F, m)."""
