@@ -363,6 +363,26 @@ def _ks_exact_square_py(n: int, h: int) -> float:  # pragma: no cover - compiled
     return 2 * p_out
 
 
+def _diagonal_py(
+    cur: NDArray[np.float64], prev: NDArray[np.float64], jf: NDArray[np.float64], t1: int, end: int, fs: float
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """``cur[j + 1] = (prev[j + 1] (s - j) + prev[j] j) / s`` for ``t1 <= j < end``: one
+    anti-diagonal of :func:`_ks_exact_inside_py`.
+
+    A loop of its own over slices, indexed from 0: LLVM then vectorises it
+    (4 divisions per instruction; written inline, with indices it cannot
+    prove non-negative and ``cur``/``prev`` swapped each diagonal, it stayed
+    scalar). The same operations per cell, so the same bits; 2-3x faster
+    at 10k x 1k and 10k x 10k.
+    """
+    c = cur[t1 + 1 : end + 1]
+    p1 = prev[t1 + 1 : end + 1]
+    p0 = prev[t1:end]
+    jj = jf[t1:end]
+    for k in range(c.shape[0]):
+        c[k] = (p1[k] * (fs - jj[k]) + p0[k] * jj[k]) / fs
+
+
 def _ks_exact_inside_py(m: int, n: int, g: int, h: int) -> float:  # pragma: no cover - compiled by numba
     """``P(D >= h / lcm)`` for unequal sizes, bit-identical to scipy's ``_compute_outer_prob_inside_method``.
 
@@ -414,8 +434,7 @@ def _ks_exact_inside_py(m: int, n: int, g: int, h: int) -> float:  # pragma: no 
         if origin_column:
             end -= 1
         fs = float(s)
-        for j in range(t1, end):
-            cur[j + 1] = (prev[j + 1] * (fs - jf[j]) + prev[j] * jf[j]) / fs
+        _diagonal(cur, prev, jf, t1, end, fs)
         if origin_column:
             cur[s + 1] = 0.0
         seg_old = seg_prev
@@ -538,6 +557,7 @@ def _standardise_t_py(
 
 if _jit is not None and _jit_parallel is not None:
     ks_exact_square: Callable[[int, int], float] = _jit(_ks_exact_square_py)
+    _diagonal: Callable[..., None] = _jit(_diagonal_py)
     ks_exact_inside: Callable[[int, int, int, int], float] = _jit(_ks_exact_inside_py)
     merge_pair: Callable[..., None] = _jit(_merge_pair_py)
     _merge_pair = merge_pair  # the name _ks_w1_py calls, compiled
@@ -549,6 +569,7 @@ if _jit is not None and _jit_parallel is not None:
     slide: Callable[..., int] = _jit(_slide_py)
 else:  # pragma: no cover
     ks_exact_square = _ks_exact_square_py
+    _diagonal = _diagonal_py
     ks_exact_inside = _ks_exact_inside_py
     merge_pair = _merge_pair = _merge_pair_py
     _ks_w1 = _ks_w1_py

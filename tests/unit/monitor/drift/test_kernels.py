@@ -231,7 +231,7 @@ def test_exact_pvalue_kernels_are_scipys_bits() -> None:
                 assert _kernels.ks_exact_square(n, h) == outside_square(n, h)
             else:
                 assert _kernels.ks_exact_inside(n, m, g, h) == inside(n, m, g, h)
-    for n, m, h in [(10_000, 1_000, 300), (999, 1_000, 5_000), (3_000, 2_000, 500)]:
+    for n, m, h in [(10_000, 1_000, 300), (10_000, 1_000, 650), (999, 1_000, 5_000), (3_000, 2_000, 500)]:
         assert _kernels.ks_exact_inside(n, m, math.gcd(n, m), h) == inside(n, m, math.gcd(n, m), h)
     for h in (20, 150):
         assert _kernels.ks_exact_square(2_000, h) == outside_square(2_000, h)
