@@ -247,6 +247,11 @@ class CorrelationReference:
         # never non-zero together) have no null spread to calibrate against: left out.
         self._pairs: NDArray[np.bool_] = np.triu(var > 1e-12, 1)
         self.n_pairs: int = int(self._pairs.sum())
+        # The same pairs as flat indices, and the reference's moments there: a window's
+        # ``moments.take`` reads them in the mask's order (the same bits) ~4x faster than
+        # boolean indexing (~0.6 ms at 256 features, of a ~13 ms warm window).
+        self._pair_index: NDArray[np.intp] = np.flatnonzero(self._pairs)
+        self._ref_pairs: NDArray[np.float64] = self.moments.take(self._pair_index)
         self._draws_cache: dict[int, NDArray[np.float64]] = {}
         self._null: dict[int, NDArray[np.float64]] = {}
         self._shape: dict[int, tuple[float, float, float]] = {}
@@ -281,7 +286,7 @@ class CorrelationReference:
         with _one_blas_thread():
             # zt.T is (m, F') in Fortran order: trans=1 gives zt @ zt.T without a copy.
             moments = blas.dsyrk(1.0 / m, zt.T, trans=1)
-        stat = float(np.sum((moments[self._pairs] - self.moments[self._pairs]) ** 2))
+        stat = float(np.sum((moments.take(self._pair_index) - self._ref_pairs) ** 2))
         return stat, math.sqrt(stat / max(self.n_pairs, 1))
 
     def chunk_statistic(self, start: int, stop: int) -> float:
@@ -290,7 +295,7 @@ class CorrelationReference:
         z = self._z[start:stop]
         with _one_blas_thread():
             moments = blas.dsyrk(1.0 / z.shape[0], z.T)  # z.T is (F', rows) in Fortran order: z.T @ z
-        return float(np.sum((moments[self._pairs] - self.moments[self._pairs]) ** 2))
+        return float(np.sum((moments.take(self._pair_index) - self._ref_pairs) ** 2))
 
     def statistics(self, windows: ArrayLike) -> NDArray[np.float64]:
         """The statistic ``T`` of a stack of windows, shape (k, m, F) -> (k,).
