@@ -3,7 +3,9 @@
 Routes: the default model's reads at the root as with one model (``/drift``,
 ``/performance``, ``/alerts`` ...), the same reads of every watched model under
 ``/models/{model}`` (:data:`monitor.read_deps.MODEL_PREFIX`), and the monitor's
-own (``/overview``, ``/readyz``, the alert rules). The registry's routes
+own (``/overview``, ``/readyz``, the alert rules). With no default model
+(``DRIFTWATCH_NO_DEFAULT_MODEL``) the root's model reads answer 404 saying why
+and what to read instead; the monitor's own routes answer as usual. The registry's routes
 (``GET /models``, ``/models/{name}``, ``PUT``/``DELETE`` of versions) live in
 their own module; the paths here never take those.
 """
@@ -20,14 +22,13 @@ from monitor.alerts.routes import read_router as alerts_read_router
 from monitor.alerts.routes import router as alerts_router
 from monitor.alerts.store import AlertStore
 from monitor.consumer import default_consumer_name
-from monitor.fleet import Fleet
+from monitor.fleet import Fleet, no_default_model
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_deps import MODEL_PREFIX, watched_model
 from monitor.routes import dashboard, drift, health, models, performance
 from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
 from shared.http import service_app
-from shared.keys import Keys
 from shared.openapi import install_openapi
 from shared.redis_pool import redis_client
 from shared.telemetry import METER_NAME, setup_telemetry, shutdown_telemetry
@@ -59,7 +60,9 @@ def install_alert_sources(app: FastAPI, fleet: Fleet, alerts: AlertService) -> N
     async def model_known(model: str) -> bool:
         return model == fleet.default or model in await fleet.registered()
 
-    app.state.alert_store = alerts.store
+    app.state.alert_store = alerts.store if fleet.default is not None else None
+    app.state.alert_rules_store = alerts.store  # rules are shared: with no default model, the rules' own store
+    app.state.no_default_model = (lambda: no_default_model(fleet)) if fleet.default is None else None
     app.state.alert_store_for = store_for
     app.state.alert_feature_names = feature_names
     app.state.alert_model_known = model_known
@@ -90,9 +93,9 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         meter = provider.get_meter(METER_NAME)
         instruments = MonitorInstruments(meter, max_models=settings.metrics_max_models)
         # Every background task here is supervised: a failure is logged, counted, shown in /readyz, restarted.
-        count_failure = TaskFailureCounter(meter, model=settings.model_name)
-        alerts = AlertService.create(client, Keys(settings.model_name), settings.alerts, on_failure=count_failure,
-                                     lease_redis=control)
+        count_failure = TaskFailureCounter(meter, model=settings.default_model)
+        alerts = AlertService(client, settings.alerts, default_model=settings.default_model,
+                              on_failure=count_failure, lease_redis=control)
         if settings.alerts_enabled:
             await alerts.start()
         fleet = Fleet(

@@ -3,6 +3,9 @@
 Which models: every name in ``shared.keys.MODELS_INDEX`` (each registration
 adds its model's name), restricted to ``DRIFTWATCH_MODELS`` when that is set,
 plus the default model (``DRIFTWATCH_MODEL_NAME``), which is always watched.
+With ``DRIFTWATCH_NO_DEFAULT_MODEL`` there is no default model (``driftwatch up
+--ingest-only``: nobody logs a model of the stack's own): only registered models
+are watched, and the unprefixed reads answer 404 (:func:`no_default_model`).
 The index is polled every ``DRIFTWATCH_DISCOVERY_INTERVAL_S`` (and at once
 when a request names a model not watched yet), so a model registered while
 the monitor runs is watched within seconds, without a restart. A model whose
@@ -11,7 +14,7 @@ registry entry is gone, is dropped at the next poll, also without a restart:
 its worker stops (the batch in hand is acked first), its alerts resolve, its
 gauges are no longer exported and its reads answer 404; registered again, it
 is watched again. The default model is never dropped. At most ``DRIFTWATCH_MAX_MODELS`` are
-watched: the default first, then by name; the rest are listed in ``/readyz``
+watched: the default (if any) first, then by name; the rest are listed in ``/readyz``
 (``models_not_watched``) and a warning says so.
 
 Each model gets what one model had before (:func:`monitor.assembly.assemble_monitor`):
@@ -44,8 +47,10 @@ from pydantic import BaseModel, Field
 from monitor.alerts import AlertService
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.monitor_settings import MonitorSettings
+from monitor.read_services import MonitorReadiness
 from shared.keys import MODELS_INDEX
 from shared.log_context import bound_model
+from shared.probes import RedisProbe
 from shared.registry import active_models
 from shared.supervision import TaskSupervisor
 from shared.telemetry.recorders import MonitorInstruments
@@ -104,21 +109,25 @@ class Fleet:
         self.alerts = alerts
         self.count_failure = count_failure
         self.stats_interval_s = stats_interval_s
-        self.default = settings.model_name
+        self.default = settings.default_model
+        # Watched registered or not, never dropped: the default model, if there is one.
+        self.pinned = frozenset([self.default] if self.default is not None else [])
         self.allowed = frozenset(settings.models)
         self.parts: dict[str, MonitorParts] = {}
         # Registered models past DRIFTWATCH_MAX_MODELS, and those a model's parts could not be made for.
         self.not_watched: set[str] = set()
         self.failed: dict[str, str] = {}
         self.supervisor = TaskSupervisor(on_failure=count_failure)
+        self.redis_probe = RedisProbe(self.control_client)  # readiness with no default model
         self._lock = asyncio.Lock()
         # Models watched but not warmed up yet (their detector and calibration built), oldest first.
         self._cold: asyncio.Queue[str] = asyncio.Queue()
 
     # -- models ---------------------------------------------------------------------
     @property
-    def default_parts(self) -> MonitorParts:
-        return self.parts[self.default]
+    def default_parts(self) -> MonitorParts | None:
+        """The default model's parts; None when there is no default model."""
+        return self.parts[self.default] if self.default is not None else None
 
     def get(self, model: str) -> MonitorParts | None:
         return self.parts.get(model)
@@ -134,12 +143,12 @@ class Fleet:
         return self.parts.get(model)
 
     def names(self) -> list[str]:
-        """The watched models: the default first, then by name."""
-        return [self.default, *sorted(n for n in self.parts if n != self.default)]
+        """The watched models: the default (if any) first, then by name."""
+        return [*self.pinned, *sorted(n for n in self.parts if n not in self.pinned)]
 
     def wanted(self, name: str) -> bool:
         """Whether this replica should watch ``name`` (``DRIFTWATCH_MODELS``, the default always)."""
-        return name == self.default or not self.allowed or name in self.allowed
+        return name in self.pinned or not self.allowed or name in self.allowed
 
     def watch(self, name: str) -> MonitorParts | None:
         """Assemble and start ``name``'s parts (None past the cap, or when assembling fails)."""
@@ -205,10 +214,10 @@ class Fleet:
                 for name in sorted(names - {s.keys.model for s in self.alerts.stores()}):
                     await self.alerts.add_model(name)
             active = await active_models(self.client, sorted(names)) if names else set()
-            for name in sorted(set(self.parts) - active - {self.default}):
+            for name in sorted(set(self.parts) - active - self.pinned):
                 await self.unwatch(name)
             self.not_watched &= active
-            self.failed = {n: why for n, why in self.failed.items() if n in active or n == self.default}
+            self.failed = {n: why for n, why in self.failed.items() if n in active or n in self.pinned}
             added = []
             for name in sorted(active):
                 if name not in self.parts and self.wanted(name) and self.watch(name) is not None:
@@ -252,14 +261,19 @@ class Fleet:
         The default model's consumer groups are created first (best effort, within
         ``groups_timeout_s``; its worker retries until Redis answers), so once the app
         answers, that model's streams have their group, as before there were many models.
+        With no default model, registered models alone are watched, from the first discovery.
         """
-        parts = self.watch(self.default)
-        if parts is None:
-            raise RuntimeError(f"cannot watch the default model {self.default!r}: {self.failed.get(self.default)}")
-        try:
-            await asyncio.wait_for(parts.consumer.ensure_groups(), groups_timeout_s)
-        except (TimeoutError, aioredis.RedisError, OSError) as exc:
-            log.warning("monitor: consumer groups of %r not created yet (%s); its worker retries", self.default, exc)
+        if self.default is None:
+            log.info("monitor: no default model (DRIFTWATCH_NO_DEFAULT_MODEL): watching registered models only")
+        else:
+            parts = self.watch(self.default)
+            if parts is None:
+                raise RuntimeError(f"cannot watch the default model {self.default!r}: {self.failed.get(self.default)}")
+            try:
+                await asyncio.wait_for(parts.consumer.ensure_groups(), groups_timeout_s)
+            except (TimeoutError, aioredis.RedisError, OSError) as exc:
+                log.warning("monitor: consumer groups of %r not created yet (%s); its worker retries",
+                            self.default, exc)
         self.supervisor.start(DISCOVERY_TASK, self._discover_forever)
         self.supervisor.start(WARM_TASK, self._warm_forever)
 
@@ -288,6 +302,28 @@ class Fleet:
             )
         return out
 
+    async def readiness(self) -> MonitorReadiness:
+        """Readiness of a monitor with no default model: Redis answers and models are being
+        discovered; the counts are the watched models' sums (one failing model is named in
+        ``failing_models``, not made the replica's failure, as with a default model)."""
+        redis_ok = await self.redis_probe.answers()
+        discovering = self.supervisor.running(DISCOVERY_TASK)
+        stats = [parts.consumer.stats for parts in self.parts.values()]
+        return MonitorReadiness(
+            ready=redis_ok and discovering,
+            redis=redis_ok,
+            worker_running=discovering,
+            worker_error=self.supervisor.last_error,
+            worker_failures=self.supervisor.failures,
+            predictions_processed=sum(s.predictions for s in stats),
+            feedback_processed=sum(s.feedback for s in stats),
+            duplicates_ignored=sum(s.duplicates for s in stats),
+            dead_lettered=sum(s.dead_lettered for s in stats),
+            failed_deliveries=sum(s.failed for s in stats),
+            claimed=sum(s.claimed for s in stats),
+            trimmed_unprocessed=sum(s.trimmed for s in stats),
+        )
+
     def failing(self, now: float | None = None) -> list[str]:
         """Models whose worker is not running, failed in the last minute, or could not be assembled."""
         now = time.time() if now is None else now
@@ -298,6 +334,17 @@ class Fleet:
             if not self.parts[name].worker.running or recent:
                 out.append(name)
         return out
+
+
+def no_default_model(fleet: Fleet) -> str:
+    """Why an unprefixed read (``/drift``, ``/alerts`` ...) of a monitor without a default model
+    is a 404, and what to do instead."""
+    return (
+        "this monitor has no default model (DRIFTWATCH_NO_DEFAULT_MODEL, as driftwatch up --ingest-only"
+        " runs it), so the routes without /models/{name} read no model: use"
+        f" /models/{{name}}/... (watched: {watched_names(fleet) or 'none yet'}), or run the monitor with"
+        " DRIFTWATCH_MODEL_NAME set and DRIFTWATCH_NO_DEFAULT_MODEL unset"
+    )
 
 
 def watched_names(fleet: Fleet, extra: Iterable[str] = ()) -> str:

@@ -1,7 +1,9 @@
 """What the routes read about the whole fleet: readiness with every model, the models' overview.
 
 ``/readyz`` keeps its single-model shape for the default model (ready: Redis
-answers and the default model's worker runs) and adds each watched model
+answers and the default model's worker runs; with no default model: Redis
+answers and model discovery runs, the counts summed over the watched models)
+and adds each watched model
 (``models``), the models failing now (``failing_models``: a worker not
 running or failed in the last minute), and the registered models this
 replica does not watch (past ``DRIFTWATCH_MAX_MODELS``). One model failing
@@ -39,7 +41,8 @@ def api_base(fleet: Fleet, model: str) -> str:
 
 
 async def readiness(fleet: Fleet) -> FleetReadiness:
-    default = await fleet.default_parts.health.readiness()
+    parts = fleet.default_parts
+    default = await parts.health.readiness() if parts is not None else await fleet.readiness()
     return FleetReadiness(
         **default.model_dump(),
         models=fleet.health(),

@@ -163,8 +163,10 @@ class MonitorSettings(ServiceSettings):
     reference: Literal["training", "production"] = Field(default="training", alias="DRIFTWATCH_REFERENCE")
     reference_size: int = Field(default=1_000, ge=2, alias="DRIFTWATCH_REFERENCE_SIZE")
     # Many models (monitor/fleet.py): every model registered in Redis is watched,
-    # plus DRIFTWATCH_MODEL_NAME (the default model, always). DRIFTWATCH_MODELS
-    # (comma-separated) restricts this replica to those names.
+    # plus DRIFTWATCH_MODEL_NAME (the default model, always; none with DRIFTWATCH_NO_DEFAULT_MODEL,
+    # see ``default_model``). DRIFTWATCH_MODELS (comma-separated) restricts this replica to those names.
+    # A flag, not an empty DRIFTWATCH_MODEL_NAME: an empty variable counts as unset here (TelemetrySettings).
+    no_default_model: bool = Field(default=False, alias="DRIFTWATCH_NO_DEFAULT_MODEL")
     models: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="DRIFTWATCH_MODELS")
     # At most this many models per replica (the default model first, then by name); each
     # watched model holds up to 2 Redis connections for its blocking reads.
@@ -191,6 +193,17 @@ class MonitorSettings(ServiceSettings):
                 return orjson.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @property
+    def default_model(self) -> str | None:
+        """The model of the unprefixed reads (``/drift`` ...), watched registered or not; None with
+        ``DRIFTWATCH_NO_DEFAULT_MODEL``: a monitor of registered models only (``driftwatch up
+        --ingest-only``), whose unprefixed reads answer 404 rather than show a model nobody logs.
+
+        >>> MonitorSettings(DRIFTWATCH_NO_DEFAULT_MODEL=True).default_model is None
+        True
+        """
+        return None if self.no_default_model else self.model_name
 
     @property
     def stream_max_connections(self) -> int:

@@ -6,7 +6,8 @@ Depends(get_db)]``): a route names what it reads in its signature, e.g.
 model (:mod:`monitor.fleet`) and kept on ``app.state.fleet``. The same route
 serves the default model at its own path (``/drift``) and any watched model
 under ``/models/{model}`` (``/models/{model}/drift``): the dependencies read
-the model from the path, and a model not watched is a 404 that names it. The
+the model from the path, and a model not watched is a 404 that names it (as is
+the root path of a monitor with no default model, saying what to use). The
 dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its
 thread pool.
 """
@@ -19,7 +20,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 
 from monitor.assembly import MonitorParts
 from monitor.dashboard_reads import DashboardReads
-from monitor.fleet import Fleet, watched_names
+from monitor.fleet import Fleet, no_default_model, watched_names
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_services import HealthReads, PerformanceReads, ReportReads
 
@@ -37,7 +38,10 @@ async def _parts(request: Request) -> MonitorParts:
     fleet = get_fleet(request)
     model = request.path_params.get("model")
     if model is None:
-        return fleet.default_parts
+        default = fleet.default_parts
+        if default is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=no_default_model(fleet))
+        return default
     parts = await fleet.lookup(model)
     if parts is None:
         raise HTTPException(

@@ -1,7 +1,9 @@
 """HTTP API of the alerting part: current alerts, their history, and the rules.
 
 Mounted by the monitor app, which sets ``app.state.alert_store`` (the default
-model's store; ``app.state.api_key`` protects the write endpoints). The read
+model's store; ``app.state.api_key`` protects the write endpoints). A monitor
+with no default model sets ``app.state.alert_rules_store`` for the rules and
+``app.state.no_default_model`` (why the root's alerts are a 404) instead. The read
 routes (:data:`read_router`) are mounted again under ``/models/{model}`` for
 each watched model, with ``app.state.alert_store_for`` giving that model's
 store. Rules are shared by every model (a rule may name one in ``model``);
@@ -28,11 +30,18 @@ from shared.http import JsonBody
 StoreSource = Callable[[str], Awaitable[AlertStore | None]]
 
 
+# Set by the monitor app when it has no default model: the detail of the root's 404.
+NoDefaultModel = Callable[[], str]
+
+
 async def get_alert_store(request: Request) -> AlertStore:
     """The path's model's store under ``/models/{model}``, else the default model's."""
     model = request.path_params.get("model")
     if model is None:
         store: AlertStore | None = getattr(request.app.state, "alert_store", None)
+        why: NoDefaultModel | None = getattr(request.app.state, "no_default_model", None)
+        if store is None and why is not None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=why())
     else:
         source: StoreSource | None = getattr(request.app.state, "alert_store_for", None)
         store = await source(model) if source is not None else None
@@ -44,6 +53,18 @@ async def get_alert_store(request: Request) -> AlertStore:
 
 
 Store = Annotated[AlertStore, Depends(get_alert_store)]
+
+
+async def get_rules_store(request: Request) -> AlertStore:
+    """Where the rules are read and written: the path's model's store under ``/models/{model}``; at
+    the root any store (rules are shared), the rules' own when the monitor has no default model."""
+    rules: AlertStore | None = getattr(request.app.state, "alert_rules_store", None)
+    if rules is not None and request.path_params.get("model") is None:
+        return rules
+    return await get_alert_store(request)
+
+
+Rules = Annotated[AlertStore, Depends(get_rules_store)]
 
 
 async def get_model_scope(request: Request) -> str | None:
@@ -170,14 +191,14 @@ async def alert_history(store: Store, limit: Annotated[int, Query(ge=1, le=1000)
 
 
 @read_router.get("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
-async def list_rules(store: Store, model: ModelScope) -> list[AlertRule]:
+async def list_rules(store: Rules, model: ModelScope) -> list[AlertRule]:
     """Every rule; under ``/models/{model}``, the rules that apply to that model."""
     return await (store.model_rules() if model is not None else store.rules())
 
 
 @write_router.put("/thresholds", response_model=list[AlertRule], response_model_exclude_none=True)
 async def replace_rules(
-    store: Store,
+    store: Rules,
     _: WriteAccess,
     _json: JsonBody,
     features: FeatureNames,
@@ -216,7 +237,7 @@ _NO_RULE: dict[int | str, dict[str, Any]] = {404: {"description": "No rule of th
 @read_router.get(
     "/thresholds/{name}", response_model=AlertRule, response_model_exclude_none=True, responses=_NO_RULE
 )
-async def get_rule(store: Store, model: ModelScope, name: str) -> AlertRule:
+async def get_rule(store: Rules, model: ModelScope, name: str) -> AlertRule:
     rule = await store.get_rule(name)
     if rule is None or (model is not None and not rule.applies_to(model)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")
@@ -230,7 +251,7 @@ async def get_rule(store: Store, model: ModelScope, name: str) -> AlertRule:
     responses={201: {"description": "Created", "model": AlertRule}},
 )
 async def put_rule(
-    store: Store,
+    store: Rules,
     _: WriteAccess,
     _json: JsonBody,
     features: FeatureNames,
@@ -258,7 +279,7 @@ async def put_rule(
 
 
 @write_router.delete("/thresholds/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=_NO_RULE)
-async def delete_rule(store: Store, _: WriteAccess, name: str) -> Response:
+async def delete_rule(store: Rules, _: WriteAccess, name: str) -> Response:
     """Delete one rule; its firing alerts resolve at the next evaluation."""
     if not await store.delete_rule(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no alert rule named {name!r}")

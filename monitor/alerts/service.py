@@ -57,17 +57,20 @@ class AlertService:
         redis: aioredis.Redis,
         settings: AlertSettings,
         *,
-        default_model: str,
+        default_model: str | None,
         client: httpx.AsyncClient | None = None,
         on_failure: FailureListener | None = None,
         lease_redis: aioredis.Redis | None = None,
     ) -> None:
-        """``default_model``: the model of :attr:`store` and of ``evaluate`` without a model;
-        ``lease_redis``: the client of the leader lease (see :class:`Notifier`)."""
+        """``default_model``: the model of :attr:`store` and of ``evaluate`` without a model (None: a
+        monitor of registered models only); ``lease_redis``: the client of the leader lease (see :class:`Notifier`)."""
         self.redis = redis
         self.settings = settings
         self.default_model = default_model
         self._stores: dict[str, AlertStore] = {}
+        # With no default model, the shared rules are read and written through a store of no model,
+        # kept out of :meth:`stores` (no notifications, no history group): only its rule methods are used.
+        self._rules_only = AlertStore(redis, Keys(""), history_maxlen=settings.history_maxlen)
         self._own_client = client is None
         self.client = client or httpx.AsyncClient()
         self.notifier = Notifier(self.stores, settings, self.client, redis, lease_redis=lease_redis)
@@ -88,8 +91,9 @@ class AlertService:
 
     @property
     def store(self) -> AlertStore:
-        """The default model's store (rules are shared: any store reads and writes all of them)."""
-        return self.store_for(self.default_model)
+        """The default model's store (rules are shared: any store reads and writes all of them);
+        with no default model, one for the rules alone."""
+        return self.store_for(self.default_model) if self.default_model is not None else self._rules_only
 
     def store_for(self, model: str) -> AlertStore:
         """The store of one model's alert states and history (made on first use)."""
@@ -137,6 +141,8 @@ class AlertService:
         """Evaluate ``model``'s rules (default: the default model's) on ``snapshot``;
         returns the transitions this call recorded."""
         model = model or self.default_model
+        if model is None:
+            raise ValueError("no model to evaluate: this service has no default model")
         transitions = await self.store_for(model).apply(snapshot)
         with bound_model(model, snapshot.model_version):  # the line names them as every model's line does
             for t in transitions:
@@ -148,7 +154,7 @@ class AlertService:
     async def start(self, *, install_defaults: bool = True) -> None:
         """Install the default rules on a fresh Redis and start the notifier in the background."""
         store = self.store
-        if await store.adopt_model_rules():
+        if self.default_model is not None and await store.adopt_model_rules():
             log.info("alert rules of %s now apply to every model (rules without a 'model')", self.default_model)
         rules = default_rules(per_feature=self.settings.per_feature)
         if install_defaults and await store.ensure_defaults(rules):

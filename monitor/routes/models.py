@@ -242,8 +242,9 @@ def _build(body: bytes, media: str, name: str, version: str) -> tuple[Any, Any]:
 async def list_models(client: Client, settings: Settings, _: ReadAccess) -> ModelList:
     """Every registered model with its versions, their status, windows so far and last report."""
     names = await model_names(client)
-    if settings.model_name not in names:  # registered before the models index existed
-        names.append(settings.model_name)
+    default = settings.default_model
+    if default is not None and default not in names:  # registered before the models index existed
+        names.append(default)
     models = await read_models(client, sorted(names))
     reports = await _last_reports(client, [(m.name, v.version) for m in models for v in m.versions])
     return ModelList(models=[_summary(m, reports, settings) for m in models])

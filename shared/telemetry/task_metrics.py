@@ -27,7 +27,9 @@ class TaskFailureCounter:
     >>> count("monitor-worker", ValueError("bad window"))
     """
 
-    def __init__(self, meter: Meter | None, *, model: str, counter: Counter | None = None) -> None:
+    def __init__(self, meter: Meter | None, *, model: str | None, counter: Counter | None = None) -> None:
+        """``model``: the model of the tasks counted; None for a monitor's own tasks when it has no
+        default model (the failures then carry no ``model``, rather than a model nobody watches)."""
         if counter is None:
             if meter is None:
                 raise TypeError("TaskFailureCounter needs a meter or a counter")
@@ -45,4 +47,5 @@ class TaskFailureCounter:
         return TaskFailureCounter(None, model=model, counter=self._counter)
 
     def __call__(self, task: str, exc: BaseException) -> None:
-        self._counter.add(1, {attr.MODEL: self._model, attr.TASK: task, attr.ERROR_TYPE: type(exc).__name__})
+        model = {attr.MODEL: self._model} if self._model is not None else {}
+        self._counter.add(1, {**model, attr.TASK: task, attr.ERROR_TYPE: type(exc).__name__})

@@ -147,7 +147,8 @@
     const body = $("overview").querySelector("tbody");
     body.replaceChildren();
     $("overview-empty").hidden = overview.models.length > 0;
-    $("overview-empty").textContent = "No model is watched yet: start a model service that registers one.";
+    $("overview-empty").textContent = "No model is watched yet: register one (driftwatch register, or PUT "
+      + "/models/{name}/versions/{version}); it shows here within seconds.";
     for (const m of overview.models) {
       const last = m.last_window === null ? "–" : `#${m.last_window}, ended ${when(m.last_window_end)}`;
       body.append(el("tr", {},
@@ -387,7 +388,8 @@
   // ---------- distribution ----------
   async function selectCell(feature, window) {
     const summary = modelSummary(state.model);
-    const base = summary ? summary.api_base : "";
+    // A model not in the overview (yet) is read under its own prefix: "" is the default model's, if any.
+    const base = summary ? summary.api_base : `/models/${encodeURIComponent(state.model)}`;
     state.selected = { key: `${feature}@${window}`, feature, window };
     state.heatSignature = "";
     if (state.timeline) renderHeatmap(state.timeline);

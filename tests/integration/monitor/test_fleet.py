@@ -325,3 +325,46 @@ async def test_a_removed_model_is_dropped_and_its_reads_are_a_404_naming_why(
         answer = client.get("/models/gone/drift")
         assert answer.status_code == 404 and "every version retired" in answer.json()["detail"]
         assert "gone" not in client.get("/readyz").json()["models"]
+
+
+async def test_with_no_default_model_only_registered_models_are_watched_and_the_root_reads_say_why(
+    aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """``DRIFTWATCH_NO_DEFAULT_MODEL`` (``driftwatch up --ingest-only``): no phantom default model in
+    ``/overview``, ``/readyz`` or ``/models``; the unprefixed reads are a 404 naming the fix."""
+    no_default = settings(redis_url, DRIFTWATCH_NO_DEFAULT_MODEL=True)
+    with TestClient(create_app(no_default, consumer_name="fleet-n")) as client:
+        await eventually(lambda: client.get("/readyz").json()["ready"])
+        ready = client.get("/readyz").json()
+        assert ready["models"] == {} and ready["worker_running"] is True and ready["failing_models"] == []
+        assert client.get("/overview").json()["models"] == []
+        assert "none yet" in client.get("/drift").json()["detail"]
+
+        churn = await register_small(aredis, "churn")
+        await small_traffic(aredis, churn, windows=1, seed=6)
+        await eventually(lambda: window_of(client, "/models/churn/drift") == 0, timeout_s=60)
+        overview = client.get("/overview").json()["models"]
+        assert [(m["name"], m["api_base"]) for m in overview] == [("churn", "/models/churn")]
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and list(ready["models"]) == ["churn"]
+        assert ready["predictions_processed"] == WINDOW  # the watched models' sum
+        assert [m["name"] for m in client.get("/models").json()["models"]] == ["churn"]
+
+        for path in ("/drift", "/drift/history", "/drift/window", "/drift/timeline", "/drift/histograms/0",
+                     "/performance", "/alerts", "/alerts/history"):
+            answer = client.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+            detail = answer.json()["detail"]
+            assert "no default model" in detail and "DRIFTWATCH_NO_DEFAULT_MODEL" in detail, (path, detail)
+            assert "/models/{name}/" in detail and "watched: churn" in detail, (path, detail)
+
+        # The rules are shared, not a model's: the root still lists and writes them.
+        rule = {"metric": "dataset_drift_share", "op": ">", "value": 0.5, "model": "churn"}
+        assert client.put("/alerts/thresholds/ChurnDrift", json=rule).status_code == 201
+        assert "ChurnDrift" in [r["name"] for r in client.get("/alerts/thresholds").json()]
+        assert client.get("/alerts/thresholds/ChurnDrift").json()["model"] == "churn"
+        assert client.get("/models/churn/alerts").status_code == 200
+        assert client.delete("/alerts/thresholds/ChurnDrift").status_code == 204
+    # No key of a model named "" or of DRIFTWATCH_MODEL_NAME's model was written.
+    assert not [k async for k in aredis.scan_iter(match="driftwatch:{}*")]
+    assert not [k async for k in aredis.scan_iter(match=f"driftwatch:{{{DIGITS}}}*")]

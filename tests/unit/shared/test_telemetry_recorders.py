@@ -273,3 +273,14 @@ def test_a_service_without_a_model_of_its_own_exports_nothing_for_a_nameless_mod
     got = _metrics(reader)
     models = {p.attributes["model"] for m in got.values() for p in m.data.data_points if "model" in p.attributes}
     assert models == {"logged"}
+
+
+def test_a_task_failure_of_a_monitor_with_no_default_model_names_no_model() -> None:
+    provider, reader = _provider_and_reader()
+    meter = provider.get_meter("test")
+    count = TaskFailureCounter(meter, model=None)
+    count("model-discovery", ValueError("redis away"))
+    count.for_model("churn")("monitor-worker", ValueError("bad window"))
+    points = _metrics(reader)["driftwatch.task.failures"].data.data_points
+    got = {dict(p.attributes or {})["task"]: dict(p.attributes or {}).get("model") for p in points}
+    assert got == {"model-discovery": None, "monitor-worker": "churn"}
