@@ -136,7 +136,8 @@ def up(
     model_dir: Annotated[Path, typer.Option(help="Model to serve; trained first if missing")] = DEFAULT_MODEL_DIR,
     ingest_only: Annotated[
         bool,
-        typer.Option("--ingest-only", help="Serve no model (no TensorFlow): only log registered models' events"),
+        typer.Option("--ingest-only", help="Serve no model (no TensorFlow): only log registered models' events;"
+                     " the monitor watches those alone (no default model unless DRIFTWATCH_MODEL_NAME names one)"),
     ] = False,
     model_port: int = 8000,
     monitor_port: int = 8001,

@@ -3,7 +3,9 @@
 ``driftwatch up --ingest-only`` runs the same stack with a model service that
 serves no model (no TensorFlow, no training): it only logs the events of
 registered models (``POST /models/{name}/predictions``), for teams that
-bring their own model and the Python client.
+bring their own model and the Python client. Its monitor has no default model
+(``DRIFTWATCH_NO_DEFAULT_MODEL``, unless ``DRIFTWATCH_MODEL_NAME`` names one): it
+watches the registered models alone, rather than a ``digits-mlp`` nobody logs.
 
 Each service is the same command a container runs (``driftwatch serve``,
 ``driftwatch monitor``), so what works here works in compose. Like compose's
@@ -109,6 +111,9 @@ class LocalStack:
             # The default model of the monitor's unprefixed reads is the one this stack serves (a CSV
             # model is not digits-mlp); every registered model is watched either way.
             env["DRIFTWATCH_MODEL_NAME"] = ModelMetadata.load(self.model_dir).name
+        elif not env.get("DRIFTWATCH_MODEL_NAME"):
+            # Nothing is served, so no model is the default: the monitor watches registered models only.
+            env.setdefault("DRIFTWATCH_NO_DEFAULT_MODEL", "true")
         if self.window_size is not None:
             env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
         self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)

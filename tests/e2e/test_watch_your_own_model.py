@@ -4,7 +4,9 @@ Every command is a real process: ``driftwatch up --ingest-only`` (its own redis-
 a model service that only logs, the monitor), ``driftwatch register --monitor-url``, and
 the user's own script (a scikit-learn model, ``driftwatch.Client``). TensorFlow and Keras
 are made unimportable for all of them (a package of that name that raises ImportError comes
-first on their path), so the section works where TensorFlow is not installed.
+first on their path), so the section works where TensorFlow is not installed. The stack
+serves no model, so its monitor has none by default: it lists and logs the registered model
+alone, never a ``digits-mlp`` nobody logs.
 """
 
 from __future__ import annotations
@@ -83,15 +85,19 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
 def test_register_serve_and_log_your_own_model_then_see_its_drift(tmp_path: Path) -> None:
     env = _no_tensorflow(tmp_path)
     model_port, monitor_port = free_port(), free_port()
+    log = (tmp_path / "up.log").open("w")  # the stack's and its services' output
     stack = subprocess.Popen(
         [sys.executable, "-m", "driftwatch.cli", "up", "--ingest-only", "--model-port", str(model_port),
          "--monitor-port", str(monitor_port), "--window-size", str(WINDOW)],
-        env=env, cwd=tmp_path,
+        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     service, monitor = f"http://127.0.0.1:{model_port}", f"http://127.0.0.1:{monitor_port}"
     try:
         wait_for_http(f"{service}/readyz", timeout_s=120, processes=[stack])
         wait_for_http(f"{monitor}/readyz", timeout_s=120, processes=[stack])
+        assert httpx.get(f"{monitor}/overview", timeout=30).json()["models"] == []  # no phantom default model
+        unprefixed = httpx.get(f"{monitor}/drift", timeout=30)
+        assert unprefixed.status_code == 404 and "/models/{name}/" in unprefixed.json()["detail"]
         _run([sys.executable, "-c", textwrap.dedent(WRITE_REFERENCE)], env, tmp_path)
         _run([sys.executable, "-m", "driftwatch.cli", "register", "--name", "churn", "--version", "1",
               "--reference", "reference.csv", "--prediction-column", "prediction",
@@ -112,6 +118,12 @@ def test_register_serve_and_log_your_own_model_then_see_its_drift(tmp_path: Path
         assert "income" in moved["drifted_features"]  # type: ignore[operator]
         latest = httpx.get(f"{monitor}/models/churn/drift", timeout=30).json()
         assert latest["window"] == moved["window"] and latest["model"] == "churn"
+        assert [m["name"] for m in httpx.get(f"{monitor}/overview", timeout=30).json()["models"]] == ["churn"]
+        assert list(httpx.get(f"{monitor}/readyz", timeout=30).json()["models"]) == ["churn"]
     finally:
         stack.send_signal(signal.SIGINT)
-        assert stack.wait(timeout=60) == 0
+        code = stack.wait(timeout=60)
+        log.close()
+    printed = (tmp_path / "up.log").read_text()
+    assert code == 0, printed[-3000:]
+    assert "watching model 'churn' (1 watched)" in printed and "digits-mlp" not in printed, printed[-3000:]
