@@ -143,7 +143,8 @@ def test_every_setting_in_the_manifests_is_documented() -> None:
 
 def test_the_kserve_example_logs_to_the_ingest_only_model_service() -> None:
     """The InferenceService's logger URL reaches the rendered model service's /kserve, on a port
-    its Service exposes, and that model service serves no model and leaves /kserve without the key."""
+    its Service exposes, and that model service serves no model and leaves /kserve without the key;
+    the monitor has no default model."""
     from urllib.parse import urlsplit
 
     objects = render("kserve")
@@ -161,3 +162,6 @@ def test_the_kserve_example_logs_to_the_ingest_only_model_service() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["DRIFTWATCH_PROTECT_KSERVE"] == "false"
     assert "http" in {p["name"] for p in container["ports"]}
+    # No model of its own, so the monitor has no default model to list beside the registered ones.
+    monitor = containers(by_kind(objects, "Deployment")["driftwatch-monitor"])[0]
+    assert {e["name"]: e.get("value") for e in monitor["env"]}["DRIFTWATCH_NO_DEFAULT_MODEL"] == "true"
