@@ -42,6 +42,7 @@ from monitor.drift.sliding import SlidingKS
 from monitor.histograms import FeatureBins, HistogramStore
 from monitor.model_kinds import detector_metadata, detector_reference
 from monitor.monitor_settings import MonitorSettings
+from monitor.window_state import split_window_rows
 from monitor.windows import WindowMode, WindowPolicy, WindowStore
 from shared.events import FLOAT
 from shared.keys import Keys
@@ -238,8 +239,9 @@ class ModelCatalog:
         if n_rows >= self.reference.size:
             return False  # complete: later windows are tested
         classes = json.dumps({k.decode(): int(v) for k, v in class_counts.items()})
+        features = split_window_rows(rows, metadata.n_features)[0]  # without the rows' classes
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, str(window), b"".join(rows))
+            pipe.hsetnx(key, str(window), features.tobytes())
             pipe.hsetnx(key, f"{window}:classes", classes)
             await pipe.execute()
         return True
@@ -273,7 +275,8 @@ class _SlidingState:
     version: str
     last: int
     sliding: SlidingKS | None
-    steps: deque[tuple[np.ndarray, np.ndarray]] = field(default_factory=deque)  # (rows, classes)
+    # (rows, classes, whether classes[i] is row i's: rows filed before they carried it are not)
+    steps: deque[tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=deque)
 
 
 class DriftReporter:
@@ -518,10 +521,10 @@ class DriftReporter:
         if incremental:
             assert state is not None and state.sliding is not None
             ((rows, new_classes, _),) = await self.store(version).read([window])
-            new = _decode_rows(rows, metadata.n_features)
+            step = _decode_step(rows, new_classes, metadata.n_features)
             state.steps.popleft()
-            state.steps.append((new, _decode_classes(new_classes)))
-            await asyncio.to_thread(state.sliding.step, detector.numeric_columns(new))
+            state.steps.append(step)
+            await asyncio.to_thread(state.sliding.step, detector.numeric_columns(step[0]))
             self.incremental_steps += 1
             return state
         read = await self.store(version).read_unreported(window, members)
@@ -531,7 +534,7 @@ class DriftReporter:
             read = [r for r in read if r[0]]  # slots without predictions
         elif any(not r for r, _, _ in read):  # a member's rows are gone: reported already
             return None
-        steps = deque((_decode_rows(r, metadata.n_features), _decode_classes(c)) for r, c, _ in read)
+        steps = deque(_decode_step(r, c, metadata.n_features) for r, c, _ in read)
         sliding = None
         if policy.mode == "sliding" and len(members) == policy.span:
             sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
@@ -549,8 +552,15 @@ class DriftReporter:
                 await pipe.execute()
 
 
-def _decode_rows(rows: list[bytes], n_features: int) -> np.ndarray:
-    return np.frombuffer(b"".join(rows), dtype=FLOAT).reshape(len(rows), n_features)
+def _decode_step(
+    rows: list[bytes], counts: dict[bytes, bytes], n_features: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """An ingest window's features and predicted classes, and whether the classes are its rows'
+    (rows filed by an older monitor carry none: the class counts give the same mix, unpaired)."""
+    features, classes = split_window_rows(rows, n_features)
+    if classes is not None:
+        return features, classes, True
+    return features, _decode_classes(counts), False
 
 
 def _decode_classes(counts: dict[bytes, bytes]) -> np.ndarray:

@@ -47,6 +47,11 @@ Count windows depend on the ingest counter, which the script advances: the
 call carries the counter value it expects and the windows that value leads
 to, and a replica that lost the race to another gets the new value back and
 retries (:meth:`WindowState.ingest_predictions`).
+
+A window keeps each event's row (:func:`window_rows`: its features and, as one
+more float32 column, its predicted class) until its drift report is stored;
+the report's label-free estimate pairs the two (:mod:`monitor.agreement`). The
+class column costs 4 bytes a row held, and no Lua: rows are opaque to it.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 
 from monitor.windows import INDEX_KEEP, NO_WINDOW, CountWindowBounds, WindowPolicy
-from shared.events import NOT_CARRIED, FeedbackBatch, PredictionBatch
+from shared.events import FLOAT, NOT_CARRIED, FeedbackBatch, PredictionBatch
 from shared.ids import MAX_EVENT_MS, prediction_id_bytes, prediction_times_ms
 from shared.keys import Keys
 from shared.model_metadata import LabelJoin
@@ -105,6 +110,7 @@ assert MAX_EVENT_MS + TS_OFFSET < 10**TS_WIDTH
 CLASS_WIDTH, CLASS_OFFSET = 6, 100_000
 CONF_WIDTH, CONF_OFFSET = 3, 100
 POS_WIDTH, POS_OFFSET = 6, 100_000
+ROW_CLASS_BYTES = FLOAT.itemsize  # a window row's last column: its predicted class (window_rows)
 
 Column = npt.NDArray[np.int64]
 V = TypeVar("V", str, bytes)
@@ -228,6 +234,53 @@ def confidence_buckets(probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np
     return np.minimum((top * CONFIDENCE_BUCKETS).astype(np.int64), CONFIDENCE_BUCKETS - 1)
 
 
+def window_rows(raw_features: Sequence[bytes], classes: Column) -> bytes:
+    """The rows a window keeps, one per event: its features' float32 bytes as the stream carried
+    them, then its predicted class as one more float32 (exact below 2**24; classes stop below
+    10**CLASS_WIDTH - CLASS_OFFSET). The Lua slices them by width and stores them opaque; the
+    drift report splits them again (:func:`split_window_rows`), so the label-free estimate can pair
+    each row's features with its class (:mod:`monitor.agreement`). Vectorised: one copy of the
+    batch, as the join of the features alone was.
+
+    >>> x = np.array([[1.5, 2.0], [3.0, np.nan]], dtype=np.float32)
+    >>> batch = window_rows([r.tobytes() for r in x], np.array([4, 7]))
+    >>> features, cls = split_window_rows([batch[:12], batch[12:]], 2)  # as the Lua slices them
+    >>> features.tolist()[0], cls.tolist()
+    ([1.5, 2.0], [4, 7])
+    """
+    n = len(raw_features)
+    if n == 0 or len(classes) != n or len(set(map(len, raw_features))) != 1:  # map/set: C loops
+        raise ValueError("raw features must be one row of one width per class")
+    joined = b"".join(raw_features)
+    packed_rows = np.empty((n, len(joined) // n + ROW_CLASS_BYTES), dtype=np.uint8)
+    packed_rows[:, :-ROW_CLASS_BYTES] = np.frombuffer(joined, dtype=np.uint8).reshape(n, -1)
+    packed_rows[:, -ROW_CLASS_BYTES:] = classes.astype(FLOAT).view(np.uint8).reshape(n, ROW_CLASS_BYTES)
+    return packed_rows.tobytes()
+
+
+def split_window_rows(
+    rows: Sequence[bytes], n_features: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64] | None]:
+    """A window's stored rows as (features, each row's predicted class). Rows filed by a monitor
+    older than :func:`window_rows` hold the features alone: then the classes are None (the
+    window's class counts still give its class mix). Raises ValueError for rows of another width
+    (they do not fit the version's metadata)."""
+    if not rows:
+        return np.zeros((0, n_features), dtype=FLOAT), np.zeros(0, dtype=np.int64)
+    plain, with_class = n_features * FLOAT.itemsize, n_features * FLOAT.itemsize + ROW_CLASS_BYTES
+    widths = set(map(len, rows))  # map/set: C loops
+    joined = b"".join(rows)
+    if widths == {with_class}:
+        matrix = np.frombuffer(joined, dtype=FLOAT).reshape(len(rows), n_features + 1)
+        return matrix[:, :n_features], matrix[:, n_features].astype(np.int64)
+    if widths == {plain}:
+        return np.frombuffer(joined, dtype=FLOAT).reshape(len(rows), n_features), None
+    if widths == {plain, with_class}:  # filed across an upgrade: the features of each
+        features = b"".join(r[:plain] for r in rows)
+        return np.frombuffer(features, dtype=FLOAT).reshape(len(rows), n_features), None
+    raise ValueError(f"window rows of {sorted(widths)} bytes do not hold {n_features} float32 features")
+
+
 def delay_bucket_bounds_s(bucket: int) -> tuple[float, float]:
     """The delay range (seconds) of a label-delay bucket, as the Lua counts it."""
     return 2 ** (bucket / 4) - 1, 2 ** ((bucket + 1) / 4) - 1
@@ -339,7 +392,7 @@ class WindowState:
             packed(batch.classes, CLASS_OFFSET, CLASS_WIDTH),
             packed(confidence_buckets(batch.probabilities), CONF_OFFSET, CONF_WIDTH),
             version,
-            b"".join(raw_features),
+            window_rows(raw_features, batch.classes),
             *(("", "") if ack is None else (ack[1], b",".join(ack[2]))),
             JOIN_CLASS_RADIX, ordinal, JOIN_SERIES_RADIX,
         ]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 
-from monitor.window_state import WindowState
+from monitor.window_state import WindowState, split_window_rows
 from monitor.windows import WindowPolicy
 from shared.events import decode_predictions, encode_predictions
 from shared.ids import new_prediction_ids
@@ -40,9 +40,11 @@ async def test_one_script_stores_state_and_acks(aredis: aioredis.Redis) -> None:
     assert await aredis.hget(v2.window_meta(0), "model_version") == b"2"
     meta = await aredis.hgetall(v1.window_meta(0))
     assert int(meta[b"first_ts"]) == now and int(meta[b"last_ts"]) == now
-    rows = await aredis.lrange(v1.window_rows(0), 0, -1)
-    np.testing.assert_array_equal(np.frombuffer(b"".join(rows), dtype=np.float32).reshape(n - 1, 4), x[:-1])
-    assert await aredis.lrange(v2.window_rows(0), 0, -1) == [x[-1].tobytes()]
+    # Each row: its features, then its predicted class (what the agreement estimate pairs).
+    features, classes = split_window_rows(await aredis.lrange(v1.window_rows(0), 0, -1), 4)
+    np.testing.assert_array_equal(features, x[:-1])
+    assert classes is not None and classes.tolist() == [1, 2, 2, 3, 3]
+    assert await aredis.lrange(v2.window_rows(0), 0, -1) == [x[-1].tobytes() + np.float32(3).tobytes()]
 
     again = await state.ingest_predictions(batch, [f[b"x"] for _, f in read], ack)  # a redelivery
     assert again.new == 0 and int(await aredis.get(v1.ingested)) == n - 1 and int(await aredis.get(v2.ingested)) == 1

@@ -69,7 +69,8 @@ def test_columns_are_fixed_width_with_their_offsets() -> None:
     assert classes == b"100000100007100012" and CLASS_OFFSET == 100_000
     assert confidence == b"155" * 3 and CONF_OFFSET == 100  # top probability 0.55 -> bucket 55
     assert versions == "1"  # the one version of the call: its series
-    assert rows == b"\0" * 48
+    # each row: its features' bytes as given, then its predicted class as one more float32
+    assert rows == b"".join(b"\0" * 16 + np.float32(c).tobytes() for c in (0, 7, 12))
     assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX, 3, JOIN_SERIES_RADIX]
     k, s1 = Keys("m"), Keys("m", "1")
     bucket = T0 // JOIN_BUCKET_MS
