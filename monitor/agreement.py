@@ -30,10 +30,12 @@ measures it against DoC and the peers (RESULTS.md: mean error 0.039 on
 windows losing 5-30 points, DoC 0.077, NannyML CBPE 0.075; 17-28 ms a
 window of 1,000 on 359 to 2,000 reference rows).
 
-Not yet the monitor's estimate: it pairs each row's features with its
-predicted class, and a window's store keeps its rows and only the counts of
-its classes (``ingest_predictions.lua``), so the drift report, which reads
-the rows, cannot pair them.
+The monitor's estimate where it applies: each stored window row carries its
+predicted class (``monitor.window_state.window_rows``), the drift report
+pairs them (:func:`window_estimate`) and stores the estimate, and
+``/performance`` shows it with ``estimate_method: "agreement"``; elsewhere
+(no probabilities or no labelled reference features, sliding windows, rows
+filed before they carried their class) DoC capped by the class-mix bound.
 
 Examples
 --------
@@ -69,6 +71,10 @@ NEIGHBOURS = 5
 
 _Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 _BLOCK = 512  # window rows per distance block: (512 x 2,000) float64 is 8 MB
+
+MAX_WINDOW_ROWS = 10_000
+"""Rows of a window the monitor's estimate reads at most (a seeded sample past it): the cost grows
+with window x reference rows (17-28 ms for 1,000 x 359-2,000), and a time window can hold many more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +195,20 @@ def from_reference(reference: Reference, n_classes: int) -> Surrogate | None:
     if rows.size > MAX_REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
     return Surrogate.fit(x[rows], y[rows], served[rows], n_classes)
+
+
+def window_estimate(
+    surrogate: Surrogate | None, features: npt.NDArray[np.floating], classes: npt.NDArray[np.int64], seed: int,
+    max_rows: int = MAX_WINDOW_ROWS,
+) -> AccuracyEstimate | None:
+    """A window's estimate as the drift report makes it: None without a surrogate, rows, or with a
+    class the model does not know; on a sample of at most ``max_rows`` rows drawn with ``seed`` (the
+    window's index: a retry or another replica draws the same), whose size the interval then uses."""
+    if surrogate is None or classes.size != len(features) or classes.size == 0:
+        return None
+    if classes.min() < 0 or classes.max() >= surrogate.n_classes:
+        return None
+    if classes.size > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(classes.size, max_rows, replace=False))
+        features, classes = features[rows], classes[rows]
+    return surrogate.estimate(features, classes)

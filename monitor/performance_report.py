@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,9 @@ class LabelDelay(BaseModel):
     p95_s: float | None
 
 
+EstimateMethod = Literal["agreement", "doc", "doc-capped"]
+
+
 class WindowPerformance(BaseModel):
     window: int
     predictions: int
@@ -46,13 +50,20 @@ class WindowPerformance(BaseModel):
     label_coverage: float | None
     accuracy: float | None = Field(description="Realised, on the labels received so far")
     estimated_accuracy: float | None = Field(
-        description="Label-free: the reference accuracy moved by the change in mean confidence (DoC), at "
-        "most accuracy_bound. Read it while labels are missing"
+        description="Label-free, by estimate_method: the reference accuracy moved by the change in the served "
+        "model's agreement with a nearest-neighbour vote on the labelled reference (agreement), else by "
+        "the change in mean confidence (DoC), at most accuracy_bound. Read it while labels are missing"
     )
     estimated_accuracy_interval: tuple[float, float] | None = Field(
         default=None,
-        description="95% interval of the estimate: outcome and calibration sampling error only, not the bias "
-        "of a shift that changes accuracy at a given confidence; capped by accuracy_bound, it ends there",
+        description="95% interval of the estimate: sampling error only (of the window, and of the reference's "
+        "calibration), not the bias of a shift the method does not see; DoC capped by accuracy_bound ends there",
+    )
+    estimate_method: EstimateMethod | None = Field(
+        default=None,
+        description='How estimated_accuracy was made: "agreement" (monitor/agreement.py: a count or time '
+        "window whose drift report has it, for a model with probabilities and a labelled reference with "
+        'features), "doc" (difference of confidences) or "doc-capped" (DoC, lowered to accuracy_bound)',
     )
     accuracy_bound: float | None = Field(
         default=None,
@@ -147,16 +158,52 @@ def label_delay(raw: dict[bytes, bytes]) -> LabelDelay:
     return LabelDelay(count=int(total), median_s=quantile(0.5), p95_s=quantile(0.95))
 
 
-def accuracy_bound(report_json: bytes | None, window: int) -> float | None:
-    """The class-mix accuracy bound of an ingest window's own drift report: in count windows a
-    report covers one ingest window; a sliding or time window's spans several, and is not used."""
+def _own_report(report_json: bytes | None, window: int) -> dict[str, Any] | None:
+    """An ingest window's own drift report: in count and time windows a report covers one ingest
+    window; a sliding window's spans several, and is not used."""
     if not report_json:
         return None
-    report = orjson.loads(report_json)
+    report: dict[str, Any] = orjson.loads(report_json)
     if report.get("window") != window or report.get("window_first", window) != window:
         return None
-    bound = report.get("accuracy_bound")
+    return report
+
+
+def accuracy_bound(report_json: bytes | None, window: int) -> float | None:
+    """The class-mix accuracy bound of an ingest window's own drift report."""
+    return _bound(_own_report(report_json, window))
+
+
+def _bound(report: dict[str, Any] | None) -> float | None:
+    bound = report.get("accuracy_bound") if report else None
     return float(bound) if bound is not None else None
+
+
+def _agreement(report: dict[str, Any] | None) -> AccuracyEstimate | None:
+    """A report's agreement estimate (None in reports stored before it, or of windows whose rows
+    did not carry their class)."""
+    if not report or report.get("agreement_accuracy") is None or not report.get("agreement_interval"):
+        return None
+    low, high = report["agreement_interval"]
+    return AccuracyEstimate(float(report["agreement_accuracy"]), float(low), float(high))
+
+
+def window_estimate(
+    report_json: bytes | None, window: int, calibration: AccuracyEstimator | None, confidence: dict[bytes, bytes]
+) -> tuple[AccuracyEstimate | None, EstimateMethod | None, float | None]:
+    """A window's label-free estimate, its method and the class-mix bound: agreement where the
+    window's own drift report has it (it halves DoC's error on windows losing 5-30 points,
+    benchmarks/RESULTS.md), else DoC from the confidence histogram, capped by the bound."""
+    report = _own_report(report_json, window)
+    bound = _bound(report)
+    agreed = _agreement(report)
+    if agreed is not None:
+        return agreed, "agreement", bound
+    doc = calibration.estimate(histogram_from_hash(confidence)) if calibration else None
+    if doc is None:
+        return None, None, bound
+    capped = doc.capped(bound)
+    return capped, "doc" if capped is doc else "doc-capped", bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +290,7 @@ async def performance_report(
             confusion_raw, classes_raw, delay_raw, confidence_raw, report_raw = raw[5 * i : 5 * i + 5]
             m = confusion_from_hash(confusion_raw, n_classes)
             predictions = sum(int(v) for v in classes_raw.values())
-            bound = accuracy_bound(report_raw, w)
-            estimate: AccuracyEstimate | None = (
-                calibration.estimate(histogram_from_hash(confidence_raw)) if calibration else None
-            )
-            estimate = estimate.capped(bound) if estimate else None
+            estimate, method, bound = window_estimate(report_raw, w, calibration, confidence_raw)
             per_window.append(
                 WindowPerformance(
                     window=w,
@@ -257,6 +300,7 @@ async def performance_report(
                     accuracy=accuracy(m),
                     estimated_accuracy=estimate.value if estimate else None,
                     estimated_accuracy_interval=(estimate.low, estimate.high) if estimate else None,
+                    estimate_method=method,
                     accuracy_bound=bound,
                     label_delay=label_delay(delay_raw),
                     classes=class_metrics(m, class_names),

@@ -35,7 +35,8 @@ from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from monitor import class_mix
+from monitor import agreement, class_mix
+from monitor.agreement import Surrogate
 from monitor.class_mix import ClassMixBound
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
 from monitor.drift.sliding import SlidingKS
@@ -85,6 +86,12 @@ class WindowDriftReport(DriftReport):
     accuracy_bound: float | None = None
     """Upper bound on the window's accuracy from its predicted class mix against the mix its
     features imply (:mod:`monitor.class_mix`); None without a labelled reference with features."""
+    agreement_accuracy: float | None = None
+    """Label-free accuracy from the served model's agreement with a kNN vote on the labelled
+    reference (:mod:`monitor.agreement`), for a window of one ingest window whose rows carry their
+    predicted class; None otherwise (the performance report then falls back to DoC)."""
+    agreement_interval: tuple[float, float] | None = None
+    """95% interval of ``agreement_accuracy`` (sampling of the window and the reference)."""
 
 
 class ReportPage(BaseModel):
@@ -147,6 +154,8 @@ class ModelCatalog:
         self._metadata: dict[str, ModelMetadata] = {}
         # The class-mix accuracy bound per version (None: its reference cannot give one).
         self.class_mix: dict[str, ClassMixBound | None] = {}
+        # The agreement surrogate per version (None: its reference cannot give one).
+        self.agreement: dict[str, Surrogate | None] = {}
         # Production references: the ingest windows they were built from.
         self.reference_windows: dict[str, set[int]] = {}
 
@@ -171,6 +180,9 @@ class ModelCatalog:
             metadata = self._metadata[version] = detector_metadata(registered_metadata)
             self.class_mix[version] = await asyncio.to_thread(
                 class_mix.from_reference, training, registered_metadata.n_classes
+            )
+            self.agreement[version] = await asyncio.to_thread(
+                agreement.from_reference, training, registered_metadata.n_classes
             )
             classes: np.ndarray | None
             if self.reference.source == "production":
@@ -414,6 +426,10 @@ class DriftReporter:
             result = await asyncio.to_thread(detector.test, features, classes)
         counts = await asyncio.to_thread(self.catalog.bins[version].counts, features)
         accuracy_bound = await asyncio.to_thread(self._accuracy_bound, version, features, classes)
+        estimate = None
+        if first == window and all(aligned for _, _, aligned in state.steps):
+            estimate = await asyncio.to_thread(
+                agreement.window_estimate, self.catalog.agreement.get(version), features, classes, window)
         state.last = window
         if policy.mode == "sliding":
             self._sliding[version] = state
@@ -437,6 +453,8 @@ class DriftReporter:
             min_window_size=detector.config.min_window_size,
             reference_source=self.catalog.reference.source,
             accuracy_bound=accuracy_bound,
+            agreement_accuracy=estimate.value if estimate else None,
+            agreement_interval=(estimate.low, estimate.high) if estimate else None,
         )
         # Histograms first: once the report is visible, so are they (a retry rewrites the same counts).
         await self.histograms.store(window, version, self.catalog.bins[version], counts)

@@ -470,7 +470,8 @@
     if (!w) { box.append(el("p", { class: "muted", text: "No window yet." })); return; }
     const interval = w.estimated_accuracy_interval
       ? ` (95% interval ${pct(w.estimated_accuracy_interval[0])}–${pct(w.estimated_accuracy_interval[1])})` : "";
-    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, estimated ${pct(w.estimated_accuracy)}${interval}.`;
+    const method = w.estimate_method ? ` by ${w.estimate_method}` : "";
+    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, estimated ${pct(w.estimated_accuracy)}${method}${interval}.`;
     box.append(el("p", { class: "small", text: caption }));
     if (!w.labelled) { box.append(el("p", { class: "muted", text: "No labels for this window yet: the matrix fills as feedback arrives." })); return; }
     const names = w.classes.map((c) => c.class_name);

@@ -3,15 +3,18 @@ the label-free estimate on a real model, and key names that agree with shared.ke
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
 from model_service.runtime import LiteRTModel
+from monitor import agreement
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import CalibrationCatalog
 from monitor.monitor_settings import MonitorSettings
@@ -20,6 +23,8 @@ from monitor.window_state import CONFIDENCE_BUCKETS, DEFAULT_JOIN_SHARDS, JOIN_B
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import CONSUMER_GROUP, Keys
+from shared.model_metadata import ModelMetadata, Reference
+from shared.registry import register_model
 from tests.integration.monitor.helpers import eventually, register
 
 WINDOW = 120
@@ -117,34 +122,112 @@ async def _reported(aredis: aioredis.Redis, keys: Keys, n: int) -> bool:
     return int(await aredis.hlen(keys.drift_reports)) == n
 
 
-async def test_the_estimate_is_doc_capped_by_each_windows_class_mix_bound(
+def noisy_holdout(model_dir: Path, noise_sd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The held-out digits as publish_real_predictions noises them: features, probabilities, labels."""
+    with np.load(model_dir / "holdout.npz") as holdout:
+        x, y = holdout["features"].astype(np.float32), holdout["labels"]
+    x = np.clip(x + np.random.default_rng(0).normal(0, noise_sd, x.shape), 0, 16).astype(np.float32)
+    return x, LiteRTModel(model_dir).predict_proba(x), y
+
+
+async def test_noisy_windows_get_the_agreement_estimate_with_its_interval(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
-    """Noisy digits: the model stays confident (DoC sees little) and sends many rows to a few
-    classes. Each window's drift report carries the class-mix bound, the estimate is DoC capped by
-    it, and the bound holds: the noisy windows leave the reference's support, the weights pile
-    onto a few reference rows, and the bound allows for that (RESULTS.md: it used to bite here by
-    the chance mix of those rows, and as wrongly on milder noise)."""
+    """Pixel noise (sd 0.6) drops accuracy ~20 points and leaves the model confident. Each count
+    window's drift report pairs its rows' features with their predicted classes (the class rides
+    in each stored row) and carries the agreement estimate; /performance shows it, its interval
+    and its method. It is exactly the surrogate's on those rows (so each row met its own class),
+    and nearer the realised accuracy than DoC capped by the class-mix bound, the estimate before."""
     keys = worker.keys.for_version("1")
-    _, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 1.6)
+    _, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 0.6)
     await eventually(lambda: _reported(aredis, keys, 3))
     calibration = await CalibrationCatalog(aredis, keys).get("1")
     assert calibration is not None
     report = await performance_report(aredis, keys, CLASSES, worker.window_index, calibration=calibration)
-    with np.load(model_dir / "holdout.npz") as holdout:
-        x = holdout["features"].astype(np.float32)
-    probs = LiteRTModel(model_dir).predict_proba(
-        np.clip(x + np.random.default_rng(0).normal(0, 1.6, x.shape), 0, 16).astype(np.float32))
+    x, probs, _ = noisy_holdout(model_dir, 0.6)
+    surrogate = agreement.from_reference(Reference.load(model_dir), len(CLASSES))
+    assert surrogate is not None
+    realised, estimated, doc_capped = [], [], []
+    for w in report.windows:
+        rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
+        expected = surrogate.estimate(x[rows], predicted[rows])
+        assert w.estimate_method == "agreement"
+        assert w.estimated_accuracy == pytest.approx(expected.value)
+        assert w.estimated_accuracy_interval == pytest.approx((expected.low, expected.high))
+        low, high = w.estimated_accuracy_interval
+        assert low < w.estimated_accuracy < high and high - low < 0.3
+        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
+        assert doc is not None
+        realised.append(float((predicted[rows] == labels[rows]).mean()))
+        estimated.append(w.estimated_accuracy)
+        doc_capped.append(doc.capped(w.accuracy_bound).value)
+    assert 0.05 < 0.967 - np.mean(realised) < 0.30  # in issue 13's range (unshifted: 0.967)
+    error = np.mean(np.abs(np.array(estimated) - realised))
+    assert error < 0.06
+    assert error < np.mean(np.abs(np.array(doc_capped) - realised))
+
+
+async def test_a_report_without_agreement_keeps_doc_capped_by_the_class_mix_bound(
+    worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
+) -> None:
+    """Reports stored before agreement (or of windows whose rows carry no class) have none: the
+    estimate is then DoC capped by each window's class-mix bound, and says so. Noisy digits: the
+    model stays confident (DoC sees little) and sends many rows to a few classes; the bound holds:
+    the noisy windows leave the reference's support, the weights pile onto a few reference rows,
+    and the bound allows for that (RESULTS.md: it used to bite here by the chance mix of those
+    rows, and as wrongly on milder noise)."""
+    keys = worker.keys.for_version("1")
+    _, predicted, labels = await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 1.6)
+    await eventually(lambda: _reported(aredis, keys, 3))
+    for window, stored in (await aredis.hgetall(keys.drift_reports)).items():  # as an older monitor wrote it
+        older = {k: v for k, v in orjson.loads(stored).items() if not k.startswith("agreement_")}
+        await aredis.hset(keys.drift_reports, window, orjson.dumps(older))
+    calibration = await CalibrationCatalog(aredis, keys).get("1")
+    assert calibration is not None
+    report = await performance_report(aredis, keys, CLASSES, worker.window_index, calibration=calibration)
+    _, probs, _ = noisy_holdout(model_dir, 1.6)
     for w in report.windows:
         rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
         doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
         assert doc is not None and w.accuracy_bound is not None and w.estimated_accuracy is not None
         assert w.estimated_accuracy == pytest.approx(min(doc.value, w.accuracy_bound))
+        assert w.estimate_method == ("doc-capped" if w.accuracy_bound < doc.value else "doc")
         realised = float((predicted[rows] == labels[rows]).mean())
         assert w.accuracy_bound >= realised  # a bound
         assert w.estimated_accuracy_interval is not None
         capped = doc.capped(w.accuracy_bound)
         assert w.estimated_accuracy_interval == pytest.approx((capped.low, capped.high))
+
+
+async def test_a_model_without_a_labelled_reference_keeps_doc(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path
+) -> None:
+    """A reference without the labelled rows' features (written before them) gives no surrogate and
+    no class-mix bound: the noisy windows' reports carry no agreement, and the estimate is DoC."""
+    metadata = ModelMetadata.load(model_dir)
+    reference = dataclasses.replace(Reference.load(model_dir), labelled_features=np.zeros((0, 0), np.float32))
+    keys = Keys(metadata.name, metadata.version)
+    await register_model(aredis, keys, metadata, reference)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = assemble_monitor(settings=settings, client=aredis, consumer_name="perf-test-unlabelled")
+    monitor.start()
+    try:
+        await publish_real_predictions(aredis, keys, model_dir, int(time.time() * 1000), 0.6)
+        await eventually(lambda: _reported(aredis, keys, 3))
+    finally:
+        await monitor.stop()
+    stored = [orjson.loads(r) for r in (await aredis.hgetall(keys.drift_reports)).values()]
+    assert all(r["agreement_accuracy"] is None and r["accuracy_bound"] is None for r in stored)
+    calibration = await CalibrationCatalog(aredis, keys).get("1")
+    assert calibration is not None
+    report = await performance_report(aredis, keys, CLASSES, monitor.window_index, calibration=calibration)
+    _, probs, _ = noisy_holdout(model_dir, 0.6)
+    for w in report.windows:
+        rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
+        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
+        assert doc is not None and w.estimate_method == "doc"
+        assert w.estimated_accuracy == pytest.approx(doc.value)
+        assert w.estimated_accuracy_interval == pytest.approx((doc.low, doc.high))
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from monitor.agreement import NEIGHBOURS, Surrogate, from_reference
+from monitor.agreement import NEIGHBOURS, Surrogate, from_reference, window_estimate
 from shared.model_metadata import Reference
 
 K = 3
@@ -120,3 +120,19 @@ def test_bad_input_is_refused() -> None:
         surrogate.predict(np.zeros((10, 3)))
     with pytest.raises(ValueError):
         surrogate.agreement(x, y[:-1])
+
+
+def test_the_monitors_estimate_samples_a_large_window_and_needs_known_classes() -> None:
+    rng = np.random.default_rng(1)
+    y_ref = rng.integers(0, 2, 400)
+    surrogate = Surrogate.fit(rng.normal(3.0 * y_ref[:, None], 1.0, (400, 2)), y_ref, y_ref, 2)
+    y = rng.integers(0, 2, 300)
+    x = rng.normal(3.0 * y[:, None], 1.0, (300, 2))
+    whole = window_estimate(surrogate, x, y, seed=5)
+    assert whole == surrogate.estimate(x, y)
+    sampled = window_estimate(surrogate, x, y, seed=5, max_rows=100)
+    rows = np.sort(np.random.default_rng(5).choice(300, 100, replace=False))
+    assert sampled == surrogate.estimate(x[rows], y[rows])
+    assert sampled is not None and whole is not None and sampled.high - sampled.low > whole.high - whole.low
+    assert window_estimate(surrogate, x, np.where(y == 1, 2, y), seed=5) is None  # class 2 unknown
+    assert window_estimate(None, x, y, seed=5) is None

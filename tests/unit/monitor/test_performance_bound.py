@@ -1,9 +1,11 @@
-"""Which drift reports' class-mix bound the performance report takes for an ingest window."""
+"""Which drift reports' class-mix bound and agreement estimate the performance report takes for an
+ingest window, and which estimate it shows."""
 
 import orjson
 import pytest
 
-from monitor.performance_report import accuracy_bound
+from monitor.estimate import AccuracyEstimator
+from monitor.performance_report import accuracy_bound, window_estimate
 
 
 @pytest.mark.parametrize(
@@ -24,3 +26,32 @@ def test_only_a_report_of_exactly_that_window_gives_its_bound(
 
 def test_no_report_yet_gives_no_bound() -> None:
     assert accuracy_bound(None, 3) is None
+
+
+CALIBRATION = AccuracyEstimator(reference_accuracy=0.9, reference_confidence=0.9, reference_size=1_000)
+CONFIDENT = {b"94": b"100"}  # 100 predictions at 0.945 confidence: DoC 0.945
+
+
+@pytest.mark.parametrize(
+    ("report", "method", "value"),
+    [
+        ({"window": 4, "window_first": 4, "agreement_accuracy": 0.6, "agreement_interval": [0.55, 0.65],
+          "accuracy_bound": 0.8}, "agreement", 0.6),  # agreement, whatever the bound
+        ({"window": 4, "window_first": 2, "agreement_accuracy": 0.6, "agreement_interval": [0.55, 0.65]},
+         "doc", 0.945),  # a sliding report spans several ingest windows: not this one's
+        ({"window": 4, "window_first": 4, "accuracy_bound": 0.8}, "doc-capped", 0.8),  # stored before agreement
+        ({"window": 4, "window_first": 4, "agreement_accuracy": None, "agreement_interval": None,
+          "accuracy_bound": 0.99}, "doc", 0.945),  # no surrogate; the bound does not bite
+    ],
+)
+def test_the_estimate_is_agreement_where_the_windows_report_has_it_else_doc(
+    report: dict[str, object], method: str, value: float
+) -> None:
+    estimate, used, _ = window_estimate(orjson.dumps(report), 4, CALIBRATION, CONFIDENT)
+    assert used == method and estimate is not None and estimate.value == pytest.approx(value)
+    if method == "agreement":
+        assert (estimate.low, estimate.high) == (0.55, 0.65)
+
+
+def test_no_probabilities_and_no_agreement_give_no_estimate() -> None:
+    assert window_estimate(None, 4, None, {})[:2] == (None, None)
