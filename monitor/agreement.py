@@ -34,8 +34,9 @@ The monitor's estimate where it applies: each stored window row carries its
 predicted class (``monitor.window_state.window_rows``), the drift report
 pairs them (:func:`window_estimate`) and stores the estimate, and
 ``/performance`` shows it with ``estimate_method: "agreement"``; elsewhere
-(no probabilities or no labelled reference features, sliding windows, rows
-filed before they carried their class) DoC capped by the class-mix bound.
+(no labelled reference features, sliding windows, rows filed before they
+carried their class) DoC capped by the class-mix bound. It reads no
+probabilities: a classifier that logs none gets it too (and no DoC).
 
 Examples
 --------
@@ -177,24 +178,42 @@ def _standardise(
     return np.asarray(np.where(np.isfinite(z), z, 0.0))
 
 
+def _labelled(reference: Reference, n_classes: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """The served model's class on each labelled reference row, and the rows a surrogate can use
+    (a true class in ``[0, n_classes)``); None where it cannot be fitted: a regressor (no classes),
+    no labels, no labelled rows' features, or no served class on them."""
+    x, y = reference.labelled_features, reference.labels
+    if n_classes < 2 or y.ndim != 1 or x.ndim != 2 or x.shape[0] != y.shape[0]:
+        return None
+    served = reference.predicted_classes  # what the model logs, with or without probabilities
+    if served.shape != y.shape:
+        probabilities = reference.probabilities  # a reference whose prediction is its argmax alone
+        if probabilities.ndim != 2 or probabilities.shape != (y.shape[0], n_classes):
+            return None
+        served = probabilities.argmax(axis=1)
+    rows = np.flatnonzero((y >= 0) & (y < n_classes))
+    return (served, rows) if rows.size > NEIGHBOURS else None
+
+
+def applies(reference: Reference, n_classes: int) -> bool:
+    """Whether :func:`from_reference` gives a surrogate, without fitting it (what the performance
+    report's ``estimate_unavailable`` says for a model without probabilities)."""
+    return _labelled(reference, n_classes) is not None
+
+
 def from_reference(reference: Reference, n_classes: int) -> Surrogate | None:
     """The surrogate of a registered classifier's reference: its labelled rows' features, true
-    classes and the served model's classes (its probabilities' argmax, which are of the labelled
-    rows), at most :data:`monitor.class_mix.MAX_REFERENCE_ROWS` of them
-    (the same seeded sample as the class-mix bound's). None without probabilities, labels or the
+    classes and the served model's classes (``predicted_classes``: a model that logs no
+    probabilities has them too), at most :data:`monitor.class_mix.MAX_REFERENCE_ROWS` rows (the
+    same seeded sample as the class-mix bound's). None for a regressor, or without labels or the
     labelled rows' features."""
-    x, y, probabilities = reference.labelled_features, reference.labels, reference.probabilities
-    if n_classes < 2 or probabilities.ndim != 2 or probabilities.shape[1] == 0:
+    labelled = _labelled(reference, n_classes)
+    if labelled is None:
         return None
-    if y.ndim != 1 or x.ndim != 2 or not x.shape[0] == y.shape[0] == probabilities.shape[0]:
-        return None
-    served = probabilities.argmax(axis=1)
-    rows = np.flatnonzero((y >= 0) & (y < n_classes))
-    if rows.size <= NEIGHBOURS:
-        return None
+    served, rows = labelled
     if rows.size > MAX_REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
-    return Surrogate.fit(x[rows], y[rows], served[rows], n_classes)
+    return Surrogate.fit(reference.labelled_features[rows], reference.labels[rows], served[rows], n_classes)
 
 
 def window_estimate(

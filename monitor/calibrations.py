@@ -4,6 +4,10 @@ A model that gives no probabilities (K = 0, see CONTRACTS.md) has no
 confidence to calibrate: its versions get no estimator, and
 :meth:`CalibrationCatalog.unavailable` says why, so the performance report
 can say "unavailable: no probabilities" instead of leaving the reader to guess.
+Agreement (:mod:`monitor.agreement`) needs no probabilities, only the served
+classes and the labelled reference rows' features: a classifier that has them
+still gets an estimate on its count and time windows, and the reason names
+each method (:data:`AGREEMENT_ONLY`, :data:`NEITHER_METHOD`).
 
 The fit uses the reference rows that carry a true label: a registered
 reference marks a row without one as -1 (``driftwatch register`` with a
@@ -16,11 +20,17 @@ from __future__ import annotations
 import numpy as np
 import redis.asyncio as aioredis
 
+from monitor import agreement
 from monitor.estimate import NO_PROBABILITIES, AccuracyEstimator
 from shared.keys import Keys
+from shared.model_metadata import Reference
 from shared.registry import read_registered_model
 
 NO_REFERENCE_LABELS = "unavailable: the reference has no true labels"
+AGREEMENT_ONLY = "doc unavailable: no probabilities; agreement estimates count and time windows, not sliding ones"
+"""A classifier without probabilities whose reference gives the agreement surrogate."""
+NEITHER_METHOD = "unavailable: no probabilities (doc), no labelled reference rows with features (agreement)"
+"""A classifier without probabilities whose reference gives no surrogate either."""
 
 
 class CalibrationCatalog:
@@ -36,9 +46,9 @@ class CalibrationCatalog:
             registered = await read_registered_model(self.client, self.keys, version)
             if registered is None:
                 return None
-            _, reference = registered
+            metadata, reference = registered
             if reference.probabilities.ndim != 2 or reference.probabilities.shape[1] == 0:
-                self._unavailable[version] = NO_PROBABILITIES
+                self._unavailable[version] = without_probabilities(metadata.n_classes, reference)
                 return None
             probabilities, labels = reference.probabilities, reference.labels
             labelled = labels >= 0 if labels.shape == (len(probabilities),) else np.zeros(len(probabilities), bool)
@@ -52,3 +62,11 @@ class CalibrationCatalog:
     def unavailable(self, version: str) -> str | None:
         """Why the version has no label-free estimate (after :meth:`get`), or None."""
         return self._unavailable.get(version)
+
+
+def without_probabilities(n_classes: int, reference: Reference) -> str:
+    """What a version without probabilities gets: no DoC, and agreement where its reference gives
+    the surrogate; a regressor (no classes) no accuracy estimate at all, as the words have said."""
+    if n_classes == 0:
+        return NO_PROBABILITIES
+    return AGREEMENT_ONLY if agreement.applies(reference, n_classes) else NEITHER_METHOD

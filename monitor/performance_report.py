@@ -62,8 +62,9 @@ class WindowPerformance(BaseModel):
     estimate_method: EstimateMethod | None = Field(
         default=None,
         description='How estimated_accuracy was made: "agreement" (monitor/agreement.py: a count or time '
-        "window whose drift report has it, for a model with probabilities and a labelled reference with "
-        'features), "doc" (difference of confidences) or "doc-capped" (DoC, lowered to accuracy_bound)',
+        "window whose drift report has it, for a classifier whose reference has labelled rows with features, "
+        'with or without probabilities), "doc" (difference of confidences) or "doc-capped" (DoC, lowered to '
+        "accuracy_bound); both DoC methods need probabilities",
     )
     accuracy_bound: float | None = Field(
         default=None,
@@ -99,8 +100,11 @@ class PerformanceReport(BaseModel):
     reference_accuracy: float | None = Field(description="Accuracy on the held-out reference at training")
     estimate_unavailable: str | None = Field(
         default=None,
-        description='Why windows have no label-free estimate, e.g. "unavailable: no probabilities" for a '
-        "model that logs none",
+        description="Why windows have no label-free estimate, by method: a classifier that logs no "
+        'probabilities has no DoC ("doc unavailable: no probabilities; agreement estimates count and time '
+        'windows, not sliding ones", or "unavailable: no probabilities (doc), no labelled reference rows with '
+        'features (agreement)" where its reference gives no surrogate either); a regressor: "unavailable: no '
+        'probabilities"',
     )
     classes: list[ClassMetrics]
     confusion_matrix: list[list[int]] = Field(description="Rows: true class; columns: predicted class")

@@ -12,8 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitor.assembly import MonitorParts, assemble_monitor
-from monitor.calibrations import CalibrationCatalog
-from monitor.estimate import NO_PROBABILITIES
+from monitor.calibrations import NEITHER_METHOD, CalibrationCatalog
 from monitor.histograms import HistogramStore
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report
@@ -104,13 +103,14 @@ async def test_predictions_without_probabilities_keep_no_confidence_and_say_why(
 
     calibrations = CalibrationCatalog(aredis, keys)
     assert await calibrations.get("1") is None
-    assert calibrations.unavailable("1") == NO_PROBABILITIES
+    assert calibrations.unavailable("1") == NEITHER_METHOD  # no labelled rows' features: no agreement either
 
     report = await performance_report(
         aredis, keys, metadata.class_names, WindowIndex(aredis, keys, policy), calibration=None, model_version="1",
         estimate_unavailable=calibrations.unavailable("1"),
     )
-    assert report.estimate_unavailable == "unavailable: no probabilities"
+    assert report.estimate_unavailable == "unavailable: no probabilities (doc), no labelled reference rows with " \
+        "features (agreement)"
     assert report.predictions == n and all(w.estimated_accuracy is None for w in report.windows)
 
 
@@ -146,7 +146,7 @@ async def test_a_model_without_probabilities_through_the_worker(aredis: aioredis
         assert not await aredis.exists(keys.window_confidence(report.window))
         performance = await monitor.performance.report(10)
         assert performance is not None and performance.predictions == 100
-        assert performance.estimate_unavailable == NO_PROBABILITIES
+        assert performance.estimate_unavailable == NEITHER_METHOD
         assert all(w.estimated_accuracy is None for w in performance.windows)
     finally:
         await monitor.stop()

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from model_service.runtime import LiteRTModel
 from monitor import agreement
 from monitor.assembly import MonitorParts, assemble_monitor
-from monitor.calibrations import CalibrationCatalog
+from monitor.calibrations import AGREEMENT_ONLY, CalibrationCatalog
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report, performance_totals
 from monitor.window_state import CONFIDENCE_BUCKETS, DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, confidence_buckets, join_slots
@@ -228,6 +228,49 @@ async def test_a_model_without_a_labelled_reference_keeps_doc(
         assert doc is not None and w.estimate_method == "doc"
         assert w.estimated_accuracy == pytest.approx(doc.value)
         assert w.estimated_accuracy_interval == pytest.approx((doc.low, doc.high))
+
+
+async def test_a_classifier_without_probabilities_gets_agreement_and_says_it_has_no_doc(
+    aredis: aioredis.Redis, redis_url: str, model_dir: Path
+) -> None:
+    """A model that logs no probabilities (K = 0) has no confidence for DoC, but agreement reads only
+    each row's predicted class and the reference's labelled rows with their served classes: the
+    noisy windows get it through the real monitor, exactly the surrogate's on their rows, and
+    /performance names the method and says which one is unavailable and why."""
+    metadata = ModelMetadata.load(model_dir).model_copy(update={"has_probabilities": False})
+    full = Reference.load(model_dir)
+    reference = dataclasses.replace(full, probabilities=np.zeros((len(full.predicted_classes), 0), np.float32))
+    keys = Keys(metadata.name, metadata.version)
+    await register_model(aredis, keys, metadata, reference)
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_WINDOW_SIZE=WINDOW, DRIFTWATCH_READ_BLOCK_MS=50)
+    monitor = assemble_monitor(settings=settings, client=aredis, consumer_name="perf-test-no-probabilities")
+    monitor.start()
+    try:
+        x, probs, labels = noisy_holdout(model_dir, 0.6)
+        predicted = probs.argmax(axis=1)
+        async with aredis.pipeline(transaction=False) as pipe:
+            for entry in encode_predictions(new_prediction_ids(len(x)), int(time.time() * 1000), keys.model, "1", x,
+                                            predicted, np.zeros((len(x), 0), np.float32)):
+                pipe.xadd(keys.predictions, entry)
+            await pipe.execute()
+        await eventually(lambda: _reported(aredis, keys, 3))
+        report = await monitor.performance.report(10)
+    finally:
+        await monitor.stop()
+    assert report is not None and report.estimate_unavailable == AGREEMENT_ONLY
+    surrogate = agreement.from_reference(reference, len(CLASSES))
+    assert surrogate is not None
+    realised = []
+    assert [w.window for w in report.windows] == [2, 1, 0]
+    for w in report.windows:
+        rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
+        expected = surrogate.estimate(x[rows], predicted[rows])
+        assert w.estimate_method == "agreement"
+        assert w.estimated_accuracy == pytest.approx(expected.value)
+        assert w.estimated_accuracy_interval == pytest.approx((expected.low, expected.high))
+        realised.append(float((predicted[rows] == labels[rows]).mean()))
+    estimated = [w.estimated_accuracy for w in report.windows]
+    assert np.mean(np.abs(np.array(estimated) - realised)) < 0.06  # as with probabilities (the test above)
 
 
 async def test_every_key_the_scripts_write_is_named_in_shared_keys(

@@ -1,9 +1,11 @@
 """Accuracy from agreement with a kNN surrogate: known answers on simulated windows (seeded)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from monitor.agreement import NEIGHBOURS, Surrogate, from_reference, window_estimate
+from monitor.agreement import NEIGHBOURS, Surrogate, applies, from_reference, window_estimate
 from shared.model_metadata import Reference
 
 K = 3
@@ -91,21 +93,31 @@ def test_missing_values_vote_at_the_reference_mean() -> None:
     assert 0.0 <= surrogate.estimate(x, np.zeros(100, dtype=np.int64)).value <= 1.0
 
 
-def test_from_reference_needs_probabilities_labels_and_their_features() -> None:
+def test_from_reference_needs_labels_their_features_and_served_classes_not_probabilities() -> None:
     rng = np.random.default_rng(5)
     x, y = _sample(rng, 400)
-    proba = np.eye(K, dtype=np.float32)[y]
-    full = Reference(features=x.astype(np.float32), predicted_classes=y, probabilities=proba, labels=y,
+    served = np.where(rng.uniform(size=400) < 0.1, (y + 1) % K, y)  # the model is right on ~90%
+    proba = np.eye(K, dtype=np.float32)[served]
+    full = Reference(features=x.astype(np.float32), predicted_classes=served, probabilities=proba, labels=y,
                      labelled_features=x.astype(np.float32))
     surrogate = from_reference(full, K)
-    assert surrogate is not None and surrogate.reference_accuracy == 1.0
-    no_labels = Reference(features=x.astype(np.float32), predicted_classes=y, probabilities=proba,
+    assert surrogate is not None and surrogate.reference_accuracy == float((served == y).mean()) and applies(full, K)
+    no_labels = Reference(features=x.astype(np.float32), predicted_classes=served, probabilities=proba,
                           labels=np.zeros(0, np.int64))
-    assert from_reference(no_labels, K) is None
-    no_probabilities = Reference(features=x.astype(np.float32), predicted_classes=y,
-                                 probabilities=np.zeros((400, 0), np.float32), labels=y,
-                                 labelled_features=x.astype(np.float32))
-    assert from_reference(no_probabilities, K) is None
+    assert from_reference(no_labels, K) is None and not applies(no_labels, K)
+    # A model that logs no probabilities: its served classes are all agreement needs.
+    no_probabilities = dataclasses.replace(full, probabilities=np.zeros((400, 0), np.float32))
+    without = from_reference(no_probabilities, K)
+    assert without is not None and applies(no_probabilities, K)
+    assert without.reference_agreement == surrogate.reference_agreement
+    assert without.estimate(x, served) == surrogate.estimate(x, served)
+    # A regressor (no classes; its predictions are values): no surrogate, no accuracy estimate.
+    regressor = Reference(features=x.astype(np.float32), predicted_classes=np.zeros(0, np.int64),
+                          probabilities=np.zeros((400, 0), np.float32), labels=y,
+                          predicted_values=rng.normal(size=400).astype(np.float32),
+                          labelled_features=x.astype(np.float32))
+    assert from_reference(regressor, 0) is None and not applies(regressor, 0)
+    assert from_reference(regressor, K) is None  # no served class on the labelled rows either
 
 
 def test_bad_input_is_refused() -> None:
