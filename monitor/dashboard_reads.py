@@ -21,6 +21,7 @@ from monitor.alerts.instances import AlertStatus
 from monitor.alerts.store import AlertStore
 from monitor.drift.report import Status
 from monitor.histograms import HistogramStore, WindowHistograms
+from monitor.performance_report import EstimateMethod
 from monitor.read_services import PerformanceReads, ReportReads
 from monitor.stream_health import StreamHealth
 
@@ -64,6 +65,8 @@ class TimelineWindow(BaseModel):
     accuracy: float | None = None
     estimated_accuracy: float | None = None
     estimated_accuracy_interval: tuple[float, float] | None = None
+    estimate_method: EstimateMethod | None = Field(
+        default=None, description="How estimated_accuracy was made, as /performance says (agreement, doc, doc-capped)")
     label_coverage: float | None = None
     effect_size: list[float | None] = Field(description="Per feature, in `features` order (rounded to 4 digits)")
     drifted: list[int] = Field(description="Indexes into `features` of the features that drifted")
@@ -123,6 +126,7 @@ class DashboardReads:
                 accuracy=p.accuracy if p else None,
                 estimated_accuracy=_round(p.estimated_accuracy) if p else None,
                 estimated_accuracy_interval=p.estimated_accuracy_interval if p else None,
+                estimate_method=p.estimate_method if p else None,
                 multivariate_drift=r.multivariate_drift.drifted if r.multivariate_drift else None,
                 label_coverage=p.label_coverage if p else None,
                 effect_size=[_round(r.features[position[n]].effect_size) if n in position else None for n in names],

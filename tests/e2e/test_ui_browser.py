@@ -103,6 +103,16 @@ def test_after_covariate_shift_the_page_marks_exactly_the_shifted_features(
 
     wait_until(lambda: "Window #" in browser.find_element(By.ID, "confusion").text, what="the confusion matrix")
     assert browser.find_elements(By.CSS_SELECTOR, "#confusion table.confusion td.diag")
+    # The estimate names its method: the digits reference has labelled rows with features, so each
+    # reported count window's estimate is agreement (monitor/agreement.py), in the newest window's
+    # caption (/performance) and in each window's line of the timeline (/drift/timeline).
+    own = httpx.get(f"{stack.monitor_url}/performance?windows=1").json()["windows"][0]
+    assert own["window"] == report["window"] and own["estimate_method"] == "agreement"
+    caption = f"estimated {100 * own['estimated_accuracy']:.1f}% by agreement (95% interval"
+    wait_until(lambda: caption in browser.find_element(By.ID, "confusion").text, what="the caption naming the method")
+    lines = wait_until(lambda: [li.get_attribute("textContent") for li in
+                                browser.find_elements(By.CSS_SELECTOR, "#timeline-text li")], what="the timeline text")
+    assert lines and all(" by agreement, label coverage" in line for line in lines), lines
     assert browser.find_elements(By.CSS_SELECTOR, "#rules tbody tr")
     (ARTIFACTS / "ui").mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui" / "model-page.png"))

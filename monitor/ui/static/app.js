@@ -231,7 +231,8 @@
     text.replaceChildren(...ws.slice(-10).map((w) => el("li", {
       text: `Window ${w.window}: ${w.status}, ${pct(w.drifted_share)} of features drifted`
         + `${w.multivariate_drift ? ", joint (multivariate) drift" : ""}, accuracy ${pct(w.accuracy)}, `
-        + `estimated ${pct(w.estimated_accuracy)}, label coverage ${pct(w.label_coverage)}`,
+        + `estimated ${pct(w.estimated_accuracy)}${w.estimate_method ? ` by ${w.estimate_method}` : ""}, `
+        + `label coverage ${pct(w.label_coverage)}`,
     })));
   }
 

@@ -119,6 +119,13 @@ def test_timeline_carries_each_windows_effect_sizes_and_drifted_features(
         joint = report.get("multivariate_drift")
         assert point["multivariate_drift"] == (joint["drifted"] if joint else None)
     assert timeline["windows"][1]["drifted"] == [SHIFTED]
+    # Each window's estimate comes with its method, as /performance gives both (the UI names it).
+    performance = {w["window"]: w for w in client.get("/performance").json()["windows"]}
+    for point in timeline["windows"]:
+        own = performance[point["window"]]
+        assert point["estimate_method"] == own["estimate_method"] == "agreement"
+        assert point["estimated_accuracy"] == pytest.approx(own["estimated_accuracy"], rel=1e-3)
+        assert point["estimated_accuracy_interval"] == own["estimated_accuracy_interval"]
 
 
 def test_overview_lists_the_model_with_its_last_window(monitor: tuple[TestClient, np.ndarray]) -> None:
