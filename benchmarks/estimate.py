@@ -51,7 +51,8 @@ and labels (for digits, the features are re-read from the trainer's split:
   5-nearest-neighbour vote's among the labelled reference rows (the
   monitor's, numpy, at most ``MAX_REFERENCE_ROWS`` rows), and the same with a
   random forest (scikit-learn, cross-fitted offset), each alone and averaged
-  with DoC;
+  with DoC; and refinements of the kNN agreement: capped by the class-mix
+  bound (as DoC is), 3 or 10 neighbours, votes weighing 1/distance (k=5, 10);
 - NannyML CBPE (every class's probability, peers' venv, same windows).
 
 Prints the mean absolute error per scenario and overall, on unshifted,
@@ -291,8 +292,14 @@ def class_mix_gap(proba: np.ndarray, expected: np.ndarray) -> float:
 METHODS = ["constant", "Driftwatch (DoC)", "per-bucket calibration", "ATC", "temperature-scaled DoC",
            "IW (features)", "IW (probabilities)", "mean of IW and DoC", "DoC capped by reference class mix",
            "DoC capped by reweighted class mix", "agreement (kNN)", "mean of DoC and agreement (kNN)",
-           "agreement (random forest)", "mean of DoC and agreement (random forest)"]
+           "agreement (random forest)", "mean of DoC and agreement (random forest)",
+           "agreement (kNN) capped by reweighted class mix", "agreement (kNN, k=3)", "agreement (kNN, k=10)",
+           "agreement (kNN, distance-weighted)", "agreement (kNN, k=10, distance-weighted)"]
 """Estimates compared, in table order (NannyML CBPE is added from the peers' venv)."""
+
+VARIANTS = {"agreement (kNN, k=3)": (3, False), "agreement (kNN, k=10)": (10, False),
+            "agreement (kNN, distance-weighted)": (5, True), "agreement (kNN, k=10, distance-weighted)": (10, True)}
+"""Refinements of the monitor's vote tried against it (neighbours, whether votes weigh 1/distance)."""
 
 TIMED = ["Driftwatch (DoC)", "IW (features)", "IW (probabilities)", "agreement (kNN)", "agreement (random forest)"]
 """Methods timed per window (as a multiple of DoC's, in the same run)."""
@@ -322,6 +329,10 @@ def estimates(
     surrogate = agreement.from_reference(reference, k)  # the monitor's kNN, on the same rows
     assert surrogate is not None
     forest, forest_offset = random_forest(ref_x, ref_p, ref_y)
+    rows = np.arange(len(ref_y))  # the surrogate's rows (agreement.from_reference's sample)
+    if rows.size > class_mix.MAX_REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, class_mix.MAX_REFERENCE_ROWS, replace=False))
+    variants = {m: KnnVariant(surrogate, ref_p[rows].argmax(axis=1), k_, w) for m, (k_, w) in VARIANTS.items()}
     by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
     out: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     seconds = {m: 0.0 for m in TIMED}
@@ -352,6 +363,7 @@ def estimates(
                 seconds[m] += spent
             ts_conf = softmax(np.log(np.clip(p, 1e-12, 1.0)) / t_scale).max(axis=1).mean()
             predicted = np.bincount(p.argmax(axis=1), minlength=k)
+            bound = monitors.bound(x, predicted)
             row = {
                 "constant": float(correct.mean()),
                 "Driftwatch (DoC)": doc,
@@ -362,17 +374,48 @@ def estimates(
                 "IW (probabilities)": iw_p,
                 "mean of IW and DoC": (iw + doc) / 2,
                 "DoC capped by reference class mix": min(doc, 1.0 - class_mix_gap(p, prior)),
-                "DoC capped by reweighted class mix": min(doc, monitors.bound(x, predicted)),
+                "DoC capped by reweighted class mix": min(doc, bound),
                 "agreement (kNN)": knn,
                 "mean of DoC and agreement (kNN)": (doc + knn) / 2,
                 "agreement (random forest)": rf,
                 "mean of DoC and agreement (random forest)": (doc + rf) / 2,
+                "agreement (kNN) capped by reweighted class mix": min(knn, bound),
+                **{m: v.estimate(x, predicted_classes) for m, v in variants.items()},
             }
             for m in METHODS:
                 cells[m].append(row[m])
         for m in METHODS:
             out[m].append(np.array(cells[m]))
     return out, {m: seconds[m] / n for m in TIMED}
+
+
+class KnnVariant:
+    """The monitor's surrogate (same standardised reference rows, same offset rule) with another
+    vote: ``k`` neighbours, each weighing 1/distance when ``weighted`` (else the monitor's ranks)."""
+
+    def __init__(self, surrogate: agreement.Surrogate, served: np.ndarray, k: int, weighted: bool) -> None:
+        self.s, self.k, self.weighted = surrogate, k, weighted
+        votes = self.vote(surrogate.standardised, exclude_self=True)
+        self.reference_agreement = float((votes == served).mean())
+
+    def vote(self, z: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        ref, s, k = self.s.standardised, self.s, self.k
+        dist = s.squared_norms[None, :] - 2.0 * z @ ref.T + np.einsum("ij,ij->i", z, z)[:, None]
+        if exclude_self:
+            np.fill_diagonal(dist, np.inf)
+        near = np.argsort(dist, axis=1)[:, :k]
+        if self.weighted:
+            weights = 1.0 / (np.sqrt(np.maximum(np.take_along_axis(dist, near, axis=1), 0.0)) + 1e-6)
+        else:
+            weights = np.tile(1.0 + 1e-3 * (k - np.arange(k)), (len(z), 1))
+        cells = (np.arange(len(z))[:, None] * s.n_classes + s.labels[near]).ravel()
+        scores = np.bincount(cells, weights=weights.ravel(), minlength=len(z) * s.n_classes)
+        return scores.reshape(len(z), s.n_classes).argmax(axis=1)
+
+    def estimate(self, x: np.ndarray, predicted: np.ndarray) -> float:
+        z = (x - self.s.mean) / self.s.scale
+        agree = float((self.vote(np.where(np.isfinite(z), z, 0.0)) == predicted).mean())
+        return float(np.clip(self.s.reference_accuracy + agree - self.reference_agreement, 0.0, 1.0))
 
 
 def random_forest(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> tuple[Any, float]:
