@@ -33,7 +33,8 @@ window of 1,000 on 359 to 2,000 reference rows).
 The monitor's estimate where it applies: each stored window row carries its
 predicted class (``monitor.window_state.window_rows``), the drift report
 pairs them (:func:`window_estimate`) and stores the estimate, and
-``/performance`` shows it with ``estimate_method: "agreement"``; elsewhere
+``/performance`` shows it with ``estimate_method: "agreement"`` (capped by the
+class-mix bound where that is lower: ``"agreement-capped"``); elsewhere
 (no labelled reference features, sliding windows, rows filed before they
 carried their class) DoC capped by the class-mix bound. It reads no
 probabilities: a classifier that logs none gets it too (and no DoC).

@@ -36,7 +36,9 @@ CONFIDENT = {b"94": b"100"}  # 100 predictions at 0.945 confidence: DoC 0.945
     ("report", "method", "value"),
     [
         ({"window": 4, "window_first": 4, "agreement_accuracy": 0.6, "agreement_interval": [0.55, 0.65],
-          "accuracy_bound": 0.8}, "agreement", 0.6),  # agreement, whatever the bound
+          "accuracy_bound": 0.8}, "agreement", 0.6),  # agreement, below the bound
+        ({"window": 4, "window_first": 4, "agreement_accuracy": 0.85, "agreement_interval": [0.8, 0.9],
+          "accuracy_bound": 0.7}, "agreement-capped", 0.7),  # agreement above the window's own bound
         ({"window": 4, "window_first": 2, "agreement_accuracy": 0.6, "agreement_interval": [0.55, 0.65]},
          "doc", 0.945),  # a sliding report spans several ingest windows: not this one's
         ({"window": 4, "window_first": 4, "accuracy_bound": 0.8}, "doc-capped", 0.8),  # stored before agreement
@@ -51,6 +53,8 @@ def test_the_estimate_is_agreement_where_the_windows_report_has_it_else_doc(
     assert used == method and estimate is not None and estimate.value == pytest.approx(value)
     if method == "agreement":
         assert (estimate.low, estimate.high) == (0.55, 0.65)
+    if method == "agreement-capped":  # it ends at the bound, keeping the width below it
+        assert (estimate.low, estimate.high) == pytest.approx((0.65, 0.7))
 
 
 def test_no_probabilities_and_no_agreement_give_no_estimate() -> None:
