@@ -52,7 +52,8 @@ and labels (for digits, the features are re-read from the trainer's split:
   monitor's, numpy, at most ``MAX_REFERENCE_ROWS`` rows), and the same with a
   random forest (scikit-learn, cross-fitted offset), each alone and averaged
   with DoC; and refinements of the kNN agreement: capped by the class-mix
-  bound (as DoC is), 3 or 10 neighbours, votes weighing 1/distance (k=5, 10);
+  bound (as DoC is), 3 or 10 neighbours (and their mean), votes weighing
+  1/distance (k=5, 10);
 - NannyML CBPE (every class's probability, peers' venv, same windows).
 
 Prints the mean absolute error per scenario and overall, on unshifted,
@@ -294,7 +295,8 @@ METHODS = ["constant", "Driftwatch (DoC)", "per-bucket calibration", "ATC", "tem
            "DoC capped by reweighted class mix", "agreement (kNN)", "mean of DoC and agreement (kNN)",
            "agreement (random forest)", "mean of DoC and agreement (random forest)",
            "agreement (kNN) capped by reweighted class mix", "agreement (kNN, k=3)", "agreement (kNN, k=10)",
-           "agreement (kNN, distance-weighted)", "agreement (kNN, k=10, distance-weighted)"]
+           "agreement (kNN, distance-weighted)", "agreement (kNN, k=10, distance-weighted)",
+           "mean of agreement (kNN, k=3) and (kNN, k=10)"]
 """Estimates compared, in table order (NannyML CBPE is added from the peers' venv)."""
 
 VARIANTS = {"agreement (kNN, k=3)": (3, False), "agreement (kNN, k=10)": (10, False),
@@ -382,6 +384,8 @@ def estimates(
                 "agreement (kNN) capped by reweighted class mix": min(knn, bound),
                 **{m: v.estimate(x, predicted_classes) for m, v in variants.items()},
             }
+            row["mean of agreement (kNN, k=3) and (kNN, k=10)"] = (
+                row["agreement (kNN, k=3)"] + row["agreement (kNN, k=10)"]) / 2
             for m in METHODS:
                 cells[m].append(row[m])
         for m in METHODS:
