@@ -417,8 +417,7 @@ class KnnVariant:
         return scores.reshape(len(z), s.n_classes).argmax(axis=1)
 
     def estimate(self, x: np.ndarray, predicted: np.ndarray) -> float:
-        z = (x - self.s.mean) / self.s.scale
-        agree = float((self.vote(np.where(np.isfinite(z), z, 0.0)) == predicted).mean())
+        agree = float((self.vote(self.s.scale.apply(x)) == predicted).mean())
         return float(np.clip(self.s.reference_accuracy + agree - self.reference_agreement, 0.0, 1.0))
 
 

@@ -66,6 +66,7 @@ import numpy.typing as npt
 
 from monitor.class_mix import MAX_REFERENCE_ROWS
 from monitor.estimate import AccuracyEstimate
+from monitor.feature_scale import FeatureScale
 from shared.model_metadata import Reference
 
 NEIGHBOURS = 5
@@ -83,8 +84,7 @@ with window x reference rows (17-28 ms for 1,000 x 359-2,000), and a time window
 class Surrogate:
     """A kNN vote over labelled reference rows, with the served model's agreement with it there."""
 
-    mean: npt.NDArray[np.float64]
-    scale: npt.NDArray[np.float64]
+    scale: FeatureScale
     standardised: npt.NDArray[np.float64]  # (n, F) reference rows, missing values at 0
     squared_norms: npt.NDArray[np.float64]
     labels: npt.NDArray[np.int64]
@@ -105,16 +105,13 @@ class Surrogate:
             raise ValueError(f"features must be (n, F), labels and predicted (n,), with n > {NEIGHBOURS}")
         if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
             raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
-        finite = np.where(np.isfinite(x), x, np.nan)
-        mean = np.nan_to_num(np.nanmean(finite, axis=0))
-        scale = np.nan_to_num(np.nanstd(finite, axis=0))
-        scale[scale == 0] = 1.0
-        z = _standardise(x, mean, scale)
+        scale = FeatureScale.fit(x)
+        z = scale.apply(x)
         norms = np.einsum("ij,ij->i", z, z)
         # Leave one out: each reference row voted by its neighbours, itself excluded.
         votes = _vote(z, z, norms, y, n_classes, exclude_self=True)
         gap = (served == y).astype(np.float64) - (votes == served)
-        return cls(mean, scale, z, norms, y, n_classes, float((served == y).mean()), float((votes == served).mean()),
+        return cls(scale, z, norms, y, n_classes, float((served == y).mean()), float((votes == served).mean()),
                    float(gap.var()))
 
     def predict(self, window: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -122,7 +119,7 @@ class Surrogate:
         x = np.asarray(window, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.standardised.shape[1]:
             raise ValueError(f"window must be (m, {self.standardised.shape[1]})")
-        z = _standardise(x, self.mean, self.scale)
+        z = self.scale.apply(x)
         return _vote(z, self.standardised, self.squared_norms, self.labels, self.n_classes, exclude_self=False)
 
     def agreement(self, window: npt.ArrayLike, predicted: npt.ArrayLike) -> float:
@@ -170,13 +167,6 @@ def _vote(
         scores = np.bincount(cells, weights=np.tile(rank_weight, block.shape[0]), minlength=block.shape[0] * n_classes)
         out[start : start + block.shape[0]] = scores.reshape(block.shape[0], n_classes).argmax(axis=1)
     return out
-
-
-def _standardise(
-    x: npt.NDArray[np.float64], mean: npt.NDArray[np.float64], scale: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    z = (x - mean) / scale
-    return np.asarray(np.where(np.isfinite(z), z, 0.0))
 
 
 def _labelled(reference: Reference, n_classes: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:

@@ -81,6 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from monitor.feature_scale import FeatureScale
 from shared.model_metadata import Reference
 
 MAX_WEIGHT = 20.0
@@ -101,8 +102,7 @@ _NEWTON_STEPS = 30
 class ClassMixBound:
     """Fitted on the labelled reference rows: their features and true classes."""
 
-    mean: npt.NDArray[np.float64]
-    scale: npt.NDArray[np.float64]
+    scale: FeatureScale
     standardised: npt.NDArray[np.float64]  # (n, F) reference rows, missing values at 0
     labels: npt.NDArray[np.int64]
     n_classes: int
@@ -115,10 +115,8 @@ class ClassMixBound:
             raise ValueError("features must be (n, F) and labels (n,), with n > 0")
         if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
             raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
-        mean = np.nan_to_num(np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0))
-        scale = np.nan_to_num(np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0))
-        scale[scale == 0] = 1.0
-        return cls(mean, scale, _standardise(x, mean, scale), y, n_classes)
+        scale = FeatureScale.fit(x)
+        return cls(scale, scale.apply(x), y, n_classes)
 
     def bound(self, window: npt.ArrayLike, predicted_counts: npt.ArrayLike) -> float:
         """Upper bound on the accuracy of a window of rows ``window`` whose predictions fall in the
@@ -141,7 +139,7 @@ class ClassMixBound:
         """Density ratio window/reference at each reference row, scaled to mean 1 over the window's
         share, clipped at :data:`MAX_WEIGHT`."""
         ref = self.standardised
-        win = _standardise(window, self.mean, self.scale)
+        win = self.scale.apply(window)
         x = np.hstack([np.vstack([ref, win]), np.ones((ref.shape[0] + win.shape[0], 1))])
         target = np.r_[np.zeros(ref.shape[0]), np.ones(win.shape[0])]
         penalty = np.eye(x.shape[1]) * RIDGE
@@ -172,10 +170,3 @@ def from_reference(reference: Reference, n_classes: int) -> ClassMixBound | None
     if rows.size > MAX_REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
     return ClassMixBound.fit(x[rows], y[rows], n_classes)
-
-
-def _standardise(
-    x: npt.NDArray[np.float64], mean: npt.NDArray[np.float64], scale: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    z = (x - mean) / scale
-    return np.asarray(np.where(np.isfinite(z), z, 0.0))
