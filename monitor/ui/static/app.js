@@ -73,6 +73,11 @@
   const when = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "–");
   const progress = (m) => (m.window_size === null ? `${m.window_filled} so far` : `${m.window_filled} / ${m.window_size}`);
   const badge = (status) => el("span", { class: `badge s-${status}`, text: STATUS_TEXT[status] || status });
+  /** A window's estimated accuracy in words: its value and method, or, where it has none, why
+   * (the performance report's ``estimate_unavailable``, a server string: only ever set as text). */
+  const estimateText = (w, unavailable) => (w.estimated_accuracy === null && unavailable
+    ? `no estimated accuracy (${unavailable})`
+    : `estimated ${pct(w.estimated_accuracy)}${w.estimate_method ? ` by ${w.estimate_method}` : ""}`);
 
   function viridis(t) {
     const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
@@ -198,7 +203,7 @@
     return Math.max(280, container.clientWidth || container.parentNode.clientWidth - 28);
   }
 
-  function renderTimeline(timeline, history) {
+  function renderTimeline(timeline, history, unavailable) {
     const container = $("timeline");
     const ws = timeline.windows;
     const x = ws.map((w) => w.window);
@@ -227,12 +232,17 @@
     $("timeline-alerts").replaceChildren(...(groups.length
       ? groups.map(([window, group]) => el("li", {}, el("strong", { text: `#${window}` }), ` ${group.labels.join(", ")}`))
       : [el("li", { class: "muted", text: "No alert transitions in these windows." })]));
+    // Where the estimate line has gaps, the reason stands under the chart (the line cannot say it).
+    const missing = ws.filter((w) => w.estimated_accuracy === null).length;
+    const note = $("timeline-estimate");
+    note.hidden = !(missing && unavailable);
+    note.textContent = note.hidden ? ""
+      : `No estimated accuracy for ${missing} of these ${ws.length} windows: ${unavailable}.`;
     const text = $("timeline-text");
     text.replaceChildren(...ws.slice(-10).map((w) => el("li", {
       text: `Window ${w.window}: ${w.status}, ${pct(w.drifted_share)} of features drifted`
         + `${w.multivariate_drift ? ", joint (multivariate) drift" : ""}, accuracy ${pct(w.accuracy)}, `
-        + `estimated ${pct(w.estimated_accuracy)}${w.estimate_method ? ` by ${w.estimate_method}` : ""}, `
-        + `label coverage ${pct(w.label_coverage)}`,
+        + `${estimateText(w, unavailable)}, label coverage ${pct(w.label_coverage)}`,
     })));
   }
 
@@ -471,8 +481,7 @@
     if (!w) { box.append(el("p", { class: "muted", text: "No window yet." })); return; }
     const interval = w.estimated_accuracy_interval
       ? ` (95% interval ${pct(w.estimated_accuracy_interval[0])}–${pct(w.estimated_accuracy_interval[1])})` : "";
-    const method = w.estimate_method ? ` by ${w.estimate_method}` : "";
-    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, estimated ${pct(w.estimated_accuracy)}${method}${interval}.`;
+    const caption = `Window #${w.window}: ${w.labelled} of ${w.predictions} predictions labelled (${pct(w.label_coverage)}), accuracy ${pct(w.accuracy)}, ${estimateText(w, performance.estimate_unavailable)}${interval}.`;
     box.append(el("p", { class: "small", text: caption }));
     if (!w.labelled) { box.append(el("p", { class: "muted", text: "No labels for this window yet: the matrix fills as feedback arrives." })); return; }
     const names = w.classes.map((c) => c.class_name);
@@ -543,7 +552,8 @@
     $("model-body").hidden = false;
     state.timeline = timeline.value;
     const transitions = history.status === "fulfilled" ? history.value.transitions : [];
-    renderTimeline(timeline.value, transitions);
+    const unavailable = performance.status === "fulfilled" ? performance.value.estimate_unavailable : null;
+    renderTimeline(timeline.value, transitions, unavailable);
     renderHeatmap(timeline.value);
     if (performance.status === "fulfilled") renderConfusion(performance.value);
     else $("confusion").replaceChildren(el("p", { class: "muted", text: `No performance figures: ${performance.reason.message}` }));
