@@ -10,10 +10,13 @@ past 10x Alibi Detect. Without numba (``import numba`` fails, or
 ``DRIFTWATCH_NO_NUMBA=1``) every caller falls back to the numpy code, which
 gives the same integers.
 
-Threads. The kernels over features (and the standardisation of the
-cross-moment test, over row blocks) are ``parallel=True`` with ``prange``:
-each feature row is one thread's work, in a fixed order, so results do not
-depend on the thread count (``DriftConfig.threads``,
+Threads. The KS merge runs in blocks of feature rows (:func:`ks_w1`), which
+the caller and helper threads take as they come free
+(:mod:`monitor.drift._tasks`: a window's blocks are transposed, sorted and
+merged there, beside the cross-moment product); the chunk floors and the
+standardisation of the cross-moment test are ``parallel=True`` with
+``prange``. Each feature row is one thread's work, in a fixed order, so
+results do not depend on the thread count (``DriftConfig.threads``,
 ``DRIFTWATCH_DRIFT_THREADS``; default every core numba sees). Compiled once
 into numba's on-disk cache (``cache=True``, ``NUMBA_CACHE_DIR``) and loaded
 when a detector is built (:func:`load`, from ``DriftDetector.prepare``), never
@@ -29,19 +32,25 @@ import math
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.drift import _tasks
+
 __all__ = [
     "HAVE_NUMBA",
     "MAX_THREADS",
+    "MERGE_BLOCK",
+    "blocks",
     "chunk_w1",
     "ks_exact_inside",
     "ks_exact_square",
     "ks_w1",
+    "ks_w1_rows",
     "load",
     "merge_pair",
     "quota_cpus",
@@ -49,6 +58,8 @@ __all__ = [
     "slide",
     "sliding_h",
     "standardise_t",
+    "threads_for",
+    "transpose_pad",
 ]
 
 
@@ -175,7 +186,7 @@ def _merge_pair_py(
     w1_out[g] = acc2
 
 
-def _ks_w1_py(
+def _ks_w1_rows_py(
     ref: NDArray[np.float64],
     win: NDArray[np.float64],
     a: int,
@@ -183,16 +194,31 @@ def _ks_w1_py(
     want_w1: bool,
     h_out: NDArray[np.int64],
     w1_out: NDArray[np.float64],
+    f0: int,
+    f1: int,
 ) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
-    """Lattice KS ``h`` and ``lcm * W1`` of every row of ``ref`` (F, n + 1) against ``win`` (F, m + 1).
+    """Lattice KS ``h`` and ``lcm * W1`` of rows ``f0 <= f < f1`` of ``ref`` (F, n + 1) against
+    ``win`` (F, m + 1), by pairs (:func:`_merge_pair_py`; ``f0`` even, an odd last row alone).
 
-    Rows go by pairs (:func:`_merge_pair_py`); the pairs are independent, so
-    the compiled version spreads them over threads. Every row is computed by
-    one thread in a fixed order: the output does not depend on the thread count.
+    One block of :func:`ks_w1`, on the calling thread; each row is computed
+    the same way whichever block and thread it falls in.
     """
-    n_feat = ref.shape[0]
-    for p in prange((n_feat + 1) // 2):
-        _merge_pair(ref, win, a, b, want_w1, h_out, w1_out, 2 * p, min(2 * p + 1, n_feat - 1))
+    for p in range((f1 - f0 + 1) // 2):
+        f = f0 + 2 * p
+        _merge_pair(ref, win, a, b, want_w1, h_out, w1_out, f, min(f + 1, f1 - 1))
+
+
+def _transpose_pad_py(
+    w: NDArray[np.float64], out: NDArray[np.float64], f0: int, f1: int
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """``out[f, :m] = w[:, f]`` and ``out[f, m] = +inf`` for ``f0 <= f < f1``: a block of
+    window columns, row-major and padded for the merge (``w`` is (m, F), C order)."""
+    m = w.shape[0]
+    for r in range(m):
+        for f in range(f0, f1):
+            out[f, r] = w[r, f]
+    for f in range(f0, f1):
+        out[f, m] = np.inf
 
 
 def _sliding_h_py(
@@ -560,9 +586,11 @@ if _jit is not None and _jit_parallel is not None:
     _diagonal: Callable[..., None] = _jit(_diagonal_py)
     ks_exact_inside: Callable[[int, int, int, int], float] = _jit(_ks_exact_inside_py)
     merge_pair: Callable[..., None] = _jit(_merge_pair_py)
-    _merge_pair = merge_pair  # the name _ks_w1_py calls, compiled
-    _ks_w1: Callable[..., None] = _jit_parallel(_ks_w1_py)
+    _merge_pair = merge_pair  # the name _ks_w1_rows_py calls, compiled
+    ks_w1_rows: Callable[..., None] = _jit(_ks_w1_rows_py)
+    transpose_pad: Callable[..., None] = _jit(_transpose_pad_py)
     _standardise_t: Callable[..., None] = _jit_parallel(_standardise_t_py)
+    _standardise_t_serial: Callable[..., None] = _jit(_standardise_t_py)
     _chunk_w1: Callable[..., None] = _jit_parallel(_chunk_w1_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
@@ -572,12 +600,28 @@ else:  # pragma: no cover
     _diagonal = _diagonal_py
     ks_exact_inside = _ks_exact_inside_py
     merge_pair = _merge_pair = _merge_pair_py
-    _ks_w1 = _ks_w1_py
-    _standardise_t = _standardise_t_py
+    ks_w1_rows = _ks_w1_rows_py
+    transpose_pad = _transpose_pad_py
+    _standardise_t = _standardise_t_serial = _standardise_t_py
     _chunk_w1 = _chunk_w1_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py
     slide = _slide_py
+
+
+MERGE_BLOCK = 16
+"""Feature rows per task of :func:`ks_w1` (even: rows go by pairs). At 10k x 10k a block is
+~1 ms of work: small enough to share out, large enough that handing it out costs nothing."""
+
+
+def threads_for(threads: int | None) -> int:
+    """The thread count a kernel runs on: ``threads`` within [1, ``MAX_THREADS``], None: ``MAX_THREADS``."""
+    return MAX_THREADS if threads is None else max(1, min(int(threads), MAX_THREADS))
+
+
+def blocks(n_rows: int) -> list[tuple[int, int]]:
+    """``[f0, f1)`` ranges of ``MERGE_BLOCK`` rows covering ``n_rows``."""
+    return [(f0, min(f0 + MERGE_BLOCK, n_rows)) for f0 in range(0, n_rows, MERGE_BLOCK)]
 
 
 def ks_w1(
@@ -590,13 +634,15 @@ def ks_w1(
     w1_out: NDArray[np.float64],
     threads: int | None = None,
 ) -> None:
-    """:func:`_ks_w1_py`, compiled and spread over ``threads`` threads (None: ``MAX_THREADS``).
+    """Lattice KS ``h`` and ``lcm * W1`` of every row of ``ref`` (F, n + 1) against ``win`` (F, m + 1):
+    blocks of :func:`_ks_w1_rows_py`, shared by the caller and helpers (:mod:`monitor.drift._tasks`).
 
-    The result is the same for every thread count (each row is one thread's work).
+    The result is the same for every thread count (each row is computed the same way).
     """
     if ref.shape[0] * (ref.shape[1] + win.shape[1]) < SMALL_WORK:
         threads = 1
-    _launch(_ks_w1, threads, ref, win, a, b, want_w1, h_out, w1_out)
+    _tasks.run([partial(ks_w1_rows, ref, win, a, b, want_w1, h_out, w1_out, f0, f1)
+                for f0, f1 in blocks(ref.shape[0])], threads_for(threads))
 
 
 def _launch(kernel: Callable[..., None], threads: int | None, *args: Any) -> None:
@@ -605,7 +651,7 @@ def _launch(kernel: Callable[..., None], threads: int | None, *args: Any) -> Non
         kernel(*args)
         return
     with _PARALLEL:
-        _set_threads(MAX_THREADS if threads is None else max(1, min(int(threads), MAX_THREADS)))
+        _set_threads(threads_for(threads))
         kernel(*args)
 
 
@@ -625,7 +671,10 @@ def standardise_t(
     zt = np.empty((cols.shape[0], w.shape[0]), dtype=np.float64)
     if zt.size < SMALL_WORK:
         threads = 1
-    _launch(_standardise_t, threads, np.ascontiguousarray(w), cols, lo, hi, mean, std, zt)
+    if threads_for(threads) == 1:  # on the calling thread: no launch to wait for (the same bits)
+        _standardise_t_serial(np.ascontiguousarray(w), cols, lo, hi, mean, std, zt)
+    else:
+        _launch(_standardise_t, threads, np.ascontiguousarray(w), cols, lo, hi, mean, std, zt)
     return zt
 
 
@@ -653,5 +702,8 @@ def load() -> None:
     ref = np.array([[0.0, np.inf]])
     h = np.zeros(1, dtype=np.int64)
     ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
-    standardise_t(np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
+    transpose_pad(np.zeros((1, 1)), np.zeros((1, 2)), 0, 1)
+    one = (np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
+    standardise_t(*one)  # on the calling thread (small)
+    _launch(_standardise_t, None, *one, np.zeros((1, 1)))
     chunk_w1(ref, np.zeros((1, 2)), np.zeros(1), np.zeros((1, 1), dtype=np.int32), 1, 1)

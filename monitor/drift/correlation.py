@@ -273,16 +273,20 @@ class CorrelationReference:
         stat = np.einsum("kij,ij->k", (moments - self.moments) ** 2, self._pairs)
         return stat, np.sqrt(stat / max(self.n_pairs, 1))
 
-    def window_statistic(self, window: NDArray[np.float64]) -> tuple[float, float]:
+    def window_statistic(self, window: NDArray[np.float64], threads: int | None = None) -> tuple[float, float]:
         """Statistic and RMS moment change of one validated (m, F) window of finite floats.
 
         :meth:`_statistics_z` for one window, in two passes instead of seven: the
         compiled standardisation writes the window transposed, and BLAS's
         symmetric product (``dsyrk``) computes the upper triangle only, half of
-        ``z.T @ z``, which is all the statistic reads.
+        ``z.T @ z``, which is all the statistic reads. ``threads``: of the
+        standardisation (None: the reference's; 1 when this runs beside the KS
+        blocks, see :meth:`monitor.drift.ks.SortedReference.test_window`); the
+        values do not depend on it.
         """
         m = int(window.shape[0])
-        zt = _kernels.standardise_t(window, self.columns, self._lo, self._hi, self.mean, self.std, self.threads)
+        zt = _kernels.standardise_t(window, self.columns, self._lo, self._hi, self.mean, self.std,
+                                    self.threads if threads is None else threads)
         with _one_blas_thread():
             # zt.T is (m, F') in Fortran order: trans=1 gives zt @ zt.T without a copy.
             moments = blas.dsyrk(1.0 / m, zt.T, trans=1)
@@ -412,11 +416,14 @@ class CorrelationReference:
             self._threshold[m] = cached
         return cached
 
-    def test(self, window: ArrayLike, checked: bool = False) -> CorrelationResult:
+    def test(
+        self, window: ArrayLike, checked: bool = False, statistic: tuple[float, float] | None = None
+    ) -> CorrelationResult:
         """Test one (m, F) window against the reference.
 
         ``checked``: the caller has validated the window already (a 2-D float64
-        array of F finite columns), so it is not scanned again.
+        array of F finite columns), so it is not scanned again. ``statistic``:
+        the window's :meth:`window_statistic`, if the caller computed it already.
         """
         w = np.asarray(window, dtype=np.float64) if checked else as_finite_2d(window, "window", self.n_input_features)
         m = int(w.shape[0])
@@ -424,7 +431,7 @@ class CorrelationReference:
             raise ValueError("window must have at least one row")
         if not self.applicable:
             raise ValueError("the reference has fewer than two non-constant columns: nothing to test")
-        t, rms = self.window_statistic(w)
+        t, rms = self.window_statistic(w) if statistic is None else statistic
         p = self.p_value(t, m)
         return CorrelationResult(
             statistic=t,

@@ -399,10 +399,16 @@ class DriftDetector:
             return self._test_missing(win, m, classes_counts)
         h = np.zeros(0, dtype=np.int64)
         w1: NDArray[np.float64] | None = None
+        statistic: list[tuple[float, float]] = []
         if self._num_ref is not None:
             num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
-            h, w1 = self._num_ref.test_window(num, checked=True)
-        return self._with_multivariate(self._decide(win, m, h, w1, classes_counts), win)
+            # The cross-moment product runs beside the KS blocks, on the same threads (the
+            # largest piece first: the caller takes it, helpers take the blocks).
+            corr = self._correlation
+            alongside = [] if corr is None else [lambda: statistic.append(corr.window_statistic(num, threads=1))]
+            h, w1 = self._num_ref.test_window(num, checked=True, alongside=alongside)
+        return self._with_multivariate(self._decide(win, m, h, w1, classes_counts), win,
+                                       statistic=statistic[0] if statistic else None)
 
     def numeric_columns(self, rows: ArrayLike) -> NDArray[np.float64]:
         """The numeric (KS) columns of (k, F) rows, as :class:`SlidingKS` steps take them."""
@@ -451,16 +457,22 @@ class DriftDetector:
         return self._with_multivariate(self._decide(win, m, h, None, classes_counts), win)
 
     def _with_multivariate(
-        self, report: DriftReport, win: NDArray[np.float64], floor_size: int | None = None
+        self,
+        report: DriftReport,
+        win: NDArray[np.float64],
+        floor_size: int | None = None,
+        statistic: tuple[float, float] | None = None,
     ) -> DriftReport:
         """The report with the cross-moment test of the numeric features added (if it applies).
 
         ``floor_size``: the window size whose floors apply (the complete rows of a
         window with missing values are fewer; their own size's floors would be
-        computed anew for each window)."""
+        computed anew for each window). ``statistic``: the window's cross-moment
+        statistic, if computed already (beside the KS tests, see :meth:`test`)."""
         if self._correlation is None:
             return report
-        result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx], checked=True)
+        result = self._correlation.test(win if self._cat_idx.size == 0 else win[:, self._num_idx], checked=True,
+                                        statistic=statistic)
         floors = self.floors(floor_size or int(win.shape[0]))
         floor = floors.multivariate if floors is not None else None
         drifted = result.drifted and (floor is None or result.statistic > floor)

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Literal
 
 import numpy as np
@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from scipy.stats import kstwo
 
-from monitor.drift import _kernels
+from monitor.drift import _kernels, _tasks
 from monitor.drift._checks import as_2d_with_missing, as_finite_2d
 from monitor.drift.effect_size import column_mean_std, wasserstein_prefix, wasserstein_sorted
 
@@ -482,11 +482,47 @@ class SortedReference:
         return _kernels.HAVE_NUMBA and self.n <= MERGE_MAX_RATIO * m
 
     def test_window(
-        self, window: ArrayLike, wasserstein: bool = True, checked: bool = False
+        self,
+        window: ArrayLike,
+        wasserstein: bool = True,
+        checked: bool = False,
+        alongside: Sequence[Callable[[], None]] = (),
     ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
         """KS lattice statistics and raw W1 per feature for an unsorted (m, F) window
-        (``checked``: as in :meth:`sort_window_padded`)."""
-        return self.test_padded(self.sort_window_padded(window, checked), wasserstein)
+        (``checked``: as in :meth:`sort_window_padded`).
+
+        With the merge kernel, blocks of features are transposed, sorted and
+        merged one block at a time, each block a task of
+        :mod:`monitor.drift._tasks` (a block's sorted rows are still in cache
+        when they are merged, and the sort shares the threads with the merge);
+        ``alongside``: other work of the same window (the cross-moment
+        product), run first, beside the blocks, on the same threads.
+        """
+        w = np.asarray(window, dtype=np.float64) if checked else as_finite_2d(window, "window", self.n_features)
+        m = int(w.shape[0])
+        if m == 0:
+            raise ValueError("window must have at least one row")
+        if not self.use_merge(m) or self.ragged:
+            result = self.test_padded(self.sort_window_padded(w, checked=True), wasserstein)
+            for task in alongside:
+                task()
+            return result
+        lcm, a, b = ks_lattice(self.n, m)
+        w = np.ascontiguousarray(w)
+        padded = np.empty((self.n_features, m + 1), dtype=np.float64)
+        h = np.zeros(self.n_features, dtype=np.int64)
+        acc = np.zeros(self.n_features, dtype=np.float64)
+
+        def block(f0: int, f1: int) -> None:
+            _kernels.transpose_pad(w, padded, f0, f1)
+            padded[f0:f1, :m].sort(axis=1)
+            _kernels.ks_w1_rows(self.padded, padded, a, b, wasserstein, h, acc, f0, f1)
+
+        work = self.n_features * (self.n + m)
+        threads = 1 if work < _kernels.SMALL_WORK and not alongside else _kernels.threads_for(self.threads)
+        _tasks.run([*alongside, *(partial(block, f0, f1) for f0, f1 in _kernels.blocks(self.n_features))],
+                   threads)
+        return h, (acc / lcm if wasserstein else None)
 
     def test_padded(
         self, window_padded: NDArray[np.float64], wasserstein: bool = True

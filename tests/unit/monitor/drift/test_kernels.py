@@ -132,15 +132,46 @@ def test_quota_cpus_reads_cgroup_v2_and_v1(tmp_path: Path) -> None:
     assert 1 <= _kernels.MAX_THREADS <= (_kernels.quota_cpus() or _kernels.MAX_THREADS)
 
 
-def test_detector_reports_do_not_depend_on_threads() -> None:
+@pytest.mark.parametrize("shape", [(4_000, 500, 9), (8_000, 2_000, 37)])
+def test_detector_reports_do_not_depend_on_threads(shape: tuple[int, int, int]) -> None:
+    """Also past SMALL_WORK (the second shape), where the KS blocks and the cross-moment
+    product are shared between threads."""
     from monitor.drift import DriftConfig, DriftDetector
 
+    n, m, f = shape
     rng = np.random.default_rng(4)
-    ref, win = rng.normal(size=(4_000, 9)), rng.normal(size=(500, 9))
+    ref, win = rng.normal(size=(n, f)), rng.normal(size=(m, f))
     win[:, 2] += 0.3
-    names = [f"f{i}" for i in range(9)]
-    reports = [DriftDetector(ref, names, DriftConfig(threads=t)).test(win).model_dump() for t in (1, 2)]
-    assert reports[0] == reports[1]
+    win[:, 5] = np.round(win[:, 5], 1)
+    names = [f"f{i}" for i in range(f)]
+    reports = [DriftDetector(ref, names, DriftConfig(threads=t)).test(win).model_dump() for t in (1, 2, 1, 2)]
+    assert reports[1] == reports[0] and reports[2] == reports[0] and reports[3] == reports[0]
+    assert reports[0]["multivariate_drift"] is not None
+
+
+@pytest.mark.parametrize("kind", ["continuous", "tied", "mixed"])
+def test_window_blocks_match_one_row_at_a_time(kind: str) -> None:
+    """test_window transposes, sorts and merges blocks of rows as separate tasks (37 rows: two
+    whole blocks and an odd remainder); on any thread count, with work alongside, each row
+    has the bits of merging that row alone after numpy sorts the whole window."""
+    rng = np.random.default_rng(11)
+    f = 37
+    ref, win = _draw(rng, 8_000, f, kind), _draw(rng, 2_000, f, kind)
+    assert f * (8_000 + 2_000) > _kernels.SMALL_WORK
+    sref = SortedReference(ref, with_wasserstein=True)
+    wp = sref.sort_window_padded(win)
+    _, a, b = ks_lattice(8_000, 2_000)
+    ran: list[int] = []
+    for threads in (1, 2):
+        sref.threads = threads
+        h, w1 = sref.test_window(win, alongside=[lambda: ran.append(1)])
+        assert w1 is not None
+        for j in range(f):
+            h1, acc1 = np.zeros(1, dtype=np.int64), np.zeros(1)
+            _kernels.merge_pair(sref.padded[j : j + 1], wp[j : j + 1], a, b, True, h1, acc1, 0, 0)
+            lcm = ks_lattice(8_000, 2_000)[0]
+            assert int(h[j]) == int(h1[0]) and w1[j] == acc1[0] / lcm
+    assert ran == [1, 1]
 
 
 @pytest.mark.parametrize(("n", "m"), [(10_000, 10_000), (3_000, 20_000), (20_000, 2_000)])
