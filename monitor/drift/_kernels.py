@@ -57,6 +57,7 @@ __all__ = [
     "ranks",
     "slide",
     "sliding_h",
+    "standardise_rows",
     "standardise_t",
     "threads_for",
     "transpose_pad",
@@ -581,6 +582,41 @@ def _standardise_t_py(
                 zt[c, r] = (v - mu) / sd
 
 
+def _standardise_rows_py(
+    rows: NDArray[np.float64],
+    pos: NDArray[np.intp],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+    zt: NDArray[np.float64],
+    f0: int,
+    f1: int,
+) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
+    """:func:`_standardise_t_py` from the window's transposed rows: for ``f0 <= f < f1`` with
+    ``c = pos[f] >= 0``, ``zt[c, r] = (clip(rows[f, r], lo[c], hi[c]) - mean[c]) / std[c]``
+    for ``r < zt.shape[1]``.
+
+    The KS blocks have each feature's window column as a contiguous row
+    already (before sorting it): read from there, the loop is contiguous on
+    both sides and vectorises, where reading the (m, F) window gathers with a
+    stride of F values. The same operations on the same values, so the same bits.
+    """
+    m = zt.shape[1]
+    for f in range(f0, f1):
+        c = pos[f]
+        if c < 0:
+            continue
+        low = lo[c]
+        high = hi[c]
+        mu = mean[c]
+        sd = std[c]
+        src = rows[f]
+        dst = zt[c]
+        for r in range(m):
+            dst[r] = (min(max(src[r], low), high) - mu) / sd
+
+
 if _jit is not None and _jit_parallel is not None:
     ks_exact_square: Callable[[int, int], float] = _jit(_ks_exact_square_py)
     _diagonal: Callable[..., None] = _jit(_diagonal_py)
@@ -591,6 +627,7 @@ if _jit is not None and _jit_parallel is not None:
     transpose_pad: Callable[..., None] = _jit(_transpose_pad_py)
     _standardise_t: Callable[..., None] = _jit_parallel(_standardise_t_py)
     _standardise_t_serial: Callable[..., None] = _jit(_standardise_t_py)
+    standardise_rows: Callable[..., None] = _jit(_standardise_rows_py)
     _chunk_w1: Callable[..., None] = _jit_parallel(_chunk_w1_py)
     sliding_h: Callable[..., None] = _jit(_sliding_h_py)
     ranks: Callable[..., None] = _jit(_ranks_py)
@@ -603,6 +640,7 @@ else:  # pragma: no cover
     ks_w1_rows = _ks_w1_rows_py
     transpose_pad = _transpose_pad_py
     _standardise_t = _standardise_t_serial = _standardise_t_py
+    standardise_rows = _standardise_rows_py
     _chunk_w1 = _chunk_w1_py
     sliding_h = _sliding_h_py
     ranks = _ranks_py
@@ -703,6 +741,8 @@ def load() -> None:
     h = np.zeros(1, dtype=np.int64)
     ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
     transpose_pad(np.zeros((1, 1)), np.zeros((1, 2)), 0, 1)
+    standardise_rows(ref, np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1),
+                     np.zeros((1, 1)), 0, 1)
     one = (np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
     standardise_t(*one)  # on the calling thread (small)
     _launch(_standardise_t, None, *one, np.zeros((1, 1)))

@@ -61,7 +61,7 @@ moves their cross-moment; the per-feature KS tests say which features.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -251,6 +251,9 @@ class CorrelationReference:
         # ``moments.take`` reads them in the mask's order (the same bits) ~4x faster than
         # boolean indexing (~0.6 ms at 256 features, of a ~13 ms warm window).
         self._pair_index: NDArray[np.intp] = np.flatnonzero(self._pairs)
+        # Input column -> its row in a standardised window (-1: not used), for window_rows.
+        self._positions: NDArray[np.intp] = np.full(self.n_input_features, -1, dtype=np.intp)
+        self._positions[self.columns] = np.arange(self.n_features)
         self._ref_pairs: NDArray[np.float64] = self.moments.take(self._pair_index)
         self._draws_cache: dict[int, NDArray[np.float64]] = {}
         self._null: dict[int, NDArray[np.float64]] = {}
@@ -280,13 +283,31 @@ class CorrelationReference:
         compiled standardisation writes the window transposed, and BLAS's
         symmetric product (``dsyrk``) computes the upper triangle only, half of
         ``z.T @ z``, which is all the statistic reads. ``threads``: of the
-        standardisation (None: the reference's; 1 when this runs beside the KS
-        blocks, see :meth:`monitor.drift.ks.SortedReference.test_window`); the
-        values do not depend on it.
+        standardisation (None: the reference's); the values do not depend on it.
+        The detector standardises a window as its KS blocks transpose it
+        instead (:meth:`window_rows`).
         """
-        m = int(window.shape[0])
         zt = _kernels.standardise_t(window, self.columns, self._lo, self._hi, self.mean, self.std,
                                     self.threads if threads is None else threads)
+        return self.standardised_statistic(zt)
+
+    def window_rows(self, m: int) -> tuple[NDArray[np.float64], Callable[[NDArray[np.float64], int, int], None]]:
+        """An empty standardised window (F', m) and the function that fills it from the window's
+        columns as rows (``rows[f0:f1, :m]``, features ``f0:f1`` of the input): what
+        :meth:`monitor.drift.ks.SortedReference.test_window` calls as it transposes them for
+        KS, so the window is read once for both tests. The same values as
+        :meth:`window_statistic`'s standardisation; then :meth:`standardised_statistic`."""
+        zt = np.empty((self.n_features, m), dtype=np.float64)
+        pos = self._positions
+
+        def fill(rows: NDArray[np.float64], f0: int, f1: int) -> None:
+            _kernels.standardise_rows(rows, pos, self._lo, self._hi, self.mean, self.std, zt, f0, f1)
+
+        return zt, fill
+
+    def standardised_statistic(self, zt: NDArray[np.float64]) -> tuple[float, float]:
+        """Statistic and RMS moment change of a standardised window, transposed (F', m)."""
+        m = int(zt.shape[1])
         with _one_blas_thread():
             # zt.T is (m, F') in Fortran order: trans=1 gives zt @ zt.T without a copy.
             moments = blas.dsyrk(1.0 / m, zt.T, trans=1)

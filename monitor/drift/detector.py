@@ -404,9 +404,15 @@ class DriftDetector:
             num = win if self._cat_idx.size == 0 else win[:, self._num_idx]
             # The cross-moment product runs beside the KS blocks, on the same threads (the
             # largest piece first: the caller takes it, helpers take the blocks).
+            # The window's columns are standardised for it as the KS blocks transpose them.
             corr = self._correlation
-            alongside = [] if corr is None else [lambda: statistic.append(corr.window_statistic(num, threads=1))]
-            h, w1 = self._num_ref.test_window(num, checked=True, alongside=alongside)
+            if corr is None:
+                h, w1 = self._num_ref.test_window(num, checked=True)
+            else:
+                zt, fill = corr.window_rows(m)
+                h, w1 = self._num_ref.test_window(
+                    num, checked=True, transposed=fill,
+                    alongside=[lambda: statistic.append(corr.standardised_statistic(zt))])
         return self._with_multivariate(self._decide(win, m, h, w1, classes_counts), win,
                                        statistic=statistic[0] if statistic else None)
 

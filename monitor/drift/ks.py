@@ -487,23 +487,32 @@ class SortedReference:
         wasserstein: bool = True,
         checked: bool = False,
         alongside: Sequence[Callable[[], None]] = (),
+        transposed: Callable[[NDArray[np.float64], int, int], None] | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
         """KS lattice statistics and raw W1 per feature for an unsorted (m, F) window
         (``checked``: as in :meth:`sort_window_padded`).
 
-        With the merge kernel, blocks of features are transposed, sorted and
-        merged one block at a time, each block a task of
-        :mod:`monitor.drift._tasks` (a block's sorted rows are still in cache
-        when they are merged, and the sort shares the threads with the merge);
-        ``alongside``: other work of the same window (the cross-moment
-        product), run first, beside the blocks, on the same threads.
+        With the merge kernel, blocks of features are transposed, then sorted
+        and merged, each block a task of :mod:`monitor.drift._tasks` (the sort
+        shares the threads with the merge). ``transposed(rows, f0, f1)`` is
+        called once per block with the window's columns ``f0:f1`` as rows
+        ``rows[f0:f1, :m]``, unsorted (the cross-moment test standardises
+        them from there); ``alongside``: other work of the same window that
+        may use what ``transposed`` wrote (the cross-moment product), run
+        after every block is transposed, first, beside the sorts and merges.
         """
         w = np.asarray(window, dtype=np.float64) if checked else as_finite_2d(window, "window", self.n_features)
         m = int(w.shape[0])
         if m == 0:
             raise ValueError("window must have at least one row")
         if not self.use_merge(m) or self.ragged:
-            result = self.test_padded(self.sort_window_padded(w, checked=True), wasserstein)
+            if transposed is not None:
+                rows = _transpose_padded(w)
+                transposed(rows, 0, self.n_features)
+                rows[:, :-1].sort(axis=1)
+            else:
+                rows = self.sort_window_padded(w, checked=True)
+            result = self.test_padded(rows, wasserstein)
             for task in alongside:
                 task()
             return result
@@ -513,15 +522,20 @@ class SortedReference:
         h = np.zeros(self.n_features, dtype=np.int64)
         acc = np.zeros(self.n_features, dtype=np.float64)
 
-        def block(f0: int, f1: int) -> None:
+        def transpose(f0: int, f1: int) -> None:
             _kernels.transpose_pad(w, padded, f0, f1)
+            if transposed is not None:
+                transposed(padded, f0, f1)
+
+        def merge(f0: int, f1: int) -> None:
             padded[f0:f1, :m].sort(axis=1)
             _kernels.ks_w1_rows(self.padded, padded, a, b, wasserstein, h, acc, f0, f1)
 
         work = self.n_features * (self.n + m)
-        threads = 1 if work < _kernels.SMALL_WORK and not alongside else _kernels.threads_for(self.threads)
-        _tasks.run([*alongside, *(partial(block, f0, f1) for f0, f1 in _kernels.blocks(self.n_features))],
-                   threads)
+        threads = 1 if work < _kernels.SMALL_WORK else _kernels.threads_for(self.threads)
+        spans = _kernels.blocks(self.n_features)
+        _tasks.run([partial(transpose, f0, f1) for f0, f1 in spans], threads)
+        _tasks.run([*alongside, *(partial(merge, f0, f1) for f0, f1 in spans)], threads)
         return h, (acc / lcm if wasserstein else None)
 
     def test_padded(

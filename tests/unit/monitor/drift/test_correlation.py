@@ -96,6 +96,14 @@ def test_one_window_path_equals_the_batched_one_for_any_thread_count() -> None:
         assert test.test(win).statistic == stat and test.test(win).effect_size == rms
         # A chunk of the reference, read from its standardised rows, as if it were a window.
         assert test.chunk_statistic(500, 1_200) == pytest.approx(test.window_statistic(ref[500:1_200])[0], rel=1e-12)
+        # Standardised from the window's columns as rows, block by block (as the detector's KS
+        # blocks transpose them): the same bits, and the constant column is skipped.
+        rows, fill = test.window_rows(700)
+        transposed = np.ascontiguousarray(win.T)
+        for f0, f1 in ((0, 2), (2, 5), (5, 7)):
+            fill(transposed, f0, f1)
+        assert rows.tobytes() == zt.tobytes()
+        assert test.standardised_statistic(rows) == (stat, rms)
 
 
 def test_pearson3_sf_is_scipys_bits() -> None:
