@@ -60,6 +60,7 @@ moves their cross-moment; the per-feature KS tests say which features.
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,6 +114,51 @@ def _one_blas_thread() -> Iterator[None]:
     """
     with _blas().limit(limits=1, user_api="blas"):
         yield
+
+
+@cache
+def _dsyrk_nogil() -> Callable[..., None] | None:
+    """scipy's own BLAS ``dsyrk`` (the routine ``scipy.linalg.blas.dsyrk`` wraps), called
+    through ctypes, which releases the GIL; None where scipy does not export it.
+
+    Why: the f2py wrapper holds the GIL for the whole product (~16 ms at 10k x 256),
+    so the KS blocks beside it (:meth:`monitor.drift.ks.SortedReference.test_window`)
+    could not even be handed to the other thread: 2 threads took as long as one
+    (27-30 ms against 17-18 ms through ctypes, a product beside 256 rows' sorts).
+    The same routine with the same arguments gives the same bits (tested).
+    """
+    try:
+        from scipy.linalg import cython_blas
+
+        capsule = cython_blas.__pyx_capi__["dsyrk"]
+        api = ctypes.pythonapi
+        api.PyCapsule_GetName.restype = ctypes.c_char_p
+        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        address = api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule))
+    except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - another scipy
+        return None
+    int_p, double_p = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
+    prototype = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, int_p, int_p, double_p, ctypes.c_void_p,
+                                 int_p, double_p, ctypes.c_void_p, int_p)
+    return prototype(address)
+
+
+def _moments_t(zt: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``zt @ zt.T / m`` of a C-ordered (F', m) array, upper triangle only (Fortran order):
+    ``blas.dsyrk(1 / m, zt.T, trans=1)``, the GIL released while it runs."""
+    fp, m = zt.shape
+    dsyrk = _dsyrk_nogil()
+    if dsyrk is None or not zt.flags.c_contiguous or m >= 2**31:  # pragma: no cover - another scipy
+        return np.asarray(blas.dsyrk(1.0 / m, zt.T, trans=1))
+    out = np.zeros((fp, fp), dtype=np.float64, order="F")
+    n_, k_ = ctypes.c_int(fp), ctypes.c_int(m)
+    alpha, beta = ctypes.c_double(1.0 / m), ctypes.c_double(0.0)
+    # As scipy's wrapper calls it: uplo U, trans T, a = zt.T (m x F', Fortran, lda = m), c F' x F'.
+    dsyrk(b"U", b"T", ctypes.byref(n_), ctypes.byref(k_), ctypes.byref(alpha), zt.ctypes.data,
+          ctypes.byref(k_), ctypes.byref(beta), out.ctypes.data, ctypes.byref(n_))
+    return out
 
 
 def pearson3_sf(x: float, skewness: float, loc: float, scale: float) -> float:
@@ -307,10 +353,8 @@ class CorrelationReference:
 
     def standardised_statistic(self, zt: NDArray[np.float64]) -> tuple[float, float]:
         """Statistic and RMS moment change of a standardised window, transposed (F', m)."""
-        m = int(zt.shape[1])
         with _one_blas_thread():
-            # zt.T is (m, F') in Fortran order: trans=1 gives zt @ zt.T without a copy.
-            moments = blas.dsyrk(1.0 / m, zt.T, trans=1)
+            moments = _moments_t(zt)
         stat = float(np.sum((moments.take(self._pair_index) - self._ref_pairs) ** 2))
         return stat, math.sqrt(stat / max(self.n_pairs, 1))
 

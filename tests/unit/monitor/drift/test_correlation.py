@@ -106,6 +106,20 @@ def test_one_window_path_equals_the_batched_one_for_any_thread_count() -> None:
         assert test.standardised_statistic(rows) == (stat, rms)
 
 
+def test_product_without_the_gil_has_scipys_bits() -> None:
+    """The window's product through ctypes (GIL released) is scipy's ``blas.dsyrk``, bit for bit."""
+    from scipy.linalg import blas
+
+    from monitor.drift.correlation import _dsyrk_nogil, _moments_t
+
+    assert _dsyrk_nogil() is not None
+    rng = np.random.default_rng(2)
+    for f, m in ((2, 30), (7, 700), (64, 1_000), (130, 2_001)):
+        zt = rng.standard_t(3, size=(f, m))
+        expected = blas.dsyrk(1.0 / m, zt.T, trans=1)
+        assert np.triu(_moments_t(zt)).tobytes() == np.triu(expected).tobytes()
+
+
 def test_pearson3_sf_is_scipys_bits() -> None:
     """Every skewness regime (normal switch, both signs), both sides of the support's end."""
     from scipy.stats import pearson3
