@@ -9,10 +9,6 @@ registry and the model services do.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +25,12 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from driftwatch.cli.simulate import Scenario, make_traffic
-from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
+from driftwatch.local_processes import LocalRedisServer
 from shared.keys import Keys
 from shared.registry import register_model
 from tests.integration.monitor.helpers import publish_predictions, register, small_model
 from tests.support.browser import ARTIFACTS, leaves_localhost, open_browser, requested_urls, wait_until
+from tests.support.monitor_process import running_monitor
 
 pytestmark = pytest.mark.e2e
 
@@ -62,25 +59,12 @@ async def _fill(url: str, model_dir: Path) -> None:
 def monitor_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with LocalRedisServer() as server:
         asyncio.run(_fill(server.url, model_dir))
-        port = free_port()
-        env = os.environ | {
-            "REDIS_URL": server.url, "DRIFTWATCH_PORT": str(port), "DRIFTWATCH_MODEL_NAME": DIGITS,
-            "DRIFTWATCH_WINDOW_SIZE": str(WINDOW), "OTEL_SDK_DISABLED": "true",
-        }
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "driftwatch"), "monitor", "--log-level", "warning"],
-            env=env, cwd=tmp_path_factory.mktemp("monitor"),
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+        with running_monitor(server.url, tmp_path_factory.mktemp("monitor"), DRIFTWATCH_MODEL_NAME=DIGITS,
+                             DRIFTWATCH_WINDOW_SIZE=str(WINDOW)) as url:
             wait_until(lambda: all(httpx.get(f"{url}{p}").json().get("window") == 1
                                    for p in ("/drift", f"/models/{OTHER}/drift")), timeout_s=90,
                        what="both models' second window")
             yield url
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
 
 
 browser = pytest.fixture(scope="module", name="browser")(open_browser)

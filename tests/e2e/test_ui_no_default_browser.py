@@ -9,12 +9,7 @@ registered and its events put on its streams the way the registry and the model 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -27,11 +22,12 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
+from driftwatch.local_processes import LocalRedisServer
 from shared.keys import Keys
 from shared.registry import register_model
 from tests.integration.monitor.helpers import publish_predictions, small_model
 from tests.support.browser import leaves_localhost, open_browser, requested_urls, wait_until
+from tests.support.monitor_process import running_monitor
 
 pytestmark = pytest.mark.e2e
 
@@ -57,22 +53,9 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def monitor_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {
-        "REDIS_URL": redis_url, "DRIFTWATCH_PORT": str(port), "DRIFTWATCH_NO_DEFAULT_MODEL": "true",
-        "DRIFTWATCH_WINDOW_SIZE": str(WINDOW), "DRIFTWATCH_DISCOVERY_INTERVAL_S": "0.5", "OTEL_SDK_DISABLED": "true",
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "driftwatch"), "monitor", "--log-level", "warning"],
-        env=env, cwd=tmp_path_factory.mktemp("monitor"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+    with running_monitor(redis_url, tmp_path_factory.mktemp("monitor"), DRIFTWATCH_NO_DEFAULT_MODEL="true",
+                         DRIFTWATCH_WINDOW_SIZE=str(WINDOW), DRIFTWATCH_DISCOVERY_INTERVAL_S="0.5") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
 
 
 browser = pytest.fixture(scope="module", name="browser")(open_browser)
