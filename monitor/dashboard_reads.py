@@ -43,6 +43,11 @@ class ModelSummary(BaseModel):
     alerts_firing: int = 0
     accuracy: float | None = Field(default=None, description="Realised, on every label received")
     estimated_accuracy: float | None = Field(default=None, description="Label-free estimate of the newest window")
+    estimate_unavailable: str | None = Field(
+        default=None,
+        description="Why windows have no label-free estimate, as /performance's estimate_unavailable for "
+        "this version (the UI shows it where estimated_accuracy is null)",
+    )
     lag: int | None = Field(default=None, description="Predictions on the stream not yet read by the monitor")
     window_filled: int = Field(default=0, description="Predictions in the window being filled")
     window_size: int | None = Field(default=None, description="Rows that fill a window; None for time windows")
@@ -162,6 +167,8 @@ class DashboardReads:
         if perf is not None:
             summary.accuracy = perf.accuracy
             summary.estimated_accuracy = perf.windows[0].estimated_accuracy if perf.windows else None
+            # From the same read: the overview's blank estimate can say why at no extra round trip.
+            summary.estimate_unavailable = perf.estimate_unavailable
         if latest is not None:
             summary.last_window, summary.last_window_end = latest.window, latest.window_end
             summary.drifted_features = latest.drifted_features

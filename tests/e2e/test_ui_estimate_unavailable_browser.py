@@ -1,6 +1,7 @@
 """The web UI in Chromium says why a model has no label-free accuracy estimate, where the
 estimate would be: the model page's latest-window caption, a note under the timeline chart and
-each window's line of the timeline's text; a model with an estimate still shows it there.
+each window's line of the timeline's text, and the overview's row (from /overview's
+``estimate_unavailable``); a model with an estimate still shows it there.
 
 Only the monitor runs (``driftwatch monitor``, a real process on a real redis-server); the two
 models are registered and their predictions put on their streams the way the registry and the
@@ -30,6 +31,7 @@ pytest.importorskip("selenium", reason="selenium is in the dev extra: pip instal
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 
 from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
 from monitor.calibrations import NEITHER_METHOD
@@ -140,4 +142,41 @@ def test_a_model_with_an_estimate_still_shows_it_and_no_reason(monitor_url: str,
     assert not browser.find_element(By.ID, "timeline-estimate").is_displayed()
     lines = _timeline_lines(browser)
     assert len(lines) == 2 and not [x for x in lines if "no estimated accuracy" in x], lines
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _overview(monitor_url: str) -> dict[str, dict]:
+    return {m["name"]: m for m in httpx.get(f"{monitor_url}/overview").json()["models"]}
+
+
+def test_overview_gives_the_reason_only_for_the_model_without_an_estimate(monitor_url: str) -> None:
+    models = _overview(monitor_url)  # the fixture waited for both models' window 1
+    assert {name: m["last_window"] for name, m in models.items()} == {WITH_ESTIMATE: 1, WITHOUT: 1}
+    assert models[WITHOUT]["estimated_accuracy"] is None
+    assert models[WITHOUT]["estimate_unavailable"] == NEITHER_METHOD
+    newest = httpx.get(f"{monitor_url}/models/{WITH_ESTIMATE}/performance?windows=1").json()["windows"][0]
+    assert models[WITH_ESTIMATE]["estimated_accuracy"] == newest["estimated_accuracy"] is not None
+    assert models[WITH_ESTIMATE]["estimate_unavailable"] is None
+
+
+def test_the_overview_row_says_why_the_estimate_is_blank(monitor_url: str, browser: webdriver.Chrome) -> None:
+    newest = httpx.get(f"{monitor_url}/models/{WITH_ESTIMATE}/performance?windows=1").json()["windows"][0]
+    browser.get(f"{monitor_url}/")
+    column = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#overview thead th")].index(
+        "Estimated accuracy")
+
+    def cells() -> dict[str, WebElement] | None:
+        rows = browser.find_elements(By.CSS_SELECTOR, "#overview tbody tr")
+        found = {r.find_element(By.CSS_SELECTOR, "th a").text: r.find_elements(By.CSS_SELECTOR, "th, td")[column]
+                 for r in rows}
+        return found if set(found) == {WITH_ESTIMATE, WITHOUT} else None
+
+    cell = wait_until(cells, what="both models' rows in the overview")
+    blank = cell[WITHOUT]
+    assert blank.text.splitlines() == ["\u2013", NEITHER_METHOD], blank.text
+    assert blank.get_attribute("title") == f"No estimated accuracy: {NEITHER_METHOD}"
+    shown = cell[WITH_ESTIMATE]
+    assert shown.text == f"{100 * newest['estimated_accuracy']:.1f}%" and not shown.get_attribute("title")
+    (ARTIFACTS / "ui").mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "ui" / "overview-estimate-unavailable.png"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -148,6 +148,15 @@
   }
 
   // ---------- overview ----------
+  /** The overview's estimated-accuracy cell: the estimate, or, where there is none and the server
+   * says why (``estimate_unavailable``), "–" with the reason under it and as the cell's tooltip
+   * (a server string: only ever set as text). */
+  function estimateCell(m) {
+    const reason = m.estimated_accuracy === null ? m.estimate_unavailable : null;
+    return el("td", { class: "num", title: reason ? `No estimated accuracy: ${reason}` : null }, pct(m.estimated_accuracy),
+      reason ? el("div", { class: "muted small estimate-reason", text: reason }) : null);
+  }
+
   function renderOverview(overview) {
     const body = $("overview").querySelector("tbody");
     body.replaceChildren();
@@ -164,7 +173,7 @@
         el("td", { class: "num", text: m.last_window === null ? "–" : String(m.drifted_features.length) }),
         el("td", { class: "num", text: String(m.alerts_firing) }),
         el("td", { class: "num", text: pct(m.accuracy) }),
-        el("td", { class: "num", text: pct(m.estimated_accuracy) }),
+        estimateCell(m),
         el("td", { class: "num", text: m.lag === null ? "–" : String(m.lag) }),
         el("td", { class: "num", text: progress(m) })));
     }

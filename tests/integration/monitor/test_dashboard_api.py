@@ -134,6 +134,10 @@ def test_overview_lists_the_model_with_its_last_window(monitor: tuple[TestClient
     assert model["status"] == "drift" and model["last_window"] == 1
     assert model["drifted_features"] == ["pixel_2_4"]
     assert model["window_size"] == WINDOW and model["api_base"] == ""
+    # The newest window's estimate, and no reason beside it, as /performance gives them.
+    performance = client.get("/performance?windows=1").json()
+    assert model["estimated_accuracy"] == performance["windows"][0]["estimated_accuracy"] is not None
+    assert model["estimate_unavailable"] is performance["estimate_unavailable"] is None
 
 
 def test_unchanged_json_reads_are_answered_304_with_their_etag(monitor: tuple[TestClient, np.ndarray]) -> None:
