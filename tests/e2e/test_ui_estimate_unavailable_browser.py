@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -33,7 +28,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from driftwatch.local_processes import LocalRedisServer, free_port, wait_for_http
+from driftwatch.local_processes import LocalRedisServer
 from monitor.calibrations import NEITHER_METHOD
 from shared.events import encode_predictions
 from shared.ids import new_prediction_ids
@@ -41,6 +36,7 @@ from shared.keys import Keys
 from shared.registry import register_model
 from tests.integration.monitor.helpers import publish_predictions, small_model
 from tests.support.browser import ARTIFACTS, open_browser, wait_until
+from tests.support.monitor_process import running_monitor
 
 pytestmark = pytest.mark.e2e
 
@@ -77,25 +73,11 @@ async def _fill(url: str) -> None:
 def monitor_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with LocalRedisServer() as server:
         asyncio.run(_fill(server.url))
-        port = free_port()
-        env = os.environ | {
-            "REDIS_URL": server.url, "DRIFTWATCH_PORT": str(port), "DRIFTWATCH_NO_DEFAULT_MODEL": "true",
-            "DRIFTWATCH_WINDOW_SIZE": str(WINDOW), "DRIFTWATCH_DISCOVERY_INTERVAL_S": "0.5",
-            "OTEL_SDK_DISABLED": "true",
-        }
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "driftwatch"), "monitor", "--log-level", "warning"],
-            env=env, cwd=tmp_path_factory.mktemp("monitor"),
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(f"{url}/readyz", timeout_s=60, processes=[process])
+        with running_monitor(server.url, tmp_path_factory.mktemp("monitor"), DRIFTWATCH_NO_DEFAULT_MODEL="true",
+                             DRIFTWATCH_WINDOW_SIZE=str(WINDOW), DRIFTWATCH_DISCOVERY_INTERVAL_S="0.5") as url:
             wait_until(lambda: all(httpx.get(f"{url}/models/{m}/drift").json().get("window") == 1
                                    for m in (WITH_ESTIMATE, WITHOUT)), timeout_s=90, what="both models' second window")
             yield url
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
 
 
 browser = pytest.fixture(scope="module", name="browser")(open_browser)
