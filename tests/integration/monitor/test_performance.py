@@ -17,6 +17,7 @@ from model_service.runtime import LiteRTModel
 from monitor import agreement
 from monitor.assembly import MonitorParts, assemble_monitor
 from monitor.calibrations import AGREEMENT_ONLY, CalibrationCatalog
+from monitor.estimate import AccuracyEstimate, AccuracyEstimator
 from monitor.monitor_settings import MonitorSettings
 from monitor.performance_report import performance_report, performance_totals
 from monitor.window_state import CONFIDENCE_BUCKETS, DEFAULT_JOIN_SHARDS, JOIN_BUCKET_MS, confidence_buckets, join_slots
@@ -130,6 +131,13 @@ def noisy_holdout(model_dir: Path, noise_sd: float) -> tuple[np.ndarray, np.ndar
     return x, LiteRTModel(model_dir).predict_proba(x), y
 
 
+def doc_estimate(calibration: AccuracyEstimator, probabilities: np.ndarray) -> AccuracyEstimate:
+    """DoC's estimate of a window whose rows have these probabilities, computed as the monitor does."""
+    estimate = calibration.estimate(np.bincount(confidence_buckets(probabilities), minlength=CONFIDENCE_BUCKETS))
+    assert estimate is not None
+    return estimate
+
+
 async def test_noisy_windows_get_the_agreement_estimate_with_its_interval(
     worker: MonitorParts, aredis: aioredis.Redis, model_dir: Path
 ) -> None:
@@ -157,8 +165,7 @@ async def test_noisy_windows_get_the_agreement_estimate_with_its_interval(
         assert w.estimated_accuracy_interval == pytest.approx((expected.low, expected.high))
         low, high = w.estimated_accuracy_interval
         assert low < w.estimated_accuracy < high and high - low < 0.3
-        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
-        assert doc is not None
+        doc = doc_estimate(calibration, probs[rows])
         realised.append(float((predicted[rows] == labels[rows]).mean()))
         estimated.append(w.estimated_accuracy)
         doc_capped.append(doc.capped(w.accuracy_bound).value)
@@ -189,8 +196,8 @@ async def test_a_report_without_agreement_keeps_doc_capped_by_the_class_mix_boun
     _, probs, _ = noisy_holdout(model_dir, 1.6)
     for w in report.windows:
         rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
-        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
-        assert doc is not None and w.accuracy_bound is not None and w.estimated_accuracy is not None
+        doc = doc_estimate(calibration, probs[rows])
+        assert w.accuracy_bound is not None and w.estimated_accuracy is not None
         assert w.estimated_accuracy == pytest.approx(min(doc.value, w.accuracy_bound))
         assert w.estimate_method == ("doc-capped" if w.accuracy_bound < doc.value else "doc")
         realised = float((predicted[rows] == labels[rows]).mean())
@@ -225,8 +232,8 @@ async def test_a_model_without_a_labelled_reference_keeps_doc(
     _, probs, _ = noisy_holdout(model_dir, 0.6)
     for w in report.windows:
         rows = slice(w.window * WINDOW, (w.window + 1) * WINDOW)
-        doc = calibration.estimate(np.bincount(confidence_buckets(probs[rows]), minlength=CONFIDENCE_BUCKETS))
-        assert doc is not None and w.estimate_method == "doc"
+        doc = doc_estimate(calibration, probs[rows])
+        assert w.estimate_method == "doc"
         assert w.estimated_accuracy == pytest.approx(doc.value)
         assert w.estimated_accuracy_interval == pytest.approx((doc.low, doc.high))
 
