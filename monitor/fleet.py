@@ -10,7 +10,8 @@ The index is polled every ``DRIFTWATCH_DISCOVERY_INTERVAL_S`` (and at once
 when a request names a model not watched yet), so a model registered while
 the monitor runs is watched within seconds, without a restart. A model whose
 every version is retired (``DELETE /models/{name}/versions/{v}``), or whose
-registry entry is gone, is dropped at the next poll, also without a restart:
+registry entry is gone, is dropped at the next poll (at once by the monitor whose
+``DELETE`` retired its last version: that route runs :meth:`Fleet.discover`), also without a restart:
 its worker stops (the batch in hand is acked first), its alerts resolve, its
 gauges are no longer exported and its reads answer 404; registered again, it
 is watched again. The default model is never dropped. At most ``DRIFTWATCH_MAX_MODELS`` are

@@ -12,6 +12,9 @@
   Its reference and window data expire after ``DRIFTWATCH_RETIRED_RETENTION_S``
   (30 days by default); its metadata stays, so the name+version can never be
   taken by another model. Registering the same model again reactivates it.
+  A model left with no active version is dropped by this monitor at once
+  (:meth:`monitor.fleet.Fleet.discover`, as its poll would), so its reads and
+  ``/overview`` say so in the answer's wake; other replicas drop it at their next poll.
 
 The per-model reads (``/models/{name}/drift`` ...) are mounted elsewhere (monitor/app.py).
 """
@@ -30,6 +33,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
+from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
 from shared.api_auth import ReadAccess, WriteAccess
 from shared.http import LargerBody
@@ -77,8 +81,15 @@ async def get_settings(request: Request) -> MonitorSettings:
     return settings
 
 
+async def get_fleet(request: Request) -> Fleet | None:
+    """The models this monitor watches; None on an app that runs no fleet."""
+    fleet: Fleet | None = getattr(request.app.state, "fleet", None)
+    return fleet
+
+
 Client = Annotated[aioredis.Redis, Depends(get_client)]
 Settings = Annotated[MonitorSettings, Depends(get_settings)]
+Watched = Annotated[Fleet | None, Depends(get_fleet)]
 
 
 # -- answers ---------------------------------------------------------------------
@@ -271,12 +282,16 @@ async def get_model(name: Name, client: Client, settings: Settings, _: ReadAcces
     responses={404: {"description": "No such model version"}},
 )
 async def delete_version(
-    name: Name, version: Version, client: Client, settings: Settings, _: WriteAccess
+    name: Name, version: Version, client: Client, settings: Settings, fleet: Watched, _: WriteAccess
 ) -> ModelDetail:
     """Retire a version: its data expires after the retention; its metadata stays."""
     model = await retire_version(client, Keys(name), version, settings.retired_retention_s, int(time.time()))
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no version {version!r} of model {name!r} registered")
+    if fleet is not None and fleet.get(name) is not None:
+        # The poll's own pass, now: a model with no active version left is dropped before the
+        # answer (its worker stops, its alerts resolve), not up to a discovery interval later.
+        await fleet.discover()
     return await get_model(name, client, settings, None)
 
 

@@ -207,6 +207,31 @@ def test_retiring_a_version_keeps_its_metadata_and_expires_its_data(
     assert api.delete("/models/nobody/versions/1").status_code == 404
 
 
+def test_a_model_retired_here_leaves_the_overview_before_the_answer(redis_url: str) -> None:
+    """The monitor that answers the ``DELETE`` of a model's last active version drops that model
+    before it answers: the next ``/overview`` and ``/readyz`` no longer list it, though its
+    discovery poll (300 s here) has not run since. A version retired beside an active one
+    leaves the model watched."""
+    settings = MonitorSettings(REDIS_URL=redis_url, DRIFTWATCH_API_KEY=SecretStr(KEY),
+                               DRIFTWATCH_DISCOVERY_INTERVAL_S=300, DRIFTWATCH_READ_BLOCK_MS=50)
+    with TestClient(create_app(settings), headers={API_KEY_HEADER: KEY}) as api:
+
+        def listed() -> list[str]:
+            return [m["name"] for m in api.get("/overview").json()["models"]]
+
+        for version, seed in (("1", 0), ("2", 2)):
+            assert api.put(f"/models/churn/versions/{version}", json=body(seed=seed)).status_code == 201
+        api.get("/models/churn/drift")  # a read naming it watches it at once (monitor/fleet.py)
+        assert listed() == ["digits-mlp", "churn"]
+
+        assert api.delete("/models/churn/versions/2").status_code == 200
+        assert listed() == ["digits-mlp", "churn"]  # version 1 is still active
+        assert api.delete("/models/churn/versions/1").status_code == 200
+        assert listed() == ["digits-mlp"]
+        assert "churn" not in api.get("/readyz").json()["models"]
+        assert api.get("/models/churn/drift").status_code == 404
+
+
 RFC_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
