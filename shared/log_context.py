@@ -16,20 +16,31 @@ a model's work) for structured handlers, and ``model_tag`` (``"[churn v3] "``,
 format) shows it before the message. The record factory that adds them is
 installed by :func:`install` (the CLI's logging set-up and every monitor call
 it), once per process.
+
+Which service a line comes from matters too: ``driftwatch up`` runs the model
+service and the monitor side by side on one terminal, and uvicorn's own lines
+(``Started server process``, ``Uvicorn running on ...``) name neither. So each
+record also gets ``service`` (``"model_service"``, ``"monitor"``; None in a
+process that is not one) and ``service_tag`` for text formats, and
+:func:`service_logging` is the services' one logging configuration: our
+format on stderr for every logger, uvicorn's included (uvicorn is started
+with ``log_config=None``, so it keeps no handler or format of its own).
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(model_tag)s%(message)s"
+LOG_FORMAT = "%(asctime)s %(service_tag)s%(levelname)s %(name)s: %(model_tag)s%(message)s"
 
 _bound: ContextVar[tuple[str | None, str | None]] = ContextVar("driftwatch_log_model", default=(None, None))
 _installed = False
+_service: str | None = None
 
 
 def model_tag(model: str | None, version: str | None) -> str:
@@ -53,12 +64,16 @@ def bound_model(model: str, version: str | None = None) -> Iterator[None]:
         _bound.reset(token)
 
 
-def install() -> None:
-    """Give every log record of this process ``model``, ``model_version`` and ``model_tag``.
+def install(service: str | None = None) -> None:
+    """Give every log record of this process ``model``, ``model_version``, ``model_tag``,
+    ``service`` and ``service_tag``; ``service`` names the process's service from now on
+    (a later call without one keeps it).
 
     Idempotent; wraps whatever record factory was installed before.
     """
-    global _installed
+    global _installed, _service
+    if service is not None:
+        _service = service
     if _installed:
         return
     previous = logging.getLogRecordFactory()
@@ -69,7 +84,29 @@ def install() -> None:
         record.model = model
         record.model_version = version
         record.model_tag = model_tag(model, version)
+        record.service = _service
+        record.service_tag = f"{_service} " if _service is not None else ""
         return record
 
     logging.setLogRecordFactory(factory)
     _installed = True
+
+
+def service_logging(service: str, level: str) -> None:
+    """Log every line of this process, uvicorn's included, to stderr in :data:`LOG_FORMAT`, naming ``service``.
+
+    Run uvicorn with ``log_config=None`` after this (its own configuration would give its
+    loggers a handler and format of their own); ``log_level`` there still sets their level.
+    """
+    install(service)
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,  # the modules imported so far have their loggers already
+        "formatters": {"driftwatch": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "driftwatch"},
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        # Its lines reach the root's handler, as ours do.
+        "loggers": {"uvicorn": {"handlers": [], "propagate": True}},
+    })

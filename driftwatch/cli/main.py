@@ -6,7 +6,6 @@ Heavy imports (TensorFlow, the apps) happen inside the commands, so
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -24,11 +23,12 @@ DEFAULT_MODEL_DIR = Path("models/default")
 app.command()(register)
 
 
-def _logging(level: str) -> None:
-    from shared.log_context import LOG_FORMAT, install
+def _logging(level: str, service: str) -> None:
+    """Every line of the service, uvicorn's too, names it and the model it is about
+    ("monitor INFO monitor.reports: [churn v3] window 2: ..."): uvicorn runs with ``log_config=None``."""
+    from shared.log_context import service_logging
 
-    install()  # the format names the model a line is about (monitor lines: "[churn v3] window 2: ...")
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    service_logging(service, level)
 
 
 @app.command()
@@ -104,12 +104,12 @@ def serve(
     from model_service.app import create_app
     from model_service.serving_settings import ModelServiceSettings
 
-    _logging(log_level)
+    _logging(log_level, "model_service")
     given = {"model_dir": model_dir, "host": host, "port": port, "ingest_only": ingest_only or None}
     overrides = {k: v for k, v in given.items() if v is not None}
     settings = ModelServiceSettings().model_copy(update=overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_level=log_level, timeout_graceful_shutdown=15)
+                log_config=None, log_level=log_level, timeout_graceful_shutdown=15)
 
 
 @app.command()
@@ -124,11 +124,11 @@ def monitor(
     from monitor.app import create_app
     from monitor.monitor_settings import MonitorSettings
 
-    _logging(log_level)
+    _logging(log_level, "monitor")
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = MonitorSettings().model_copy(update=overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_level=log_level, timeout_graceful_shutdown=15)
+                log_config=None, log_level=log_level, timeout_graceful_shutdown=15)
 
 
 @app.command()
