@@ -111,3 +111,19 @@ def test_cli_names_a_csv_model_after_its_file_and_versions_each_run(tmp_path: Pa
     later = dataset.new_version(datetime(2030, 1, 1, tzinfo=UTC))
     assert later != metadata.version and later == f"20300101-000000-{dataset.sha256[:8]}"
     assert load_dataset("digits").default_model_name == "digits-mlp"
+
+
+@pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="a machine with an NVIDIA driver probes its GPU for real")
+def test_training_log_has_no_gpu_probe_error_without_a_gpu() -> None:
+    """TensorFlow logged ``E... failed call to cuInit`` on every CPU-only training run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "import driftwatch.trainer.train\nimport tensorflow as tf\nprint(float(tf.constant(1.0) + 1))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2.0"
+    assert "cuInit" not in done.stderr
+    assert not [line for line in done.stderr.splitlines() if line.startswith("E0")], done.stderr
