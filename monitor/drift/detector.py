@@ -62,7 +62,7 @@ from monitor.drift.ks import (
     ks_pvalues_sized,
 )
 from monitor.drift.missing import MissingRateTests, missing_rate_tests
-from monitor.drift.reference_chunks import ChunkFloors, chunk_floors
+from monitor.drift.reference_chunks import MIN_CHUNKS, ChunkFloors, chunk_floors
 from monitor.drift.report import (
     NO_MISSING,
     DriftReport,
@@ -300,14 +300,28 @@ class DriftDetector:
         if m not in self._floors:
             if len(self._floors) >= FLOOR_SIZES_KEPT:  # time windows vary in size: keep the newest
                 self._floors.pop(next(iter(self._floors)))
-            mv = self._chunk_multivariate if self._correlation is not None else None
-            w1_all = self._num_ref.chunk_w1(m) if self._num_ref is not None else None
-
-            def effects(index: int, chunk: NDArray[np.float64], r: float) -> NDArray[np.float64]:
-                return self._chunk_effects(chunk, r, None if w1_all is None else w1_all[index])
-
-            self._floors[m] = chunk_floors(self._ordered, m, effects, mv)
+            self._floors[m] = self._chunk_floors(self._ordered, m)
         return self._floors[m]
+
+    def _chunk_floors(self, ordered: NDArray[np.float64], size: int) -> ChunkFloors | None:
+        """:func:`chunk_floors` of chunks of ``size`` rows, every chunk's W1 and cross-moment
+        statistic computed at once (one compiled walk, one batch of products) before the band."""
+        n_chunks = self.reference_size // size
+        if n_chunks < MIN_CHUNKS:  # no floors: nothing to compute (chunk_floors would say None)
+            return None
+        w1_all = self._num_ref.chunk_w1(size) if self._num_ref is not None else None
+        mv_all = self._correlation.chunk_statistics(size, n_chunks) if self._correlation is not None else None
+
+        def effects(index: int, chunk: NDArray[np.float64], r: float) -> NDArray[np.float64]:
+            return self._chunk_effects(chunk, r, None if w1_all is None else w1_all[index])
+
+        def multivariate(index: int, chunk: NDArray[np.float64], r: float) -> float:
+            # The chunk's rows are the correlation reference's own (floors exist only
+            # without missing values, so no row was dropped); against the rest: / (1 - r)**2.
+            assert mv_all is not None
+            return float(mv_all[index]) / (1.0 - r) ** 2
+
+        return chunk_floors(ordered, size, effects, multivariate if mv_all is not None else None)
 
     def _chunk_effects(
         self, chunk: NDArray[np.float64], r: float, w1: NDArray[np.float64] | None = None
@@ -326,13 +340,6 @@ class DriftDetector:
                 counts = cref.window_counts(chunk[:, f])
                 effects[f] = jensen_shannon(cref.counts - counts, counts)
         return effects
-
-    def _chunk_multivariate(self, index: int, chunk: NDArray[np.float64], r: float) -> float:
-        """The chunk's cross-moment statistic against the rest; its rows are the correlation
-        reference's own (floors exist only without missing values, so no row was dropped)."""
-        assert self._correlation is not None
-        size = chunk.shape[0]
-        return self._correlation.chunk_statistic(index * size, (index + 1) * size) / (1.0 - r) ** 2
 
     def _count_classes(self, classes: ArrayLike, name: str) -> NDArray[np.int64]:
         assert self.n_classes is not None

@@ -120,6 +120,30 @@ def test_product_without_the_gil_has_scipys_bits() -> None:
         assert np.triu(_moments_t(zt)).tobytes() == np.triu(expected).tobytes()
 
 
+def test_reference_chunks_statistics_have_scipys_bits_on_any_thread_count() -> None:
+    """The chunks' products for the effect floors (ctypes, GIL released, shared between threads)
+    are scipy's ``blas.dsyrk`` on the standardised rows, bit for bit, chunk by chunk."""
+    from scipy.linalg import blas
+
+    from monitor.drift.correlation import _moments_rows
+
+    rng = np.random.default_rng(3)
+    for f, rows in ((2, 30), (64, 1_000), (130, 701)):
+        z = rng.standard_t(3, size=(rows, f))
+        expected = blas.dsyrk(1.0 / rows, z.T)
+        assert np.triu(_moments_rows(z)).tobytes() == np.triu(expected).tobytes()
+    ref = rng.standard_t(3, size=(9_000, 70))
+    for threads in (1, 2):
+        test = CorrelationReference(ref, threads=threads)
+        expected_stats = [
+            float(np.sum((blas.dsyrk(1.0 / 1_000, test._z[c * 1_000 : (c + 1) * 1_000].T).take(test._pair_index)
+                          - test._ref_pairs) ** 2))
+            for c in range(9)
+        ]
+        assert test.chunk_statistics(1_000, 9).tolist() == expected_stats
+        assert test.chunk_statistic(2_000, 3_000) == expected_stats[2]
+
+
 def test_pearson3_sf_is_scipys_bits() -> None:
     """Every skewness regime (normal switch, both signs), both sides of the support's end."""
     from scipy.stats import pearson3

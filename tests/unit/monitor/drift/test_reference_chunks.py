@@ -124,6 +124,13 @@ def test_too_few_chunks_give_no_floor_and_bad_sizes_are_refused() -> None:
     rng = np.random.default_rng(8)
     ref = rng.normal(size=((MIN_CHUNKS - 1) * WINDOW, 2))
     det = DriftDetector(ref, _names(2))
+    assert det._num_ref is not None and det._correlation is not None
+
+    def not_computed(*args: object) -> None:
+        raise AssertionError("chunk effects computed for a size without floors")
+
+    det._num_ref.chunk_w1 = not_computed  # type: ignore[method-assign]
+    det._correlation.chunk_statistics = not_computed  # type: ignore[method-assign]
     assert det.floors(WINDOW) is None
     assert det.test(rng.normal(size=(WINDOW, 2))).floor_chunks is None
     with pytest.raises(ValueError):
