@@ -121,10 +121,16 @@ def drift_config(settings: MonitorSettings) -> DriftConfig:
     """The detector configuration the monitor runs, from its settings.
 
     One place, so ``benchmarks/drift.py`` times exactly what the worker runs.
+    Time windows vary in size: their effect floors come from a grid of sizes
+    (``floor_sizes="grid"``), not recomputed for every window's own size;
+    count and sliding windows have one size, whose floors (and critical values)
+    the detector computes when it is built (``window_size``, ``prepare()``).
     """
+    policy = WindowPolicy.from_settings(settings)
     return DriftConfig(
         alpha=settings.alpha, correction=settings.correction, min_window_size=settings.min_window_size,
         p_values=settings.p_values, effect_floor=settings.effect_floor, threads=settings.drift_threads,
+        floor_sizes="grid" if policy.timed else "exact", window_size=None if policy.timed else policy.size,
     )
 
 

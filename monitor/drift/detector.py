@@ -62,7 +62,7 @@ from monitor.drift.ks import (
     ks_pvalues_sized,
 )
 from monitor.drift.missing import MissingRateTests, missing_rate_tests
-from monitor.drift.reference_chunks import MIN_CHUNKS, ChunkFloors, chunk_floors
+from monitor.drift.reference_chunks import MIN_CHUNKS, ChunkFloors, chunk_floors, grid_size, rescaled
 from monitor.drift.report import (
     NO_MISSING,
     DriftReport,
@@ -77,7 +77,7 @@ __all__ = ["DriftConfig", "DriftDetector"]
 
 
 FLOOR_SIZES_KEPT = 16
-"""Window sizes whose reference-chunk floors a detector keeps (time windows vary in size)."""
+"""Chunk sizes whose floors a detector keeps, those used last (sizes vary between windows)."""
 
 NEAR_LEVEL = 10.0
 """``p_values="near-level"``: the p-value of a feature that is not drift but lies within this
@@ -122,6 +122,17 @@ class DriftConfig(BaseModel):
         (:mod:`monitor.drift.reference_chunks`): variation the reference
         already has (weekly seasonality in a time-ordered reference) is not
         drift. Needs ``MIN_CHUNKS`` chunks; smaller references get no floor.
+    floor_sizes : {"exact", "grid"}
+        ``exact`` (default): floors from chunks of the window's own size,
+        computed once per size (count windows: one size). ``grid``: from the
+        nearest size of a geometric grid, rescaled to the window's size
+        (:func:`monitor.drift.reference_chunks.rescaled`): time windows hold a
+        different number of rows each, and would otherwise pay for the floors
+        (a walk of the reference, a product per chunk) on every window.
+    window_size : int or None
+        The size windows will have, if known (the monitor's count windows):
+        :meth:`DriftDetector.prepare` computes its floors, critical value and
+        multivariate threshold, so the first window does not wait for them.
     multivariate : bool
         Also run the cross-moment test of the numeric features together
         (needs two non-constant numeric features and two reference rows).
@@ -149,6 +160,8 @@ class DriftConfig(BaseModel):
     ks_method: KSMethod = "auto"
     p_values: Literal["near-level", "all", "drifted"] = "near-level"
     effect_floor: Literal["reference-chunks", "none"] = "reference-chunks"
+    floor_sizes: Literal["exact", "grid"] = "exact"
+    window_size: int | None = Field(default=None, ge=1)
     multivariate: bool = True
     threads: int | None = Field(default=None, ge=1)
 
@@ -269,6 +282,8 @@ class DriftDetector:
             ref if self.config.effect_floor == "reference-chunks" and not ref_missing else None
         )
         self._floors: dict[int, ChunkFloors | None] = {}
+        # Chunk sizes whose floors were computed (each a walk of the reference, a product per chunk).
+        self.floor_computations = 0
 
         self.n_classes: int | None = None
         self._class_counts: NDArray[np.int64] | None = None
@@ -292,16 +307,51 @@ class DriftDetector:
         _kernels.load()
         if self._correlation is not None:
             self._correlation.prepare()
+        size = self.config.window_size
+        if size is not None and size >= self.config.min_window_size:
+            self._prepare_size(size)
+
+    def _prepare_size(self, m: int) -> None:
+        """What the first window of ``m`` rows would compute, computed now: its floors, the KS
+        critical value (when the decision reads it, see :meth:`_significance`) and the
+        multivariate test's threshold."""
+        cfg = self.config
+        self.floors(m)
+        if (self._num_ref is not None and not self._ref_has_missing and cfg.correction != "fdr_bh"
+                and cfg.p_values != "all"):
+            level = cfg.alpha / self.n_features if cfg.correction == "bonferroni" else cfg.alpha
+            ks_critical_h(self.reference_size, m, level, cfg.ks_method)
+        if self._correlation is not None:
+            self._correlation.threshold(m)
 
     def floors(self, m: int) -> ChunkFloors | None:
-        """Effect-size floors for windows of ``m`` rows (None: no floor), computed once per size."""
+        """Effect-size floors for windows of ``m`` rows (None: no floor).
+
+        ``floor_sizes="exact"``: from chunks of ``m`` rows, computed once per
+        size. ``"grid"``: from chunks of :func:`~monitor.drift.reference_chunks.grid_size`
+        rows, rescaled to ``m``; a window has floors exactly when it would at its
+        own size (``MIN_CHUNKS`` chunks of ``m`` rows).
+        """
         if self._ordered is None:
             return None
-        if m not in self._floors:
-            if len(self._floors) >= FLOOR_SIZES_KEPT:  # time windows vary in size: keep the newest
+        if self.config.floor_sizes == "exact":
+            return self._floors_at(self._ordered, m)
+        n = self.reference_size
+        if m < 1 or n // m < MIN_CHUNKS:
+            return None
+        base = self._floors_at(self._ordered, grid_size(m, n // MIN_CHUNKS))
+        return None if base is None else rescaled(base, n, m)
+
+    def _floors_at(self, ordered: NDArray[np.float64], size: int) -> ChunkFloors | None:
+        """Floors of chunks of ``size`` rows, cached: the ``FLOOR_SIZES_KEPT`` sizes used last."""
+        if size in self._floors:
+            self._floors[size] = self._floors.pop(size)  # used last: kept longest
+        else:
+            if len(self._floors) >= FLOOR_SIZES_KEPT:
                 self._floors.pop(next(iter(self._floors)))
-            self._floors[m] = self._chunk_floors(self._ordered, m)
-        return self._floors[m]
+            self._floors[size] = self._chunk_floors(ordered, size)
+            self.floor_computations += 1
+        return self._floors[size]
 
     def _chunk_floors(self, ordered: NDArray[np.float64], size: int) -> ChunkFloors | None:
         """:func:`chunk_floors` of chunks of ``size`` rows, every chunk's W1 and cross-moment

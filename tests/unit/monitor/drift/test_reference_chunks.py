@@ -8,7 +8,9 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from monitor.drift import DriftConfig, DriftDetector
-from monitor.drift.reference_chunks import FLOOR_SDS, MIN_CHUNKS, chunk_floors
+from monitor.drift.detector import FLOOR_SIZES_KEPT
+from monitor.drift.ks import ks_critical_h
+from monitor.drift.reference_chunks import FLOOR_SDS, MIN_CHUNKS, chunk_floors, rescaled
 
 WINDOW = 1_000
 
@@ -135,3 +137,92 @@ def test_too_few_chunks_give_no_floor_and_bad_sizes_are_refused() -> None:
     assert det.test(rng.normal(size=(WINDOW, 2))).floor_chunks is None
     with pytest.raises(ValueError):
         chunk_floors(ref, 0, lambda i, c, r: np.zeros(2))
+
+
+def test_grid_floors_agree_with_the_exact_sizes_within_their_own_noise() -> None:
+    """Time windows: floors from the nearest grid size, rescaled, are the floors of the window's
+    own size up to the floors' own sampling noise (their spread over i.i.d. features)."""
+    rng = np.random.default_rng(10)
+    f = 32
+    ref = rng.normal(size=(20 * WINDOW, f))
+    exact = DriftDetector(ref, _names(f))
+    grid = DriftDetector(ref, _names(f), DriftConfig(floor_sizes="grid"))
+    for m in (900, 1_000, 1_100):
+        e, g = exact.floors(m), grid.floors(m)
+        assert e is not None and g is not None and e.multivariate is not None and g.multivariate is not None
+        assert g.chunk_size != m and g.n_chunks == 20 * WINDOW // g.chunk_size
+        rel = g.features / e.features - 1.0
+        noise = float(e.features.std() / e.features.mean())
+        assert abs(float(rel.mean())) < noise / 2
+        assert float(np.median(np.abs(rel))) < noise
+        assert abs(g.multivariate / e.multivariate - 1.0) < 0.15
+
+
+def test_rescaled_floors_follow_the_sampling_scale() -> None:
+    """Floors of chunks half the window's size, rescaled by sqrt(1/m + 1/(n - m)) (the statistic
+    by its square), are the window size's own floors: unscaled they would be ~1.4x (~2x) too high."""
+    rng = np.random.default_rng(11)
+    f, n = 32, 20 * WINDOW
+    det = DriftDetector(rng.normal(size=(n, f)), _names(f))
+    half, whole = det.floors(WINDOW // 2), det.floors(WINDOW)
+    assert half is not None and whole is not None and half.multivariate and whole.multivariate
+    scaled = rescaled(half, n, WINDOW)
+    assert float(np.mean(scaled.features / whole.features)) == pytest.approx(1.0, abs=0.06)
+    assert float(np.mean(half.features / whole.features)) > 1.3
+    assert scaled.multivariate is not None
+    assert scaled.multivariate / whole.multivariate == pytest.approx(1.0, abs=0.15)
+    assert half.multivariate / whole.multivariate > 1.6
+    assert rescaled(whole, n, WINDOW) is whole
+
+
+def test_time_windows_of_nearby_sizes_share_their_floors() -> None:
+    """Windows of 1,000 and 1,010 rows: one computation on the grid, two at exact sizes; the
+    seasonal weeks of a time-ordered reference are still not drift at every size."""
+    rng = np.random.default_rng(12)
+    ref, _ = _seasonal(rng, 24, 6)
+    exact = DriftDetector(ref, _names(6), DriftConfig(multivariate=False))
+    grid = DriftDetector(ref, _names(6), DriftConfig(multivariate=False, floor_sizes="grid"))
+    weeks, _ = _seasonal(rng, 24, 6)
+    for det in (exact, grid):
+        det.test(weeks[:1_000])
+        det.test(weeks[1_000:2_010])
+    assert exact.floor_computations == 2
+    assert grid.floor_computations == 1
+    plain = DriftDetector(ref, _names(6), DriftConfig(multivariate=False, effect_floor="none"))
+    sizes = rng.integers(900, 1_101, size=24)
+    alarms = np.array([["f0" in det.test(weeks[w * WINDOW : w * WINDOW + int(s)]).drifted_features
+                        for w, s in enumerate(sizes)] for det in (exact, grid, plain)])
+    assert alarms[2].sum() >= 8 and alarms[0].sum() <= 1 and alarms[1].sum() <= 2
+    assert (alarms[0] != alarms[1]).sum() <= 2
+    assert grid.floor_computations <= 4  # 900-1,100 rows: grid sizes 939, 1024 and 1117 at most
+
+
+def test_floors_are_kept_for_the_sizes_used_last() -> None:
+    """The cache is bounded, and the size every window uses is never the one dropped."""
+    rng = np.random.default_rng(13)
+    det = DriftDetector(rng.normal(size=(20 * WINDOW, 3)), _names(3), DriftConfig(multivariate=False))
+    det.floors(WINDOW)
+    for size in range(100, 100 + 3 * FLOOR_SIZES_KEPT):
+        det.floors(size)
+        det.floors(WINDOW)
+    assert len(det._floors) <= FLOOR_SIZES_KEPT
+    assert det.floor_computations == 1 + 3 * FLOOR_SIZES_KEPT
+
+
+def test_prepare_computes_the_configured_window_size() -> None:
+    """The monitor's count windows have one size: prepare() computes its floors, critical value
+    and multivariate threshold, and the first window of that size computes no floors."""
+    rng = np.random.default_rng(14)
+    ref = rng.normal(size=(10 * WINDOW, 4))
+    det = DriftDetector(ref, _names(4), DriftConfig(window_size=WINDOW))
+    assert det.floor_computations == 0
+    det.prepare()
+    assert det.floor_computations == 1 and WINDOW in det._floors
+    assert det._correlation is not None and WINDOW in det._correlation._threshold
+    hits = ks_critical_h.cache_info().hits
+    det.test(rng.normal(size=(WINDOW, 4)))
+    assert det.floor_computations == 1
+    assert ks_critical_h.cache_info().hits > hits
+    plain = DriftDetector(ref, _names(4))
+    plain.prepare()
+    assert plain.floor_computations == 0
