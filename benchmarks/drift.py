@@ -16,7 +16,21 @@ computes it):
 - "default cold": the first window of a new size: p-value and critical-value
   caches cleared, a new detector (its reference preparation, done once at
   registration: the constructor and ``prepare()``, the multivariate test's
-  null draws, is timed apart as "build"); the effect floors of the size are in it.
+  null draws, is timed apart as "build") that was not told the size
+  (``window_size=None``); the size's effect floors, KS critical value and
+  multivariate threshold are in it.
+- "first window": the first window the monitor's count windows test: the
+  same, with the detector told the size (``DriftConfig.window_size``, as
+  ``drift_config`` sets it from ``DRIFTWATCH_WINDOW_SIZE``), so ``prepare()``
+  ("build") computed that size's floors, critical value and threshold; what
+  is left are the window's own p-values (exact ones cached per statistic).
+
+"Time windows" (``DRIFTWATCH_WINDOW_MODE=time``) hold a different number of
+rows each: a stream of windows of distinct sizes (900-1,100 rows, every one
+a new size), median per window after the first few, of the detector the
+monitor builds for them (effect floors from a grid of sizes, rescaled:
+``floor_sizes="grid"``) against the same detector with floors at each
+window's exact size (what it did before: floors recomputed every window).
 
 "drifted-only" is the same detector with ``p_values="drifted"`` (decision by
 cached critical values, p-values for drifted features only), warm. "nulls in
@@ -141,9 +155,10 @@ def time_default(
     """(build, cold, warm) seconds of the monitor's detector, and its decisions on wins[0].
 
     "build" is what the monitor pays once per model version when it registers
-    (the constructor and ``prepare()``: the multivariate null's draws); "cold"
-    the first window of a size after that (critical values, p-value caches,
-    the effect floors of that size)."""
+    (the constructor and ``prepare()``: the multivariate null's draws, and with
+    ``config.window_size`` that size's floors and critical values); "cold" the
+    first window after that (without ``window_size``: a new size, its critical
+    values, p-value caches and effect floors)."""
     clear_caches()
     t0 = time.perf_counter()
     det = DriftDetector(ref, names, config)
@@ -194,8 +209,12 @@ def run_case(
     ref, wins = make_data(f, n_ref, n_win, seed=f + n_ref + n_win, n_windows=1 + WARM_WINDOWS + TIMED_WINDOWS)
     win = wins[0]
     names = [f"f{i}" for i in range(f)]
-    config = drift_config(MonitorSettings())
+    monitor_config = drift_config(MonitorSettings())
+    config = monitor_config.model_copy(update={"window_size": None})  # cold: a size it was not told
     t_build, t_cold, t_warm, ours_dec = time_default(ref, wins, names, config)
+    t_build_sized, t_first, _, first_dec = time_default(ref, wins, names,
+                                                         monitor_config.model_copy(update={"window_size": n_win}))
+    assert np.array_equal(first_dec, ours_dec)
     _, _, t_one, _ = time_default(ref, wins, names, config.model_copy(update={"threads": 1}))
     det = DriftDetector(ref, names, config.model_copy(update={"p_values": "drifted"}))
     det.test(win)
@@ -211,9 +230,11 @@ def run_case(
     p_scipy = scipy_loop()
     t_scipy = time.perf_counter() - t0
     print(f"    monitor default: {config.correction} alpha={config.alpha} p_values={config.p_values} "
-          f"ks_method={config.ks_method}; build {t_build * 1e3:.0f} ms; drifted {int(ours_dec.sum())}")
+          f"ks_method={config.ks_method}; build {t_build * 1e3:.0f} ms ({t_build_sized * 1e3:.0f} ms told "
+          f"the window size); drifted {int(ours_dec.sum())}")
     print(f"    {'default warm':<14} {t_warm * 1e3:>10.1f} ms {1.0:>9.1f}x")
     row("default cold", t_cold, t_warm, "same detector, caches cleared")
+    row("first window", t_first, t_warm, "same, its size prepared in build (count windows)")
     row("1 thread", t_one, t_warm, "same config with DRIFTWATCH_DRIFT_THREADS=1, warm")
     row("drifted-only", t_drifted, t_warm, "same decisions")
     for label, columns in (("nulls in 4", 4), (f"nulls in {f}", f)):
@@ -222,6 +243,7 @@ def run_case(
     row("scipy loop", t_scipy, t_warm, scipy_agree)
     entry: dict[str, object] = {
         "case": f"F={f} ref={n_ref // 1000}k win={n_win // 1000}k", "ours": t_warm, "cold": t_cold,
+        "first": t_first,
         "one_thread": t_one, "drifted": t_drifted, "scipy": t_scipy, "scipy_agree": scipy_agree,
     }
     SUMMARY.append(entry)
@@ -239,7 +261,8 @@ def run_case(
         row("alibi-detect", al and al["time"], t_warm,
             al and str(entry["alibi_agree"]) + " (vs ours asymp)")
         if al:
-            print(f"    {'':<14} Alibi / default: warm {al['time'] / t_warm:.1f}x, cold {al['time'] / t_cold:.1f}x")
+            print(f"    {'':<14} Alibi / default: warm {al['time'] / t_warm:.1f}x, cold {al['time'] / t_cold:.1f}x, "
+                  f"first window {al['time'] / t_first:.1f}x")
         if ev_max <= 0:
             print(f"    {'evidently':<14} {'skipped':>10}   (--evidently-max-values 0)")
             return
@@ -253,6 +276,36 @@ def run_case(
             entry["evidently"] = ev["time"]
             entry["evidently_agree"] = agree(np.array(ev["p_values"]) < config.alpha / f, ours_dec)
         row("evidently", ev and ev["time"], t_warm, ev and str(entry["evidently_agree"]))
+
+
+def run_time_windows(f: int, n_ref: int, n_windows: int = 24) -> None:
+    """Per-window cost of time windows (distinct sizes, 900-1,100 rows): the monitor's detector
+    for them (floors on a grid of sizes) against floors at every exact size, same windows."""
+    print(f"\nTime windows: F={f} reference={n_ref}, {n_windows} windows of distinct sizes in 900-1100 rows")
+    rng = np.random.default_rng(f + 3)
+    ref = rng.normal(size=(n_ref, f))
+    sizes = rng.choice(np.arange(900, 1_101), size=n_windows, replace=False)
+    wins = [rng.normal(size=(int(m), f)) for m in sizes]
+    names = [f"f{i}" for i in range(f)]
+    config = drift_config(MonitorSettings(DRIFTWATCH_WINDOW_MODE="time"))  # type: ignore[call-arg]
+    results = {}
+    for label, cfg in (("grid floors", config), ("exact floors", config.model_copy(update={"floor_sizes": "exact"}))):
+        clear_caches()
+        det = DriftDetector(ref, names, cfg)
+        det.prepare()
+        times = []
+        for w in wins:
+            t0 = time.perf_counter()
+            det.test(w)
+            times.append(time.perf_counter() - t0)
+        skip = 4  # the first windows compute the grid's few sizes
+        results[label] = (float(np.median(times[skip:])), det.floor_computations)
+    t_grid, n_grid = results["grid floors"]
+    t_exact, n_exact = results["exact floors"]
+    print(f"    {'grid floors':<14} {t_grid * 1e3:>10.1f} ms {1.0:>9.1f}x   floor sizes computed: {n_grid}")
+    row("exact floors", t_exact, t_grid, f"n/a; floor sizes computed: {n_exact}")
+    SUMMARY.append({"case": f"time windows F={f} ref={n_ref // 1000}k win=0.9-1.1k", "ours": t_grid,
+                    "ours_full": t_exact})
 
 
 def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeout: float) -> None:
@@ -314,16 +367,17 @@ def print_summary() -> None:
         al, ours = e.get("alibi"), e.get(key)
         return f"{al / ours:,.1f}x" if isinstance(al, float) and isinstance(ours, float) else "n/a"
 
-    print("\n| case | default warm ms | default cold ms | 1 thread warm ms | drifted-only ms | scipy loop "
-          "| Alibi Detect | Evidently | Alibi / warm | Alibi / cold | Alibi / 1 thread |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| case | default warm ms | default cold ms | first window ms | 1 thread warm ms | drifted-only ms "
+          "| scipy loop | Alibi Detect | Evidently | Alibi / warm | Alibi / cold | Alibi / first | Alibi / 1 thread |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for e in SUMMARY:
         other = cell(e, "scipy") if "scipy" in e else cell(e, "ours_full")
-        print(f"| {e['case']} | {ms(e, 'ours')} | {ms(e, 'cold')} | {ms(e, 'one_thread')} | {ms(e, 'drifted')} "
-              f"| {other} | {cell(e, 'alibi')} | {cell(e, 'evidently')} | {ratio(e, 'ours')} | {ratio(e, 'cold')} "
-              f"| {ratio(e, 'one_thread')} |")
+        print(f"| {e['case']} | {ms(e, 'ours')} | {ms(e, 'cold')} | {ms(e, 'first')} | {ms(e, 'one_thread')} "
+              f"| {ms(e, 'drifted')} | {other} | {cell(e, 'alibi')} | {cell(e, 'evidently')} | {ratio(e, 'ours')} "
+              f"| {ratio(e, 'cold')} | {ratio(e, 'first')} | {ratio(e, 'one_thread')} |")
     print("(ms (peer time / default warm); '=' identical drift decisions; the sliding row's 'scipy loop' "
-          "column is our own full recompute, its 'default warm' one incremental step)")
+          "column is our own full recompute, its 'default warm' one incremental step; the time-window rows' "
+          "'default warm' is a window's median with grid floors, their 'scipy loop' with floors at each exact size)")
 
 
 def main() -> int:
@@ -349,6 +403,8 @@ def main() -> int:
     for f, r, w in cases:
         run_case(f, r, w, venv, args.peer_timeout, args.evidently_max_values)
     run_sliding(64, 10_000, 10_000, 1_000, venv, args.peer_timeout)
+    for f in (64, 256):
+        run_time_windows(f, 10_000)
     print_summary()
     return 0
 
