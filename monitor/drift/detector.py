@@ -302,7 +302,9 @@ class DriftDetector:
         of draws serves every window of ``CALIBRATION_ROWS`` rows or more);
         the monitor calls this once per model version, when it builds the
         detector, so no window report waits for it. The compiled kernels are
-        loaded here too (see :func:`monitor.drift._kernels.load`).
+        loaded here too (see :func:`monitor.drift._kernels.load`), and with
+        ``config.window_size`` that size's effect floors, KS critical value and
+        multivariate threshold (count windows: every window has that size).
         """
         _kernels.load()
         if self._correlation is not None:
