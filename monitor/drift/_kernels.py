@@ -154,6 +154,10 @@ def _merge_pair_py(
     idle; two independent chains interleaved run ~1.5x faster, and each row
     keeps its own order of operations (the same bits as one at a time).
     ``f == g`` is allowed (an odd last row).
+
+    ``win`` may be float32 (the monitor's windows): each value is read as the
+    float64 it equals exactly, so the comparisons, ``h`` and W1 are those of
+    the window upcast, bit for bit (a float64 ``win`` reads as itself).
     """
     n = ref.shape[1] - 1
     m = win.shape[1] - 1
@@ -162,7 +166,7 @@ def _merge_pair_py(
     hmax = hmin = hmax2 = hmin2 = 0
     acc = acc2 = 0.0
     for _ in range(n + m - 1):
-        rv, wv, rv2, wv2 = r[i], w[j], r2[i2], w2[j2]
+        rv, wv, rv2, wv2 = r[i], np.float64(w[j]), r2[i2], np.float64(w2[j2])
         take = 1 if rv <= wv else 0
         take2 = 1 if rv2 <= wv2 else 0
         v, v2 = min(rv, wv), min(rv2, wv2)
@@ -172,7 +176,7 @@ def _merge_pair_py(
         j2 += 1 - take2
         d = a * i - b * j
         d2 = a * i2 - b * j2
-        nxt, nxt2 = min(r[i], w[j]), min(r2[i2], w2[j2])
+        nxt, nxt2 = min(r[i], np.float64(w[j])), min(r2[i2], np.float64(w2[j2]))
         at, at2 = nxt != v, nxt2 != v2
         hmax = max(hmax, d if at else 0)
         hmin = min(hmin, d if at else 0)
@@ -213,7 +217,8 @@ def _transpose_pad_py(
     w: NDArray[np.float64], out: NDArray[np.float64], f0: int, f1: int
 ) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
     """``out[f, :m] = w[:, f]`` and ``out[f, m] = +inf`` for ``f0 <= f < f1``: a block of
-    window columns, row-major and padded for the merge (``w`` is (m, F), C order)."""
+    window columns, row-major and padded for the merge (``w`` is (m, F), any layout; ``out``
+    of its dtype, float32 or float64)."""
     m = w.shape[0]
     for r in range(m):
         for f in range(f0, f1):
@@ -600,7 +605,8 @@ def _standardise_rows_py(
     The KS blocks have each feature's window column as a contiguous row
     already (before sorting it): read from there, the loop is contiguous on
     both sides and vectorises, where reading the (m, F) window gathers with a
-    stride of F values. The same operations on the same values, so the same bits.
+    stride of F values. The same operations on the same values, so the same bits;
+    float32 ``rows`` are read as the float64 values they equal.
     """
     m = zt.shape[1]
     for f in range(f0, f1):
@@ -614,7 +620,7 @@ def _standardise_rows_py(
         src = rows[f]
         dst = zt[c]
         for r in range(m):
-            dst[r] = (min(max(src[r], low), high) - mu) / sd
+            dst[r] = (min(max(np.float64(src[r]), low), high) - mu) / sd
 
 
 if _jit is not None and _jit_parallel is not None:
@@ -741,8 +747,21 @@ def load() -> None:
     h = np.zeros(1, dtype=np.int64)
     ks_w1(ref, ref, 1, 1, True, h, np.zeros(1))
     transpose_pad(np.zeros((1, 1)), np.zeros((1, 2)), 0, 1)
-    standardise_rows(ref, np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1),
-                     np.zeros((1, 1)), 0, 1)
+    # A window's kernels for every form the detector is handed a window in (numba compiles one
+    # version per dtype, layout and writability): float32 as the monitor's stream carries it,
+    # contiguous or a view of its stored rows (which end with the predicted class), read-only
+    # when it wraps the stored bytes (np.frombuffer).
+    for dtype in (np.float32, np.float64):
+        for writeable in (True, False):
+            block = np.zeros((2, 3), dtype=dtype)
+            for w in (block[:, :2], np.ascontiguousarray(block[:, :2])):
+                w.setflags(write=writeable)
+                transpose_pad(w, np.zeros((2, 3), dtype=dtype), 0, 2)
+    win32 = np.array([[0.0, np.inf]], dtype=np.float32)
+    ks_w1_rows(ref, win32, 1, 1, True, h, np.zeros(1), 0, 1)
+    for rows in (ref, win32):
+        standardise_rows(rows, np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1),
+                         np.zeros((1, 1)), 0, 1)
     one = (np.zeros((1, 1)), np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1))
     standardise_t(*one)  # on the calling thread (small)
     _launch(_standardise_t, None, *one, np.zeros((1, 1)))

@@ -75,7 +75,7 @@ from scipy.stats import skew
 from threadpoolctl import ThreadpoolController
 
 from monitor.drift import _kernels, _tasks
-from monitor.drift._checks import as_finite_2d, check_alpha
+from monitor.drift._checks import FloatArray, as_finite_2d, check_alpha
 from monitor.drift.effect_size import column_mean_std
 
 __all__ = ["MIN_ALPHA", "CorrelationReference", "CorrelationResult", "draws_for"]
@@ -354,16 +354,17 @@ class CorrelationReference:
                                     self.threads if threads is None else threads)
         return self.standardised_statistic(zt)
 
-    def window_rows(self, m: int) -> tuple[NDArray[np.float64], Callable[[NDArray[np.float64], int, int], None]]:
+    def window_rows(self, m: int) -> tuple[NDArray[np.float64], Callable[[FloatArray, int, int], None]]:
         """An empty standardised window (F', m) and the function that fills it from the window's
         columns as rows (``rows[f0:f1, :m]``, features ``f0:f1`` of the input): what
         :meth:`monitor.drift.ks.SortedReference.test_window` calls as it transposes them for
         KS, so the window is read once for both tests. The same values as
-        :meth:`window_statistic`'s standardisation; then :meth:`standardised_statistic`."""
+        :meth:`window_statistic`'s standardisation (float32 rows, the monitor's, are read
+        as the float64 values they equal); then :meth:`standardised_statistic`."""
         zt = np.empty((self.n_features, m), dtype=np.float64)
         pos = self._positions
 
-        def fill(rows: NDArray[np.float64], f0: int, f1: int) -> None:
+        def fill(rows: FloatArray, f0: int, f1: int) -> None:
             _kernels.standardise_rows(rows, pos, self._lo, self._hi, self.mean, self.std, zt, f0, f1)
 
         return zt, fill
@@ -527,17 +528,18 @@ class CorrelationReference:
     ) -> CorrelationResult:
         """Test one (m, F) window against the reference.
 
-        ``checked``: the caller has validated the window already (a 2-D float64
-        array of F finite columns), so it is not scanned again. ``statistic``:
-        the window's :meth:`window_statistic`, if the caller computed it already.
+        ``checked``: the caller has validated the window already (a 2-D float32 or
+        float64 array of F finite columns), so it is not scanned again. ``statistic``:
+        the window's :meth:`window_statistic`, if the caller computed it already (the
+        window is then read for its size only: a float32 one is not upcast).
         """
-        w = np.asarray(window, dtype=np.float64) if checked else as_finite_2d(window, "window", self.n_input_features)
+        w = np.asarray(window) if checked else as_finite_2d(window, "window", self.n_input_features)
         m = int(w.shape[0])
         if m < 1:
             raise ValueError("window must have at least one row")
         if not self.applicable:
             raise ValueError("the reference has fewer than two non-constant columns: nothing to test")
-        t, rms = self.window_statistic(w) if statistic is None else statistic
+        t, rms = self.window_statistic(np.asarray(w, dtype=np.float64)) if statistic is None else statistic
         p = self.p_value(t, m)
         return CorrelationResult(
             statistic=t,

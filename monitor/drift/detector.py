@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from monitor.drift import _kernels
-from monitor.drift._checks import as_2d_with_missing
+from monitor.drift._checks import FloatArray, as_2d_with_missing, as_window_2d_with_missing
 from monitor.drift.chi2 import MIN_EXPECTED, CategoricalReference, chi2_homogeneity
 from monitor.drift.corrections import Correction, adjust_pvalues, bh_reject
 from monitor.drift.correlation import CALIBRATION_ROWS, MIN_ALPHA, CorrelationReference, draws_for
@@ -425,11 +425,17 @@ class DriftDetector:
         )
 
     def _prepare(
-        self, window: ArrayLike, window_classes: ArrayLike | None
-    ) -> tuple[NDArray[np.float64], int, NDArray[np.int64] | None, bool]:
+        self, window: ArrayLike, window_classes: ArrayLike | None, keep_float32: bool = False
+    ) -> tuple[FloatArray, int, NDArray[np.int64] | None, bool]:
         """The window as floats, its size, its class counts, and whether it or the
-        reference has missing values (then :meth:`_test_missing` decides)."""
-        win, missing = as_2d_with_missing(window, "window", self.n_features)
+        reference has missing values (then :meth:`_test_missing` decides).
+
+        ``keep_float32``: a float32 window stays float32 (see :meth:`test`); otherwise float64."""
+        win, missing = (
+            as_window_2d_with_missing(window, "window", self.n_features)
+            if keep_float32
+            else as_2d_with_missing(window, "window", self.n_features)
+        )
         m = int(win.shape[0])
         classes_counts: NDArray[np.int64] | None = None
         if window_classes is not None and self._class_counts is not None:
@@ -446,16 +452,18 @@ class DriftDetector:
         Parameters
         ----------
         window : ndarray, shape (m, F)
-            Features of the window: finite, or NaN for a missing value.
+            Features of the window: finite, or NaN for a missing value. A
+            float32 array (the monitor's windows) is tested as it is, without
+            an upcast copy: the report is the one of the same values as float64.
         window_classes : array of int, shape (m,), optional
             Predicted classes of the same rows (ignored when the detector has
             no reference classes).
         """
-        win, m, classes_counts, missing = self._prepare(window, window_classes)
+        win, m, classes_counts, missing = self._prepare(window, window_classes, keep_float32=True)
         if m < self.config.min_window_size or m == 0:
             return self._insufficient(m)
         if missing:
-            return self._test_missing(win, m, classes_counts)
+            return self._test_missing(np.asarray(win, dtype=np.float64), m, classes_counts)
         h = np.zeros(0, dtype=np.int64)
         w1: NDArray[np.float64] | None = None
         statistic: list[tuple[float, float]] = []
@@ -513,7 +521,7 @@ class DriftDetector:
         if m < self.config.min_window_size or m == 0:
             return self._insufficient(m)
         if missing:
-            return self._test_missing(win, m, classes_counts)
+            return self._test_missing(np.asarray(win, dtype=np.float64), m, classes_counts)
         h = np.zeros(0, dtype=np.int64)
         if self._num_ref is not None:
             if sliding is None or sliding.m != m or sliding.reference is not self._num_ref:
@@ -524,7 +532,7 @@ class DriftDetector:
     def _with_multivariate(
         self,
         report: DriftReport,
-        win: NDArray[np.float64],
+        win: FloatArray,
         floor_size: int | None = None,
         statistic: tuple[float, float] | None = None,
     ) -> DriftReport:
@@ -705,7 +713,7 @@ class DriftDetector:
 
     def _decide(
         self,
-        win: NDArray[np.float64],
+        win: FloatArray,
         m: int,
         h: NDArray[np.int64],
         w1: NDArray[np.float64] | None,
@@ -812,7 +820,7 @@ class DriftDetector:
 
     def _feature_statistics(
         self,
-        win: NDArray[np.float64],
+        win: FloatArray,
         m: int,
         h: NDArray[np.int64],
         w1: NDArray[np.float64] | None,
@@ -905,7 +913,7 @@ class DriftDetector:
             self._ks_pvalues(tests, m, ks_rows[exact], h[exact])
 
     def _significant_effect_sizes(
-        self, tests: _FeatureTests, win: NDArray[np.float64], significant: NDArray[np.bool_]
+        self, tests: _FeatureTests, win: FloatArray, significant: NDArray[np.bool_]
     ) -> None:
         """Wasserstein effect sizes of the significant numeric features only (see :meth:`test_sliding`)."""
         ks_rows = self._num_idx
@@ -913,7 +921,7 @@ class DriftDetector:
             return
         assert self._num_ref.prefix is not None and self._w1_scale is not None
         for j in np.flatnonzero(significant[ks_rows]).tolist():
-            col = np.sort(win[:, ks_rows[j]])
+            col = np.sort(np.asarray(win[:, ks_rows[j]], dtype=np.float64))
             tests.effect[ks_rows[j]] = (
                 wasserstein_sorted(
                     self._num_ref.sorted[j], self._num_ref.prefix[j], col,

@@ -44,7 +44,7 @@ from scipy import special
 from scipy.stats import kstwo
 
 from monitor.drift import _kernels, _tasks
-from monitor.drift._checks import as_2d_with_missing, as_finite_2d
+from monitor.drift._checks import FloatArray, as_2d_with_missing, as_finite_2d
 from monitor.drift.effect_size import column_mean_std, wasserstein_prefix, wasserstein_sorted
 
 __all__ = [
@@ -487,10 +487,11 @@ class SortedReference:
         wasserstein: bool = True,
         checked: bool = False,
         alongside: Sequence[Callable[[], None]] = (),
-        transposed: Callable[[NDArray[np.float64], int, int], None] | None = None,
+        transposed: Callable[[FloatArray, int, int], None] | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.float64] | None]:
         """KS lattice statistics and raw W1 per feature for an unsorted (m, F) window
-        (``checked``: as in :meth:`sort_window_padded`).
+        (``checked``: validated by the caller, a 2-D float32 or float64 array of F finite
+        columns; unchecked windows are converted to float64).
 
         With the merge kernel, blocks of features are transposed, then sorted
         and merged, each block a task of :mod:`monitor.drift._tasks` (the sort
@@ -500,12 +501,22 @@ class SortedReference:
         them from there); ``alongside``: other work of the same window that
         may use what ``transposed`` wrote (the cross-moment product), run
         after every block is transposed, first, beside the sorts and merges.
+
+        A float32 window (the monitor's) is transposed, sorted and merged as
+        float32 (half the bytes of an upcast copy), each value read as the
+        float64 it equals exactly, so every statistic and W1 has the bits of
+        the same window upcast; ``rows`` is then float32. The numpy engine
+        (no numba, or a reference far larger than the window) and a reference
+        with missing values take it as float64.
         """
-        w = np.asarray(window, dtype=np.float64) if checked else as_finite_2d(window, "window", self.n_features)
+        w: FloatArray = np.asarray(window) if checked else as_finite_2d(window, "window", self.n_features)
+        if w.dtype != np.float32:
+            w = np.asarray(w, dtype=np.float64)
         m = int(w.shape[0])
         if m == 0:
             raise ValueError("window must have at least one row")
         if not self.use_merge(m) or self.ragged:
+            w = np.asarray(w, dtype=np.float64)
             if transposed is not None:
                 rows = _transpose_padded(w)
                 transposed(rows, 0, self.n_features)
@@ -517,8 +528,9 @@ class SortedReference:
                 task()
             return result
         lcm, a, b = ks_lattice(self.n, m)
-        w = np.ascontiguousarray(w)
-        padded = np.empty((self.n_features, m + 1), dtype=np.float64)
+        # Any layout: the monitor's window is a strided view of its stored rows (each row ends
+        # with its predicted class), read once here rather than copied first.
+        padded = np.empty((self.n_features, m + 1), dtype=w.dtype)
         h = np.zeros(self.n_features, dtype=np.int64)
         acc = np.zeros(self.n_features, dtype=np.float64)
 

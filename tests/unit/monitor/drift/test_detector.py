@@ -262,3 +262,50 @@ def test_sliding_path_equals_full_test(categorical: bool, min_effect: float | No
             else:
                 assert b.effect_size is None
     assert det.test_sliding(sk, stream[:10]).status == "insufficient_data"
+
+
+def _stored_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` as the monitor hands a window to the detector: float32 feature columns of read-only
+    stored bytes whose rows end with a predicted class (monitor.window_state.split_window_rows)."""
+    rows = np.hstack([x, np.zeros((len(x), 1))]).astype(np.float32)
+    view = np.frombuffer(rows.tobytes(), dtype=np.float32).reshape(rows.shape)[:, : x.shape[1]]
+    assert not view.flags.writeable and not view.flags.c_contiguous
+    return view
+
+
+@pytest.mark.parametrize(
+    ("shape", "config"),
+    [
+        ((3000, 800, 6), DriftConfig()),
+        ((3000, 800, 6), DriftConfig(p_values="all", effect_floor="none")),
+        ((8000, 2000, 37), DriftConfig(threads=2)),  # past SMALL_WORK: blocks on two threads
+        ((3000, 60, 5), DriftConfig(correction="fdr_bh")),  # reference > 30 x window: numpy engine
+    ],
+)
+@pytest.mark.parametrize("categorical", [False, True])
+@pytest.mark.parametrize("holes", [False, True])
+def test_float32_window_reports_as_the_same_values_upcast(
+    shape: tuple[int, int, int], config: DriftConfig, categorical: bool, holes: bool
+) -> None:
+    """The monitor's float32 windows are tested as float32 (no upcast copy); every number of the
+    report is the one the same values give as float64, with ties, a categorical column, the
+    cross-moment test and missing values (which take the float64 path)."""
+    n, m, f = shape
+    rng = np.random.default_rng(n + m + f)
+    ref = rng.normal(size=(n, f)).astype(np.float32)  # as the monitor's reference is stored
+    win = rng.normal(size=(m, f)).astype(np.float32)
+    win[:, 1] += 0.3
+    win[:, 2] = np.round(win[:, 2], 1)  # ties, shared with the reference
+    ref[:, 2] = np.round(ref[:, 2], 1)
+    cat = np.zeros(f, dtype=bool)
+    if categorical:
+        cat[3] = True
+        ref[:, 3] = rng.integers(0, 4, n)
+        win[:, 3] = rng.integers(0, 4, m)
+    if holes:
+        win[::7, 0] = np.nan
+    det = DriftDetector(ref, _names(f), config, categorical=cat)
+    upcast = det.test(win.astype(np.float64)).model_dump()
+    assert upcast["multivariate_drift"] is not None or holes
+    assert det.test(win).model_dump() == upcast
+    assert det.test(_stored_rows(win)).model_dump() == upcast

@@ -266,3 +266,41 @@ def test_exact_pvalue_kernels_are_scipys_bits() -> None:
         assert _kernels.ks_exact_inside(n, m, math.gcd(n, m), h) == inside(n, m, math.gcd(n, m), h)
     for h in (20, 150):
         assert _kernels.ks_exact_square(2_000, h) == outside_square(2_000, h)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.integers(1, 4),
+    st.sampled_from(["continuous", "tied", "mixed", "extreme"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_float32_window_is_merged_as_float32_with_the_bits_of_float64(
+    n: int, m: int, f: int, kind: str, seed: int
+) -> None:
+    """A float32 window (the monitor's) is transposed, sorted and merged as float32, not upcast
+    first; its statistics and W1 have the bits of the same window as float64, and the rows the
+    cross-moment test reads are its values. "extreme": signed zeros, subnormals and huge values."""
+    rng = np.random.default_rng(seed)
+    ref = _draw(rng, n, f, kind).astype(np.float32).astype(np.float64)
+    win = _draw(rng, m, f, kind).astype(np.float32)
+    if kind == "extreme":
+        pool = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 3e38, -3e38, 1.5], dtype=np.float32)
+        win[rng.random(win.shape) < 0.5] = rng.choice(pool)
+        ref[rng.random(ref.shape) < 0.5] = float(rng.choice(pool))
+    sref = SortedReference(ref, with_wasserstein=True)
+    merged = sref.use_merge(m)
+    seen: list[tuple[np.dtype, np.ndarray]] = []
+
+    def transposed(rows: np.ndarray, f0: int, f1: int) -> None:
+        seen.append((rows.dtype, rows[f0:f1, :m].copy()))
+
+    h32, w32 = sref.test_window(win, checked=True, transposed=transposed)
+    h64, w64 = sref.test_window(win.astype(np.float64), checked=True)
+    assert h32.tolist() == h64.tolist()
+    assert w32 is not None and w64 is not None
+    assert w32.tobytes() == w64.tobytes()
+    if merged:
+        assert {dtype for dtype, _ in seen} == {np.dtype(np.float32)}
+        assert np.array_equal(np.concatenate([rows for _, rows in seen]), win.T)
