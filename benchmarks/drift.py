@@ -38,9 +38,17 @@ k" is the default detector, warm, on the same windows with 5% of the values
 of k features missing (NaN), the path of ``monitor/drift/missing.py``: each
 such feature has its own sample size, so exact p-values are cached less.
 
-Same data for everyone (peers get it as .npy files and run in their own
-virtualenv, built by benchmarks/peers/setup.sh; missing venv -> peers are
-skipped with a message). Ratios are peer time / ours from this one run.
+Data in the form the monitor holds it: the reference float32 (as
+``shared.model_metadata.Reference`` loads it; ``monitor.model_kinds.detector_reference``
+passes it on), and each window float32 as the monitor hands it to
+``DriftDetector.test``: the feature columns of its stored rows, which end
+with the row's predicted class (``monitor.window_state.window_rows`` packs
+them, ``split_window_rows`` splits them: a strided read-only view of the
+stored bytes). Before 2026-12-02 this benchmark fed float64 arrays, which
+the product never sees. The scipy loop and the peers get the same values,
+float32 (peers as .npy files, run in their own virtualenv, built by
+benchmarks/peers/setup.sh; missing venv -> peers are skipped with a message).
+Ratios are peer time / ours from this one run.
 Our decisions use scipy's method='auto' (exact up to 10k rows); Alibi
 Detect always uses the asymptotic p-value, so its decisions are compared
 with ours under ks_method="asymp".
@@ -69,6 +77,7 @@ from monitor.drift.ks import SortedReference, ks_critical_h, ks_pvalue_h
 from monitor.drift.sliding import SlidingKS
 from monitor.monitor_settings import MonitorSettings
 from monitor.reports import drift_config
+from monitor.window_state import split_window_rows, window_rows
 
 ALPHA = 0.05
 RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"
@@ -81,18 +90,29 @@ WARM_WINDOWS = 20
 TIMED_WINDOWS = 9
 
 
+def as_monitor_window(x: np.ndarray) -> np.ndarray:
+    """``x`` as the monitor hands a window to the detector: rows packed as the stream's
+    float32 feature bytes plus the predicted class, sliced per row, split again."""
+    features = x.astype(np.float32)
+    packed = window_rows([r.tobytes() for r in features], np.zeros(len(features), dtype=np.int64))
+    width = len(packed) // len(features)
+    window, _ = split_window_rows([packed[i : i + width] for i in range(0, len(packed), width)], x.shape[1])
+    return window
+
+
 def make_data(
     f: int, n_ref: int, n_win: int, seed: int, n_windows: int = 1
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Normal features; the same 5% of them shifted by 0.2 sd in every window."""
+    """Normal features; the same 5% of them shifted by 0.2 sd in every window. The
+    reference float32, the windows as the monitor holds them (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    ref = rng.normal(size=(n_ref, f))
+    ref = rng.normal(size=(n_ref, f)).astype(np.float32)
     shifted = rng.choice(f, max(1, f // 20), replace=False)
     wins = []
     for _ in range(n_windows):
         win = rng.normal(size=(n_win, f))
         win[:, shifted] += 0.2
-        wins.append(win)
+        wins.append(as_monitor_window(win))
     return ref, wins
 
 
@@ -311,9 +331,9 @@ def run_time_windows(f: int, n_ref: int, n_windows: int = 24) -> None:
 def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeout: float) -> None:
     print(f"\nSliding: F={f} reference={n_ref} window={m}, step of {step} new rows")
     rng = np.random.default_rng(1)
-    ref = rng.normal(size=(n_ref, f))
+    ref = rng.normal(size=(n_ref, f)).astype(np.float32)
     n_steps = 10
-    stream = rng.normal(size=(m + n_steps * step, f))
+    stream = rng.normal(size=(m + n_steps * step, f)).astype(np.float32)
     sref = SortedReference(ref)
     sk = SlidingKS(sref, stream[:m])
     sk.drifted(ALPHA)  # warm-up: the critical value is computed once per window size
