@@ -155,9 +155,13 @@ def _merge_pair_py(
     keeps its own order of operations (the same bits as one at a time).
     ``f == g`` is allowed (an odd last row).
 
-    ``win`` may be float32 (the monitor's windows): each value is read as the
-    float64 it equals exactly, so the comparisons, ``h`` and W1 are those of
-    the window upcast, bit for bit (a float64 ``win`` reads as itself).
+    ``ref`` and ``win`` are both float64, or both float32 (the monitor's
+    windows and references): the comparisons are then those of the same
+    values as float64, and W1 is accumulated in float64 from the float64
+    values of ``nxt`` and ``v``, so ``h`` and W1 have the bits of the float64
+    rows (a float64 row converts to itself). Converting each window value
+    inside the loop instead (float32 window, float64 reference) lengthened
+    the dependency chain: ~15% slower than either.
     """
     n = ref.shape[1] - 1
     m = win.shape[1] - 1
@@ -166,7 +170,7 @@ def _merge_pair_py(
     hmax = hmin = hmax2 = hmin2 = 0
     acc = acc2 = 0.0
     for _ in range(n + m - 1):
-        rv, wv, rv2, wv2 = r[i], np.float64(w[j]), r2[i2], np.float64(w2[j2])
+        rv, wv, rv2, wv2 = r[i], w[j], r2[i2], w2[j2]
         take = 1 if rv <= wv else 0
         take2 = 1 if rv2 <= wv2 else 0
         v, v2 = min(rv, wv), min(rv2, wv2)
@@ -176,15 +180,15 @@ def _merge_pair_py(
         j2 += 1 - take2
         d = a * i - b * j
         d2 = a * i2 - b * j2
-        nxt, nxt2 = min(r[i], np.float64(w[j])), min(r2[i2], np.float64(w2[j2]))
+        nxt, nxt2 = min(r[i], w[j]), min(r2[i2], w2[j2])
         at, at2 = nxt != v, nxt2 != v2
         hmax = max(hmax, d if at else 0)
         hmin = min(hmin, d if at else 0)
         hmax2 = max(hmax2, d2 if at2 else 0)
         hmin2 = min(hmin2, d2 if at2 else 0)
         if want_w1:
-            acc += abs(d) * (nxt - v)
-            acc2 += abs(d2) * (nxt2 - v2)
+            acc += abs(d) * (np.float64(nxt) - np.float64(v))
+            acc2 += abs(d2) * (np.float64(nxt2) - np.float64(v2))
     h_out[f] = max(hmax, -hmin)
     w1_out[f] = acc
     h_out[g] = max(hmax2, -hmin2)
@@ -758,7 +762,7 @@ def load() -> None:
                 w.setflags(write=writeable)
                 transpose_pad(w, np.zeros((2, 3), dtype=dtype), 0, 2)
     win32 = np.array([[0.0, np.inf]], dtype=np.float32)
-    ks_w1_rows(ref, win32, 1, 1, True, h, np.zeros(1), 0, 1)
+    ks_w1_rows(win32, win32, 1, 1, True, h, np.zeros(1), 0, 1)
     for rows in (ref, win32):
         standardise_rows(rows, np.zeros(1, dtype=np.intp), np.zeros(1), np.ones(1), np.zeros(1), np.ones(1),
                          np.zeros((1, 1)), 0, 1)

@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import chi2_contingency, ks_2samp
 
 from monitor.drift import DriftConfig, DriftDetector, DriftReport, FeatureDrift, PredictionDrift
+from monitor.window_state import split_window_rows, window_rows
 
 
 def _names(f: int) -> list[str]:
@@ -265,11 +266,12 @@ def test_sliding_path_equals_full_test(categorical: bool, min_effect: float | No
 
 
 def _stored_rows(x: np.ndarray) -> np.ndarray:
-    """``x`` as the monitor hands a window to the detector: float32 feature columns of read-only
-    stored bytes whose rows end with a predicted class (monitor.window_state.split_window_rows)."""
-    rows = np.hstack([x, np.zeros((len(x), 1))]).astype(np.float32)
-    view = np.frombuffer(rows.tobytes(), dtype=np.float32).reshape(rows.shape)[:, : x.shape[1]]
-    assert not view.flags.writeable and not view.flags.c_contiguous
+    """``x`` as the monitor hands a window to the detector: its stored rows (float32 features,
+    then the predicted class) split again, float32 feature columns of the read-only bytes."""
+    packed = window_rows([r.tobytes() for r in x.astype(np.float32)], np.zeros(len(x), dtype=np.int64))
+    width = len(packed) // len(x)
+    view, _ = split_window_rows([packed[i : i + width] for i in range(0, len(packed), width)], x.shape[1])
+    assert view.dtype == np.float32 and not view.flags.writeable and not view.flags.c_contiguous
     return view
 
 

@@ -274,23 +274,28 @@ def test_exact_pvalue_kernels_are_scipys_bits() -> None:
     st.integers(1, 60),
     st.integers(1, 4),
     st.sampled_from(["continuous", "tied", "mixed", "extreme"]),
+    st.booleans(),
     st.integers(0, 2**31 - 1),
 )
 def test_float32_window_is_merged_as_float32_with_the_bits_of_float64(
-    n: int, m: int, f: int, kind: str, seed: int
+    n: int, m: int, f: int, kind: str, ref_float32: bool, seed: int
 ) -> None:
-    """A float32 window (the monitor's) is transposed, sorted and merged as float32, not upcast
-    first; its statistics and W1 have the bits of the same window as float64, and the rows the
-    cross-moment test reads are its values. "extreme": signed zeros, subnormals and huge values."""
+    """A float32 window (the monitor's) against a reference of float32 values is transposed,
+    sorted and merged as float32, not upcast first; against other references it is upcast.
+    Either way its statistics and W1 have the bits of the same window as float64, and the rows
+    the cross-moment test reads are its values. "extreme": signed zeros, subnormals, huge values."""
     rng = np.random.default_rng(seed)
-    ref = _draw(rng, n, f, kind).astype(np.float32).astype(np.float64)
+    ref = _draw(rng, n, f, kind)
+    if ref_float32:
+        ref = ref.astype(np.float32).astype(np.float64)
     win = _draw(rng, m, f, kind).astype(np.float32)
     if kind == "extreme":
         pool = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 3e38, -3e38, 1.5], dtype=np.float32)
         win[rng.random(win.shape) < 0.5] = rng.choice(pool)
         ref[rng.random(ref.shape) < 0.5] = float(rng.choice(pool))
     sref = SortedReference(ref, with_wasserstein=True)
-    merged = sref.use_merge(m)
+    native = sref.use_merge(m) and sref.padded_float32() is not None
+    assert sref.padded_float32() is not None or not ref_float32
     seen: list[tuple[np.dtype, np.ndarray]] = []
 
     def transposed(rows: np.ndarray, f0: int, f1: int) -> None:
@@ -301,6 +306,5 @@ def test_float32_window_is_merged_as_float32_with_the_bits_of_float64(
     assert h32.tolist() == h64.tolist()
     assert w32 is not None and w64 is not None
     assert w32.tobytes() == w64.tobytes()
-    if merged:
-        assert {dtype for dtype, _ in seen} == {np.dtype(np.float32)}
-        assert np.array_equal(np.concatenate([rows for _, rows in seen]), win.T)
+    assert {dtype for dtype, _ in seen} == {np.dtype(np.float32 if native else np.float64)}
+    assert np.array_equal(np.concatenate([rows for _, rows in seen]), win.T)
