@@ -303,9 +303,9 @@ def run_time_windows(f: int, n_ref: int, n_windows: int = 24) -> None:
     for them (floors on a grid of sizes) against floors at every exact size, same windows."""
     print(f"\nTime windows: F={f} reference={n_ref}, {n_windows} windows of distinct sizes in 900-1100 rows")
     rng = np.random.default_rng(f + 3)
-    ref = rng.normal(size=(n_ref, f))
+    ref = rng.normal(size=(n_ref, f)).astype(np.float32)
     sizes = rng.choice(np.arange(900, 1_101), size=n_windows, replace=False)
-    wins = [rng.normal(size=(int(m), f)) for m in sizes]
+    wins = [as_monitor_window(rng.normal(size=(int(m), f))) for m in sizes]
     names = [f"f{i}" for i in range(f)]
     config = drift_config(MonitorSettings(DRIFTWATCH_WINDOW_MODE="time"))  # type: ignore[call-arg]
     results = {}
