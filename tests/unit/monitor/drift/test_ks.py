@@ -116,6 +116,19 @@ def test_critical_h_large(n: int, m: int) -> None:
     assert ks_pvalue_h(n, m, h)[0] < level <= ks_pvalue_h(n, m, h - 1)[0]
 
 
+@pytest.mark.parametrize("m", [901, 1_013, 1_087])
+def test_critical_h_of_a_time_window_size_takes_a_few_exact_pvalues(m: int) -> None:
+    """Time windows: every size is new, and most have a large lcm (10k x 1,013 rows: 10.13M),
+    where the first guess lands ~490 lattice steps off. The guess corrected by the exact
+    p-value there finds the boundary in at most 10 exact p-values (18 without)."""
+    level = 0.05 / 64
+    ks_pvalue_h.cache_clear()
+    ks_critical_h.cache_clear()
+    h = ks_critical_h(10_000, m, level)
+    assert ks_pvalue_h.cache_info().misses <= 10
+    assert ks_pvalue_h(10_000, m, h)[0] < level <= ks_pvalue_h(10_000, m, h - 1)[0]
+
+
 def test_exact_pvalues_on_threads_equal_one_thread() -> None:
     """Distinct statistics computed on several threads come back in order, with the same bits."""
     hs = np.array([5_400, 5_000, 4_100, 5_000, 3_900, 4_700, 6_000])  # 10k x 1k near the 1e-3 level
