@@ -38,6 +38,10 @@ from typing import Any
 
 LOG_FORMAT = "%(asctime)s %(service_tag)s%(levelname)s %(name)s: %(model_tag)s%(message)s"
 
+UVICORN_GENERAL_LOGGER = "uvicorn.error"
+"""uvicorn's general logger: "Started server process" comes from it at INFO, so a line
+named ``uvicorn.error`` read as an error; records from it are named ``uvicorn``."""
+
 _bound: ContextVar[tuple[str | None, str | None]] = ContextVar("driftwatch_log_model", default=(None, None))
 _installed = False
 _service: str | None = None
@@ -80,6 +84,8 @@ def install(service: str | None = None) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
+        if record.name == UVICORN_GENERAL_LOGGER:
+            record.name = "uvicorn"
         model, version = _bound.get()
         record.model = model
         record.model_version = version

@@ -50,7 +50,7 @@ def test_every_line_of_each_service_names_it_uvicorns_too(tmp_path: Path) -> Non
 
     logged = [(line, m) for line, m in zip(lines, map(LINE.match, lines), strict=True) if m is not None]
     for service in ("model_service", "monitor"):
-        uvicorns = [line for line, m in logged if m["service"] == service and m["logger"] == "uvicorn.error"]
+        uvicorns = [line for line, m in logged if m["service"] == service and m["logger"] == "uvicorn"]
         for text in UVICORN_LINES:
             assert any(text in line for line in uvicorns), (service, text, lines)
     assert {m["service"] for _, m in logged} == {"model_service", "monitor"}, lines
