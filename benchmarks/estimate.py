@@ -153,15 +153,25 @@ Labelled = tuple[np.ndarray, np.ndarray, np.ndarray, list[Scenario]]
 """Reference features, probabilities and labels (the same held-out rows), and the scenarios' windows."""
 
 
+def digits_model(model_dir: Path | None) -> Path:
+    """``model_dir``, or a fresh one with the model ``driftwatch train`` makes of digits (seeded)."""
+    if model_dir is not None:
+        return model_dir
+    from driftwatch.trainer.datasets import load_dataset
+    from driftwatch.trainer.train import TrainConfig, train
+
+    model_dir = Path(tempfile.mkdtemp(prefix="dw-estimate-"))
+    train(load_dataset("digits"), model_dir, TrainConfig(epochs=15, seed=0))
+    return model_dir
+
+
 def digits(model_dir: Path | None, n_windows: int, rng: np.random.Generator) -> Labelled:
     import keras
 
     from driftwatch.trainer.datasets import load_dataset
-    from driftwatch.trainer.train import TrainConfig, split_indices, train
+    from driftwatch.trainer.train import split_indices
 
-    if model_dir is None:
-        model_dir = Path(tempfile.mkdtemp(prefix="dw-estimate-"))
-        train(load_dataset("digits"), model_dir, TrainConfig(epochs=15, seed=0))
+    model_dir = digits_model(model_dir)
     model = keras.models.load_model(model_dir / "model.keras")
     ref = np.load(model_dir / "reference.npz")
     hold = np.load(model_dir / "holdout.npz")
@@ -307,6 +317,21 @@ TIMED = ["Driftwatch (DoC)", "IW (features)", "IW (probabilities)", "agreement (
 """Methods timed per window (as a multiple of DoC's, in the same run)."""
 
 
+def monitor_reference(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> Reference:
+    """The held-out labelled sample as the monitor's reference (its rows' features labelled too)."""
+    return Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
+                     probabilities=ref_p.astype(np.float32), labels=ref_y, labelled_features=ref_x.astype(np.float32))
+
+
+def surrogate_rows(n: int) -> np.ndarray:
+    """The reference rows ``agreement.from_reference`` (and the class-mix bound) fit on: all ``n``,
+    or the same seeded sample of ``MAX_REFERENCE_ROWS``."""
+    rows = np.arange(n)
+    if rows.size > class_mix.MAX_REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, class_mix.MAX_REFERENCE_ROWS, replace=False))
+    return rows
+
+
 def estimates(
     ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
@@ -323,17 +348,13 @@ def estimates(
     k = ref_p.shape[1]
     prior = np.bincount(ref_y, minlength=k) / len(ref_y)
     by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns'
-    reference = Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
-                          probabilities=ref_p.astype(np.float32), labels=ref_y,
-                          labelled_features=ref_x.astype(np.float32))
+    reference = monitor_reference(ref_x, ref_p, ref_y)
     monitors = class_mix.from_reference(reference, k)  # the monitor's bound: at most MAX_REFERENCE_ROWS rows
     assert monitors is not None
     surrogate = agreement.from_reference(reference, k)  # the monitor's kNN, on the same rows
     assert surrogate is not None
     forest, forest_offset = random_forest(ref_x, ref_p, ref_y)
-    rows = np.arange(len(ref_y))  # the surrogate's rows (agreement.from_reference's sample)
-    if rows.size > class_mix.MAX_REFERENCE_ROWS:
-        rows = np.sort(np.random.default_rng(0).choice(rows, class_mix.MAX_REFERENCE_ROWS, replace=False))
+    rows = surrogate_rows(len(ref_y))
     variants = {m: KnnVariant(surrogate, ref_p[rows].argmax(axis=1), k_, w) for m, (k_, w) in VARIANTS.items()}
     by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
     out: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
@@ -428,9 +449,7 @@ def random_forest(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> tu
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import cross_val_predict
 
-    rows = np.arange(len(ref_y))
-    if rows.size > class_mix.MAX_REFERENCE_ROWS:
-        rows = np.sort(np.random.default_rng(0).choice(rows, class_mix.MAX_REFERENCE_ROWS, replace=False))
+    rows = surrogate_rows(len(ref_y))
     x, y, served = np.nan_to_num(ref_x[rows]), ref_y[rows], ref_p[rows].argmax(axis=1)
     forest = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)
     folds = cross_val_predict(forest, x, y, cv=5)
@@ -459,6 +478,22 @@ DROP_RANGE = (0.05, 0.30)
 
 KINDS = {"none": "unshifted", "shift": "shifted, drop 5-30 points", "labels": "label shift (accuracy stays)",
          "outside": "shifted, drop outside 5-30 points"}
+
+
+def scenario_sets(
+    model_dir: Path | None, peers_venv: Path, n_windows: int, rng: np.random.Generator
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[Scenario]]]:
+    """Each data set's name, reference and windows: digits, then census if the peers' venv (which
+    loads its data) exists, both drawing from ``rng`` in that order (main's seed 0 gives the tables)."""
+    sets = [("digits", *digits(model_dir, n_windows, rng))]
+    if (peers_venv / "bin" / "python").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([str(peers_venv / "bin" / "python"), str(PEERS / "datasets.py"), tmp,
+                            "--census-labelled"], check=True, capture_output=True)
+            sets.append(("census", *census(Path(tmp) / "census_labelled", n_windows, rng)))
+    else:
+        print("census skipped: its data loads in the peers' venv (bash benchmarks/peers/setup.sh)")
+    return sets
 
 
 def grade(sc: Scenario, ref_acc: float) -> str:
@@ -496,17 +531,8 @@ def main() -> int:
                                                                              "/tmp/driftwatch-peers-venv")))
     ap.add_argument("--windows", type=int, default=20, help="windows per scenario")
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    sets = []
     t0 = time.perf_counter()
-    sets.append(("digits", *digits(args.model_dir, args.windows, rng)))
-    if (args.peers_venv / "bin" / "python").exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([str(args.peers_venv / "bin" / "python"), str(PEERS / "datasets.py"), tmp,
-                            "--census-labelled"], check=True, capture_output=True)
-            sets.append(("census", *census(Path(tmp) / "census_labelled", args.windows, rng)))
-    else:
-        print("census skipped: its data loads in the peers' venv (bash benchmarks/peers/setup.sh)")
+    sets = scenario_sets(args.model_dir, args.peers_venv, args.windows, np.random.default_rng(0))
     print(f"(scenarios built in {time.perf_counter() - t0:.0f} s)")
     totals: dict[str, dict[str, list[float]]] = {kind: {} for kind in KINDS}
     for name, ref_x, ref_p, ref_y, scenarios in sets:
