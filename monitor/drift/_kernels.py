@@ -217,16 +217,42 @@ def _ks_w1_rows_py(
         _merge_pair(ref, win, a, b, want_w1, h_out, w1_out, f, min(f + 1, f1 - 1))
 
 
+_TRANSPOSE_TILE = 256
+"""Window rows per tile of :func:`_transpose_pad_py`."""
+
+
 def _transpose_pad_py(
     w: NDArray[np.float64], out: NDArray[np.float64], f0: int, f1: int
 ) -> None:  # pragma: no cover - compiled by numba; the Python body is the specification
     """``out[f, :m] = w[:, f]`` and ``out[f, m] = +inf`` for ``f0 <= f < f1``: a block of
     window columns, row-major and padded for the merge (``w`` is (m, F), any layout; ``out``
-    of its dtype, float32 or float64)."""
+    of its dtype, float32 or float64).
+
+    In tiles of ``_TRANSPOSE_TILE`` window rows, eight output rows at a time: a
+    tile's source lines (256 x 64 bytes for 16 float32 columns) stay in L1
+    while every output row writes its contiguous run of 256 values. Writing
+    all of a block's rows for each window row in turn (the loop before) kept
+    16 strided write streams and read each source line once per window row:
+    64 x 10k float32 from a cold window, one thread, in blocks of 16, 1.70 ->
+    0.49 ms (a strided view of the stored rows: 2.64 -> 0.52 ms). Only copies:
+    the same bits.
+    """
     m = w.shape[0]
-    for r in range(m):
-        for f in range(f0, f1):
-            out[f, r] = w[r, f]
+    for r0 in range(0, m, _TRANSPOSE_TILE):
+        r1 = min(r0 + _TRANSPOSE_TILE, m)
+        f = f0
+        while f + 8 <= f1:
+            o0, o1, o2, o3 = out[f], out[f + 1], out[f + 2], out[f + 3]
+            o4, o5, o6, o7 = out[f + 4], out[f + 5], out[f + 6], out[f + 7]
+            for r in range(r0, r1):
+                src = w[r]
+                o0[r], o1[r], o2[r], o3[r] = src[f], src[f + 1], src[f + 2], src[f + 3]
+                o4[r], o5[r], o6[r], o7[r] = src[f + 4], src[f + 5], src[f + 6], src[f + 7]
+            f += 8
+        for g in range(f, f1):  # fewer than eight left
+            o = out[g]
+            for r in range(r0, r1):
+                o[r] = w[r, g]
     for f in range(f0, f1):
         out[f, m] = np.inf
 

@@ -308,3 +308,31 @@ def test_float32_window_is_merged_as_float32_with_the_bits_of_float64(
     assert w32.tobytes() == w64.tobytes()
     assert {dtype for dtype, _ in seen} == {np.dtype(np.float32 if native else np.float64)}
     assert np.array_equal(np.concatenate([rows for _, rows in seen]), win.T)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 600),
+    st.integers(1, 21),
+    st.integers(0, 20),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 2**31 - 1),
+)
+def test_transpose_pad_tiles_copy_every_column(
+    m: int, cols: int, f0: int, strided: bool, dtype: type, seed: int
+) -> None:
+    """The tiled transpose (tiles of 256 window rows, eight output rows at a time, the rest one
+    by one) writes exactly the block's columns, padded with +inf, for any row count and block
+    width, from a contiguous window or a strided view (the monitor's stored rows), and nothing else."""
+    f0 = min(f0, cols - 1)
+    rng = np.random.default_rng(seed)
+    stored = rng.normal(size=(m, cols + 1)).astype(dtype)
+    w = stored[:, :cols] if strided else np.ascontiguousarray(stored[:, :cols])
+    for f1 in sorted({f0 + 1, min(f0 + 8, cols), min(f0 + 9, cols), cols}):
+        out = np.full((cols, m + 1), -1.0, dtype=dtype)
+        _kernels.transpose_pad(w, out, f0, f1)
+        expected = np.full((cols, m + 1), -1.0, dtype=dtype)
+        expected[f0:f1, :m] = w[:, f0:f1].T
+        expected[f0:f1, m] = np.inf
+        assert out.tobytes() == expected.tobytes()
