@@ -90,13 +90,26 @@ class LocalStack:
         self._redis: LocalRedisServer | None = None
         self._children: list[Child] = []
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
         child = Child(name, args, env)
         child.spawn()
         self._children.append(child)
+        return child
 
-    def _wait_live(self, url: str) -> None:
-        wait_for_http(f"{url}/livez", processes=[c.process for c in self._children if c.process is not None])
+    def _wait_live(self, child: Child, port: int) -> None:
+        """Wait until ``child`` answers on ``port``, or exits.
+
+        A child that exits here is left to the supervision loop, as one that dies later
+        is: restarted after its backoff, or (a start-up failure) left stopped with the
+        reason. Before, ``up`` itself died with a traceback when a child was killed
+        while it still waited, and took the other services down with it.
+        """
+        assert child.process is not None
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/livez", processes=[child.process])
+        except RuntimeError:
+            if child.process.poll() is None:
+                raise  # running but not answering within the timeout: a fault to report
 
     def start(self) -> None:
         if self.redis_url is None:
@@ -116,11 +129,11 @@ class LocalStack:
             env.setdefault("DRIFTWATCH_NO_DEFAULT_MODEL", "true")
         if self.window_size is not None:
             env["DRIFTWATCH_WINDOW_SIZE"] = str(self.window_size)
-        self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
+        monitor = self._spawn("monitor", ["monitor", "--port", str(self.monitor_port)], env)
         serve = ["--ingest-only"] if self.model_dir is None else ["--model-dir", str(self.model_dir)]
-        self._spawn("model service", ["serve", *serve, "--port", str(self.model_port)], env)
-        self._wait_live(f"http://127.0.0.1:{self.monitor_port}")
-        self._wait_live(f"http://127.0.0.1:{self.model_port}")
+        model_service = self._spawn("model service", ["serve", *serve, "--port", str(self.model_port)], env)
+        self._wait_live(monitor, self.monitor_port)
+        self._wait_live(model_service, self.model_port)
         logging_only = "  logging only: POST /models/{name}/predictions" if self.model_dir is None else ""
         self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs){logging_only}")
         self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")

@@ -114,6 +114,33 @@ def test_a_killed_child_is_restarted_and_the_other_keeps_serving(model_dir: Path
             up.wait()
 
 
+def test_a_child_killed_while_up_still_starts_is_restarted_and_up_keeps_running(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """``up`` waits for each service to answer before it supervises them. A monitor
+    SIGKILLed in that wait made ``up`` die with a traceback (the CI run that found it
+    killed the monitor just after it answered the test, before ``up`` had seen it)."""
+    up, _, monitor_port, log = start_up(model_dir, tmp_path)
+    try:
+        wait_until(lambda: child(up, "monitor") is not None, 60, "the monitor spawned")
+        first = child(up, "monitor")
+        assert first is not None
+        first.send_signal(signal.SIGKILL)  # still importing: it cannot have answered yet
+        wait_until(lambda: (c := child(up, "monitor")) is not None and c.pid != first.pid, 30, "a new monitor")
+        wait_for_http(f"http://127.0.0.1:{monitor_port}/readyz", timeout_s=90, processes=[up])
+        wait_until(lambda: "Stack is up" in log.read_text(errors="replace"), 60, "up's start to finish")
+        assert up.poll() is None
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+        text = log.read_text(errors="replace")
+        assert "monitor exited with code -9" in text and "monitor restarted" in text
+        assert "Traceback" not in text and "RuntimeError" not in text, text
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
 def test_ctrl_c_in_a_terminal_stops_the_stack_in_order_without_a_traceback(model_dir: Path, tmp_path: Path) -> None:
     """A terminal's Ctrl-C sends SIGINT to the whole foreground process group. The services
     and Redis run in their own sessions, so only ``up`` gets it, and it stops them one by one:
