@@ -149,16 +149,8 @@ def _moments_t(zt: NDArray[np.float64]) -> NDArray[np.float64]:
     """``zt @ zt.T / m`` of a C-ordered (F', m) array, upper triangle only (Fortran order):
     ``blas.dsyrk(1 / m, zt.T, trans=1)``, the GIL released while it runs."""
     fp, m = zt.shape
-    dsyrk = _dsyrk_nogil()
-    if dsyrk is None or not zt.flags.c_contiguous or m >= 2**31:  # pragma: no cover - another scipy
-        return np.asarray(blas.dsyrk(1.0 / m, zt.T, trans=1))
-    out = np.zeros((fp, fp), dtype=np.float64, order="F")
-    n_, k_ = ctypes.c_int(fp), ctypes.c_int(m)
-    alpha, beta = ctypes.c_double(1.0 / m), ctypes.c_double(0.0)
-    # As scipy's wrapper calls it: uplo U, trans T, a = zt.T (m x F', Fortran, lda = m), c F' x F'.
-    dsyrk(b"U", b"T", ctypes.byref(n_), ctypes.byref(k_), ctypes.byref(alpha), zt.ctypes.data,
-          ctypes.byref(k_), ctypes.byref(beta), out.ctypes.data, ctypes.byref(n_))
-    return out
+    # As scipy's wrapper calls it: a = zt.T (m x F', Fortran, lda = m), trans T.
+    return _syrk_upper(zt, fp, m, b"T", m, lambda: blas.dsyrk(1.0 / m, zt.T, trans=1))
 
 
 def _moments_rows(z: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -166,15 +158,25 @@ def _moments_rows(z: NDArray[np.float64]) -> NDArray[np.float64]:
     ``blas.dsyrk(1 / rows, z.T)``, the same routine and arguments (so the same bits), the GIL
     released while it runs (see :func:`_dsyrk_nogil`)."""
     rows, fp = z.shape
+    # As scipy's wrapper calls it: a = z.T (F' x rows, Fortran, lda = F'), trans N.
+    return _syrk_upper(z, fp, rows, b"N", fp, lambda: blas.dsyrk(1.0 / rows, z.T))
+
+
+def _syrk_upper(
+    a: NDArray[np.float64], n: int, k: int, trans: bytes, lda: int, wrapped: Callable[[], object]
+) -> NDArray[np.float64]:
+    """``dsyrk`` (uplo U, alpha ``1 / k``) of the C-ordered ``a`` read as the Fortran matrix
+    scipy's wrapper would pass: the (n, n) result, upper triangle only, through
+    :func:`_dsyrk_nogil`; ``wrapped()`` (scipy's wrapper, the GIL held) where that cannot
+    serve."""
     dsyrk = _dsyrk_nogil()
-    if dsyrk is None or not z.flags.c_contiguous or rows >= 2**31:  # pragma: no cover - another scipy
-        return np.asarray(blas.dsyrk(1.0 / rows, z.T))
-    out = np.zeros((fp, fp), dtype=np.float64, order="F")
-    n_, k_ = ctypes.c_int(fp), ctypes.c_int(rows)
-    alpha, beta = ctypes.c_double(1.0 / rows), ctypes.c_double(0.0)
-    # As scipy's wrapper calls it: uplo U, trans N, a = z.T (F' x rows, Fortran, lda = F'), c F' x F'.
-    dsyrk(b"U", b"N", ctypes.byref(n_), ctypes.byref(k_), ctypes.byref(alpha), z.ctypes.data,
-          ctypes.byref(n_), ctypes.byref(beta), out.ctypes.data, ctypes.byref(n_))
+    if dsyrk is None or not a.flags.c_contiguous or k >= 2**31:  # pragma: no cover - another scipy
+        return np.asarray(wrapped())
+    out = np.zeros((n, n), dtype=np.float64, order="F")
+    n_, k_, lda_ = ctypes.c_int(n), ctypes.c_int(k), ctypes.c_int(lda)
+    alpha, beta = ctypes.c_double(1.0 / k), ctypes.c_double(0.0)
+    dsyrk(b"U", trans, ctypes.byref(n_), ctypes.byref(k_), ctypes.byref(alpha), a.ctypes.data,
+          ctypes.byref(lda_), ctypes.byref(beta), out.ctypes.data, ctypes.byref(n_))
     return out
 
 
