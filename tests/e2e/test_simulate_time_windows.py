@@ -47,13 +47,19 @@ def stopped_at_the_end() -> Iterator[list[subprocess.Popen[bytes]]]:
         assert process.wait(timeout=60) == 0
 
 
-def simulate(model_dir: Path, model_url: str, monitor_url: str, scenario: str) -> subprocess.CompletedProcess[str]:
+def simulate(model_dir: Path, model_url: str, monitor_url: str, scenario: str) -> str:
+    """``driftwatch simulate`` as a user runs it: its output, once it has exited 0 without a traceback
+    and printed the run's accuracy."""
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "driftwatch.cli", "simulate", "--scenario", scenario, "--n", "600",
          "--model-dir", str(model_dir), "--model-url", model_url, "--monitor-url", monitor_url],
         env=env, capture_output=True, text=True, timeout=240,
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "Accuracy of this run's predictions on the labels it sent" in done.stdout
+    return done.stdout
 
 
 def test_simulate_shows_the_time_windows_its_traffic_reached(
@@ -61,12 +67,9 @@ def test_simulate_shows_the_time_windows_its_traffic_reached(
 ) -> None:
     process, model_url, monitor_url = up_with_time_windows(model_dir, tmp_path, seconds=2)
     stopped_at_the_end.append(process)
-    done = simulate(model_dir, model_url, monitor_url, "covariate-shift")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "Drift, scenario covariate-shift" in done.stdout
-    assert "YES" in done.stdout, done.stdout  # a window of the shifted traffic has dataset drift
-    assert "Accuracy of this run's predictions on the labels it sent" in done.stdout
+    output = simulate(model_dir, model_url, monitor_url, "covariate-shift")
+    assert "Drift, scenario covariate-shift" in output
+    assert "YES" in output, output  # a window of the shifted traffic has dataset drift
 
 
 def test_simulate_does_not_wait_minutes_for_a_long_time_window(
@@ -74,8 +77,5 @@ def test_simulate_does_not_wait_minutes_for_a_long_time_window(
 ) -> None:
     process, model_url, monitor_url = up_with_time_windows(model_dir, tmp_path, seconds=3600)
     stopped_at_the_end.append(process)
-    done = simulate(model_dir, model_url, monitor_url, "none")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Traceback" not in done.stdout + done.stderr
-    assert "its report follows then" in " ".join(done.stdout.split()), done.stdout
-    assert "Accuracy of this run's predictions on the labels it sent" in done.stdout
+    output = simulate(model_dir, model_url, monitor_url, "none")
+    assert "its report follows then" in " ".join(output.split()), output
