@@ -21,6 +21,7 @@ values (NaN), as on the other ingest endpoints.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,10 @@ def _tensor(tensor: Any, loc: Loc) -> tuple[str, list[int], str, Any]:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):
         raise PayloadError((*loc, "shape"), "must be a list of non-negative integers")
+    # Rows are [n] or [n, k] (features, labels, probabilities): anything else is refused here,
+    # before a shape such as [2**32, 2**32] or [2**64, 0] reaches numpy (which overflows or refuses it).
+    if len(shape) not in (1, 2):
+        raise PayloadError((*loc, "shape"), f"must be [n] or [n, k], got {shape}"[:300])
     if not isinstance(datatype, str):
         raise PayloadError((*loc, "datatype"), "must be a string such as FP32 or INT64")
     if data is None:
@@ -119,8 +124,11 @@ def _tensor_array(tensor: Any, loc: Loc) -> tuple[str, npt.NDArray[Any]]:
         if datatype not in _NUMERIC:
             raise PayloadError((*loc, "datatype"), f"unsupported datatype {datatype!r}")
         flat = _numbers(data, (*loc, "data"), "tensor data").reshape(-1)
-    if flat.size != int(np.prod(shape)):
-        raise PayloadError((*loc, "data"), f"holds {flat.size} values, its shape {shape} needs {int(np.prod(shape))}")
+    needed = math.prod(shape)  # exact: numpy's int64 product wraps (2**32 * 2**32 reads as 0)
+    if needed == 0:
+        raise PayloadError((*loc, "shape"), f"holds no rows to log, its shape is {shape}"[:300])
+    if flat.size != needed:
+        raise PayloadError((*loc, "data"), f"holds {flat.size} values, its shape {shape} needs {needed}"[:300])
     return name, flat.reshape(shape)
 
 

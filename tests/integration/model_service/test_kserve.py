@@ -196,6 +196,18 @@ async def test_an_event_kserve_would_not_send_is_a_422_naming_the_attribute(
          ["body", "inputs", 0, "data"]),
         ("request", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": ["a", "b", "c", "d"]}]},
          ["body", "inputs", 0, "datatype"]),
+        # Shapes whose numpy product overflows (2**32 * 2**32 wraps to 0, as many values as []) or
+        # that numpy cannot make, and empty tensors: each was a 500.
+        ("request", {"inputs": [{"name": "x", "shape": [2**32, 2**32], "datatype": "FP32", "data": []}]},
+         ["body", "inputs", 0, "data"]),
+        ("request", {"inputs": [{"name": "x", "shape": [2**64, 0], "datatype": "FP32", "data": []}]},
+         ["body", "inputs", 0, "shape"]),
+        ("request", {"inputs": [{"name": "sepal_length", "shape": [], "datatype": "FP32", "data": [1]}]},
+         ["body", "inputs", 0, "shape"]),
+        ("request", {"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP32", "data": []}]},
+         ["body", "inputs", 0, "shape"]),
+        ("response", {"outputs": [{"name": "o", "shape": [2**32, 2**32], "datatype": "FP32", "data": []}]},
+         ["body", "outputs", 0, "data"]),
         ("request", {"something": 1}, ["body"]),
         ("request", [1, 2], ["body"]),
         ("response", {"predictions": [7]}, ["body", "predictions", 0]),
