@@ -251,7 +251,7 @@ local function gather(a, ids, is_new, waiting_label, window_of, bucket_of, close
   return state
 end
 
--- 3. Per window: one RPUSH of its rows, its counts summed, its bounds and (the series') version.
+-- 3. Per window: one RPUSH of its rows, its counts summed, its bounds, (the series') version and kind.
 local function write_window(a, j, W)
   if W.filed then
     call_chunked('RPUSH', window_key(a, j, 1), W.rows)
@@ -268,7 +268,9 @@ local function write_window(a, j, W)
     local known = redis.call('HMGET', meta, 'first_ts', 'last_ts')
     if (not known[1]) or first < tonumber(known[1]) then redis.call('HSET', meta, 'first_ts', first) end
     if (not known[2]) or last > tonumber(known[2]) then redis.call('HSET', meta, 'last_ts', last) end
-    redis.call('HSET', meta, 'model_version', a.version)
+    -- 'count' or 'time': reads of "the newest windows" skip windows of the other kind, left
+    -- in the series by an earlier DRIFTWATCH_WINDOW_MODE (monitor/windows.py, WindowIndex).
+    redis.call('HSET', meta, 'model_version', a.version, 'mode', ARGV[1])
   end
 end
 

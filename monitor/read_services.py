@@ -28,7 +28,9 @@ class ReportReads:
     """Stored drift reports of one version's series, and how far a window is from its report.
 
     Every read takes ``version``; by default the model's current version (the
-    one registered last), whose series the unversioned routes show.
+    one registered last), whose series the unversioned routes show. Lists and
+    "the latest" hold reports of the current window mode only
+    (:meth:`WindowIndex.newest`); one window's report is found whatever its mode.
     """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, windows: WindowIndex) -> None:
@@ -49,19 +51,19 @@ class ReportReads:
         keys = await series_keys(self.client, self.keys, version)
         if keys is None:
             return []
-        windows = await self.client.zrevrange(keys.drift_index, 0, limit - 1)
+        windows = await self.windows.newest(keys, keys.drift_index, limit)  # of the current window mode
         if not windows:
             return []
-        raw = await self.client.hmget(keys.drift_reports, windows)
+        raw = await self.client.hmget(keys.drift_reports, [str(w) for w in windows])
         return [WindowDriftReport.model_validate_json(r) for r in raw if r is not None]
 
     async def newest_window(self, version: str | None = None) -> int | None:
-        """Index of the newest stored report (one cheap read; no report parsed)."""
+        """Index of the newest stored report of the current window mode (no report parsed)."""
         keys = await series_keys(self.client, self.keys, version)
         if keys is None:
             return None
-        newest = await self.client.zrevrange(keys.drift_index, 0, 0)
-        return int(newest[0]) if newest else None
+        newest = await self.windows.newest(keys, keys.drift_index, 1)
+        return newest[0] if newest else None
 
     async def stored(self, window: int, version: str | None = None) -> WindowDriftReport | None:
         """The report of one window, while it is kept (the link alerts carry)."""

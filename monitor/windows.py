@@ -58,7 +58,10 @@ from shared.keys import Keys
 from shared.redis_scripts import register_script
 from shared.registry import read_current_version
 
-__all__ = ["NO_WINDOW", "WindowBounds", "WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore"]
+__all__ = [
+    "NO_WINDOW", "WindowBounds", "WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore",
+    "of_current_mode",
+]
 
 WindowMode = Literal["count", "time", "sliding", "sliding-time"]
 TIME_MODES = ("time", "sliding-time")
@@ -223,6 +226,32 @@ class WindowProgress(BaseModel):
     model_version: str | None = Field(default=None, description="The version whose window series this is")
 
 
+def of_current_mode(policy: WindowPolicy, window: int, kind: bytes | None, first_ts: bytes | None,
+                    filling: int) -> bool:
+    """Whether ingest window ``window`` of a series, whose meta has ``mode`` ``kind`` and
+    ``first_ts``, is a window of ``policy``'s mode (``filling``: the count window being filled).
+
+    The ingest script writes ``mode`` (``count`` or ``time``); meta written before it did has
+    none, and then the index itself tells: a time slot of ``policy`` holds its first
+    prediction's time (which also tells slots of another ``DRIFTWATCH_WINDOW_SECONDS`` apart),
+    and no count window lies past the one being filled. A window without meta is taken as
+    of the current mode (as every window was before modes could differ).
+
+    >>> p = WindowPolicy("time", seconds=60)
+    >>> of_current_mode(p, 3, b"count", b"200", 0), of_current_mode(p, 3, b"time", b"200000", 0)
+    (False, True)
+    >>> of_current_mode(p, 3, None, b"1764000000000", 0), of_current_mode(p, 29400000, None, b"1764000000000", 0)
+    (False, True)
+    >>> of_current_mode(WindowPolicy(), 29400000, None, b"1764000000000", 5)
+    False
+    """
+    if kind is not None and kind.decode() != ("time" if policy.timed else "count"):
+        return False
+    if policy.timed:
+        return first_ts is None or int(first_ts) // policy.window_ms == window
+    return kind is not None or first_ts is None or window <= filling
+
+
 # The index keeps this many of the newest ingest windows (reads ask for at most 100).
 INDEX_KEEP = 1_000
 
@@ -252,19 +281,51 @@ class WindowIndex:
         self.policy = policy
 
     async def recent(self, last: int, version: str | None = None) -> list[int]:
-        """Up to ``last`` windows holding predictions, newest first."""
+        """Up to ``last`` windows of the current mode holding predictions, newest first."""
         keys = await series_keys(self.client, self.keys, version)
         if keys is None:
             return []
-        raw = await self.client.zrevrange(keys.windows_index, 0, last - 1)
-        return [int(w) for w in raw]
+        return await self.newest(keys, keys.windows_index, last)
+
+    async def newest(self, keys: Keys, index: str, last: int) -> list[int]:
+        """Up to ``last`` members of ``index`` (a sorted set of window indexes of ``keys``' series:
+        ``windows_index`` or ``drift_index``) that are windows of the current mode, newest first.
+
+        Why a filter: the series outlives a change of ``DRIFTWATCH_WINDOW_MODE``, and count
+        windows (0, 1, 2 ...) and time slots (prediction time / slot length) share its indexes.
+        Ordered by index, the other kind's windows would pass for the newest: count windows
+        before the first time slot (a window in progress starting on 1970-01-01), time slots
+        above every later count window. Each window's meta says which kind it is
+        (:func:`of_current_mode`); usually the first page is all of the current mode.
+        """
+        found: list[int] = []
+        page = max(last, 32)
+        start = 0
+        while len(found) < last:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.zrevrange(index, start, start + page - 1)
+                pipe.get(keys.ingested)
+                raw, ingested = await pipe.execute()
+            if not raw:
+                break
+            windows = [int(w) for w in raw]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for w in windows:
+                    pipe.hmget(keys.window_meta(w), "mode", "first_ts")
+                metas = await pipe.execute()
+            filling, _ = self.policy.count_window(int(ingested or 0))
+            found += [w for w, (kind, first) in zip(windows, metas, strict=True)
+                      if of_current_mode(self.policy, w, kind, first, filling)]
+            start += page
+        return found[:last]
 
     async def progress(self, window: int | None = None, version: str | None = None) -> WindowProgress:
         """One window's progress; by default the window being filled.
 
         That is, for count windows, the one the next prediction goes to (empty
         when the last one just filled); for time windows, the newest slot
-        holding predictions.
+        holding predictions, or the current slot while none does (right after
+        a switch from count windows, whose indexes are no time slots).
         """
         policy = self.policy
         keys = await series_keys(self.client, self.keys, version)

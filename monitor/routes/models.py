@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
+from monitor.windows import WindowIndex, WindowPolicy, of_current_mode
 from shared.api_auth import ReadAccess, WriteAccess
 from shared.http import LargerBody
 from shared.keys import Keys
@@ -257,7 +258,8 @@ async def list_models(client: Client, settings: Settings, _: ReadAccess) -> Mode
     if default is not None and default not in names:  # registered before the models index existed
         names.append(default)
     models = await read_models(client, sorted(names))
-    reports = await _last_reports(client, [(m.name, v.version) for m in models for v in m.versions])
+    reports = await _last_reports(
+        client, [(m.name, v.version) for m in models for v in m.versions], WindowPolicy.from_settings(settings))
     return ModelList(models=[_summary(m, reports, settings) for m in models])
 
 
@@ -301,22 +303,41 @@ def _expires(retired_at: datetime | None, settings: MonitorSettings) -> datetime
 
 
 async def _last_reports(
-    client: aioredis.Redis, series: list[tuple[str, str]]
+    client: aioredis.Redis, series: list[tuple[str, str]], policy: WindowPolicy
 ) -> dict[tuple[str, str], LastReport]:
-    """Each (model, version) series' newest drift report (one round trip for the indexes, one for the reports)."""
+    """Each (model, version) series' newest drift report of the current window mode (``policy``'s).
+
+    Three round trips (the newest index entries with the counters, their windows' meta, the
+    reports); a series whose newest report is of another window mode, left by an earlier
+    ``DRIFTWATCH_WINDOW_MODE``, is searched on its own (:meth:`WindowIndex.newest`).
+    """
     async with client.pipeline(transaction=False) as pipe:
         for name, version in series:
             pipe.zrevrange(Keys(name, version).drift_index, 0, 0)
-        newest = await pipe.execute()
-    found = [(s, w[0]) for s, w in zip(series, newest, strict=True) if w]
+            pipe.get(Keys(name, version).ingested)
+        raw = await pipe.execute()
+    candidates = [(s, int(w[0]), int(n or 0)) for s, w, n in zip(series, raw[::2], raw[1::2], strict=True) if w]
+    async with client.pipeline(transaction=False) as pipe:
+        for (name, version), window, _ in candidates:
+            pipe.hmget(Keys(name, version).window_meta(window), "mode", "first_ts")
+        metas = await pipe.execute()
+    found: list[tuple[tuple[str, str], int]] = []
+    for (s, window, ingested), (kind, first) in zip(candidates, metas, strict=True):
+        if of_current_mode(policy, window, kind, first, policy.count_window(ingested)[0]):
+            found.append((s, window))
+            continue
+        name, version = s
+        keys = Keys(name, version)
+        older = await WindowIndex(client, keys, policy).newest(keys, keys.drift_index, 1)
+        found += [(s, older[0])] if older else []
     async with client.pipeline(transaction=False) as pipe:
         for (name, version), window in found:
-            pipe.hget(Keys(name, version).drift_reports, window)
+            pipe.hget(Keys(name, version).drift_reports, str(window))
         raws = await pipe.execute()
     reports: dict[tuple[str, str], LastReport] = {}
-    for (s, _), raw in zip(found, raws, strict=True):
-        if raw is not None:
-            reports[s] = _last_report(orjson.loads(raw))
+    for (s, _), report in zip(found, raws, strict=True):
+        if report is not None:
+            reports[s] = _last_report(orjson.loads(report))
     return reports
 
 

@@ -1,0 +1,146 @@
+"""A model version's series outlives a change of ``DRIFTWATCH_WINDOW_MODE`` on the same Redis:
+count windows (0, 1, 2 ...) and time slots (prediction time / slot length) then share its window
+indexes. Every read of "the newest windows" shows those of the mode the monitor runs now.
+
+Before the fix, right after count -> time ``/drift/window`` showed the last count window as a
+time slot starting on 1970-01-01, and after time -> count the old time slots' reports stayed
+"the newest" (their indexes are larger) above every new count window's.
+
+Time traffic is stamped in slots of five minutes ago with an hour's grace: a later slot's
+predictions close the earlier one at once. Nothing waits for the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+from fastapi.testclient import TestClient
+
+from monitor.app import create_app
+from monitor.monitor_settings import MonitorSettings
+from shared.events import encode_predictions
+from shared.ids import new_prediction_ids
+from shared.keys import Keys
+from shared.model_metadata import ModelMetadata, Reference
+from shared.registry import register_model
+from tests.integration.monitor.helpers import holdout_rows
+
+STEP = 50  # count windows
+SLOT_S = 3  # time windows
+
+
+def _wait(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _publish(client: redis.Redis, keys: Keys, rows: np.ndarray, at_ms: int) -> None:
+    ids = new_prediction_ids(len(rows), at_ms)
+    classes = np.arange(len(rows), dtype=np.int64) % 10
+    probabilities = np.eye(10, dtype=np.float32)[classes]
+    with client.pipeline(transaction=False) as pipe:
+        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, classes, probabilities):
+            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+        pipe.execute()
+
+
+def _settings(redis_url: str, mode: str) -> MonitorSettings:
+    return MonitorSettings(
+        REDIS_URL=redis_url,
+        DRIFTWATCH_WINDOW_MODE=mode,
+        DRIFTWATCH_WINDOW_SIZE=STEP,
+        DRIFTWATCH_WINDOW_SECONDS=SLOT_S,
+        DRIFTWATCH_WINDOW_GRACE_S=3_600,
+        DRIFTWATCH_READ_BLOCK_MS=50,
+        DRIFTWATCH_ALERTS_ENABLED=False,
+    )
+
+
+def _history(client: TestClient) -> list[tuple[int, str]]:
+    return [(r["window"], r["window_mode"]) for r in client.get("/drift/history").json()["reports"]]
+
+
+def _last_report_window(client: TestClient, model: str) -> int | None:
+    models = {m["name"]: m for m in client.get("/models").json()["models"]}
+    last = models[model]["versions"][0]["last_report"]
+    return last["window"] if last else None
+
+
+def test_views_show_the_current_window_mode_after_switching_count_to_time_and_back(
+    redis_url: str, redis_client: redis.Redis, model_dir: Path
+) -> None:
+    metadata = ModelMetadata.load(model_dir)
+    keys = Keys(metadata.name, metadata.version)
+
+    async def _register() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        await register_model(client, keys, metadata, Reference.load(model_dir))
+        await client.aclose()
+
+    asyncio.run(_register())
+    x = holdout_rows(model_dir, 200)
+
+    # 1. Count windows: two reported (0, 1), window 2 holds 20 predictions.
+    with TestClient(create_app(_settings(redis_url, "count"), consumer_name="count-1")) as client:
+        _publish(redis_client, keys, x[:120], int(time.time() * 1000))
+        _wait(lambda: client.get("/drift/window").json()["filled"] == 20 and len(_history(client)) == 2)
+        assert _history(client) == [(1, "count"), (0, "count")]
+
+    # 2. The same series with time windows, before any prediction of the new mode.
+    with TestClient(create_app(_settings(redis_url, "time"), consumer_name="time-1")) as client:
+        before = int(time.time()) // SLOT_S
+        progress = client.get("/drift/window").json()
+        after = int(time.time()) // SLOT_S
+        assert progress["mode"] == "time" and progress["size"] is None
+        assert before <= progress["window"] <= after, progress  # the current slot, not count window 2
+        assert progress["filled"] == 0 and not progress["reported"]
+        assert datetime.fromisoformat(progress["start"]).timestamp() == progress["window"] * SLOT_S  # not 1970
+        assert _history(client) == []
+        drift = client.get("/drift").json()
+        assert drift["status"] == "insufficient_data" and drift["predictions_in_window"] == 0
+        assert client.get("/performance", params={"windows": 20}).json()["windows"] == []
+        assert _last_report_window(client, keys.model) is None
+        (summary,) = client.get("/overview").json()["models"]
+        assert (summary["window_filled"], summary["window_size"], summary["last_window"]) == (0, None, None)
+
+        # Its first slots: the views follow them.
+        base = int(time.time()) // SLOT_S - 100
+        _publish(redis_client, keys, x[120:160], base * SLOT_S * 1000 + 500)
+        _publish(redis_client, keys, x[160:195], (base + 1) * SLOT_S * 1000 + 500)
+        _wait(lambda: len(_history(client)) == 1 and client.get("/drift/window").json()["filled"] == 35)
+        assert _history(client) == [(base, "time")]
+        assert client.get("/drift/window").json()["window"] == base + 1
+        windows = client.get("/performance", params={"windows": 20}).json()["windows"]
+        assert [(w["window"], w["predictions"]) for w in windows] == [(base + 1, 35), (base, 40)]
+        assert _last_report_window(client, keys.model) == base
+
+    # 3. Back to count windows: the time slots' reports (larger indexes) are no longer "the newest".
+    with TestClient(create_app(_settings(redis_url, "count"), consumer_name="count-2")) as client:
+        ingested = 195
+        progress = client.get("/drift/window").json()
+        assert (progress["mode"], progress["window"], progress["size"]) == ("count", ingested // STEP, STEP)
+        assert progress["start"] is None
+        assert _history(client) == [(1, "count"), (0, "count")]
+        assert client.get("/drift").json()["window"] == 1
+        assert _last_report_window(client, keys.model) == 1
+        windows = client.get("/performance", params={"windows": 20}).json()["windows"]
+        assert [w["window"] for w in windows] == [2, 1, 0]
+
+        # The count window being filled closes at the next multiple of STEP predictions ingested
+        # (the counter counted the time windows' predictions too): 5 more close window 3.
+        _publish(redis_client, keys, x[195:200], int(time.time() * 1000))
+        _wait(lambda: len(_history(client)) == 3)
+        assert _history(client) == [(ingested // STEP, "count"), (1, "count"), (0, "count")]
+        assert client.get("/drift").json()["window"] == ingested // STEP
+        assert _last_report_window(client, keys.model) == ingested // STEP
+        (summary,) = client.get("/overview").json()["models"]
+        assert summary["last_window"] == ingested // STEP
