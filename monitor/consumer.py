@@ -41,6 +41,7 @@ from shared.events import (
 )
 from shared.keys import CONSUMER_GROUP, Keys
 from shared.log_context import bound_model
+from shared.outage_log import OutageLog
 from shared.redis_scripts import register_script
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class StreamConsumer:
         self.slow_linger_s = max(slow_linger_ms / 1000, self.linger_s)
         self._slow_read = max(read_count // 10, 1)
         self._last_heartbeat = float("-inf")
+        # An outage is said once, and its end once, however many retries it takes.
+        self._outage = OutageLog(log, "monitor")
 
     async def ensure_groups(self) -> None:
         """Create the group at the start of each stream, so events published before
@@ -153,9 +156,10 @@ class StreamConsumer:
                     await self.heartbeat()
                     await self.claim_abandoned()
                     await self.step()
+                    self._outage.answered()
                     backoff = 0.1
                 except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                    log.warning("monitor: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                    self._outage.failed(exc, f"retrying in {backoff:.1f}s")
                     self._resync = True
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -180,7 +184,7 @@ class StreamConsumer:
             try:
                 await self._drain_pending_batch(cursors)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("monitor: Redis unavailable while reading pending entries (%s)", exc)
+                self._outage.failed(exc, "reading pending entries again in 0.5s")
                 await asyncio.sleep(0.5)
 
     async def _drain_pending_batch(self, cursors: dict[str, bytes | str]) -> None:

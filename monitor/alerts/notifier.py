@@ -52,6 +52,7 @@ from monitor.alerts.payloads import postable_alert, webhook_payload
 from monitor.alerts.store import AlertStore, HistoryEntry
 from monitor.monitor_settings import AlertSettings
 from shared.keys import ALERT_LEADER
+from shared.outage_log import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Notifier:
         self.recorded = asyncio.Event()
         self._grouped: set[str] = set()
         self._last_am_push = float("-inf")
+        self._lease_outage = OutageLog(log, "alert leader lease")
 
     @property
     def consumer(self) -> str:
@@ -196,9 +198,13 @@ class Notifier:
             raise_if_cancelling()
             try:
                 held = await self.lease.acquire_or_renew()
+                self._lease_outage.answered()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self._lease_outage.failed(exc)  # said once per outage, not every third of a TTL
+                held = False  # unsure is not leader: better late than twice
             except RedisError as exc:
                 _log_failure("alert leader lease check failed", exc)
-                held = False  # unsure is not leader: better late than twice
+                held = False
             if held and not self.leader.is_set():
                 log.info("alert notifier %s is the leader", self.consumer)
                 self._last_am_push = float("-inf")  # a new leader re-sends the active alerts at once
