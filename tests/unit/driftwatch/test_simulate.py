@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from driftwatch.cli.simulate import HOLDOUT_FILE, SHIFTED_FEATURES, Scenario, make_traffic, run_simulation
+from driftwatch.cli.simulate import (
+    DIGITS_PLAN,
+    HOLDOUT_FILE,
+    SHIFTED_FEATURES,
+    Scenario,
+    make_traffic,
+    run_simulation,
+    scenario_plan,
+)
 from driftwatch.local_processes import free_port
+from shared.model_metadata import DataSummary, ModelMetadata
 
 X = np.random.default_rng(0).integers(0, 17, (360, 64)).astype(np.float32)  # distinct rows
 Y = np.arange(360) % 10
@@ -40,6 +49,49 @@ def test_covariate_shift_moves_only_the_shifted_features() -> None:
 def test_label_shift_favours_zeros_and_ones() -> None:
     traffic = make_traffic(Scenario.label_shift, X, Y, 2000, seed=3)
     assert np.isin(traffic.labels, [0, 1]).mean() > 0.5
+
+
+def _csv_metadata(n_features: int, n_classes: int, categorical: tuple[int, ...] = ()) -> ModelMetadata:
+    """A model ``driftwatch train --data some.csv`` wrote: named after its file, not digits."""
+    return ModelMetadata(
+        name="wine",
+        version="1",
+        feature_names=[f"f{i}" for i in range(n_features)],
+        class_names=[str(c) for c in range(n_classes)],
+        categorical=[i in categorical for i in range(n_features)],
+        data=DataSummary(source="/tmp/wine.csv", sha256="0" * 64, label_column="target"),
+        created_at="2026-12-02",
+    )
+
+
+def test_covariate_shift_of_a_csv_model_moves_its_first_numeric_features_by_their_spread() -> None:
+    """A CSV model of 13 features made covariate-shift raise IndexError (the digits pixels 2..21), and
+    a wider one had those columns cut to 16 (the pixel maximum): wine's proline (~750) became 16."""
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(36, 13)) * np.arange(1, 14) * 100 + 500).astype(np.float32)
+    y = np.arange(36) % 3
+    plan = scenario_plan(x, y, _csv_metadata(13, 3, categorical=(0,)))
+    assert plan.shifted == [1, 2, 3]  # the first fifth (rounded up) of the 12 numeric features
+    plain = make_traffic(Scenario.none, x, y, 300, seed=2, window=300, plan=plan)
+    shifted = make_traffic(Scenario.covariate_shift, x, y, 300, seed=2, window=300, plan=plan)
+    moved = (shifted.features - plain.features).mean(axis=0)
+    np.testing.assert_allclose(moved[plan.shifted], x[:, plan.shifted].std(axis=0), rtol=1e-4)
+    assert np.flatnonzero(moved).tolist() == plan.shifted
+    assert "f1, f2, f3" in plan.describe
+
+
+def test_label_shift_of_a_binary_model_favours_one_class() -> None:
+    """Favouring classes 0 and 1 of a binary model changed nothing: the scenario sent unshifted traffic."""
+    y = np.arange(400) % 2
+    x = np.random.default_rng(5).normal(size=(400, 30)).astype(np.float32)
+    traffic = make_traffic(Scenario.label_shift, x, y, 2000, seed=3, plan=scenario_plan(x, y, _csv_metadata(30, 2)))
+    assert (traffic.labels == 0).mean() > 0.8
+
+
+def test_the_digits_demo_keeps_its_pixels_plan() -> None:
+    assert scenario_plan(X, Y, None) is DIGITS_PLAN
+    digits = _csv_metadata(64, 10).model_copy(update={"data": DataSummary(source="digits", sha256="0" * 64)})
+    assert scenario_plan(X, Y, digits) is DIGITS_PLAN
 
 
 class _IngestOnly(BaseHTTPRequestHandler):
@@ -81,6 +133,23 @@ def test_a_service_that_refuses_or_is_away_is_named_without_a_traceback(tmp_path
         console = Console(record=True, width=200)
         assert run_simulation(Scenario.none, 20, tmp_path, away, away, 10, 0, console) == 1
         assert f"cannot reach {away}" in console.export_text()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_held_out_sample_smaller_than_the_window_is_said(tmp_path: Path) -> None:
+    """Wine's 36 held-out rows in windows of 300 repeat: --scenario none then showed drift, unexplained."""
+    np.savez(tmp_path / HOLDOUT_FILE, features=X[:6], labels=Y[:6])  # the fake monitor's windows hold 10
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IngestOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        console = Console(record=True, width=300)
+        run_simulation(Scenario.none, 20, tmp_path, url, url, 10, 0, console)
+        text = console.export_text()
+        assert "The held-out sample has 6 rows, fewer than a window of 10" in text
+        assert "--window-size 6 or less" in text
     finally:
         server.shutdown()
         server.server_close()
