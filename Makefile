@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The bundled digits demo has 360 held-out rows: windows of 300 never repeat a row.
 WINDOW ?= 300
+# Where the local stack listens (`make run MODEL_PORT=18200 MONITOR_PORT=18201` where 8000/8001 are taken).
+MODEL_PORT ?= 8000
+MONITOR_PORT ?= 8001
 
 .PHONY: setup run test test-fast lint typecheck check bench clean
 
@@ -19,7 +22,7 @@ setup: $(STAMP)
 	@scripts/install-system-packages.sh
 
 run: setup
-	$(BIN)/driftwatch up --window-size $(WINDOW)
+	$(BIN)/driftwatch up --window-size $(WINDOW) --model-port $(MODEL_PORT) --monitor-port $(MONITOR_PORT)
 
 test: setup
 	$(BIN)/pytest -q

@@ -25,6 +25,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port``.
+
+    A bind with ``SO_REUSEADDR``, as uvicorn's own: a port that only has
+    connections closing (TIME_WAIT, right after a stop) is free, a listener is not.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 class LocalRedisServer:
     """A ``redis-server`` child process that can be stopped and restarted on the same port.
 

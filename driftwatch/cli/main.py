@@ -68,8 +68,9 @@ def train(
         model_name=name or dataset.default_model_name,
         version=version or dataset.new_version(),
     )
-    with Progress(TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[logs]}"), console=console
+    ) as progress:
         task = progress.add_task("train", total=epochs, logs="")
 
         def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
@@ -108,8 +109,15 @@ def serve(
     given = {"model_dir": model_dir, "host": host, "port": port, "ingest_only": ingest_only or None}
     overrides = {k: v for k, v in given.items() if v is not None}
     settings = ModelServiceSettings().model_copy(update=overrides)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_config=None, log_level=log_level, timeout_graceful_shutdown=15)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        timeout_graceful_shutdown=15,
+    )
 
 
 @app.command()
@@ -127,8 +135,15 @@ def monitor(
     _logging(log_level, "monitor")
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = MonitorSettings().model_copy(update=overrides)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_config=None, log_level=log_level, timeout_graceful_shutdown=15)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_config=None,
+        log_level=log_level,
+        timeout_graceful_shutdown=15,
+    )
 
 
 @app.command()
@@ -136,8 +151,11 @@ def up(
     model_dir: Annotated[Path, typer.Option(help="Model to serve; trained first if missing")] = DEFAULT_MODEL_DIR,
     ingest_only: Annotated[
         bool,
-        typer.Option("--ingest-only", help="Serve no model (no TensorFlow): only log registered models' events;"
-                     " the monitor watches those alone (no default model unless DRIFTWATCH_MODEL_NAME names one)"),
+        typer.Option(
+            "--ingest-only",
+            help="Serve no model (no TensorFlow): only log registered models' events;"
+            " the monitor watches those alone (no default model unless DRIFTWATCH_MODEL_NAME names one)",
+        ),
     ] = False,
     model_port: int = 8000,
     monitor_port: int = 8001,
@@ -147,13 +165,18 @@ def up(
     ] = None,
 ) -> None:
     """Run the whole stack locally: redis-server (unless REDIS_URL is set), model service, monitor."""
-    from driftwatch.cli.stack import LocalStack
+    from driftwatch.cli.stack import LocalStack, PortTaken
 
+    stack = LocalStack(None if ingest_only else model_dir, model_port, monitor_port, redis_url, window_size, console)
+    try:
+        stack.check_ports()  # before training: a taken port is said at once, not after a minute of it
+    except PortTaken as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
     if not ingest_only and not (model_dir / "model.tflite").exists():
         console.print(f"No model in {model_dir}: training the default model first.")
         train(out=model_dir)
-    stack = LocalStack(None if ingest_only else model_dir, model_port, monitor_port, redis_url, window_size, console)
-    stack.run_until_interrupted()
+    raise typer.Exit(stack.run_until_interrupted())
 
 
 @app.command()

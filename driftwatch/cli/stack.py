@@ -33,7 +33,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from driftwatch.local_processes import LocalRedisServer, wait_for_http
+from driftwatch.local_processes import LocalRedisServer, port_in_use, wait_for_http
 from shared.model_metadata import ModelMetadata
 
 VAR_DIR = Path("var")
@@ -43,6 +43,10 @@ STABLE_AFTER_S = 60.0
 POLL_S = 0.2
 # uvicorn's exit code when the application's start-up (its lifespan) raised.
 STARTUP_FAILURE = 3
+
+
+class PortTaken(RuntimeError):
+    """A port the stack would listen on is in use: nothing was started."""
 
 
 @dataclass
@@ -111,7 +115,26 @@ class LocalStack:
             if child.process.poll() is None:
                 raise  # running but not answering within the timeout: a fault to report
 
+    def check_ports(self) -> None:
+        """Refuse to start on a port something already listens on.
+
+        Before, the children failed to bind while ``up`` waited for ``/livez`` and got
+        the other process's answer: it said "Stack is up" with the other stack's URLs,
+        then that its model service "failed at start-up" and left its monitor shutting down.
+        """
+        host = os.environ.get("DRIFTWATCH_HOST", "127.0.0.1")
+        for name, port, option in (
+            ("model service", self.model_port, "--model-port"),
+            ("monitor", self.monitor_port, "--monitor-port"),
+        ):
+            if port and port_in_use(host, port):
+                raise PortTaken(
+                    f"port {port} on {host} is already in use (another `driftwatch up`?), so the {name} "
+                    f"cannot listen there: stop what listens on it, or pick a free port with {option}"
+                )
+
     def start(self) -> None:
+        self.check_ports()
         if self.redis_url is None:
             data_dir = VAR_DIR / "redis"
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +213,8 @@ class LocalStack:
             self._redis.stop()
             self._redis = None
 
-    def run_until_interrupted(self) -> None:
+    def run_until_interrupted(self) -> int:
+        """Run until Ctrl-C, SIGTERM or SIGHUP; 0, or 1 when a port is taken (nothing started)."""
         # SIGTERM, and SIGHUP (the terminal closed: the children, in their own sessions, get none),
         # stop the stack as Ctrl-C does. SIGINT too: a shell starts `driftwatch up &` with SIGINT
         # ignored, and Python leaves it so, which made `kill -INT` do nothing.
@@ -202,7 +226,11 @@ class LocalStack:
             while True:
                 self.supervise_once()
                 time.sleep(POLL_S)  # the supervisor's own polling interval
+        except PortTaken as exc:
+            self.console.print(f"[red]{exc}[/]")
+            return 1
         except KeyboardInterrupt:
             self.console.print("stopping...")
         finally:
             self.stop()
+        return 0
