@@ -114,7 +114,10 @@ class DashboardReads:
         version's), oldest first, with their performance."""
         version = version or await self.current_version()
         reports = list(reversed(await self.reports.history(limit, version)))
-        perf = await self.performance.report(limit, version) if reports else None
+        # Exactly the reported windows: the newest ``limit`` ingest windows include the one being
+        # filled, which left the oldest window shown without its accuracy.
+        shown = [r.window for r in reports]
+        perf = await self.performance.report(limit, version, only_windows=shown) if reports else None
         performance = {w.window: w for w in perf.windows} if perf else {}
         tested = [r for r in reports if r.status != "error"]  # an error window has no features
         names = [f.name for f in tested[-1].features] if tested else []

@@ -98,9 +98,11 @@ class PerformanceReads:
         self.windows = windows
         self.retention_s = retention_s
 
-    async def report(self, last_windows: int, version: str | None = None) -> PerformanceReport | None:
-        """The report with ``last_windows`` windows detailed; None while no model (or not
-        ``version``) is registered."""
+    async def report(
+        self, last_windows: int, version: str | None = None, only_windows: Sequence[int] | None = None
+    ) -> PerformanceReport | None:
+        """The report with ``last_windows`` windows detailed (or exactly ``only_windows``); None
+        while no model (or not ``version``) is registered."""
         metadata = await (self.catalog.metadata(version) if version else self.catalog.latest_metadata())
         if metadata is None:
             return None
@@ -115,6 +117,7 @@ class PerformanceReads:
             model_version=metadata.version,
             estimate_unavailable=self.calibrations.unavailable(metadata.version),
             retention_s=self.retention_s,
+            only_windows=only_windows,
         )
 
 

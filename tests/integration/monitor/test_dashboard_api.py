@@ -128,6 +128,23 @@ def test_timeline_carries_each_windows_effect_sizes_and_drifted_features(
         assert point["estimated_accuracy_interval"] == own["estimated_accuracy_interval"]
 
 
+def test_a_window_being_filled_leaves_every_timeline_window_its_performance(
+    monitor: tuple[TestClient, np.ndarray], redis_client: redis.Redis, model_dir: Path
+) -> None:
+    """The timeline read the performance of the newest ``limit`` ingest windows, which include the
+    one being filled: the oldest window it showed (the dashboard's 40th) had no accuracy or estimate."""
+    client, rows = monitor
+    metadata = ModelMetadata.load(model_dir)
+    keys = Keys(metadata.name, metadata.version)
+    _publish(redis_client, keys, metadata.version, rows[:5])  # window 2, being filled
+    _wait_for(lambda: client.get("/drift/window").json()["filled"] == 5)
+    timeline = client.get("/drift/timeline", params={"limit": 2}).json()
+    assert [w["window"] for w in timeline["windows"]] == [0, 1]
+    for point in timeline["windows"]:
+        assert point["estimate_method"] in ("agreement", "agreement-capped")
+        assert point["estimated_accuracy"] is not None
+
+
 def test_overview_lists_the_model_with_its_last_window(monitor: tuple[TestClient, np.ndarray]) -> None:
     client, _ = monitor
     (model,) = client.get("/overview").json()["models"]
