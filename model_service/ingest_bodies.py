@@ -114,7 +114,7 @@ def _features(names: list[str]) -> Any:
     n = len(names)
     return Annotated[
         Annotated[list[MaybeNumber], Field(min_length=n, max_length=n), Tag(BY_POSITION)]
-        | Annotated[dict[str, MaybeNumber], _at_most(n), Tag(BY_NAME)],
+        | Annotated[dict[str, MaybeNumber], _at_most(names), Tag(BY_NAME)],
         Discriminator(_vector_kind),
         Field(description=f"The {n} features in order, or a mapping by name (a name left out is missing)"),
     ]

@@ -120,6 +120,23 @@ async def test_a_batch_with_bad_rows_keeps_the_good_ones_and_names_the_rest(
     assert body["accepted_ids"] == kept == stream_ids(redis_client, CHURN.predictions)
 
 
+async def test_a_mapping_with_more_names_than_features_names_the_unknown_ones(
+    aredis: aioredis.Redis, redis_url: str
+) -> None:
+    """A DataFrame logged with two columns beside its features (an id, a time) was refused with
+    "expected 4 features, got 6" and no word of which: the length check now names them."""
+    await register(aredis, churn())
+    row = churn_rows(1)[0]
+    row["features"] = {**dict(zip(churn().feature_names, row["features"], strict=True)),
+                       "customer_id": 7, "logged_at": 1}
+    with ingest_service(redis_url) as client:
+        response = client.post("/models/churn/predictions", json={"rows": [row]})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "rows", 0, "features"]
+    assert error["msg"].endswith("expected 4 features, got 6: unknown 'customer_id', 'logged_at'")
+
+
 def _json(rows: list[Any]) -> bytes:
     """JSON with a NaN literal where a float is NaN (pydantic's parser reads it; the stdlib's writes it)."""
     import json
