@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 
 from monitor.assembly import MonitorParts
 from monitor.dashboard_reads import DashboardReads
@@ -26,6 +26,13 @@ from monitor.read_services import HealthReads, PerformanceReads, ReportReads
 
 MODEL_PREFIX = "/models/{model}"
 """Where each watched model's read routes are mounted (the default model's are also at the root)."""
+
+UNKNOWN_VERSION = "A version the model never registered (named in the detail)"
+Version = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200,
+          description="A model version's window series; default: the model's current version (registered last)"),
+]
 
 
 def get_fleet(request: Request) -> Fleet:
@@ -60,8 +67,20 @@ async def watched_model(
     return model
 
 
-async def get_reports(request: Request) -> ReportReads:
-    return (await _parts(request)).reports
+async def _registered_version(request: Request, version: str | None) -> MonitorParts:
+    """The path's model, and 404 naming ``version`` if the model never registered it: without
+    this the drift reads answered a version that does not exist as one with no window yet
+    (200, ``insufficient_data``), where ``/performance`` says 404."""
+    parts = await _parts(request)
+    if version is not None and await parts.catalog.metadata(version) is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no version {version!r} of model {parts.keys.model!r} registered"
+        )
+    return parts
+
+
+async def get_reports(request: Request, version: Version = None) -> ReportReads:
+    return (await _registered_version(request, version)).reports
 
 
 async def get_performance(request: Request) -> PerformanceReads:
@@ -72,8 +91,8 @@ async def get_health(request: Request) -> HealthReads:
     return (await _parts(request)).health
 
 
-async def get_dashboard(request: Request) -> DashboardReads:
-    return (await _parts(request)).dashboard
+async def get_dashboard(request: Request, version: Version = None) -> DashboardReads:
+    return (await _registered_version(request, version)).dashboard
 
 
 async def get_model_name(request: Request) -> str:

@@ -9,19 +9,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from monitor import fleet_reads
 from monitor.dashboard_reads import Overview, Timeline
 from monitor.histograms import WindowHistograms
-from monitor.read_deps import Dashboard, FleetDep
+from monitor.read_deps import UNKNOWN_VERSION, Dashboard, FleetDep, Version
 from shared.http import query_error
 
 # Per model (mounted at the root for the default model and under /models/{model}).
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], responses={404: {"description": UNKNOWN_VERSION}})
 # The whole monitor.
-overview_router = APIRouter(tags=["dashboard"])
+overview_router = APIRouter(tags=["dashboard"], responses={404: {"description": UNKNOWN_VERSION}})
 
-Version = Annotated[
-    str | None,
-    Query(min_length=1, max_length=200,
-          description="A model version's window series; default: the model's current version (registered last)"),
-]
 
 
 @overview_router.get("/overview", response_model=Overview)

@@ -5,17 +5,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from monitor.read_deps import Reports
+from monitor.read_deps import UNKNOWN_VERSION, Reports, Version
 from monitor.reports import ReportPage, WindowDriftReport
 from monitor.windows import WindowProgress
 
-router = APIRouter(tags=["drift"])
+router = APIRouter(tags=["drift"], responses={404: {"description": UNKNOWN_VERSION}})
 
-Version = Annotated[
-    str | None,
-    Query(min_length=1, max_length=200,
-          description="A model version's window series; default: the model's current version (registered last)"),
-]
 
 
 class NoReportYet(BaseModel):

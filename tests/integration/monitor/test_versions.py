@@ -175,6 +175,13 @@ async def test_reads_take_a_version_over_http(aredis: aioredis.Redis, redis_url:
         assert client.get("/performance", params={"version": "nope"}).status_code == 404
         assert client.get("/drift/timeline", params={"version": "1"}).json()["model_version"] == "1"
         assert client.get("/drift/histograms/0", params={"version": "1"}).status_code == 200
+        # A version the model never registered is a 404 naming it on every read (the drift reads
+        # answered it as a version with no window yet: 200, insufficient_data); a malformed one is a 422.
+        for path in ("/drift", "/drift/window", "/drift/history", "/drift/windows/0", "/drift/timeline",
+                     "/drift/histograms/0", "/performance", f"/models/{metadata.name}/drift"):
+            unknown = client.get(path, params={"version": "nope"})
+            assert unknown.status_code == 404 and "'nope'" in unknown.json()["detail"], (path, unknown.text)
+            assert client.get(path, params={"version": "x" * 201}).json()["detail"][0]["loc"] == ["query", "version"]
 
 
 def test_series_keys_need_a_version_and_share_the_models_slot() -> None:
