@@ -30,8 +30,11 @@ MODEL_PREFIX = "/models/{model}"
 UNKNOWN_VERSION = "A version the model never registered (named in the detail)"
 Version = Annotated[
     str | None,
-    Query(min_length=1, max_length=200,
-          description="A model version's window series; default: the model's current version (registered last)"),
+    Query(
+        min_length=1,
+        max_length=200,
+        description="A model version's window series; default: the model's current version (registered last)",
+    ),
 ]
 
 

@@ -18,7 +18,6 @@ router = APIRouter(tags=["dashboard"], responses={404: {"description": UNKNOWN_V
 overview_router = APIRouter(tags=["dashboard"], responses={404: {"description": UNKNOWN_VERSION}})
 
 
-
 @overview_router.get("/overview", response_model=Overview)
 async def overview(fleet: FleetDep) -> Overview:
     """Every model this monitor watches (the default first), with its status, last window, firing

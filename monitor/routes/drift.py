@@ -12,7 +12,6 @@ from monitor.windows import WindowProgress
 router = APIRouter(tags=["drift"], responses={404: {"description": UNKNOWN_VERSION}})
 
 
-
 class NoReportYet(BaseModel):
     """No window has filled yet: too little data to test, which is not "no drift"."""
 
