@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -270,8 +272,30 @@ async def redis_unavailable_handler(request: Request, exc: Exception) -> Respons
     )
 
 
+# What FastAPI answers (400) when its own body parser fails with anything but a JSONDecodeError.
+_BODY_PARSE_FAILED = "There was an error parsing the body"
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an ``HTTPException``, except for a JSON body its parser could not read.
+
+    FastAPI gives a 422 for a ``JSONDecodeError`` but a bare 400 ("There was an
+    error parsing the body") for a body that is not UTF-8 (gzip bytes sent
+    without their ``Content-Encoding``) or nested past the decoder's recursion
+    limit (10,000 levels): both are malformed JSON, answered as such (422,
+    ``loc: ["body"]``, what failed), as every other body route here answers them.
+    """
+    assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == _BODY_PARSE_FAILED and cause is not None:
+        reason = "nested too deeply" if isinstance(cause, RecursionError) else f"{type(cause).__name__}: {cause}"
+        return validation_response([{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {reason}"}])
+    return await http_exception_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     # redis-py's TimeoutError is not a ConnectionError: both mean "Redis is not answering now".
     app.add_exception_handler(RedisConnectionError, redis_unavailable_handler)
     app.add_exception_handler(RedisTimeoutError, redis_unavailable_handler)

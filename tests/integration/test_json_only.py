@@ -7,6 +7,7 @@ or alert rules.
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,26 @@ def test_every_json_body_operation_documents_415(model_service: TestClient, moni
             for method, operation in operations.items():
                 if "requestBody" in operation:
                     assert {"413", "415", "422"} <= set(operation["responses"]), f"{method} {path}"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'[{"name": "Lag", "metric": "stream_lag", "op": ">", "value": 1\xff}]', "UnicodeDecodeError"),
+        (gzip.compress(RULE.encode()), "UnicodeDecodeError"),  # gzip sent without its Content-Encoding
+        (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
+    ],
+    ids=["invalid-utf8", "gzip-bytes", "nested-10k"],
+)
+def test_a_json_body_fastapi_cannot_decode_is_a_422_naming_the_body(
+    monitor: TestClient, body: bytes, reason: str
+) -> None:
+    """FastAPI answered these a bare 400 ("There was an error parsing the body") on the routes whose
+    body it parses (the alert rules); the model service's routes already said 422."""
+    for method, url in (("PUT", "/alerts/thresholds"), ("PUT", "/alerts/thresholds/Lag")):
+        response = monitor.request(method, url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, (url, response.text)
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body"] and reason in error["msg"], error
+    # Other HTTP errors keep FastAPI's answers: a rule that is not there is still a 404.
+    assert monitor.delete("/alerts/thresholds/Nope").json() == {"detail": "no alert rule named 'Nope'"}
