@@ -74,6 +74,12 @@ class LocalRedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The redis-server's process id while it runs (a fault test may SIGSTOP it)."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     def start(self, timeout_s: float = 10.0) -> None:
         args = [
             self.executable,

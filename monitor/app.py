@@ -40,6 +40,11 @@ NOT_WATCHED = "The model is not watched by this monitor (named in the detail)"
 MODEL_READ_ROUTERS = (drift.router, dashboard.router, performance.router, alerts_read_router)
 # The control pool (readiness PINGs, one coalesced per model, and the alert lease): few, and never busy long.
 CONTROL_CONNECTIONS = 4
+# One command's round trip on the reads' pool. With Redis stalled (SIGSTOP, a frozen host) a read
+# waits for a connection (DRIFTWATCH_REDIS_POOL_TIMEOUT_S, 5 s) and then for its answer: this bound
+# is what keeps the 503 within 10 s. It was the blocking read's 5 s + DRIFTWATCH_READ_BLOCK_MS,
+# which made reads under load answer after 11-14 s (measured: 2,000 concurrent reads, SIGSTOP).
+REQUEST_TIMEOUT_S = 3.0
 
 
 def install_alert_sources(app: FastAPI, fleet: Fleet, alerts: AlertService) -> None:
@@ -78,7 +83,9 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Longer than the workers' blocking read (DRIFTWATCH_READ_BLOCK_MS), which holds its connection.
         timeout_s = 5.0 + settings.read_block_ms / 1000
-        client = redis_client(settings, socket_timeout_s=timeout_s)
+        # The reads', reports' and alerts' pool runs no blocking command (the consumers' reads have
+        # their own pool, below), so a stalled Redis fails its commands sooner.
+        client = redis_client(settings, socket_timeout_s=REQUEST_TIMEOUT_S)
         # The consumers' blocking reads, ingest scripts and acks on a pool of their own (monitor/fleet.py).
         streams = redis_client(
             settings.model_copy(update={"redis_max_connections": settings.stream_max_connections}),

@@ -5,6 +5,8 @@ a pool whose connections are all busy answers the same 503 after its bounded wai
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -15,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from driftwatch.local_processes import LocalRedisServer
-from monitor.app import create_app
+from monitor.app import REQUEST_TIMEOUT_S, create_app
 from monitor.monitor_settings import AlertSettings, MonitorSettings
 from shared.http import install_error_handlers
 from shared.keys import ALERT_LEADER
@@ -130,3 +132,24 @@ def test_reads_that_take_every_pooled_connection_leave_readiness_and_the_alert_l
         for blocker in blockers:
             blocker.result(timeout=10)
     observer.close()
+
+
+def test_a_read_while_redis_is_stalled_is_a_503_after_the_reads_own_timeout(own_redis: LocalRedisServer) -> None:
+    """Redis frozen (SIGSTOP, as a host that stops answering): a read gives up after the reads' pool's
+    own command timeout. It was 5 s + DRIFTWATCH_READ_BLOCK_MS (the consumers' blocking read, which has
+    its own pool): 10 s here, and past 10 s for a read that first waited for a pooled connection."""
+    settings = MonitorSettings(REDIS_URL=own_redis.url, DRIFTWATCH_READ_BLOCK_MS=5_000)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/drift").status_code == 200
+        pid = own_redis.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            response = client.get("/drift")
+            waited = time.monotonic() - started
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert response.status_code == 503 and "Timeout" in response.json()["detail"], response.text
+        assert waited < REQUEST_TIMEOUT_S + 1.5, waited
+        assert client.get("/drift").status_code == 200  # and it answers again as soon as Redis does
