@@ -24,7 +24,8 @@ moves, what each class looks like does not, so accuracy stays):
 
 The reference is the held-out labelled sample: its features, probabilities
 and labels (for digits, the features are re-read from the trainer's split:
-``reference.npz`` keeps training rows for the drift tests). Methods:
+``reference.npz`` keeps training rows for the drift tests), and the training
+rows with their classes, as ``driftwatch train`` writes them. Methods:
 
 - the constant reference accuracy;
 - Driftwatch's estimate (``monitor.estimate``: difference of confidences,
@@ -48,10 +49,12 @@ and labels (for digits, the features are re-read from the trainer's split:
   the monitor's estimate);
 - agreement with a surrogate (GDE-style, ``monitor.agreement``): the reference
   accuracy moved by the change in how often the served model's class is a
-  5-nearest-neighbour vote's among the labelled reference rows (the
-  monitor's, numpy, at most ``MAX_REFERENCE_ROWS`` rows), and the same with a
-  random forest (scikit-learn, cross-fitted offset), each alone and averaged
-  with DoC; and refinements of the kNN agreement: capped by the class-mix
+  5-nearest-neighbour vote's among the labelled reference rows topped up
+  with the training rows (the monitor's, numpy, at most
+  ``MAX_REFERENCE_ROWS`` voters, the offset on the held-out rows), and the
+  same with a random forest on those voters (scikit-learn, cross-fitted
+  offset), each alone and averaged with DoC; and refinements of the kNN
+  agreement: capped by the class-mix
   bound (as DoC is), 3 or 10 neighbours (and their mean), votes weighing
   1/distance (k=5, 10);
 - NannyML CBPE (every class's probability, peers' venv, same windows).
@@ -149,8 +152,13 @@ def corrupt_digits(x: np.ndarray, kind: str, level: float, rng: np.random.Genera
     return img.reshape(len(x), 64)
 
 
-Labelled = tuple[np.ndarray, np.ndarray, np.ndarray, list[Scenario]]
-"""Reference features, probabilities and labels (the same held-out rows), and the scenarios' windows."""
+Training = tuple[np.ndarray, np.ndarray]
+"""The rows the model was trained on and their classes: the reference's ``features`` and
+``feature_labels``, as ``driftwatch train`` writes them (the agreement estimate's extra neighbours)."""
+
+Labelled = tuple[np.ndarray, np.ndarray, np.ndarray, Training, list[Scenario]]
+"""Reference features, probabilities and labels (the same held-out rows), the training rows, and
+the scenarios' windows."""
 
 
 def digits_model(model_dir: Path | None) -> Path:
@@ -206,8 +214,10 @@ def digits(model_dir: Path | None, n_windows: int, rng: np.random.Generator) -> 
     # (reference.npz's are training rows, for the drift tests) are re-read from the same split.
     data = load_dataset("digits")
     seed = json.loads((model_dir / "metadata.json").read_text())["training"]["seed"]
-    ref_x = data.features[split_indices(data.labels, seed).reference].astype(np.float64)
-    return ref_x, ref["probabilities"].astype(np.float64), ref["labels"].astype(np.int64), scenarios
+    split = split_indices(data.labels, seed)
+    ref_x = data.features[split.reference].astype(np.float64)
+    training = data.features[split.train].astype(np.float64), data.labels[split.train].astype(np.int64)
+    return ref_x, ref["probabilities"].astype(np.float64), ref["labels"].astype(np.int64), training, scenarios
 
 
 # --- census -----------------------------------------------------------------------------------
@@ -275,7 +285,8 @@ def census(data_dir: Path, n_windows: int, rng: np.random.Generator) -> Labelled
             labels.append(yw.astype(np.int64))
             feats.append(xw.astype(np.float64))
         scenarios.append(Scenario(f"census {name}", kind, probs, labels, feats))
-    return x15[rf].astype(np.float64), clf.predict_proba(x15[rf]), y15[rf].astype(np.int64), scenarios
+    training = x15[tr].astype(np.float64), y15[tr].astype(np.int64)
+    return x15[rf].astype(np.float64), clf.predict_proba(x15[rf]), y15[rf].astype(np.int64), training, scenarios
 
 
 # --- estimates ---------------------------------------------------------------------------------
@@ -317,10 +328,15 @@ TIMED = ["Driftwatch (DoC)", "IW (features)", "IW (probabilities)", "agreement (
 """Methods timed per window (as a multiple of DoC's, in the same run)."""
 
 
-def monitor_reference(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> Reference:
-    """The held-out labelled sample as the monitor's reference (its rows' features labelled too)."""
-    return Reference(features=ref_x.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
-                     probabilities=ref_p.astype(np.float32), labels=ref_y, labelled_features=ref_x.astype(np.float32))
+def monitor_reference(
+    ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray, training: Training | None = None
+) -> Reference:
+    """The monitor's reference: the held-out labelled sample and, as ``driftwatch train`` writes
+    them, the training rows with their classes (without ``training``: the held-out rows alone)."""
+    features, feature_labels = training if training is not None else (ref_x, np.zeros(0, np.int64))
+    return Reference(features=features.astype(np.float32), predicted_classes=ref_p.argmax(axis=1),
+                     probabilities=ref_p.astype(np.float32), labels=ref_y, labelled_features=ref_x.astype(np.float32),
+                     feature_labels=feature_labels)
 
 
 def surrogate_rows(n: int) -> np.ndarray:
@@ -333,7 +349,7 @@ def surrogate_rows(n: int) -> np.ndarray:
 
 
 def estimates(
-    ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]
+    ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray, training: Training, scenarios: list[Scenario]
 ) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
     """Every method's estimate per window, and each method's seconds per window."""
     conf_ref = ref_p.max(axis=1)
@@ -348,12 +364,12 @@ def estimates(
     k = ref_p.shape[1]
     prior = np.bincount(ref_y, minlength=k) / len(ref_y)
     by_features = ClassMixBound.fit(ref_x, ref_y, k)  # its weights are the IW columns'
-    reference = monitor_reference(ref_x, ref_p, ref_y)
+    reference = monitor_reference(ref_x, ref_p, ref_y, training)
     monitors = class_mix.from_reference(reference, k)  # the monitor's bound: at most MAX_REFERENCE_ROWS rows
     assert monitors is not None
-    surrogate = agreement.from_reference(reference, k)  # the monitor's kNN, on the same rows
+    surrogate = agreement.from_reference(reference, k)  # the monitor's kNN, its neighbours topped up
     assert surrogate is not None
-    forest, forest_offset = random_forest(ref_x, ref_p, ref_y)
+    forest, forest_offset = random_forest(surrogate, ref_p[surrogate_rows(len(ref_y))].argmax(axis=1))
     rows = surrogate_rows(len(ref_y))
     variants = {m: KnnVariant(surrogate, ref_p[rows].argmax(axis=1), k_, w) for m, (k_, w) in VARIANTS.items()}
     by_probabilities = ClassMixBound.fit(log_ref, ref_y, k)
@@ -379,7 +395,7 @@ def estimates(
             predicted_classes = p.argmax(axis=1)
             knn = surrogate.estimate(x, predicted_classes).value
             t4 = time.perf_counter()
-            agree = float(np.mean(forest.predict(np.nan_to_num(x)) == predicted_classes))
+            agree = float(np.mean(forest.predict(surrogate.scale.apply(x)) == predicted_classes))
             rf = float(np.clip(agree + forest_offset, 0.0, 1.0))
             t5 = time.perf_counter()
             for m, spent in zip(TIMED, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
@@ -420,13 +436,13 @@ class KnnVariant:
 
     def __init__(self, surrogate: agreement.Surrogate, served: np.ndarray, k: int, weighted: bool) -> None:
         self.s, self.k, self.weighted = surrogate, k, weighted
-        votes = self.vote(surrogate.standardised, exclude_self=True)
+        votes = self.vote(surrogate.standardised[: surrogate.reference_rows], exclude_self=True)
         self.reference_agreement = float((votes == served).mean())
 
     def vote(self, z: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         ref, s, k = self.s.standardised, self.s, self.k
         dist = s.squared_norms[None, :] - 2.0 * z @ ref.T + np.einsum("ij,ij->i", z, z)[:, None]
-        if exclude_self:
+        if exclude_self:  # z: the first (scored) neighbour rows
             np.fill_diagonal(dist, np.inf)
         near = np.argsort(dist, axis=1)[:, :k]
         if self.weighted:
@@ -442,19 +458,19 @@ class KnnVariant:
         return float(np.clip(self.s.reference_accuracy + agree - self.reference_agreement, 0.0, 1.0))
 
 
-def random_forest(ref_x: np.ndarray, ref_p: np.ndarray, ref_y: np.ndarray) -> tuple[Any, float]:
+def random_forest(surrogate: agreement.Surrogate, served: np.ndarray) -> tuple[Any, float]:
     """GDE with a stronger surrogate than the monitor's kNN (scikit-learn, which the monitor does
-    not depend on): a random forest on the same labelled reference rows, and the offset
-    accuracy_ref - agreement_ref, the agreement cross-fitted (5 folds)."""
+    not depend on): a random forest on the kNN's neighbour rows (standardised as it reads them),
+    and the offset accuracy_ref - agreement_ref on its scored rows (``served``: the served
+    model's classes there), the agreement cross-fitted (5 folds)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import cross_val_predict
 
-    rows = surrogate_rows(len(ref_y))
-    x, y, served = np.nan_to_num(ref_x[rows]), ref_y[rows], ref_p[rows].argmax(axis=1)
+    x, y = surrogate.standardised, surrogate.labels
     forest = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)
-    folds = cross_val_predict(forest, x, y, cv=5)
+    folds = cross_val_predict(forest, x, y, cv=5)[: surrogate.reference_rows]
     forest.fit(x, y)
-    return forest, float((served == y).mean() - (folds == served).mean())
+    return forest, float(surrogate.reference_accuracy - (folds == served).mean())
 
 
 def cbpe(venv: Path, ref_p: np.ndarray, ref_y: np.ndarray, scenarios: list[Scenario]) -> list[np.ndarray] | None:
@@ -482,7 +498,7 @@ KINDS = {"none": "unshifted", "shift": "shifted, drop 5-30 points", "labels": "l
 
 def scenario_sets(
     model_dir: Path | None, peers_venv: Path, n_windows: int, rng: np.random.Generator
-) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[Scenario]]]:
+) -> list[tuple[str, *Labelled]]:
     """Each data set's name, reference and windows: digits, then census if the peers' venv (which
     loads its data) exists, both drawing from ``rng`` in that order (main's seed 0 gives the tables)."""
     sets = [("digits", *digits(model_dir, n_windows, rng))]
@@ -535,8 +551,8 @@ def main() -> int:
     sets = scenario_sets(args.model_dir, args.peers_venv, args.windows, np.random.default_rng(0))
     print(f"(scenarios built in {time.perf_counter() - t0:.0f} s)")
     totals: dict[str, dict[str, list[float]]] = {kind: {} for kind in KINDS}
-    for name, ref_x, ref_p, ref_y, scenarios in sets:
-        est, seconds = estimates(ref_x, ref_p, ref_y, scenarios)
+    for name, ref_x, ref_p, ref_y, training, scenarios in sets:
+        est, seconds = estimates(ref_x, ref_p, ref_y, training, scenarios)
         doc_s = seconds["Driftwatch (DoC)"]
         print(f"\n{name}: seconds per window, as a multiple of DoC's ({doc_s * 1e3:.2f} ms): "
               + ", ".join(f"{m} {s / doc_s:.0f}x ({s * 1e3:.1f} ms)" for m, s in seconds.items()

@@ -5,16 +5,26 @@ the served model confident and wrong. A second classifier that errs
 differently sees some of it: GDE (Jiang et al., ICLR 2022) estimates a
 model's error by how often it disagrees with another model. Here the other
 model is a surrogate any registered classifier has: a k-nearest-neighbour
-vote among the labelled reference rows (their features standardised by the
-reference; missing values at the reference mean), numpy only, fitted in no
-time. The surrogate is weaker than the served model, so raw agreement is not
-accuracy; the reference calibrates the offset, as DoC does for confidence:
+vote among the labelled reference rows (their features standardised by them;
+missing values at their mean), numpy only, fitted in no time. The surrogate
+is weaker than the served model, so raw agreement is not accuracy; the
+reference calibrates the offset, as DoC does for confidence:
 
     estimate = accuracy_ref + (agreement_window - agreement_ref)
 
 with ``agreement_ref`` the leave-one-out agreement on the reference (each
 row voted by its neighbours, not itself), so that both agreements are on
 rows the surrogate did not see.
+
+The neighbours are every labelled row the monitor has, up to
+:data:`MAX_REFERENCE_ROWS`: the held-out rows the served model's accuracy is
+known on, then, for a model ``driftwatch train`` made, its training rows
+with their classes (``Reference.feature_labels``). Those vote but are not
+scored: the served model saw them, so its answers there say nothing of its
+accuracy. More neighbours make a stronger surrogate, and a stronger one
+follows a drop more closely (below). On digits, whose held-out sample is
+360 rows, adding its 1,078 training rows took the error on windows losing
+5-30 points from 0.038 to 0.021 (``benchmarks/RESULTS.md``).
 
 The surrogate's own errors agree with the served model's by chance only, so
 a drop of ``d`` points moves agreement by about ``d * (a - (1 - a) / (K - 1))``
@@ -26,9 +36,9 @@ reference (noise, rotation) usually changes the two models' answers in
 different ways, so disagreement rises while the served model stays
 confident; a shift both models read alike (a subpopulation the features
 describe, an extrapolated feature) moves neither. ``benchmarks/estimate.py``
-measures it against DoC and the peers (RESULTS.md: mean error 0.039 on
-windows losing 5-30 points, DoC 0.077, NannyML CBPE 0.075; 17-28 ms a
-window of 1,000 on 359 to 2,000 reference rows).
+measures it against DoC and the peers (RESULTS.md, "Label-free accuracy
+estimate": its error on windows losing 5-30 points, against DoC's and
+NannyML CBPE's; 17-28 ms a window of 1,000 on up to 2,000 neighbours).
 
 The monitor's estimate where it applies: each stored window row carries its
 predicted class (``monitor.window_state.window_rows``), the drift report
@@ -85,34 +95,52 @@ class Surrogate:
     """A kNN vote over labelled reference rows, with the served model's agreement with it there."""
 
     scale: FeatureScale
-    standardised: npt.NDArray[np.float64]  # (n, F) reference rows, missing values at 0
+    standardised: npt.NDArray[np.float64]  # (n + extra, F) neighbour rows, the scored n first; missing at 0
     squared_norms: npt.NDArray[np.float64]
-    labels: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]  # of every neighbour row
     n_classes: int
+    reference_rows: int  # the scored rows (the first ones): what the reference's figures are means over
     reference_accuracy: float
     reference_agreement: float
     gap_variance: float  # per row, of correct - agrees on the reference
 
     @classmethod
     def fit(
-        cls, features: npt.ArrayLike, labels: npt.ArrayLike, predicted: npt.ArrayLike, n_classes: int
+        cls,
+        features: npt.ArrayLike,
+        labels: npt.ArrayLike,
+        predicted: npt.ArrayLike,
+        n_classes: int,
+        extra_features: npt.ArrayLike | None = None,
+        extra_labels: npt.ArrayLike | None = None,
     ) -> Surrogate:
-        """From labelled reference rows: features, true classes and the served model's predictions."""
+        """From labelled reference rows (features, true classes and the served model's predictions),
+        and optionally more labelled rows that only vote (``extra_*``: rows whose served answers say
+        nothing of its accuracy, such as its training rows)."""
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(labels, dtype=np.int64)
         served = np.asarray(predicted, dtype=np.int64)
         if x.ndim != 2 or y.shape != (x.shape[0],) or served.shape != y.shape or x.shape[0] <= NEIGHBOURS:
             raise ValueError(f"features must be (n, F), labels and predicted (n,), with n > {NEIGHBOURS}")
+        if (extra_features is None) != (extra_labels is None):
+            raise ValueError("extra_features and extra_labels go together")
+        if extra_features is not None and extra_labels is not None:
+            extra_x = np.asarray(extra_features, dtype=np.float64)
+            extra_y = np.asarray(extra_labels, dtype=np.int64)
+            if extra_x.ndim != 2 or extra_x.shape[1] != x.shape[1] or extra_y.shape != (extra_x.shape[0],):
+                raise ValueError(f"extra_features must be (e, {x.shape[1]}) and extra_labels (e,)")
+            x, y = np.concatenate([x, extra_x]), np.concatenate([y, extra_y])
         if n_classes < 2 or y.min() < 0 or y.max() >= n_classes:
             raise ValueError(f"labels must lie in [0, {n_classes}) with n_classes >= 2")
+        n = served.size
         scale = FeatureScale.fit(x)
         z = scale.apply(x)
         norms = np.einsum("ij,ij->i", z, z)
-        # Leave one out: each reference row voted by its neighbours, itself excluded.
-        votes = _vote(z, z, norms, y, n_classes, exclude_self=True)
-        gap = (served == y).astype(np.float64) - (votes == served)
-        return cls(scale, z, norms, y, n_classes, float((served == y).mean()), float((votes == served).mean()),
-                   float(gap.var()))
+        # Leave one out: each scored row voted by the other neighbours, itself excluded.
+        votes = _vote(z[:n], z, norms, y, n_classes, exclude_self=True)
+        gap = (served == y[:n]).astype(np.float64) - (votes == served)
+        return cls(scale, z, norms, y, n_classes, n, float((served == y[:n]).mean()),
+                   float((votes == served).mean()), float(gap.var()))
 
     def predict(self, window: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The surrogate's class for each window row."""
@@ -137,7 +165,7 @@ class Surrogate:
         reference gives, over ``1/m + 1/n``. It covers sampling, not the bias of a shift both
         models read alike."""
         agree = self.agreement(window, predicted)
-        m, n = np.asarray(predicted).size, self.labels.size
+        m, n = np.asarray(predicted).size, self.reference_rows
         value = float(np.clip(self.reference_accuracy + agree - self.reference_agreement, 0.0, 1.0))
         half = _Z95 * float(np.sqrt(self.gap_variance * (1 / m + 1 / n)))
         return AccuracyEstimate(value, max(value - half, 0.0), min(value + half, 1.0))
@@ -152,7 +180,8 @@ def _vote(
     exclude_self: bool,
 ) -> npt.NDArray[np.int64]:
     """Majority class among each row's nearest reference rows (ties: the nearer neighbours' sum of
-    ranks decides, through a small rank weight)."""
+    ranks decides, through a small rank weight). ``exclude_self``: ``z`` are the first rows of
+    ``ref``, each voted without itself."""
     out = np.empty(z.shape[0], dtype=np.int64)
     rank_weight = 1.0 + 1e-3 * (NEIGHBOURS - np.arange(NEIGHBOURS))
     for start in range(0, z.shape[0], _BLOCK):
@@ -196,15 +225,32 @@ def from_reference(reference: Reference, n_classes: int) -> Surrogate | None:
     """The surrogate of a registered classifier's reference: its labelled rows' features, true
     classes and the served model's classes (``predicted_classes``: a model that logs no
     probabilities has them too), at most :data:`monitor.class_mix.MAX_REFERENCE_ROWS` rows (the
-    same seeded sample as the class-mix bound's). None for a regressor, or without labels or the
-    labelled rows' features."""
+    same seeded sample as the class-mix bound's), topped up to that many neighbours with the
+    training rows' classes where the reference has them (``feature_labels``). None for a
+    regressor, or without labels or the labelled rows' features."""
     labelled = _labelled(reference, n_classes)
     if labelled is None:
         return None
     served, rows = labelled
     if rows.size > MAX_REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_REFERENCE_ROWS, replace=False))
-    return Surrogate.fit(reference.labelled_features[rows], reference.labels[rows], served[rows], n_classes)
+    x = reference.labelled_features[rows]
+    extra_x, extra_y = _training_rows(reference, n_classes, x.shape[1], MAX_REFERENCE_ROWS - rows.size)
+    return Surrogate.fit(x, reference.labels[rows], served[rows], n_classes, extra_x, extra_y)
+
+
+def _training_rows(
+    reference: Reference, n_classes: int, n_features: int, room: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | tuple[None, None]:
+    """At most ``room`` of the training rows whose classes the reference has (a seeded sample),
+    and those classes; None where it has none or there is no room."""
+    x, y = reference.features, reference.feature_labels
+    if room <= 0 or y.ndim != 1 or y.size == 0 or x.ndim != 2 or x.shape != (y.size, n_features):
+        return None, None
+    rows = np.flatnonzero((y >= 0) & (y < n_classes))
+    if rows.size > room:
+        rows = np.sort(np.random.default_rng(1).choice(rows, room, replace=False))
+    return (x[rows], y[rows]) if rows.size else (None, None)
 
 
 def window_estimate(

@@ -23,9 +23,9 @@ sees a shift that leaves the model confident and wrong (noise, occlusion,
 rotation): see RESULTS.md. :mod:`monitor.class_mix` bounds accuracy from the
 predictions' class mix; the performance report caps DoC by that bound
 (:meth:`AccuracyEstimate.capped`). Agreement with a kNN surrogate on the
-labelled reference (:mod:`monitor.agreement`) halves DoC's error on windows
-losing 5-30 points (0.039 against 0.077): the performance report shows it
-instead where a window's drift report has it, and DoC elsewhere.
+labelled reference (:mod:`monitor.agreement`) has about a third of DoC's error
+on windows losing 5-30 points (0.028 against 0.077): the performance report
+shows it instead where a window's drift report has it, and DoC elsewhere.
 
 The interval treats each prediction's correctness as a Bernoulli draw with
 probability ``confidence + offset`` (what DoC assumes) plus the sampling

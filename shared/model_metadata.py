@@ -155,6 +155,12 @@ class Reference:
     toward a window. ``driftwatch train`` writes its held-out split's; a
     registered reference sample, whose rows are one sample, repeats
     ``features``; empty where unknown (references written before it).
+
+    ``feature_labels`` are the true classes of the ``features`` rows where
+    they differ from the labelled ones (``driftwatch train``'s training
+    rows): more labelled rows for the agreement estimate's neighbour vote
+    (:mod:`monitor.agreement`), which a small held-out sample leaves weak.
+    Empty where there are none (a registered sample, older references).
     """
 
     features: npt.NDArray[np.float32]
@@ -163,6 +169,7 @@ class Reference:
     labels: npt.NDArray[np.int64]
     predicted_values: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     labelled_features: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    feature_labels: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -174,6 +181,7 @@ class Reference:
             labels=self.labels,
             predicted_values=self.predicted_values,
             labelled_features=self.labelled_features,
+            feature_labels=self.feature_labels,
         )
         return buffer.getvalue()
 
@@ -194,6 +202,11 @@ class Reference:
                     npz["labelled_features"].astype(np.float32, copy=False)
                     if "labelled_features" in npz.files
                     else np.zeros((0, 0), np.float32)
+                ),
+                feature_labels=(
+                    npz["feature_labels"].astype(np.int64, copy=False)
+                    if "feature_labels" in npz.files
+                    else np.zeros(0, np.int64)
                 ),
             )
 

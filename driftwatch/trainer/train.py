@@ -178,6 +178,7 @@ def train(
         probabilities=reference_probs,
         labels=y[split.reference],
         labelled_features=x[split.reference].astype(np.float32),
+        feature_labels=y[ref_rows].astype(np.int64),
     ).save(out_dir)
     # The test split never touched training: `driftwatch simulate` replays it.
     np.savez_compressed(out_dir / HOLDOUT_FILE, features=x[split.test], labels=y[split.test])

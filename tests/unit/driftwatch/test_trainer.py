@@ -30,6 +30,13 @@ def test_default_model_directory(model_dir: Path) -> None:
     assert reference.labelled_features.shape == (metadata.training.n_reference, 64)
     probs = LiteRTModel(model_dir).predict_proba(reference.labelled_features)
     np.testing.assert_allclose(probs, reference.probabilities, atol=1e-4)
+    # The training rows' own classes, for the agreement estimate's neighbour vote: the digits'
+    # labels of exactly those rows (each training row's features are one digit's in the data set).
+    data = load_dataset("digits")
+    assert reference.feature_labels.shape == (metadata.training.n_train,)
+    match = (reference.features[:, None, :] == data.features[None, :, :]).all(axis=2)
+    assert match.any(axis=1).all()
+    assert all(reference.feature_labels[i] in data.labels[match[i]] for i in range(len(match)))
 
 
 def test_litert_export_serves_the_trained_weights(model_dir: Path) -> None:

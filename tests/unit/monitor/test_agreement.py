@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from monitor.agreement import NEIGHBOURS, Surrogate, applies, from_reference, window_estimate
+from monitor.class_mix import MAX_REFERENCE_ROWS
 from shared.model_metadata import Reference
 
 K = 3
@@ -56,14 +57,66 @@ def test_a_drop_the_features_do_not_show_is_seen_scaled_by_the_surrogates_accura
             assert surrogate.estimate(x, served).value == pytest.approx((served == y).mean(), abs=0.02)
 
 
-def test_the_reference_agreement_leaves_each_row_out() -> None:
+@pytest.mark.parametrize("scored", [3000, 1000])
+def test_the_reference_agreement_leaves_each_row_out(scored: int) -> None:
     """Classes that overlap completely: the surrogate can only guess, and a vote that counted each
-    row itself would agree with the (right) served model far above chance on the reference."""
+    row itself would agree with the (right) served model far above chance on the reference; so
+    too where the scored rows are the first of more neighbours (training rows after them)."""
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3000, 2))
     y = rng.integers(0, K, 3000)
-    surrogate = Surrogate.fit(x, y, y, K)
+    surrogate = Surrogate.fit(x[:scored], y[:scored], y[:scored], K, x[scored:], y[scored:])
     assert surrogate.reference_agreement == pytest.approx(1 / K, abs=0.03)
+
+
+def _with_noise_features(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussian classes beside 6 features that say nothing: a vote over few rows errs more."""
+    x, y = _sample(rng, n)
+    return np.hstack([x, rng.normal(size=(n, 6))]), y
+
+
+def test_training_rows_vote_but_only_the_held_out_rows_are_scored() -> None:
+    rng = np.random.default_rng(7)
+    x_ref, y_ref = _with_noise_features(rng, 200)
+    x_train, y_train = _with_noise_features(rng, 1800)
+    served_ref = _served(rng, y_ref, 0.1)
+    surrogate = Surrogate.fit(x_ref, y_ref, served_ref, K, x_train, y_train)
+    assert surrogate.reference_rows == 200 and surrogate.labels.size == 2000
+    assert surrogate.reference_accuracy == float((served_ref == y_ref).mean())
+    # Votes over all 2,000 rows, as a surrogate fitted on them all would cast them.
+    every_row = Surrogate.fit(np.vstack([x_ref, x_train]), np.concatenate([y_ref, y_train]),
+                              np.concatenate([y_ref, y_train]), K)
+    x, _ = _with_noise_features(rng, 500)
+    np.testing.assert_array_equal(surrogate.predict(x), every_row.predict(x))
+    # The interval is over the 200 scored rows (1/500 + 1/200), not the 2,000 neighbours.
+    served = rng.integers(0, K, 500)
+    est = surrogate.estimate(x, served)
+    half = 1.959963984540054 * np.sqrt(surrogate.gap_variance * (1 / 500 + 1 / 200))
+    assert (est.value - est.low, est.high - est.value) == (pytest.approx(half), pytest.approx(half))
+    with pytest.raises(ValueError):
+        Surrogate.fit(x_ref, y_ref, served_ref, K, x_train, None)
+    with pytest.raises(ValueError):
+        Surrogate.fit(x_ref, y_ref, served_ref, K, x_train[:, :3], y_train)
+
+
+def test_more_neighbours_follow_a_drop_the_features_do_not_show_more_closely() -> None:
+    """A small held-out sample (200 rows) makes a weak vote, which misses more of a drop (the
+    share ``1 - a + (1 - a) / (K - 1)`` of it, ``a`` its accuracy); the training rows' votes make
+    it stronger. A fresh reference per trial: the mean error falls by more than 15%."""
+    rng = np.random.default_rng(0)
+    small_errors, large_errors = [], []
+    for _ in range(40):
+        x_ref, y_ref = _with_noise_features(rng, 200)
+        x_train, y_train = _with_noise_features(rng, 1800)
+        served_ref = _served(rng, y_ref, 0.05)
+        small = Surrogate.fit(x_ref, y_ref, served_ref, K)
+        large = Surrogate.fit(x_ref, y_ref, served_ref, K, x_train, y_train)
+        x, y = _with_noise_features(rng, 1000)
+        served = _served(rng, y, 0.25)
+        realised = (served == y).mean()
+        small_errors.append(abs(small.estimate(x, served).value - realised))
+        large_errors.append(abs(large.estimate(x, served).value - realised))
+    assert np.mean(large_errors) < 0.85 * np.mean(small_errors)
 
 
 def test_the_interval_covers_the_realised_accuracy_95_percent_of_the_time() -> None:
@@ -118,6 +171,32 @@ def test_from_reference_needs_labels_their_features_and_served_classes_not_proba
                           labelled_features=x.astype(np.float32))
     assert from_reference(regressor, 0) is None and not applies(regressor, 0)
     assert from_reference(regressor, K) is None  # no served class on the labelled rows either
+
+
+def test_from_reference_tops_the_neighbours_up_with_the_training_rows_classes() -> None:
+    rng = np.random.default_rng(8)
+    x, y = _sample(rng, 300)
+    x_train, y_train = _sample(rng, 2500)
+    held_out = Reference(features=x_train.astype(np.float32), predicted_classes=y, probabilities=np.eye(K)[y],
+                         labels=y, labelled_features=x.astype(np.float32))
+    alone = from_reference(held_out, K)  # no training classes (a registered sample, older references)
+    assert alone is not None and alone.labels.size == 300
+    y_bad = y_train.copy()
+    y_bad[:100] = K  # a class the model does not have: not a neighbour
+    topped = from_reference(dataclasses.replace(held_out, feature_labels=y_bad), K)
+    assert topped is not None and topped.reference_rows == 300 and topped.labels.size == MAX_REFERENCE_ROWS
+    assert topped.labels.max() < K
+    assert (topped.reference_accuracy, topped.labels[:300].tolist()) == (alone.reference_accuracy, y.tolist())
+    # Classes that do not fit the training rows are not used.
+    wrong_length = from_reference(dataclasses.replace(held_out, feature_labels=y_train[:10]), K)
+    assert wrong_length is not None and wrong_length.labels.size == 300
+    # Held-out rows enough: no room for training rows.
+    x_many, y_many = _sample(rng, MAX_REFERENCE_ROWS + 10)
+    full = Reference(features=x_train.astype(np.float32), predicted_classes=y_many,
+                     probabilities=np.eye(K)[y_many], labels=y_many, labelled_features=x_many.astype(np.float32),
+                     feature_labels=y_train)
+    many = from_reference(full, K)
+    assert many is not None and many.labels.size == many.reference_rows == MAX_REFERENCE_ROWS
 
 
 def test_bad_input_is_refused() -> None:

@@ -65,3 +65,15 @@ def test_labelled_features_round_trip_and_are_empty_in_a_reference_from_before()
                           probabilities=np.ones((2, 2), np.float32), labels=np.zeros(2, np.int64),
                           labelled_features=held_out)
     np.testing.assert_array_equal(Reference.from_bytes(reference.to_bytes()).labelled_features, held_out)
+
+
+def test_feature_labels_round_trip_and_are_empty_in_a_reference_from_before() -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, features=np.ones((3, 2), np.float32), predicted_classes=np.zeros(2, np.int64),
+                        probabilities=np.ones((2, 2), np.float32), labels=np.zeros(2, np.int64))
+    assert Reference.from_bytes(buffer.getvalue()).feature_labels.shape == (0,)
+
+    reference = Reference(features=np.ones((3, 2), np.float32), predicted_classes=np.zeros(2, np.int64),
+                          probabilities=np.ones((2, 2), np.float32), labels=np.zeros(2, np.int64),
+                          feature_labels=np.array([2, 0, 1]))
+    np.testing.assert_array_equal(Reference.from_bytes(reference.to_bytes()).feature_labels, [2, 0, 1])
