@@ -77,13 +77,26 @@ def pair_key(event: InferenceEvent) -> str:
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-def _encode_half(event: InferenceEvent, schema: IngestSchema, received_ms: int) -> bytes:
+def _at_most(n: int, max_rows: int) -> None:
+    """A half of more rows than one ingest batch takes is refused before it is stored.
+
+    A 4 MB body holds ~400,000 one-feature rows: more than the publish queue
+    (``DRIFTWATCH_PUBLISH_QUEUE_MAX``) ever holds, so its pair was accepted in part
+    and answered 503, and the logger, which never resends, lost the rest.
+    """
+    if n > max_rows:
+        raise PayloadError((), f"{n} rows: one logged inference takes at most {max_rows} (DRIFTWATCH_MAX_BATCH_ROWS)")
+
+
+def _encode_half(event: InferenceEvent, schema: IngestSchema, received_ms: int, max_rows: int) -> bytes:
     """A half as its arrays (MessagePack): features, or classes/probabilities/values, and its time."""
     at = event.time_ms if event.time_ms is not None else received_ms
     if event.is_request:
         x = request_features(event.data, schema)
+        _at_most(len(x), max_rows)
         return msgpack.packb({"t": at, "n": len(x), "x": x.astype(np.float64).tobytes()})
     out = response_outputs(event.data, schema)
+    _at_most(len(out), max_rows)
     half: dict[str, Any] = {"t": at, "n": len(out), "y": out.classes.tobytes(), "k": out.probabilities.shape[1],
                             "p": out.probabilities.tobytes()}
     if out.values is not None:
@@ -205,7 +218,7 @@ class KServePairing:
         Raises :class:`HoldFull` when Redis is away and there is no room to hold it.
         """
         half = HeldHalf(schema.keys.kserve_pending(pair_key(event)), event.kind,
-                        _encode_half(event, schema, now_ms()), event.id, schema)
+                        _encode_half(event, schema, now_ms(), self._ingest.max_rows), event.id, schema)
         if not self._away:
             try:
                 answer = await self._pair(keys=[half.key], args=[half.kind, half.half, self._ttl_ms])

@@ -254,6 +254,26 @@ async def test_rows_left_out_are_logged_naming_the_model_and_version(
         f"[sklearn-iris v1] kserve {CE_ID}: 1 of 2 rows left out (values beyond 1e+30)")
 
 
+async def test_a_half_of_more_rows_than_a_batch_takes_is_refused_before_it_is_stored(
+    aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A half larger than the publish queue could hold was stored, then its pair was published in part
+    and answered 503 (the logger never resends: the rest was lost). Now either half over
+    DRIFTWATCH_MAX_BATCH_ROWS is a 422 at once, and nothing of it is stored or published."""
+    await register(aredis, iris())
+    rows = 11
+    with ingest_service(redis_url, DRIFTWATCH_MAX_BATCH_ROWS=rows - 1, DRIFTWATCH_PUBLISH_QUEUE_MAX=rows - 1) as client:
+        for kind, body in (("request", {"instances": [[6.8, 2.8, 4.8, 1.4]] * rows}),
+                           ("response", {"predictions": [1] * rows})):
+            refused = post(client, kind, body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"][0]["loc"] == ["body"] and f"{rows} rows" in refused.text
+        assert not redis_client.keys("*kserve:pending*")
+        post(client, "request", {"instances": [[6.8, 2.8, 4.8, 1.4]] * (rows - 1)})
+        assert post(client, "response", {"predictions": [1] * (rows - 1)}).json()["status"] == "paired"
+        wait_until(lambda: redis_client.xlen(IRIS.predictions) == rows - 1)
+
+
 async def test_a_lone_half_expires(aredis: aioredis.Redis, redis_client: redis.Redis, redis_url: str) -> None:
     await register(aredis, iris())
     with ingest_service(redis_url, DRIFTWATCH_KSERVE_PAIR_TTL_S=0.2) as client:
