@@ -28,12 +28,13 @@ from model_service.spill import open_spill_files
 from shared.http import service_app
 from shared.keys import Keys
 from shared.log_context import install as install_log_context
-from shared.model_metadata import ModelMetadata, Reference
+from shared.model_metadata import LITERT_FILE, METADATA_FILE, ModelMetadata, Reference
 from shared.openapi import install_openapi
 from shared.probes import RedisProbe
 from shared.redis_pool import redis_client
 from shared.registry import ModelIdentityConflict, register_model, register_until_done
 from shared.request_stats import RequestStats, RequestStatsMiddleware, flush_periodically
+from shared.startup import StartupRefused
 from shared.supervision import supervise
 from shared.telemetry import METER_NAME, ModelServiceMetrics, setup_telemetry, shutdown_telemetry
 from shared.telemetry.task_metrics import TaskFailureCounter
@@ -65,6 +66,13 @@ def _served_model(settings: ModelServiceSettings) -> LiteRTModel | None:
     """
     if settings.ingest_only or settings.model_dir is None:
         return None
+    missing = [f for f in (METADATA_FILE, LITERT_FILE) if not (settings.model_dir / f).is_file()]
+    if missing:
+        raise StartupRefused(
+            f"no model in {settings.model_dir} ({', '.join(missing)} missing): train one there with "
+            f"`driftwatch train --out {settings.model_dir}`, point --model-dir at a model directory, "
+            "or run with --ingest-only to log registered models only"
+        )
     from model_service.runtime import LiteRTModel
 
     return LiteRTModel(settings.model_dir)
@@ -99,7 +107,11 @@ def create_app(settings: ModelServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = _served_model(settings)
+        try:
+            model = _served_model(settings)
+        except StartupRefused:
+            shutdown_telemetry()  # the lifespan's own release below never runs
+            raise
         if model is None:
             log.info("no model to serve: ingest only (POST /models/{name}/predictions, /feedback, /kserve); "
                      "/predict answers 404. Pass --model-dir to serve a model.")

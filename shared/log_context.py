@@ -116,3 +116,8 @@ def service_logging(service: str, level: str) -> None:
         # Its lines reach the root's handler, as ours do.
         "loggers": {"uvicorn": {"handlers": [], "propagate": True}},
     })
+    from shared.startup import StartupRefusalFilter  # its module imports nothing of ours
+
+    general = logging.getLogger(UVICORN_GENERAL_LOGGER)
+    if not any(isinstance(f, StartupRefusalFilter) for f in general.filters):
+        general.addFilter(StartupRefusalFilter())  # a refused start-up is one line, not a traceback

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, WatchError
 
 from shared.keys import MODELS_INDEX, Keys
 from shared.model_metadata import ModelMetadata, Reference
+from shared.startup import StartupRefused
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ def retired_time(raw: bytes | str) -> datetime:
     return datetime.fromtimestamp(int(raw), UTC)
 
 
-class ModelIdentityConflict(Exception):
-    """A name+version already registered in Redis as a different model."""
+class ModelIdentityConflict(StartupRefused):
+    """A name+version already registered in Redis as a different model (a model service
+    serving it refuses to start: :class:`StartupRefused`, logged as its message alone)."""
 
     def __init__(self, registered: ModelMetadata, offered: ModelMetadata) -> None:
         self.registered = registered

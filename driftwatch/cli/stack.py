@@ -158,8 +158,20 @@ class LocalStack:
         self._wait_live(monitor, self.monitor_port)
         self._wait_live(model_service, self.model_port)
         logging_only = "  logging only: POST /models/{name}/predictions" if self.model_dir is None else ""
-        self.console.print(f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs){logging_only}")
-        self.console.print(f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)")
+        for child, line in (
+            (model_service, f"model service    http://127.0.0.1:{self.model_port}  (docs: /docs){logging_only}"),
+            (monitor, f"monitor          http://127.0.0.1:{self.monitor_port}  (docs: /docs)"),
+        ):
+            # A child whose start-up was refused while up waited (its log says why) gets no URL:
+            # "Stack is up" with the URL of a service that is not there read as success. One that
+            # exited otherwise (killed) is restarted by the supervision loop, URL and all.
+            refused = child in self.refused_at_start
+            self.console.print(f"[red]{child.name} exited at start-up[/]" if refused else line)
+
+    @property
+    def refused_at_start(self) -> list[Child]:
+        """The services that exited with uvicorn's start-up failure code (not restarted)."""
+        return [c for c in self._children if c.process is not None and c.process.poll() == STARTUP_FAILURE]
 
     def supervise_once(self) -> None:
         """One round of supervision: note the children that exited, restart those whose backoff is over."""
@@ -222,7 +234,13 @@ class LocalStack:
             signal.signal(signum, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         try:
             self.start()
-            self.console.print("Stack is up. Ctrl-C stops it.")
+            if not self.refused_at_start:
+                self.console.print("Stack is up. Ctrl-C stops it.")
+            else:
+                self.console.print(
+                    "[red]Stack is partly up[/]: a service exited at start-up (its log above says "
+                    "why). Ctrl-C stops the rest."
+                )
             while True:
                 self.supervise_once()
                 time.sleep(POLL_S)  # the supervisor's own polling interval
