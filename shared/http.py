@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.settings_base import ServiceSettings
@@ -287,15 +288,32 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     """
     assert isinstance(exc, StarletteHTTPException)
     cause = exc.__cause__
+    if isinstance(cause, ClientDisconnect):
+        return await client_gone_handler(request, cause)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == _BODY_PARSE_FAILED and cause is not None:
         reason = "nested too deeply" if isinstance(cause, RecursionError) else f"{type(cause).__name__}: {cause}"
         return validation_response([{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {reason}"}])
     return await http_exception_handler(request, exc)
 
 
+# nginx's "client closed request": no one reads it, but the request metrics record it as the client's doing.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    """The client closed its connection before its body arrived (a dropped upload).
+
+    Not a server error: unhandled, it logged "Exception in ASGI application"
+    with a traceback for every upload a client abandons, which anyone can
+    repeat at will. No one is left to read the answer.
+    """
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_gone_handler)
     # redis-py's TimeoutError is not a ConnectionError: both mean "Redis is not answering now".
     app.add_exception_handler(RedisConnectionError, redis_unavailable_handler)
     app.add_exception_handler(RedisTimeoutError, redis_unavailable_handler)

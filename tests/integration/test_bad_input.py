@@ -8,6 +8,7 @@ is validated (4 MB of wrong items once made an 85 MB answer).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from model_service.serving import PredictionResult
 from model_service.serving_settings import ModelServiceSettings
 from monitor.app import create_app as create_monitor
 from monitor.monitor_settings import MonitorSettings
-from shared.http import MAX_ERRORS_SHOWN
+from shared.http import CLIENT_CLOSED_REQUEST, MAX_ERRORS_SHOWN
 from tests.fault.procs import stream_ids
 
 F = 64
@@ -128,3 +129,39 @@ def test_rows_the_model_cannot_score_are_refused_and_never_published(
         time.sleep(0.05)
     assert scored.ids[1] not in stream_ids(client, service.keys.predictions)
     client.close()
+
+
+def _gone_mid_body(client: TestClient, method: str, path: str, extra: list[tuple[bytes, bytes]]) -> list[dict]:
+    """Send ``method path`` straight to the app: a body declared 1,000 bytes long, 14 sent, then the
+    client disconnects (as uvicorn tells an app); what the app sent back."""
+    headers = [(b"host", b"t"), (b"content-type", b"application/json"), (b"content-length", b"1000"), *extra]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("t", 80)}
+    messages = [{"type": "http.request", "body": b'{"features": [', "more_body": True}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr]
+    return sent
+
+
+def test_a_client_that_goes_away_mid_body_is_not_a_server_error(
+    model_service: TestClient, monitor: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dropped upload raised ClientDisconnect out of the app: uvicorn logged "Exception in ASGI
+    application" with its traceback, once per upload any client chose to abandon."""
+    kserve = [(b"ce-specversion", b"1.0"), (b"ce-type", b"org.kubeflow.serving.inference.request"),
+              (b"ce-source", b"t"), (b"ce-id", b"1"), (b"ce-inferenceservicename", b"digits-mlp")]
+    cases = [(model_service, "POST", "/predict", []), (model_service, "POST", "/kserve", kserve),
+             (monitor, "PUT", "/alerts/thresholds/Lag", []), (monitor, "PUT", "/models/m/versions/1", [])]
+    with caplog.at_level(logging.WARNING):
+        for client, method, path, extra in cases:
+            sent = _gone_mid_body(client, method, path, extra)
+            assert sent[0]["status"] == CLIENT_CLOSED_REQUEST, (path, sent)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
