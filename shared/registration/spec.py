@@ -9,7 +9,7 @@ label, the task, and optionally the class names and categorical features.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,6 +21,15 @@ DEFAULT_SAMPLE_ROWS = 10_000
 MAX_SAMPLE_ROWS = 50_000  # the trainer's cap too: KS on 50k rows resolves any shift that matters
 MAX_FEATURES = 4_096
 MAX_CLASSES = 1_000
+# A feature name travels into every report, histogram, metric attribute and alert label: an alert
+# rule's `feature` takes at most 256 characters (monitor.alerts.rules), so a longer name could never be
+# named by one. A class name is a label the ingest endpoints take at most 1,000 characters of
+# (model_service.ingest_bodies). Unbounded, a 1 MB feature name was registered, and every GET /models
+# parsed it again.
+MAX_FEATURE_NAME_CHARS = 256
+MAX_CLASS_NAME_CHARS = 1_000
+FeatureName = Annotated[str, Field(max_length=MAX_FEATURE_NAME_CHARS)]
+ClassName = Annotated[str, Field(max_length=MAX_CLASS_NAME_CHARS)]
 
 
 class RegistrationSpec(BaseModel):
@@ -28,7 +37,9 @@ class RegistrationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature_names: list[str] = Field(min_length=1, max_length=MAX_FEATURES, description="Feature columns, in order")
+    feature_names: list[FeatureName] = Field(
+        min_length=1, max_length=MAX_FEATURES, description="Feature columns, in order"
+    )
     task: Task = "classification"
     prediction_column: str | None = Field(
         default=None, description="The model's prediction: a class label, or a number for a regressor"
@@ -37,7 +48,7 @@ class RegistrationSpec(BaseModel):
         default_factory=list, max_length=MAX_CLASSES, description="One per class, in class_names order"
     )
     label_column: str | None = Field(default=None, description="The true label (classifiers); empty cells allowed")
-    class_names: list[str] | None = Field(
+    class_names: list[ClassName] | None = Field(
         default=None, max_length=MAX_CLASSES,
         description="Class labels in the model's order; default: the labels seen, sorted (scikit-learn's classes_)",
     )

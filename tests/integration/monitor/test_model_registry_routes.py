@@ -144,6 +144,12 @@ def test_writes_need_the_api_key(api: TestClient) -> None:
         (lambda b: b.__setitem__("metadata", None), ["body", "metadata"]),
         (lambda b: b["metadata"].__setitem__("feature_names", []), ["body", "metadata", "feature_names"]),
         (lambda b: b["metadata"].__setitem__("label_join", "by-time"), ["body", "metadata", "label_join"]),
+        # Names past what an alert rule (256) or a logged label (1,000) can carry: a 1 MB one was taken.
+        (lambda b: (b["metadata"].__setitem__("feature_names", ["a" * 257, "plan"]),
+                    b["reference"].__setitem__("a" * 257, b["reference"].pop("age"))),
+         ["body", "metadata", "feature_names", 0]),
+        (lambda b: b["metadata"].__setitem__("class_names", ["x" * 1_001, "True"]),
+         ["body", "metadata", "class_names", 0]),
     ],
 )
 def test_bad_registrations_are_422_naming_the_field(api: TestClient, change: Any, loc: list[Any]) -> None:
