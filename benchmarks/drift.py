@@ -1,6 +1,6 @@
 """Drift engine benchmark: the monitor's own detector vs a scipy loop, Alibi Detect, Evidently.
 
-    .venv/bin/python benchmarks/drift.py [--quick] [--peers-venv PATH] [--no-peers]
+    .venv/bin/python benchmarks/drift.py [--quick] [--sliding-only] [--peers-venv PATH] [--no-peers]
 
 The first rows of every case time the configuration the monitor runs: the
 ``DriftConfig`` built by ``monitor.reports.drift_config`` from
@@ -31,6 +31,15 @@ a new size), median per window after the first few, of the detector the
 monitor builds for them (effect floors from a grid of sizes, rescaled:
 ``floor_sizes="grid"``) against the same detector with floors at each
 window's exact size (what it did before: floors recomputed every window).
+
+"Sliding" rows: one report of a sliding window, ``MonitorSettings`` with
+``DRIFTWATCH_WINDOW_MODE=sliding`` (default sizes: 10,000 rows stepped by
+1,000), stepped (``SlidingKS``) and tested whole, on the same windows; the
+monitor's path is the one ``monitor.drift.sliding.incremental_pays`` picks
+(see :func:`run_sliding`). ``--sliding-only`` runs these alone, at the
+defaults and at other sizes. Before 2026-12-02 this row timed
+``SlidingKS.step`` with ``p_values="drifted"``, which is not what the monitor
+runs (it reports every p-value).
 
 "drifted-only" is the same detector with ``p_values="drifted"`` (decision by
 cached critical values, p-values for drifted features only), warm. "nulls in
@@ -63,6 +72,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,14 +82,14 @@ from scipy.stats import ks_2samp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.drift import DriftConfig, DriftDetector
-from monitor.drift.ks import SortedReference, ks_critical_h, ks_pvalue_h
-from monitor.drift.sliding import SlidingKS
+from monitor.drift import DriftConfig, DriftDetector, sliding
+from monitor.drift.ks import ks_critical_h, ks_pvalue_h
+from monitor.drift.sliding import incremental_pays
 from monitor.monitor_settings import MonitorSettings
 from monitor.reports import drift_config
 from monitor.window_state import split_window_rows, window_rows
+from monitor.windows import WindowPolicy
 
-ALPHA = 0.05
 RUNNER = Path(__file__).resolve().parent / "peers" / "runner.py"
 # Evidently runs ~100-1000x slower than ours: above this many values
 # (F * (n_ref + n_win)) it would take minutes per case, so it is skipped with
@@ -328,29 +338,87 @@ def run_time_windows(f: int, n_ref: int, n_windows: int = 24) -> None:
                     "ours_full": t_exact})
 
 
-def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeout: float) -> None:
-    print(f"\nSliding: F={f} reference={n_ref} window={m}, step of {step} new rows")
-    rng = np.random.default_rng(1)
+def sliding_settings(size: int | None = None, step: int | None = None) -> MonitorSettings:
+    """``DRIFTWATCH_WINDOW_MODE=sliding`` with the monitor's default sizes, or the ones given."""
+    env: dict[str, object] = {"DRIFTWATCH_WINDOW_MODE": "sliding"}
+    if size is not None:
+        env["DRIFTWATCH_SLIDING_SIZE"] = size
+    if step is not None:
+        env["DRIFTWATCH_WINDOW_SIZE"] = step
+    return MonitorSettings(**env)  # type: ignore[arg-type]
+
+
+def run_sliding(
+    f: int, n_ref: int, settings: MonitorSettings, venv: Path | None, timeout: float, n_steps: int = 9
+) -> None:
+    """One report of a sliding window (``DRIFTWATCH_WINDOW_MODE=sliding``, sizes from ``settings``),
+    both ways the monitor's reporter (``DriftReporter.report_window``) can make it, on the same
+    windows: "stepped", the new step's numeric columns moved into the detector's ``SlidingKS``
+    state, the steps' rows concatenated, ``detector.test_sliding``; "whole", the steps' rows
+    concatenated, ``detector.test``. The monitor's path is the one ``incremental_pays`` picks
+    for these sizes (the product's rule, called here); Alibi Detect recomputes each window.
+
+    The detector is the monitor's: ``drift_config(settings)`` (every KS p-value, effect floors
+    and the multivariate test at the window's size, prepared when built), with reference classes
+    for the prediction-drift test; windows float32 as the monitor holds them. Each window is
+    timed both ways in turn, after 3 warm-up windows; medians of ``n_steps``.
+    """
+    policy = WindowPolicy.from_settings(settings)
+    m, step = policy.size, policy.step
+    config = drift_config(settings)
+    print(f"\nSliding: F={f} reference={n_ref} window={m} (DRIFTWATCH_SLIDING_SIZE), step of {step} new rows "
+          f"(DRIFTWATCH_WINDOW_SIZE); p_values={config.p_values} correction={config.correction}")
+    rng = np.random.default_rng(f + n_ref + m + step)
     ref = rng.normal(size=(n_ref, f)).astype(np.float32)
-    n_steps = 10
-    stream = rng.normal(size=(m + n_steps * step, f)).astype(np.float32)
-    sref = SortedReference(ref)
-    sk = SlidingKS(sref, stream[:m])
-    sk.drifted(ALPHA)  # warm-up: the critical value is computed once per window size
-    times = []
-    for s in range(1, n_steps + 1):
+    ref_classes = rng.integers(0, 10, size=n_ref)
+    shifted = rng.choice(f, max(1, f // 20), replace=False)
+    warm = 3
+    n_rows = m + (warm + n_steps) * step
+    raw = rng.normal(size=(n_rows, f))
+    raw[m:, shifted] += 0.2  # the stream drifts in 5% of the features after the first window
+    stream = as_monitor_window(raw)
+    classes = rng.integers(0, 10, size=n_rows)
+    det = DriftDetector(ref, [f"f{i}" for i in range(f)], config, reference_classes=ref_classes, n_classes=10)
+    det.prepare()
+    steps = deque(stream[j : j + step] for j in range(0, m, step))
+    step_classes = deque(classes[j : j + step] for j in range(0, m, step))
+    state = det.sliding(np.concatenate(steps))
+    assert state is not None
+    t_inc, t_full, same = [], [], True
+    for s in range(warm + n_steps):
+        new = slice(m + s * step, m + (s + 1) * step)
         t0 = time.perf_counter()
-        sk.step(stream[m + (s - 1) * step : m + s * step])
-        sk.drifted(ALPHA)
-        times.append(time.perf_counter() - t0)
-    t_ours = float(np.median(times))
-    det = DriftDetector(ref, [f"f{i}" for i in range(f)], DriftConfig(p_values="drifted"))
-    t_full = best_of(lambda: det.test(stream[-m:]), 2)
-    print(f"    {'ours step':<12} {t_ours * 1e3:>10.1f} ms {1.0:>9.1f}x")
-    row("ours full", t_full, t_ours, "recompute with DriftDetector.test")
+        state.step(det.numeric_columns(stream[new]))
+        steps.popleft()
+        steps.append(stream[new])
+        step_classes.popleft()
+        step_classes.append(classes[new])
+        features, window_classes = np.concatenate(steps), np.concatenate(step_classes)
+        inc = det.test_sliding(state, features, window_classes)
+        t1 = time.perf_counter()
+        full = det.test(np.concatenate(steps), np.concatenate(step_classes))
+        t2 = time.perf_counter()
+        same &= [(x.statistic, x.p_value, x.drifted) for x in inc.features] == [
+            (x.statistic, x.p_value, x.drifted) for x in full.features
+        ] and inc.status == full.status
+        if s >= warm:
+            t_inc.append(t1 - t0)
+            t_full.append(t2 - t1)
+    t_step, t_whole = float(np.median(t_inc)), float(np.median(t_full))
+    stepped = incremental_pays(det.reference_size, m, step)  # what the monitor's reporter does at these sizes
+    t_ours = t_step if stepped else t_whole
+    verdict = "identical statistics, p-values, decisions" if same else "REPORTS DIFFER"
+    print(f"    monitor's path: {'stepped' if stepped else 'tested whole'} (incremental_pays: window >= "
+          f"{sliding.INCREMENTAL_MIN_RATIO} x (reference + step) is {stepped})")
+    print(f"    {'monitor':<14} {t_ours * 1e3:>10.1f} ms {1.0:>9.1f}x")
+    row("stepped", t_step, t_ours, f"SlidingKS.step + test_sliding; {verdict} as whole")
+    row("whole", t_whole, t_ours, "detector.test on the same window")
+    print(f"    {'':<14} whole / stepped: {t_whole / t_step:.2f}x")
     entry: dict[str, object] = {
-        "case": f"sliding F={f} ref={n_ref // 1000}k win={m // 1000}k step={step}",
-        "ours": t_ours, "ours_full": t_full,
+        "case": f"sliding F={f} ref={n_ref / 1000:g}k win={m / 1000:g}k step={step / 1000:g}k "
+                f"({'stepped' if stepped else 'whole'})",
+        "ours": t_ours, "ours_full": t_whole if stepped else t_step,
+        "ours_full_agree": "identical" if same else "differ",
     }
     SUMMARY.append(entry)
     if venv is None:
@@ -358,12 +426,15 @@ def run_sliding(f: int, n_ref: int, m: int, step: int, venv: Path | None, timeou
     with tempfile.TemporaryDirectory() as tmp:
         np.save(os.path.join(tmp, "ref.npy"), ref)
         np.save(os.path.join(tmp, "win.npy"), stream[:m])
-        np.save(os.path.join(tmp, "stream.npy"), stream)
-        res = peers(venv, tmp, ["--sliding", str(step)], timeout) or {}
+        np.save(os.path.join(tmp, "stream.npy"), stream[: m + n_steps * step])
+        res = peers(venv, tmp, ["--sliding", str(step), "--alpha", str(config.alpha)], timeout) or {}
         al = res.get("alibi_sliding")
         if al:
             entry["alibi"] = al["time_per_step"]
         row("alibi recomp", al and al["time_per_step"], t_ours, "n/a (timing only)")
+        if al:
+            print(f"    {'':<14} Alibi / whole: {al['time_per_step'] / t_whole:.1f}x, "
+                  f"Alibi / stepped: {al['time_per_step'] / t_step:.1f}x")
 
 
 def print_summary() -> None:
@@ -395,8 +466,9 @@ def print_summary() -> None:
         print(f"| {e['case']} | {ms(e, 'ours')} | {ms(e, 'cold')} | {ms(e, 'first')} | {ms(e, 'one_thread')} "
               f"| {ms(e, 'drifted')} | {other} | {cell(e, 'alibi')} | {cell(e, 'evidently')} | {ratio(e, 'ours')} "
               f"| {ratio(e, 'cold')} | {ratio(e, 'first')} | {ratio(e, 'one_thread')} |")
-    print("(ms (peer time / default warm); '=' identical drift decisions; the sliding row's 'scipy loop' "
-          "column is our own full recompute, its 'default warm' one incremental step; the time-window rows' "
+    print("(ms (peer time / default warm); '=' identical drift decisions; the sliding rows' 'default warm' "
+          "is the monitor's path at those sizes (named in the case: stepped, or tested whole), their 'scipy loop' "
+          "column the other path, same windows; the time-window rows' "
           "'default warm' is a window's median with grid floors, their 'scipy loop' with floors at each exact size)")
 
 
@@ -405,6 +477,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="F=64 and 256, 10k x 1k and 10k x 10k, and the sliding case")
     ap.add_argument("--peers-venv", default=os.environ.get("DRIFTWATCH_PEERS_VENV", "/tmp/driftwatch-peers-venv"))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--sliding-only", action="store_true", help="only the sliding rows (all of them, with --quick too)")
     ap.add_argument("--peer-timeout", type=float, default=600.0)
     ap.add_argument("--evidently-max-values", type=int, default=EVIDENTLY_MAX_VALUES)
     args = ap.parse_args()
@@ -420,10 +493,17 @@ def main() -> int:
         cases = [(f, 10_000, w) for f in (64, 256) for w in (1_000, 10_000)]
     else:
         cases = [(f, r, w) for f in (64, 256) for r in (10_000, 100_000) for w in (1_000, 10_000, 100_000)]
-    for f, r, w in cases:
+    for f, r, w in [] if args.sliding_only else cases:
         run_case(f, r, w, venv, args.peer_timeout, args.evidently_max_values)
-    run_sliding(64, 10_000, 10_000, 1_000, venv, args.peer_timeout)
-    for f in (64, 256):
+    run_sliding(64, 10_000, sliding_settings(), venv, args.peer_timeout)  # the monitor's defaults
+    run_sliding(256, 10_000, sliding_settings(), venv, args.peer_timeout)
+    if args.sliding_only or not args.quick:  # sizes other than the defaults: where the step stops paying
+        # Below the rule's line (tested whole), then above it (stepped: window >= 20 (reference + step)).
+        for n_ref, size, step in ((1_000, 10_000, 1_000), (100_000, 10_000, 1_000), (10_000, 10_000, 5_000),
+                                  (10_000, 2_000, 1_000), (10_000, 10_000, 100), (10_000, 100_000, 1_000),
+                                  (1_000, 100_000, 5_000), (1_000, 50_000, 500), (1_000, 100_000, 1_000)):
+            run_sliding(64, n_ref, sliding_settings(size, step), venv, args.peer_timeout)
+    for f in () if args.sliding_only else (64, 256):
         run_time_windows(f, 10_000)
     print_summary()
     return 0

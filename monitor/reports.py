@@ -39,7 +39,7 @@ from monitor import agreement, class_mix
 from monitor.agreement import Surrogate
 from monitor.class_mix import ClassMixBound
 from monitor.drift import DriftConfig, DriftDetector, DriftReport
-from monitor.drift.sliding import SlidingKS
+from monitor.drift.sliding import SlidingKS, incremental_pays
 from monitor.histograms import FeatureBins, HistogramStore
 from monitor.model_kinds import detector_metadata, detector_reference
 from monitor.monitor_settings import MonitorSettings
@@ -324,7 +324,8 @@ class DriftReporter:
         self.histograms = HistogramStore(client, self.keys)
         self._sliding: dict[str, _SlidingState] = {}  # per version
         self.time_grace_ms = time_grace_ms
-        self.incremental_steps = 0  # sliding reports computed incrementally (for tests and logs)
+        self.incremental_steps = 0  # sliding reports built from the previous one plus one new step (tests, logs)
+        self.ks_steps = 0  # of those, KS statistics stepped (SlidingKS) instead of tested whole
 
     def store(self, version: str) -> WindowStore:
         """The window store of one version's series."""
@@ -531,7 +532,8 @@ class DriftReporter:
         """The rows of the drift window, one step per ingest window; None if a member was reported already.
 
         A sliding window that follows the previous one on this replica only
-        reads its newest step and moves the incremental KS state by it.
+        reads its newest step, and moves the incremental KS state by it where
+        one is kept (:func:`incremental_pays`; else the window is tested whole).
         """
         policy = self.windows
         incremental = (
@@ -540,15 +542,16 @@ class DriftReporter:
             and state.version == version
             and state.last == window - 1
             and len(state.steps) == policy.span == len(members)
-            and state.sliding is not None
         )
         if incremental:
-            assert state is not None and state.sliding is not None
+            assert state is not None
             ((rows, new_classes, _),) = await self.store(version).read([window])
             step = _decode_step(rows, new_classes, metadata.n_features)
             state.steps.popleft()
             state.steps.append(step)
-            await asyncio.to_thread(state.sliding.step, detector.numeric_columns(step[0]))
+            if state.sliding is not None:
+                await asyncio.to_thread(state.sliding.step, detector.numeric_columns(step[0]))
+                self.ks_steps += 1
             self.incremental_steps += 1
             return state
         read = await self.store(version).read_unreported(window, members)
@@ -560,7 +563,13 @@ class DriftReporter:
             return None
         steps = deque(_decode_step(r, c, metadata.n_features) for r, c, _ in read)
         sliding = None
-        if policy.mode == "sliding" and len(members) == policy.span:
+        # The KS state is kept only where stepping it beats testing the window whole
+        # (incremental_pays: not at the default sizes); the rows are kept either way.
+        if (
+            policy.mode == "sliding"
+            and len(members) == policy.span
+            and incremental_pays(detector.reference_size, policy.size, policy.step)
+        ):
             sliding = await asyncio.to_thread(detector.sliding, np.concatenate([s[0] for s in steps]))
         return _SlidingState(version, window, sliding, steps)
 

@@ -36,7 +36,33 @@ from monitor.drift._checks import as_2d_with_missing, check_alpha
 from monitor.drift.corrections import Correction, reject
 from monitor.drift.ks import KSMethod, SortedReference, ks_critical_h, ks_lattice, ks_pvalues
 
-__all__ = ["SlidingKS"]
+__all__ = ["INCREMENTAL_MIN_RATIO", "SlidingKS", "incremental_pays"]
+
+# An incremental report costs about F (n + k) (the step's ranks and histogram moves, the
+# statistic's pass over the n + 1 buckets); a full recompute about F m (sorting the window
+# and merging it with the reference); the rest of a report (p-values, the multivariate
+# test, prediction drift) is the same either way. Measured with the monitor's detector
+# (benchmarks/drift.py --sliding-only, benchmarks/RESULTS.md): below m = 8 (n + k) the
+# whole test was faster in every run (at the defaults, 10k rows stepped by 1k against a
+# 10k reference, in about half the time); from 8 to 17 (n + k) either way by up to 1.3x
+# from run to run; the step won in every run only from about 30 (n + k) (1.5-1.6x).
+INCREMENTAL_MIN_RATIO = 20
+
+
+def incremental_pays(n_ref: int, window: int, step: int) -> bool:
+    """Whether a sliding window of ``window`` rows advancing by ``step`` against a reference
+    of ``n_ref`` rows is cheaper stepped (:class:`SlidingKS`) than tested whole.
+
+    The monitor's reporter keeps a :class:`SlidingKS` only where this holds; the
+    statistics, p-values and decisions are the same either way (a full test also
+    reports every feature's effect size, not only the significant ones').
+
+    >>> incremental_pays(10_000, 10_000, 1_000), incremental_pays(10_000, 100_000, 1_000)
+    (False, False)
+    >>> incremental_pays(1_000, 50_000, 500)
+    True
+    """
+    return window >= INCREMENTAL_MIN_RATIO * (n_ref + step)
 
 
 class SlidingKS:

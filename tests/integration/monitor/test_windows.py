@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitor.assembly import MonitorParts, assemble_monitor
-from monitor.drift import DriftConfig
+from monitor.drift import DriftConfig, sliding
 from monitor.monitor_settings import MonitorSettings
-from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy
+from monitor.reports import DriftReporter, ModelCatalog, ReferencePolicy, WindowDriftReport
 from monitor.window_state import WindowState
 from monitor.windows import WindowPolicy
 from shared.events import FLOAT, decode_predictions
@@ -120,6 +120,58 @@ async def test_sliding_report_by_another_replica_is_rebuilt(aredis: aioredis.Red
     assert (r1.window_first, r2.window_first) == (0, 1)
     assert await b.report_window(2, "1") is None  # stored already: nothing twice
     assert [await aredis.llen(keys.window_rows(w)) for w in range(3)] == [0, 0, STEP]
+
+
+async def _sliding_reports(
+    aredis: aioredis.Redis, model_dir: Path, x: np.ndarray
+) -> tuple[list[WindowDriftReport], DriftReporter]:
+    """Windows 0-4 of ``x`` (sliding, 300 rows by steps of 100) reported by one reporter, on a fresh series."""
+    await aredis.flushdb()
+    _, keys = await register(aredis, model_dir)
+    policy = WindowPolicy("sliding", step=STEP, size=3 * STEP)
+    await publish_predictions(aredis, keys, x, np.arange(len(x)) % 10)
+    fields = [f for _, f in await aredis.xrange(keys.predictions)]
+    await WindowState(aredis, keys, policy, 3600).ingest_predictions(
+        decode_predictions(fields), [f[b"x"] for f in fields]
+    )
+    reporter = DriftReporter(aredis, keys, ModelCatalog(aredis, keys, DriftConfig(), ReferencePolicy()), 100,
+                             windows=policy)
+    reports = [await reporter.report_window(w, "1") for w in range(5)]
+    assert all(r is not None for r in reports)
+    return [r for r in reports if r is not None], reporter
+
+
+async def test_sliding_reports_are_the_same_whether_ks_is_stepped_or_tested_whole(
+    aredis: aioredis.Redis, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reporter steps a SlidingKS only where that beats testing the window whole
+    (``incremental_pays``): not for 300 rows by steps of 100 against the model's reference.
+    Forced to step (the ratio at 0), the reports say the same."""
+    x = holdout_rows(model_dir, 5 * STEP, seed=5)
+    x[400:500] += 6.0  # the fifth step drifts
+    whole, reporter = await _sliding_reports(aredis, model_dir, x)
+    assert (reporter.incremental_steps, reporter.ks_steps) == (2, 0)  # windows 3, 4: one new step read, KS whole
+    monkeypatch.setattr(sliding, "INCREMENTAL_MIN_RATIO", 0)
+    stepped, reporter = await _sliding_reports(aredis, model_dir, x)
+    assert (reporter.incremental_steps, reporter.ks_steps) == (2, 2)
+    assert whole[4].dataset_drift
+
+    def same_fields(report: WindowDriftReport) -> dict[str, object]:
+        # Not compared here: when it was computed, and the prediction times of the rows (each
+        # run publishes them anew); effect sizes apart, below.
+        out = report.model_dump(exclude={"computed_at", "window_start", "window_end"})
+        for feature in out["features"]:
+            feature["effect_size"] = None
+        return out
+
+    assert [same_fields(r) for r in whole] == [same_fields(r) for r in stepped]
+    for a, b in zip(whole, stepped, strict=True):
+        for fa, fb in zip(a.features, b.features, strict=True):
+            if fb.effect_size is None:  # windows tested with a SlidingKS (2-4): significant features only
+                assert not fb.significant and a.window >= 2
+            else:  # the same up to rounding (summed in another order)
+                assert fb.effect_size == pytest.approx(fa.effect_size, rel=1e-9)
+    assert all(f.effect_size is not None for r in whole for f in r.features)
 
 
 async def test_count_windows_below_the_minimum_report_insufficient_data(
