@@ -42,10 +42,10 @@ __all__ = ["INCREMENTAL_MIN_RATIO", "SlidingKS", "incremental_pays"]
 # statistic's pass over the n + 1 buckets); a full recompute about F m (sorting the window
 # and merging it with the reference); the rest of a report (p-values, the multivariate
 # test, prediction drift) is the same either way. Measured with the monitor's detector
-# (benchmarks/drift.py --sliding-only, benchmarks/RESULTS.md): below m = 8 (n + k) the
-# whole test was faster in every run (at the defaults, 10k rows stepped by 1k against a
-# 10k reference, in about half the time); from 8 to 17 (n + k) either way by up to 1.3x
-# from run to run; the step won in every run only from about 30 (n + k) (1.5-1.6x).
+# (benchmarks/drift.py --sliding-only, six runs, benchmarks/RESULTS.md): below m = 8 (n + k)
+# the whole test was faster in every run (1.1-6.6x; at the defaults, 10k rows stepped by 1k
+# against a 10k reference, 1.5-2.7x); from 8 to 17 (n + k) either one, by up to 1.3x, from
+# run to run; at 33-50 (n + k) the step won by 1.3-1.7x, or tied.
 INCREMENTAL_MIN_RATIO = 20
 
 
