@@ -36,6 +36,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import JsonDict, JsonValue
 
+from shared.json_numbers import JsonFloat, JsonInt
+
 ANY_FEATURE = "*"
 # Limits on what users can store (README, "Alerts"); past them a rule is a 422. Every
 # rule is evaluated at every window, and a "*" rule makes one instance per feature:
@@ -116,9 +118,9 @@ class Duration(BaseModel):
         ),
     )
 
-    windows: Annotated[int | None, Field(ge=1, le=100_000, description="Consecutive evaluated windows")] = None
+    windows: Annotated[JsonInt | None, Field(ge=1, le=100_000, description="Consecutive evaluated windows")] = None
     seconds: Annotated[
-        float | None, Field(ge=0, le=30 * 24 * 3600, allow_inf_nan=False, description="Wall-clock seconds")
+        JsonFloat | None, Field(ge=0, le=30 * 24 * 3600, allow_inf_nan=False, description="Wall-clock seconds")
     ] = None
 
     @model_validator(mode="after")
@@ -193,7 +195,7 @@ class AlertRule(BaseModel):
         ),
     ] = None
     op: Comparison
-    value: Annotated[float, Field(allow_inf_nan=False, description="Threshold compared as `metric op value`")]
+    value: Annotated[JsonFloat, Field(allow_inf_nan=False, description="Threshold compared as `metric op value`")]
     for_: Annotated[
         Duration | None,
         Field(alias="for", description="How long the condition must hold before firing; absent: fire at once"),
@@ -202,7 +204,7 @@ class AlertRule(BaseModel):
         Duration | None, Field(description="How long to keep firing after the condition clears")
     ] = None
     min_samples: Annotated[
-        int | None,
+        JsonInt | None,
         Field(
             ge=1,
             le=MAX_MIN_SAMPLES,

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.json_numbers import JsonInt
 from shared.model_metadata import LabelJoin, LabelKind, ReferenceSummary, Task
 
 # A name or version travels inside Redis keys (``driftwatch:{name}:...``) and URL paths.
@@ -62,8 +63,8 @@ class RegistrationSpec(BaseModel):
         description="Features tested with chi-squared; auto: integer-valued with 2 to 10 levels over the whole file",
     )
     source: str = Field(default="upload", max_length=1_000, description="Where the reference came from")
-    sample_rows: int = Field(default=DEFAULT_SAMPLE_ROWS, ge=1, le=MAX_SAMPLE_ROWS)
-    sample_seed: int = Field(default=0, ge=0)
+    sample_rows: JsonInt = Field(default=DEFAULT_SAMPLE_ROWS, ge=1, le=MAX_SAMPLE_ROWS)
+    sample_seed: JsonInt = Field(default=0, ge=0)
     # Set when the columns sent are a sample of a larger file (what `driftwatch register --monitor-url`
     # sends): the whole file's content hash and exact summaries, which a sample cannot give.
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

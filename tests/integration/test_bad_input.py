@@ -79,6 +79,20 @@ def test_huge_integers_anywhere_are_a_422(model_service: TestClient, monitor: Te
         _send(monitor, "PUT", "/alerts/thresholds", "[" + rule.format(field=field)[:-1] + ', "name": "Lag"}]')
 
 
+@pytest.mark.parametrize("wrong", ["true", "false", '"10"'], ids=["true", "false", "numeric-string"])
+def test_a_rule_number_of_another_json_type_is_a_422_naming_it(monitor: TestClient, wrong: str) -> None:
+    """Pydantic's lax mode stored "value": true as a threshold of 1 (and "10" as 10)."""
+    rule = '{{"metric": "stream_lag", "op": ">", "value": 1, {field}}}'
+    for field, loc in (("\"value\": " + wrong, ["body", "value"]), ('"min_samples": ' + wrong, ["body", "min_samples"]),
+                       ('"for": {"windows": ' + wrong + "}", ["body", "for", "windows"]),
+                       ('"keep_firing_for": {"seconds": ' + wrong + "}", ["body", "keep_firing_for", "seconds"])):
+        raw = rule.format(field=field).replace('"value": 1, "value"', '"value"')
+        assert _send(monitor, "PUT", "/alerts/thresholds/Lag", raw)["detail"][0]["loc"] == loc, raw
+    taken = monitor.put("/alerts/thresholds/Lag", content=rule.format(field='"for": {"windows": 2.0}').encode(),
+                        headers=JSON)
+    assert taken.status_code in (200, 201) and taken.json()["for"] == {"windows": 2}  # JSON's integer 2.0 stays 2
+
+
 def test_errors_are_capped_and_counted(model_service: TestClient) -> None:
     body = _send(model_service, "POST", "/predict", '{"features": [' + ",".join(['"x"'] * F) + "]}")
     assert len(body["detail"]) == MAX_ERRORS_SHOWN

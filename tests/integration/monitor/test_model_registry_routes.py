@@ -150,6 +150,8 @@ def test_writes_need_the_api_key(api: TestClient) -> None:
          ["body", "metadata", "feature_names", 0]),
         (lambda b: b["metadata"].__setitem__("class_names", ["x" * 1_001, "True"]),
          ["body", "metadata", "class_names", 0]),
+        (lambda b: b["metadata"].__setitem__("sample_rows", True), ["body", "metadata", "sample_rows"]),
+        (lambda b: b["metadata"].__setitem__("sample_seed", "7"), ["body", "metadata", "sample_seed"]),
     ],
 )
 def test_bad_registrations_are_422_naming_the_field(api: TestClient, change: Any, loc: list[Any]) -> None:
