@@ -230,6 +230,45 @@ def drift_table(report: dict) -> Table:
     return table
 
 
+def served_model_mismatch(
+    client: httpx.Client,
+    model_url: str,
+    model_dir: Path,
+    metadata: ModelMetadata | None,
+    n_features: int,
+    console: Console,
+) -> str | None:
+    """Why ``model_dir``'s held-out rows cannot go to the model ``model_url`` serves (None: they can).
+
+    Before, a held-out sample of another model (the compose stack serves the model its
+    image trained, not the host's ``models/default``; a CSV model trained there since)
+    was sent all the same and every batch came back a 422 of 20 errors about list
+    lengths. Another version of the same model is sent, with a warning. A service that
+    serves no model (``--ingest-only``) is left to ``/predict``'s own answer.
+    """
+    answer = client.get(f"{model_url}/model")
+    if answer.status_code != 200:
+        return None
+    served = answer.json()
+    names = list(served.get("feature_names") or [])
+    ours = (
+        f"{metadata.name} v{metadata.version} ({metadata.n_features} features)"
+        if metadata is not None
+        else f"a held-out sample of {n_features} features"
+    )
+    theirs = f"{served.get('name')} v{served.get('version')} ({len(names)} features)"
+    if len(names) != n_features or (metadata is not None and metadata.feature_names != names):
+        return (
+            f"{model_url} serves {theirs}, but {model_dir} holds {ours}: point --model-dir at the served "
+            "model's directory (with Docker, run simulate in the model service's container: `docker compose "
+            "exec model-service driftwatch simulate --model-dir /models/default --monitor-url "
+            "http://monitor:8001`)"
+        )
+    if metadata is not None and (served.get("name"), served.get("version")) != (metadata.name, metadata.version):
+        console.print(f"[yellow]{model_url} serves {theirs}; {model_dir} holds {ours}: sending its held-out rows.[/]")
+    return None
+
+
 def run_simulation(
     scenario: Scenario,
     n: int,
@@ -261,6 +300,11 @@ def run_simulation(
     if scenario is Scenario.covariate_shift:
         console.print(f"  ({plan.describe})")
     try:
+        with httpx.Client(timeout=30.0, headers={API_KEY_HEADER: api_key} if api_key else None) as client:
+            refused = served_model_mismatch(client, model_url, model_dir, metadata, features.shape[1], console)
+        if refused is not None:
+            console.print(f"[red]{refused}[/]")
+            return 2
         return _simulate(scenario, n, features, labels, plan, model_url, monitor_url, batch, seed, console, api_key)
     except httpx.HTTPStatusError as exc:  # a wrong key, a model service without a model (--ingest-only)...
         answer = exc.response
@@ -311,7 +355,8 @@ def _simulate(
                 f"[yellow]The held-out sample has {len(labels)} rows, fewer than a window of {size}: "
                 "rows repeat within each window, which the KS test rightly sees as a sample unlike "
                 "the reference, so even --scenario none shows drift. Run the stack with "
-                f"--window-size {len(labels)} or less, or train on more data.[/]"
+                f"--window-size {len(labels)} or less (DRIFTWATCH_WINDOW_SIZE in a container), or train on "
+                "more data.[/]"
             )
         labelled_before = labelled_so_far(client, monitor_url)
         top_up = (size - filled) % size

@@ -4,6 +4,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -105,9 +106,13 @@ class _IngestOnly(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    served: ClassVar[dict[str, object] | None] = None  # GET /model: what a model service serving a model answers
+
     def do_GET(self) -> None:
         if self.path.startswith("/performance"):
             self._answer(200, {"labelled": 0})
+        elif self.path == "/model":
+            self._answer(404, {"detail": "no model"}) if self.served is None else self._answer(200, self.served)
         else:
             self._answer(200, {"size": 10, "filled": 0, "window": 0})
 
@@ -150,6 +155,34 @@ def test_a_held_out_sample_smaller_than_the_window_is_said(tmp_path: Path) -> No
         text = console.export_text()
         assert "The held-out sample has 6 rows, fewer than a window of 10" in text
         assert "--window-size 6 or less" in text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _ServesDigits(_IngestOnly):
+    served: ClassVar[dict[str, object] | None] = {
+        "name": "digits-mlp",
+        "version": "1",
+        "feature_names": [f"pixel_{i}" for i in range(64)],
+    }
+
+
+def test_a_held_out_sample_of_another_model_is_refused_before_any_traffic(tmp_path: Path) -> None:
+    """The host's models/default held a CSV model while the compose stack served its image's
+    digits model: every batch was a 422 of 20 list-length errors. Now: why, and what to run."""
+    x = np.random.default_rng(6).normal(size=(36, 13)).astype(np.float32)
+    np.savez(tmp_path / HOLDOUT_FILE, features=x, labels=np.arange(36) % 3)
+    _csv_metadata(13, 3).save(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ServesDigits)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        console = Console(record=True, width=400)
+        assert run_simulation(Scenario.none, 20, tmp_path, url, url, 10, 0, console) == 2
+        text = console.export_text()
+        assert f"{url} serves digits-mlp v1 (64 features), but {tmp_path} holds wine v1 (13 features)" in text
+        assert "docker compose exec model-service driftwatch simulate" in text
     finally:
         server.shutdown()
         server.server_close()
