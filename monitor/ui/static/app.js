@@ -218,7 +218,10 @@
     const x = ws.map((w) => w.window);
     const data = [x, ws.map((w) => w.drifted_share), ws.map((w) => w.accuracy),
       ws.map((w) => w.estimated_accuracy), ws.map((w) => w.label_coverage)];
-    const transitions = history.filter((t) => t.window !== null && t.window !== undefined);
+    // Window numbers are per version: another version's transitions (the model retrained, the old
+    // version still registered) would be drawn at this version's windows of the same number.
+    const transitions = history.filter((t) => t.window !== null && t.window !== undefined
+      && (!t.labels.model_version || t.labels.model_version === timeline.model_version));
     state.timelineMarks = { ws, transitions };
     if (!state.charts.timeline) {
       const opts = {
@@ -509,7 +512,7 @@
   }
 
   // ---------- alerts ----------
-  function renderAlerts(rules, alerts, history) {
+  function renderAlerts(rules, alerts, history, version) {
     const byRule = {};
     for (const a of alerts.alerts) (byRule[a.rule] ||= []).push(a);
     const body = $("rules").querySelector("tbody");
@@ -530,7 +533,8 @@
       el("td", { text: new Date(t.at * 1000).toLocaleTimeString() }),
       el("td", { text: t.alertname + (t.labels.feature ? ` (${t.labels.feature})` : "") }),
       el("td", {}, el("span", { class: `badge s-${t.to_state}`, text: `${t.from_state} → ${t.to_state}` })),
-      el("td", { text: t.window === null ? "–" : `#${t.window}` }))));
+      el("td", { text: (t.window === null ? "–" : `#${t.window}`)
+        + (t.labels.model_version && t.labels.model_version !== version ? ` (v${t.labels.model_version})` : "") }))));
     if (!history.length) hist.append(el("tr", {}, el("td", { colspan: "4", class: "muted", text: "No transitions yet." })));
   }
 
@@ -566,7 +570,7 @@
     renderHeatmap(timeline.value);
     if (performance.status === "fulfilled") renderConfusion(performance.value);
     else $("confusion").replaceChildren(el("p", { class: "muted", text: `No performance figures: ${performance.reason.message}` }));
-    if (alerts.status === "fulfilled" && rules.status === "fulfilled") renderAlerts(rules.value, alerts.value, transitions);
+    if (alerts.status === "fulfilled" && rules.status === "fulfilled") renderAlerts(rules.value, alerts.value, transitions, timeline.value.model_version);
   }
 
   async function refresh() {
