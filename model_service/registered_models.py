@@ -34,10 +34,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from model_service.stream_writes import BlockHeader
 from shared.keys import Keys
 from shared.model_metadata import ModelMetadata
+from shared.outage_log import OutageLog
 from shared.registry import metadata_field, read_current_version, read_versions
 
 log = logging.getLogger(__name__)
@@ -157,6 +160,8 @@ class RegisteredModels:
         self._pinned = {m.name: IngestSchema(m) for m in pinned}
         self._entries: dict[str, _Entry] = {}
         self._refreshing: dict[str, asyncio.Task[IngestSchema | None]] = {}
+        # Refreshes failing while Redis is away are said once, not once per model per TTL.
+        self._outage = OutageLog(log, "registered models")
 
     async def get(self, name: str) -> IngestSchema | None:
         """The model's current version, or None if no model is registered under ``name``.
@@ -199,9 +204,13 @@ class RegisteredModels:
             if entry is not None and entry.schema is not None:
                 # Keep what is known; try again after another TTL rather than on every request.
                 entry.expires_at = self._clock() + self._ttl_s
-                log.warning("registered model %r: refresh failed (%s); using version %s",
-                            name, error, entry.schema.version)
+                if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError):
+                    self._outage.failed(error, f"using the versions known (model {name!r}: {entry.schema.version})")
+                else:
+                    log.warning("registered model %r: refresh failed (%s); using version %s",
+                                name, error, entry.schema.version)
             return
+        self._outage.answered()
         schema = task.result()
         known = entry.schema if entry is not None else None
         ttl = self._ttl_s if schema is not None else self._miss_ttl_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 import redis.asyncio as aioredis
@@ -95,5 +96,36 @@ async def test_the_cache_serves_a_known_model_while_redis_is_away_and_asks_again
         assert (await models.get("churn")).version == "2"  # type: ignore[union-attr]
         with pytest.raises(RedisConnectionError):
             await models.get("never-seen")  # nothing to fall back on: the caller answers 503
+        await models.close()
+        await client.aclose()
+
+
+async def test_refreshes_failing_while_redis_is_away_are_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Each failed refresh (every TTL, per model with traffic) logged a warning: with Redis stopped a
+    minute, 12 lines per model. Now the outage is one line, and its end one."""
+    now = [0.0]
+    quiet = caplog.at_level(logging.DEBUG, logger="model_service.registered_models")
+    with LocalRedisServer(appendonly=True) as server, quiet:
+        client = aioredis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        await register(client, churn(), churn("1").model_copy(update={"name": "churn-b"}))
+        models = RegisteredModels(client, ttl_s=5.0, clock=lambda: now[0])
+        for name in ("churn", "churn-b"):
+            assert await models.get(name) is not None
+        server.stop()
+        for attempt in range(1, 4):  # three TTLs of outage, two models with traffic
+            now[0] = 6.0 * attempt
+            for name in ("churn", "churn-b"):
+                assert (await models.get(name)).version == "1"  # type: ignore[union-attr]
+                await asyncio.gather(*models._refreshing.values(), return_exceptions=True)  # the refresh is over
+        failures = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+        assert len(failures) == 6 and [r.levelno for r in failures].count(logging.WARNING) == 1
+
+        server.start()
+        now[0] = 30.0
+        assert await models.get("churn") is not None
+        await asyncio.gather(*models._refreshing.values(), return_exceptions=True)
+        assert (await models.get("churn")).version == "1"  # type: ignore[union-attr]
+        assert [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()] == [
+            "registered models: Redis answers again"]
         await models.close()
         await client.aclose()
