@@ -148,6 +148,7 @@ class Notifier:
         self._grouped: set[str] = set()
         self._last_am_push = float("-inf")
         self._lease_outage = OutageLog(log, "alert leader lease")
+        self._deliver_outage = OutageLog(log, "alert notifications")
 
     @property
     def consumer(self) -> str:
@@ -219,6 +220,7 @@ class Notifier:
             await self.leader.wait()
             try:
                 await self.deliver_once()
+                self._deliver_outage.answered()
             except (RedisError, OSError) as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # A stream was deleted under us: start over at its (new) end.
@@ -226,7 +228,10 @@ class Notifier:
                     self._grouped.clear()
                     await self._retry_later(self.ensure_group)
                     continue
-                _log_failure("alert notification round failed", exc)
+                if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+                    self._deliver_outage.failed(exc, "retrying in 1s")  # said once per outage
+                else:
+                    _log_failure("alert notification round failed", exc)
                 await asyncio.sleep(1.0)
 
     @staticmethod

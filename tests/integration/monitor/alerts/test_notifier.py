@@ -256,3 +256,34 @@ async def test_a_redis_outage_is_one_line_per_failure_not_a_traceback(
             await client.aclose()
     failures = [r for r in caplog.records if r.name == "monitor.alerts.notifier" and r.levelno >= logging.WARNING]
     assert failures and all(r.exc_info is None for r in failures), [r.getMessage() for r in failures]
+
+
+async def test_delivery_rounds_failing_while_redis_is_away_are_said_once(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A leader's delivery rounds failing while Redis was away logged a warning each (every second,
+    until its next lease check): one warning now, the rest at DEBUG, and one line when Redis is back."""
+    caplog.set_level(logging.DEBUG, logger="monitor.alerts.notifier")
+
+    def lines(text: str, level: int | None = None) -> int:
+        return sum(1 for r in caplog.records if r.name == "monitor.alerts.notifier" and text in r.getMessage()
+                   and (level is None or r.levelno == level))
+
+    with LocalRedisServer(appendonly=True) as server:
+        client = aioredis.Redis.from_url(server.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        svc = AlertService.create(client, KEYS, settings(webhook_urls=[receiver.url], leader_ttl_s=60.0))
+        await svc.start(install_defaults=False)
+        try:
+            await wait_for(svc.notifier.leader.is_set)
+            server.stop()
+            deadline = time.monotonic() + 20
+            while lines("alert notifications: Redis unavailable") < 3:  # three failed rounds
+                assert time.monotonic() < deadline, "the delivery rounds never failed three times"
+                svc.notifier.leader.set()  # a leader whose next lease check (every 20 s) has not come yet
+                await asyncio.sleep(0.05)
+            assert lines("alert notifications: Redis unavailable", logging.WARNING) == 1
+            server.start()
+            await wait_for(lambda: lines("alert notifications: Redis answers again") == 1, within_s=20)
+        finally:
+            await svc.stop()
+            await client.aclose()
