@@ -111,7 +111,9 @@ async def test_halves_on_different_replicas_pair_once_and_the_monitor_counts_the
         assert (stats.predictions, stats.duplicates) == (40, 0)
         assert int(await aredis.get(IRIS.for_version("1").ingested)) == 40
         ids = stream_ids(redis_client, IRIS.predictions)
-        assert ids == [internal_prediction_id(f"id-{i}", CE_TIME_MS) for i in range(40)]
+        # Each pair once. In any order: the two replicas' publishers each linger before they write, so
+        # pairs completed on alternate replicas may reach the stream out of send order (seen under load).
+        assert sorted(ids) == sorted(internal_prediction_id(f"id-{i}", CE_TIME_MS) for i in range(40))
     finally:
         await monitor.stop()
 
