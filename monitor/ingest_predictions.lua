@@ -10,7 +10,7 @@
 -- KEYS: 1 the predictions stream (acked), 2 the ingest counter, 3 windows to
 -- report, 4 open windows, 5 closed-upto, 6 late counts, 7 the window index,
 -- 8 confusion total, 9 label-delay total (every version), 10 confusion total,
--- 11 label-delay total (this version); then per join hash (pred, label,
+-- 11 label-delay total (this version), 12 the window epoch; then per join hash (pred, label,
 -- waiting of its bucket); then per window (rows, classes, confidence, confusion,
 -- label-delay, meta).
 --
@@ -29,17 +29,31 @@
 -- Count windows depend on the ingest counter, so the caller passes the
 -- counter value it expects and the windows that value leads to; if another
 -- replica moved the counter, nothing is written and the answer is
--- {-1, {}, counter}: the caller retries with the windows of that value.
+-- {-1, {}, counter, start, first}: the caller retries with the windows of those values.
+--
+-- Count windows are numbered from the series' window epoch (KEYS[12]: mode,
+-- size, start, first): prediction n (0-based, by the counter) goes to window
+-- first + (n - start) // size. When the configured mode or size (ARGV[1],
+-- ARGV[31]) differs from the epoch's, this call begins a new epoch at the
+-- current counter, with the batch's first write: the count window in progress
+-- (if it holds rows) is closed as it is, a short window reported with its real
+-- rows, and the new epoch's first window is the next number, so numbers keep
+-- increasing and never name a reported window again. A time epoch keeps in
+-- 'first' the count window the next count epoch starts at; time predictions
+-- move the counter but no count window. Time -> count closes the open time
+-- windows (no count-mode reporter closes them by the clock). The caller passes
+-- the epoch it expects (ARGV[32], ARGV[33]) with the counter, and every answer
+-- ends with the current one: {new, closed, counter, start, first}.
 -- uses: label_delay.lua
 named('ingest_predictions')
 
-local FIXED_KEYS = 11
+local FIXED_KEYS = 12
 local BUCKET_KEYS, WINDOW_KEYS = 3, 6
 local CHUNK = 4000  -- unpack() is bounded by the Lua C stack
 
 -- The arguments, checked before anything is read or written.
 local function read_args()
-  need_args(30, true)
+  need_args(33, true)
   local a = {
     timed = ARGV[1] == 'time', count = int_arg(2, 'events', 1),
     buckets = int_arg(3, 'buckets', 0), windows = int_arg(4, 'windows', 1),
@@ -51,7 +65,8 @@ local function read_args()
     bucket_pos = ARGV[18], window_pos = ARGV[19], ids = ARGV[20], ts = ARGV[21], classes = ARGV[22],
     confidence = ARGV[23], version = ARGV[24], rows = ARGV[25], ack_group = ARGV[26], entry_ids = ARGV[27],
     RADIX = int_arg(28, 'join class radix', 2), ORDINAL = int_arg(29, 'series ordinal', 1),
-    SERIES = int_arg(30, 'join series radix', 2),
+    SERIES = int_arg(30, 'join series radix', 2), size = int_arg(31, 'count window size', 1),
+    expected_start = int_arg(32, 'expected epoch start', 0), expected_first = int_arg(33, 'expected epoch first', 0),
   }
   if ARGV[1] ~= 'time' and ARGV[1] ~= 'count' then fail("mode (ARGV[1]) must be 'count' or 'time'") end
   if a.expected == nil then fail('expected counter (ARGV[5]) must be an integer') end
@@ -310,9 +325,59 @@ local function ack(a)
   end
 end
 
+-- The series' window epoch, a new one when the configured mode or size differs from it (see
+-- the header); answers start, first, and (a new epoch) the list of windows it closes.
+-- Nothing is written here: a new epoch is recorded by save_epoch with the batch's first write
+-- (a refused call writes nothing; a retried one finds the same epoch again).
+local function window_epoch(a, counter)
+  local mode, size = a.timed and 'time' or 'count', a.timed and 0 or a.size
+  local e = redis.call('HMGET', KEYS[12], 'mode', 'size', 'start', 'first')
+  local closed, next_first
+  if not e[1] then
+    -- No epoch: a new series, or one filed before epochs were recorded. Count: windows of
+    -- the configured size from 0, as they were numbered then. Time: any count window used
+    -- lies below the counter, so the next count epoch starts past it.
+    if not a.timed then return 0, 0, {} end
+    closed, next_first = {}, counter
+  else
+    local start, first = tonumber(e[3]), tonumber(e[4])
+    if e[1] == mode and tonumber(e[2]) == size then return start, first, nil end
+    closed = {}
+    if e[1] == 'time' then
+      next_first = first
+      closed = redis.call('ZRANGE', KEYS[4], 0, -1)
+      closed.slots = true
+    else
+      local old_size = tonumber(e[2])
+      local w, filled = first + math.floor((counter - start) / old_size), (counter - start) % old_size
+      next_first = w
+      if filled > 0 then closed, next_first = {w}, w + 1 end  -- the window in progress: closed short
+    end
+  end
+  return counter, next_first, closed
+end
+
+local function save_epoch(a, start, first, closed)
+  redis.call('HSET', KEYS[12], 'mode', a.timed and 'time' or 'count', 'size', a.timed and 0 or a.size,
+             'start', start, 'first', first)
+  local newest = -1
+  for _, w in ipairs(closed) do
+    redis.call('SADD', KEYS[3], w)
+    newest = math.max(newest, tonumber(w))
+  end
+  if closed.slots and #closed > 0 then  -- time windows closed: later rows for them are late
+    redis.call('DEL', KEYS[4])
+    if newest > tonumber(redis.call('GET', KEYS[5]) or '-1') then redis.call('SET', KEYS[5], newest) end
+  end
+end
+
 local a = read_args()
 local counter = tonumber(redis.call('GET', KEYS[2]) or '0')
-if not a.timed and counter ~= a.expected then return {-1, {}, counter} end
+local epoch_start, epoch_first, switch_closed = window_epoch(a, counter)  -- switch_closed: nil = no new epoch
+if not a.timed and (counter ~= a.expected or epoch_start ~= a.expected_start or epoch_first ~= a.expected_first) then
+  return {-1, {}, counter, epoch_start, epoch_first}
+end
+local closed = {}
 
 local bucket_of, pos = {}, decoder(a.POS_OFFSET)
 local ids = {}
@@ -323,13 +388,16 @@ if a.join then
 else
   is_new, waiting_label, new_count = find_unacked(a)
 end
-if new_count == 0 then ack(a); return {0, {}, counter} end
+if new_count == 0 then ack(a); return {0, {}, counter, epoch_start, epoch_first} end
 
 local window_of, last_number = assign_windows(a, is_new, counter)
+if switch_closed ~= nil then
+  save_epoch(a, epoch_start, epoch_first, switch_closed)
+  for _, w in ipairs(switch_closed) do closed[#closed + 1] = tonumber(w) end
+end
 redis.call('INCRBY', KEYS[2], new_count)
 local closed_upto = a.timed and tonumber(redis.call('GET', KEYS[5]) or '-1') or -1
 local state = gather(a, ids, is_new, waiting_label, window_of, bucket_of, closed_upto)
-local closed = {}
 for j, W in pairs(state.windows) do
   write_window(a, j, W)
   if not a.timed and a.ends[j] > counter and a.ends[j] <= last_number then
@@ -341,4 +409,4 @@ if a.timed then close_older_slots(a, state, closed_upto, closed) end
 redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -a.index_keep - 1)
 write_joins(a, state)
 ack(a)
-return {new_count, closed, counter + new_count}
+return {new_count, closed, counter + new_count, epoch_start, epoch_first}

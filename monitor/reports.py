@@ -417,7 +417,14 @@ class DriftReporter:
         if entry is None:
             return None
         metadata, detector = entry
-        first, first_meta = await self._first_member(window, version)
+        # A window of the other kind, closed by a switch of mode (the ingest script's new epoch: the
+        # count window in progress, or the open time slots): reported alone, with its own bounds
+        # and mode (a count window is no time slot of 1970).
+        kind = meta.get(b"mode", b"").decode()
+        left: WindowMode | None = None
+        if kind in ("count", "time") and kind != ("time" if policy.timed else "count"):
+            left = "time" if kind == "time" else "count"
+        first, first_meta = (window, meta) if left else await self._first_member(window, version)
         members = list(range(first, window + 1))
 
         state = self._sliding.pop(version, None)  # restored only if this report succeeds
@@ -441,7 +448,7 @@ class DriftReporter:
         if policy.mode == "sliding":
             self._sliding[version] = state
 
-        if policy.timed:
+        if policy.timed and not left:
             start, end = policy.slot_bounds(first, window)
         else:
             start, end = _ms_to_datetime(first_meta.get(b"first_ts")), _ms_to_datetime(meta.get(b"last_ts"))
@@ -453,7 +460,7 @@ class DriftReporter:
             window_start=start,
             window_end=end,
             computed_at=datetime.now(UTC),
-            window_mode=policy.mode,
+            window_mode=left or policy.mode,
             window_first=first,
             window_step=policy.step if policy.mode == "sliding" else None,
             ks_method=detector.config.ks_method,

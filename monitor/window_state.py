@@ -65,7 +65,7 @@ import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
 
-from monitor.windows import INDEX_KEEP, NO_WINDOW, CountWindowBounds, WindowPolicy
+from monitor.windows import INDEX_KEEP, NO_WINDOW, CountEpoch, CountWindowBounds, WindowPolicy
 from shared.events import FLOAT, NOT_CARRIED, FeedbackBatch, PredictionBatch
 from shared.ids import MAX_EVENT_MS, prediction_id_bytes, prediction_times_ms
 from shared.keys import Keys
@@ -322,8 +322,9 @@ class WindowState:
         self.join_shards = join_shards  # the configured value until pinned by ``_pin_join_shards``
         self._join_shards_pinned = False
         self.ordinals = ordinals if ordinals is not None else SeriesOrdinals(client, self.keys)
-        # Per version: the ingest counter as this replica last saw it (count windows).
+        # Per version: the ingest counter and window epoch as this replica last saw them (count windows).
         self._counters: dict[str, int] = {}
+        self._epochs: dict[str, CountEpoch] = {}
         self._ingest_predictions = register_script(client, "monitor", "ingest_predictions.lua")
         self._ingest_feedback = register_script(client, "monitor", "ingest_feedback.lua")
         self._carried_script = register_script(client, "monitor", "ingest_carried_feedback.lua")
@@ -343,13 +344,13 @@ class WindowState:
         self._join_shards_pinned = True
 
     # -- predictions ------------------------------------------------------------
-    def _windows(self, batch: PredictionBatch, counter: int) -> tuple[list[int], list[int], bytes]:
+    def _windows(self, batch: PredictionBatch, counter: int, epoch: CountEpoch) -> tuple[list[int], list[int], bytes]:
         """The windows the batch can fill, their count ends, and (time) each event's window position."""
         if self.policy.timed:
             slots, position = np.unique(self.policy.slots_of(batch.timestamps_ms), return_inverse=True)
             return slots.tolist(), [], packed(position + 1, POS_OFFSET, POS_WIDTH)
-        windows = self.policy.count_windows(counter, len(batch))
-        return windows, self.policy.count_ends(windows), b""
+        windows = self.policy.count_windows(counter, len(batch), epoch)
+        return windows, self.policy.count_ends(windows, epoch), b""
 
     def prediction_call(
         self,
@@ -360,10 +361,13 @@ class WindowState:
         *,
         ordinal: int,
         join: bool = True,
+        epoch: CountEpoch | None = None,
     ) -> ScriptCall:
         """KEYS and ARGV of ``ingest_predictions.lua`` (ARGV in its ``read_args`` order) for a
         batch of one model version, whose series has ``ordinal``; without ``join`` (a model whose
-        labels carry their prediction) no join state: no buckets, ids or bucket positions."""
+        labels carry their prediction) no join state: no buckets, ids or bucket positions.
+        ``epoch``: the series' window epoch the caller expects with ``counter`` (default: this
+        policy's windows from 0)."""
         versions = set(batch.model_versions)
         if len(versions) != 1:
             raise ValueError(f"one script call stores one model version's predictions, got {sorted(versions)}")
@@ -371,11 +375,12 @@ class WindowState:
             raise ValueError(f"class indexes must lie in [0, {10**CLASS_WIDTH - CLASS_OFFSET})")
         version = batch.model_versions[0]
         slots = join_slots(batch.ids, self.join_shards) if join else NO_SLOTS
-        windows, ends, window_positions = self._windows(batch, counter)
+        epoch = epoch or CountEpoch(size=self.policy.step)
+        windows, ends, window_positions = self._windows(batch, counter, epoch)
         k, s = self.keys, self.keys.for_version(version)
         keys = [ack[0] if ack else k.predictions, s.ingested, s.windows_to_report, s.windows_open,
                 s.windows_closed_upto, s.windows_late, s.windows_index, k.confusion_total, k.label_delays_total,
-                s.version_confusion_total, s.version_label_delays_total]
+                s.version_confusion_total, s.version_label_delays_total, s.windows_epoch]
         for b, shard in zip(slots.buckets, slots.shards, strict=True):
             keys += [k.joined_predictions(b, shard), k.joined_labels(b, shard), k.waiting_labels(b)]
         for w in windows:
@@ -394,7 +399,7 @@ class WindowState:
             version,
             window_rows(raw_features, batch.classes),
             *(("", "") if ack is None else (ack[1], b",".join(ack[2]))),
-            JOIN_CLASS_RADIX, ordinal, JOIN_SERIES_RADIX,
+            JOIN_CLASS_RADIX, ordinal, JOIN_SERIES_RADIX, self.policy.step, epoch.start, epoch.first,
         ]
         return keys, args
 
@@ -423,16 +428,20 @@ class WindowState:
         self, version: str, batch: PredictionBatch, raw_features: list[bytes],
         ack: tuple[str, str, list[bytes]] | None,
     ) -> tuple[int, list[int]]:
-        """One version's call. Count windows: the call expects the ingest counter this
-        replica saw last; when another replica moved it, the script writes nothing and
-        answers the counter's value, and the call is made again with it."""
+        """One version's call. Count windows: the call expects the ingest counter and window
+        epoch this replica saw last; when another replica moved the counter, or the script
+        began a new epoch (this monitor's window size or mode differs from the series'), it
+        files nothing and answers both, and the call is made again with them (the new epoch is
+        recorded, and the window it closes answered, by the call that files the batch)."""
         ordinal = await self.ordinals.ordinal(version)
         join = self.label_join is None or await self.label_join(version) != "carried"
         for _ in range(MAX_COUNTER_RACES):
+            epoch = self._epochs.get(version) or CountEpoch(size=self.policy.step)
             keys, args = self.prediction_call(batch, raw_features, ack, self._counters.get(version, 0),
-                                              ordinal=ordinal, join=join)
-            new, closed, counter = await self._ingest_predictions(keys=keys, args=args)
+                                              ordinal=ordinal, join=join, epoch=epoch)
+            new, closed, counter, start, first = await self._ingest_predictions(keys=keys, args=args)
             self._counters[version] = int(counter)
+            self._epochs[version] = CountEpoch("count", self.policy.step, int(start), int(first))
             if int(new) >= 0:
                 return int(new), [int(w) for w in closed]
         raise RuntimeError(f"lost the race for the ingest counter {MAX_COUNTER_RACES} times")

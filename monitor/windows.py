@@ -11,7 +11,9 @@ The ingest script (:mod:`monitor.window_state`) files each prediction's row into
 window is built from those:
 
 - ``count`` (default): tumbling windows of ``DRIFTWATCH_WINDOW_SIZE``
-  predictions; one ingest window is one drift window.
+  predictions; one ingest window is one drift window. They are numbered
+  from the series' :class:`CountEpoch`, which the ingest script begins anew
+  when the size or mode changes (the window in progress is closed short).
 - ``sliding``: the ingest windows are the *steps* (``DRIFTWATCH_WINDOW_SIZE``
   rows each) and drift window ``w`` is the last ``span = SLIDING_SIZE / STEP``
   steps ``w - span + 1 .. w`` (fewer while the stream is young: those windows
@@ -59,8 +61,8 @@ from shared.redis_scripts import register_script
 from shared.registry import read_current_version
 
 __all__ = [
-    "NO_WINDOW", "WindowBounds", "WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress", "WindowStore",
-    "of_current_mode",
+    "NO_WINDOW", "CountEpoch", "WindowBounds", "WindowIndex", "WindowMode", "WindowPolicy", "WindowProgress",
+    "WindowStore", "of_current_mode", "read_count_position",
 ]
 
 WindowMode = Literal["count", "time", "sliding", "sliding-time"]
@@ -161,19 +163,32 @@ class WindowPolicy:
         """Time modes: the newest slot whose time and grace period are over at ``now_ms``."""
         return self.slot_at(now_ms - grace_ms) - 1
 
-    def count_window(self, ingested: int) -> tuple[int, int]:
-        """Count modes: the window the next prediction fills, and the rows it has, after ``ingested``."""
-        return divmod(ingested, self.step)
+    def count_window(self, ingested: int, epoch: CountEpoch | None = None) -> tuple[int, int]:
+        """Count modes: the window the next prediction fills, and the rows it has, after ``ingested``
+        (numbered from ``epoch``, the series' stored one; default: this policy's from 0).
 
-    def count_windows(self, ingested: int, new: int) -> list[int]:
-        """Count modes: the windows that ``new`` more predictions after ``ingested`` can fill."""
+        An epoch of time windows, or of another size not yet replaced (no prediction since the
+        monitor restarted with this size), tells where the next count window starts: its
+        ``first`` (time), or its own window in progress (another size)."""
+        epoch = epoch or CountEpoch(size=self.step)
+        if epoch.mode != "count":
+            return epoch.first, 0
+        done, filled = divmod(ingested - epoch.start, epoch.size)
+        return epoch.first + done, filled
+
+    def count_windows(self, ingested: int, new: int, epoch: CountEpoch | None = None) -> list[int]:
+        """Count modes: the windows that ``new`` more predictions after ``ingested`` can fill,
+        in ``epoch`` (of this policy's size: the ingest script begins it before filing)."""
         if new <= 0:
             return []
-        return list(range(ingested // self.step, (ingested + new - 1) // self.step + 1))
+        epoch = epoch or CountEpoch(size=self.step)
+        done = ingested - epoch.start
+        return list(range(epoch.first + done // self.step, epoch.first + (done + new - 1) // self.step + 1))
 
-    def count_ends(self, windows: list[int]) -> list[int]:
-        """Count modes: the ingest count at which each window is full."""
-        return [(w + 1) * self.step for w in windows]
+    def count_ends(self, windows: list[int], epoch: CountEpoch | None = None) -> list[int]:
+        """Count modes: the ingest count at which each window of ``epoch`` is full."""
+        epoch = epoch or CountEpoch(size=self.step)
+        return [epoch.start + (w - epoch.first + 1) * self.step for w in windows]
 
     def windows_at(self, at_ms: npt.NDArray[np.int64], bounds: WindowBounds | None = None) -> npt.NDArray[np.int64]:
         """The ingest window of a prediction made at each of ``at_ms``, known from its time alone (a label
@@ -198,6 +213,40 @@ class WindowPolicy:
         covers = (first[None, :] <= at_ms[:, None]) & (at_ms[:, None] <= last[None, :])
         found = covers.any(axis=1)
         return np.where(found, windows[covers.argmax(axis=1)], NO_WINDOW).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class CountEpoch:
+    """A series' window epoch (``Keys.windows_epoch``, written by the ingest script): count
+    windows of ``size`` rows numbered from ``first`` at ingest count ``start``; in a ``time``
+    epoch, ``first`` is where the next count epoch starts numbering.
+
+    Why not ``counter // size``: the counter outlives a change of ``DRIFTWATCH_WINDOW_SIZE`` or
+    of mode on the same Redis, and dividing it by another size renumbers every window (numbers
+    of reported windows reused, rows of the window in progress never tested) and counts the
+    time windows' predictions into the first count window."""
+
+    mode: str = "count"
+    size: int = 1_000
+    start: int = 0
+    first: int = 0
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes], policy: WindowPolicy) -> CountEpoch:
+        """The stored epoch; a series without one (new, or filed before epochs) numbers
+        ``policy``'s windows from 0, as the ingest script will record on its next call."""
+        if not raw:
+            return cls(size=policy.step)
+        return cls(raw[b"mode"].decode(), int(raw[b"size"]), int(raw[b"start"]), int(raw[b"first"]))
+
+
+async def read_count_position(client: aioredis.Redis, keys: Keys, policy: WindowPolicy) -> tuple[int, int]:
+    """The count window the next prediction of ``keys``' series fills and the rows it holds (one round trip)."""
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.get(keys.ingested)
+        pipe.hgetall(keys.windows_epoch)
+        ingested, epoch = await pipe.execute()
+    return policy.count_window(int(ingested or 0), CountEpoch.from_hash(epoch, policy))
 
 
 NO_WINDOW = -1
@@ -305,7 +354,8 @@ class WindowIndex:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrevrange(index, start, start + page - 1)
                 pipe.get(keys.ingested)
-                raw, ingested = await pipe.execute()
+                pipe.hgetall(keys.windows_epoch)
+                raw, ingested, epoch = await pipe.execute()
             if not raw:
                 break
             windows = [int(w) for w in raw]
@@ -313,7 +363,7 @@ class WindowIndex:
                 for w in windows:
                     pipe.hmget(keys.window_meta(w), "mode", "first_ts")
                 metas = await pipe.execute()
-            filling, _ = self.policy.count_window(int(ingested or 0))
+            filling, _ = self.policy.count_window(int(ingested or 0), CountEpoch.from_hash(epoch, self.policy))
             found += [w for w, (kind, first) in zip(windows, metas, strict=True)
                       if of_current_mode(self.policy, w, kind, first, filling)]
             start += page
@@ -332,8 +382,7 @@ class WindowIndex:
         if keys is None:
             keys = self.keys.for_version("")  # no version registered yet: an empty series
         if window is None and not policy.timed:
-            ingested = int(await self.client.get(keys.ingested) or 0)
-            window, _ = policy.count_window(ingested)
+            window, _ = await read_count_position(self.client, keys, policy)
         elif window is None:
             newest = await self.recent(1, keys.version)
             window = newest[0] if newest else policy.slot_at(int(time.time() * 1000))
@@ -482,9 +531,10 @@ class CountWindowBounds:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zrange(keys.windows_index, 0, -1)
             pipe.get(keys.ingested)
-            indexed, ingested = await pipe.execute()
+            pipe.hgetall(keys.windows_epoch)
+            indexed, ingested, epoch = await pipe.execute()
         windows = [int(w) for w in indexed]
-        filling, _ = self.policy.count_window(int(ingested or 0))
+        filling, _ = self.policy.count_window(int(ingested or 0), CountEpoch.from_hash(epoch, self.policy))
         known = self._full.setdefault(keys.series_prefix, {})
         unread = [w for w in windows if w not in known]
         read: dict[int, tuple[int, int]] = {}

@@ -120,8 +120,17 @@ class Keys:
     # -- window state (series) ---------------------------------------------
     @property
     def ingested(self) -> str:
-        """Counter: distinct predictions ingested; window index = (n - 1) // size."""
+        """Counter: distinct predictions ingested (every mode); count windows number them from
+        the current :attr:`windows_epoch` on."""
         return f"{self.series_prefix}:ingested"
+
+    @property
+    def windows_epoch(self) -> str:
+        """Hash: the series' current window epoch, ``mode`` (count/time), ``size`` (count rows),
+        ``start`` (the ingest counter when it began), ``first`` (its first count window index).
+        Count window of prediction ``n`` (0-based) = first + (n - start) // size; a new epoch
+        begins, in the ingest script, when the configured mode or size differs from it."""
+        return f"{self.series_prefix}:windows:epoch"
 
     def window_rows(self, window: int) -> str:
         """List: the float32 feature rows of one window, in ingest order."""

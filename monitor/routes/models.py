@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
-from monitor.windows import WindowIndex, WindowPolicy, of_current_mode
+from monitor.windows import CountEpoch, WindowIndex, WindowPolicy, of_current_mode
 from shared.api_auth import ReadAccess, WriteAccess
 from shared.http import LargerBody
 from shared.keys import Keys
@@ -315,15 +315,17 @@ async def _last_reports(
         for name, version in series:
             pipe.zrevrange(Keys(name, version).drift_index, 0, 0)
             pipe.get(Keys(name, version).ingested)
+            pipe.hgetall(Keys(name, version).windows_epoch)
         raw = await pipe.execute()
-    candidates = [(s, int(w[0]), int(n or 0)) for s, w, n in zip(series, raw[::2], raw[1::2], strict=True) if w]
+    candidates = [(s, int(w[0]), policy.count_window(int(n or 0), CountEpoch.from_hash(e, policy))[0])
+                  for s, w, n, e in zip(series, raw[::3], raw[1::3], raw[2::3], strict=True) if w]
     async with client.pipeline(transaction=False) as pipe:
         for (name, version), window, _ in candidates:
             pipe.hmget(Keys(name, version).window_meta(window), "mode", "first_ts")
         metas = await pipe.execute()
     found: list[tuple[tuple[str, str], int]] = []
-    for (s, window, ingested), (kind, first) in zip(candidates, metas, strict=True):
-        if of_current_mode(policy, window, kind, first, policy.count_window(ingested)[0]):
+    for (s, window, filling), (kind, first) in zip(candidates, metas, strict=True):
+        if of_current_mode(policy, window, kind, first, filling):
             found.append((s, window))
             continue
         name, version = s

@@ -86,7 +86,7 @@ class _NoScripts:
     ("change", "expected"),
     [
         (lambda keys, args: (keys[:-1], args), "keys"),
-        (lambda keys, args: (keys, args[:-1]), "expected 30 arguments"),
+        (lambda keys, args: (keys, args[:-1]), "expected 33 arguments"),
         (lambda keys, args: (keys, [*args[:19], args[19][:-1], *args[20:]]), "ids (ARGV[20]) must be 3 values"),
         (lambda keys, args: (keys, [*args[:20], args[20] + b"1", *args[21:]]), "timestamps (ARGV[21])"),
         (lambda keys, args: (keys, [*args[:21], args[21][:-2], *args[22:]]), "classes (ARGV[22])"),
@@ -96,7 +96,7 @@ class _NoScripts:
         (lambda keys, args: (keys, [*args[:15], "1,2", *args[16:]]), "window indexes (ARGV[16])"),
         (lambda keys, args: (keys, [*args[:23], "", *args[24:]]), "model version (ARGV[24])"),
         (lambda keys, args: (keys, [*args[:28], 0, *args[29:]]), "series ordinal (ARGV[29])"),
-        (lambda keys, args: (keys, [*args[:29], 1]), "join series radix (ARGV[30])"),
+        (lambda keys, args: (keys, [*args[:29], 1, *args[30:]]), "join series radix (ARGV[30])"),
     ],
     ids=["missing-key", "missing-argument", "short-ids", "wide-timestamps", "short-classes", "ragged-rows",
          "unknown-mode", "non-numeric-width", "window-count", "no-version", "no-ordinal", "series-radix"],
@@ -115,8 +115,9 @@ def test_ingest_predictions_refuses_a_bucket_position_outside_the_call(redis_cli
 def test_ingest_predictions_answers_retry_when_the_counter_moved(redis_client: redis.Redis) -> None:
     keys, args = _prediction_call(WindowPolicy(step=100, size=100), counter=0)
     redis_client.set(KEYS.for_version("1").ingested, 7)  # another replica ingested 7
-    new, closed, counter = redis_client.eval(lua_source("monitor", "ingest_predictions.lua"), len(keys), *keys, *args)
-    assert (new, closed, counter) == (-1, [], 7)
+    new, closed, counter, start, first = redis_client.eval(
+        lua_source("monitor", "ingest_predictions.lua"), len(keys), *keys, *args)
+    assert (new, closed, counter, start, first) == (-1, [], 7, 0, 0)
     assert redis_client.dbsize() == 1  # nothing written
 
 

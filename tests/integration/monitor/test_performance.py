@@ -299,6 +299,7 @@ async def test_every_key_the_scripts_write_is_named_in_shared_keys(
     named = {keys.predictions, keys.feedback, keys.dlq, keys.model_info, keys.reference("1"), keys.ingested,
              keys.windows_to_report, keys.windows_index, keys.confusion_total, keys.feedback_counts, keys.drift_reports,
              keys.drift_index, keys.drift_histograms, keys.reference_histograms, keys.label_delays_total,
+             keys.windows_epoch,
              keys.version_confusion_total, keys.version_label_delays_total, keys.series,
              keys.waiting_labels(bucket), keys.join_shards,
              keys.heartbeat("perf-test"), keys.alert_states, keys.alert_history}

@@ -6,6 +6,10 @@ Before the fix, right after count -> time ``/drift/window`` showed the last coun
 time slot starting on 1970-01-01, and after time -> count the old time slots' reports stayed
 "the newest" (their indexes are larger) above every new count window's.
 
+Since window epochs (test_window_size_change.py), count -> time closes the count window in progress
+(reported short, as a count window) and the first count window after time -> count holds count-mode
+predictions only.
+
 Time traffic is stamped in slots of five minutes ago with an hour's grace: a later slot's
 predictions close the earlier one at once. Nothing waits for the clock.
 """
@@ -13,6 +17,7 @@ predictions close the earlier one at once. Nothing waits for the clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -87,7 +92,7 @@ def test_views_show_the_current_window_mode_after_switching_count_to_time_and_ba
         await client.aclose()
 
     asyncio.run(_register())
-    x = holdout_rows(model_dir, 200)
+    x = holdout_rows(model_dir, 250)
 
     # 1. Count windows: two reported (0, 1), window 2 holds 20 predictions.
     with TestClient(create_app(_settings(redis_url, "count"), consumer_name="count-1")) as client:
@@ -118,6 +123,12 @@ def test_views_show_the_current_window_mode_after_switching_count_to_time_and_ba
         _publish(redis_client, keys, x[160:195], (base + 1) * SLOT_S * 1000 + 500)
         _wait(lambda: len(_history(client)) == 1 and client.get("/drift/window").json()["filled"] == 35)
         assert _history(client) == [(base, "time")]
+        # The count window in progress (2, 20 rows) was closed by the switch: reported short, as a
+        # count window, and not among the time views.
+        series = keys.for_version("1")
+        _wait(lambda: redis_client.hexists(series.drift_reports, 2))
+        short = json.loads(redis_client.hget(series.drift_reports, 2))  # type: ignore[arg-type]
+        assert (short["window_mode"], short["window_size"]) == ("count", 20)
         assert client.get("/drift/window").json()["window"] == base + 1
         windows = client.get("/performance", params={"windows": 20}).json()["windows"]
         assert [(w["window"], w["predictions"]) for w in windows] == [(base + 1, 35), (base, 40)]
@@ -125,22 +136,24 @@ def test_views_show_the_current_window_mode_after_switching_count_to_time_and_ba
 
     # 3. Back to count windows: the time slots' reports (larger indexes) are no longer "the newest".
     with TestClient(create_app(_settings(redis_url, "count"), consumer_name="count-2")) as client:
-        ingested = 195
         progress = client.get("/drift/window").json()
-        assert (progress["mode"], progress["window"], progress["size"]) == ("count", ingested // STEP, STEP)
-        assert progress["start"] is None
-        assert _history(client) == [(1, "count"), (0, "count")]
-        assert client.get("/drift").json()["window"] == 1
-        assert _last_report_window(client, keys.model) == 1
+        assert (progress["mode"], progress["window"], progress["size"]) == ("count", 3, STEP)  # after the short 2
+        assert progress["start"] is None and progress["filled"] == 0
+        assert _history(client) == [(2, "count"), (1, "count"), (0, "count")]
+        assert client.get("/drift").json()["window"] == 2
+        assert _last_report_window(client, keys.model) == 2
         windows = client.get("/performance", params={"windows": 20}).json()["windows"]
         assert [w["window"] for w in windows] == [2, 1, 0]
 
-        # The count window being filled closes at the next multiple of STEP predictions ingested
-        # (the counter counted the time windows' predictions too): 5 more close window 3.
-        _publish(redis_client, keys, x[195:200], int(time.time() * 1000))
-        _wait(lambda: len(_history(client)) == 3)
-        assert _history(client) == [(ingested // STEP, "count"), (1, "count"), (0, "count")]
-        assert client.get("/drift").json()["window"] == ingested // STEP
-        assert _last_report_window(client, keys.model) == ingested // STEP
+        # The first count window holds STEP predictions of count mode: the time windows' 75 do not count.
+        _publish(redis_client, keys, x[195 : 195 + STEP - 1], int(time.time() * 1000))
+        _wait(lambda: client.get("/drift/window").json()["filled"] == STEP - 1)
+        assert len(_history(client)) == 3
+        _publish(redis_client, keys, x[195 + STEP - 1 : 195 + STEP], int(time.time() * 1000))
+        _wait(lambda: len(_history(client)) == 4)
+        assert _history(client) == [(3, "count"), (2, "count"), (1, "count"), (0, "count")]
+        assert client.get("/drift").json()["window"] == 3
+        assert client.get("/drift").json()["window_size"] == STEP  # its rows: none of time mode
+        assert _last_report_window(client, keys.model) == 3
         (summary,) = client.get("/overview").json()["models"]
-        assert summary["last_window"] == ingested // STEP
+        assert summary["last_window"] == 3

@@ -71,18 +71,19 @@ def test_columns_are_fixed_width_with_their_offsets() -> None:
     assert versions == "1"  # the one version of the call: its series
     # each row: its features' bytes as given, then its predicted class as one more float32
     assert rows == b"".join(b"\0" * 16 + np.float32(c).tobytes() for c in (0, 7, 12))
-    assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX, 3, JOIN_SERIES_RADIX]
+    # then the window size and the epoch expected (windows of 100 from 0)
+    assert args[25:] == ["group", b"1-0,2-0,3-0", JOIN_CLASS_RADIX, 3, JOIN_SERIES_RADIX, 100, 0, 0]
     k, s1 = Keys("m"), Keys("m", "1")
     bucket = T0 // JOIN_BUCKET_MS
-    assert keys[:11] == ["stream", s1.ingested, s1.windows_to_report, s1.windows_open, s1.windows_closed_upto,
+    assert keys[:12] == ["stream", s1.ingested, s1.windows_to_report, s1.windows_open, s1.windows_closed_upto,
                          s1.windows_late, s1.windows_index, k.confusion_total, k.label_delays_total,
-                         s1.version_confusion_total, s1.version_label_delays_total]
-    assert all(key.startswith("driftwatch:{m}:v:1:") for key in keys[1:7] + keys[9:11])
+                         s1.version_confusion_total, s1.version_label_delays_total, s1.windows_epoch]
+    assert all(key.startswith("driftwatch:{m}:v:1:") for key in keys[1:7] + keys[9:12])
     assert set(slots.buckets) == {bucket}
-    end = 11 + 3 * len(slots.buckets)
+    end = 12 + 3 * len(slots.buckets)
     expected_join = [(k.joined_predictions(bucket, s), k.joined_labels(bucket, s), k.waiting_labels(bucket))
                      for s in slots.shards]
-    assert keys[11:end] == [key for triple in expected_join for key in triple]
+    assert keys[12:end] == [key for triple in expected_join for key in triple]
     assert keys[end:] == [s1.window_rows(2), s1.window_classes(2), s1.window_confidence(2), s1.confusion(2),
                           s1.window_label_delays(2), s1.window_meta(2)]
 
