@@ -25,6 +25,7 @@ from monitor.consumer import default_consumer_name
 from monitor.fleet import Fleet, no_default_model
 from monitor.monitor_settings import MonitorSettings
 from monitor.read_deps import MODEL_PREFIX, watched_model
+from monitor.registry_reads import RegistryReader
 from monitor.routes import dashboard, drift, health, models, performance
 from monitor.ui import install_ui
 from shared.api_auth import require_api_key_for_reads
@@ -111,6 +112,7 @@ def create_app(settings: MonitorSettings | None = None, consumer_name: str | Non
         )
         app.state.fleet = fleet
         app.state.redis = client
+        app.state.registry = RegistryReader(client)
         install_alert_sources(app, fleet, alerts)
         await fleet.start()
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -208,22 +208,43 @@ class RegisteredModel:
         return STATUS_ACTIVE if any(v.status == STATUS_ACTIVE for v in self.versions) else STATUS_RETIRED
 
 
-def _registered_model(name: str, info: dict[bytes, bytes]) -> RegisteredModel | None:
-    """A model's registry hash, decoded; None if it holds no version."""
-    fields = {k.decode(): v for k, v in info.items()}
+def registry_fields(info: Mapping[bytes, bytes]) -> dict[str, bytes]:
+    """A model's registry hash (HGETALL's reply) with its field names as text."""
+    return {k.decode(): v for k, v in info.items()}
+
+
+def metadata_json(fields: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Each version's metadata JSON in a model's registry hash, by the version its field names."""
+    prefix = metadata_field("")
+    return {key[len(prefix):]: raw for key, raw in fields.items() if key.startswith(prefix)}
+
+
+def assemble_model(
+    name: str, fields: Mapping[str, bytes], metadata: Mapping[str, ModelMetadata]
+) -> RegisteredModel | None:
+    """A model from its registry hash (:func:`registry_fields`) and its versions' decoded metadata
+    (``metadata``, by :func:`metadata_json`'s keys); None if it holds no version.
+
+    Kept apart from the decoding so that a reader may decode each version's metadata once (the
+    monitor's :mod:`monitor.registry_reads`) and still build every answer from the fields read now.
+    """
     versions = []
-    for key, raw in fields.items():
-        if not key.startswith("metadata:"):
-            continue
-        metadata = ModelMetadata.model_validate_json(raw)
-        status = fields.get(status_field(metadata.version), STATUS_ACTIVE.encode()).decode()
-        retired = fields.get(retired_field(metadata.version))
-        versions.append(RegisteredVersion(metadata, status, retired_time(retired) if retired is not None else None))
+    for decoded in metadata.values():
+        status = fields.get(status_field(decoded.version), STATUS_ACTIVE.encode()).decode()
+        retired = fields.get(retired_field(decoded.version))
+        versions.append(RegisteredVersion(decoded, status, retired_time(retired) if retired is not None else None))
     if not versions:
         return None
     versions.sort(key=lambda v: (v.metadata.created_at, v.version))
     current = fields.get(FIELD_VERSION)
     return RegisteredModel(name, current.decode() if current is not None else None, versions)
+
+
+def _registered_model(name: str, info: dict[bytes, bytes]) -> RegisteredModel | None:
+    """A model's registry hash, decoded; None if it holds no version."""
+    fields = registry_fields(info)
+    decoded = {v: ModelMetadata.model_validate_json(raw) for v, raw in metadata_json(fields).items()}
+    return assemble_model(name, fields, decoded)
 
 
 async def model_names(client: aioredis.Redis) -> list[str]:
@@ -251,12 +272,18 @@ async def active_models(client: aioredis.Redis, names: Sequence[str]) -> set[str
     return active
 
 
-async def read_models(client: aioredis.Redis, names: list[str]) -> list[RegisteredModel]:
-    """The registry entries of ``names`` (one round trip); names with no version are left out."""
+async def read_registry_hashes(client: aioredis.Redis, names: Sequence[str]) -> list[dict[bytes, bytes]]:
+    """The registry hash of each of ``names`` (one round trip, one HGETALL a model), undecoded."""
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(Keys(name).model_info)
-        infos = await pipe.execute()
+        infos: list[dict[bytes, bytes]] = await pipe.execute()
+    return infos
+
+
+async def read_models(client: aioredis.Redis, names: list[str]) -> list[RegisteredModel]:
+    """The registry entries of ``names`` (one round trip); names with no version are left out."""
+    infos = await read_registry_hashes(client, names)
     return [m for name, info in zip(names, infos, strict=True) if (m := _registered_model(name, info)) is not None]
 
 

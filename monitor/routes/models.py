@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.fleet import Fleet
 from monitor.monitor_settings import MonitorSettings
+from monitor.registry_reads import RegistryReader
 from monitor.windows import CountEpoch, WindowIndex, WindowPolicy, of_current_mode
 from shared.api_auth import ReadAccess, WriteAccess
 from shared.http import LargerBody
@@ -54,8 +55,6 @@ from shared.registry import (
     ModelIdentityConflict,
     RegisteredModel,
     model_names,
-    read_model,
-    read_models,
     register_model,
     retire_version,
 )
@@ -82,6 +81,12 @@ async def get_settings(request: Request) -> MonitorSettings:
     return settings
 
 
+async def get_registry(request: Request) -> RegistryReader:
+    """The app's registry reader (its decoded metadata lives as long as the app)."""
+    reader: RegistryReader = request.app.state.registry
+    return reader
+
+
 async def get_fleet(request: Request) -> Fleet | None:
     """The models this monitor watches; None on an app that runs no fleet."""
     fleet: Fleet | None = getattr(request.app.state, "fleet", None)
@@ -91,6 +96,7 @@ async def get_fleet(request: Request) -> Fleet | None:
 Client = Annotated[aioredis.Redis, Depends(get_client)]
 Settings = Annotated[MonitorSettings, Depends(get_settings)]
 Watched = Annotated[Fleet | None, Depends(get_fleet)]
+Registry = Annotated[RegistryReader, Depends(get_registry)]
 
 
 # -- answers ---------------------------------------------------------------------
@@ -251,22 +257,22 @@ def _build(body: bytes, media: str, name: str, version: str) -> tuple[Any, Any]:
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(client: Client, settings: Settings, _: ReadAccess) -> ModelList:
+async def list_models(client: Client, registry: Registry, settings: Settings, _: ReadAccess) -> ModelList:
     """Every registered model with its versions, their status, windows so far and last report."""
     names = await model_names(client)
     default = settings.default_model
     if default is not None and default not in names:  # registered before the models index existed
         names.append(default)
-    models = await read_models(client, sorted(names))
+    models = await registry.models(sorted(names))
     reports = await _last_reports(
         client, [(m.name, v.version) for m in models for v in m.versions], WindowPolicy.from_settings(settings))
     return ModelList(models=[_summary(m, reports, settings) for m in models])
 
 
 @router.get("/models/{name}", response_model=ModelDetail, responses={404: {"description": "No such model"}})
-async def get_model(name: Name, client: Client, settings: Settings, _: ReadAccess) -> ModelDetail:
+async def get_model(name: Name, registry: Registry, settings: Settings, _: ReadAccess) -> ModelDetail:
     """One model's versions with their full metadata (features, classes, reference summaries)."""
-    model = await read_model(client, name)
+    model = await registry.model(name)
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no model {name!r} registered")
     return ModelDetail(
@@ -284,7 +290,8 @@ async def get_model(name: Name, client: Client, settings: Settings, _: ReadAcces
     responses={404: {"description": "No such model version"}},
 )
 async def delete_version(
-    name: Name, version: Version, client: Client, settings: Settings, fleet: Watched, _: WriteAccess
+    name: Name, version: Version, client: Client, registry: Registry, settings: Settings, fleet: Watched,
+    _: WriteAccess,
 ) -> ModelDetail:
     """Retire a version: its data expires after the retention; its metadata stays."""
     model = await retire_version(client, Keys(name), version, settings.retired_retention_s, int(time.time()))
@@ -294,7 +301,7 @@ async def delete_version(
         # The poll's own pass, now: a model with no active version left is dropped before the
         # answer (its worker stops, its alerts resolve), not up to a discovery interval later.
         await fleet.discover()
-    return await get_model(name, client, settings, None)
+    return await get_model(name, registry, settings, None)
 
 
 # -- reading windows and reports ----------------------------------------------------
