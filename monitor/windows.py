@@ -168,12 +168,22 @@ class WindowPolicy:
         (numbered from ``epoch``, the series' stored one; default: this policy's from 0).
 
         An epoch of time windows, or of another size not yet replaced (no prediction since the
-        monitor restarted with this size), tells where the next count window starts: its
-        ``first`` (time), or its own window in progress (another size)."""
+        monitor restarted with this size), tells where the next count window starts, as the
+        ingest script will begin it: at the time epoch's ``first``, or after the other size's
+        window in progress (which that prediction closes short), empty.
+
+        >>> p = WindowPolicy(step=300, size=300)
+        >>> p.count_window(600, CountEpoch(size=300)), p.count_window(600, CountEpoch(size=1000))
+        ((2, 0), (1, 0))
+        >>> p.count_window(1000, CountEpoch(size=1000)), p.count_window(7, CountEpoch("time", 0, 5, 4))
+        ((1, 0), (4, 0))
+        """
         epoch = epoch or CountEpoch(size=self.step)
         if epoch.mode != "count":
             return epoch.first, 0
         done, filled = divmod(ingested - epoch.start, epoch.size)
+        if epoch.size != self.step:
+            return epoch.first + done + (1 if filled else 0), 0
         return epoch.first + done, filled
 
     def count_windows(self, ingested: int, new: int, epoch: CountEpoch | None = None) -> list[int]:

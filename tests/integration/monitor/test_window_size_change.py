@@ -114,6 +114,10 @@ def test_lowering_the_count_window_size_reports_the_window_in_progress_and_numbe
         assert _reports(redis_client, keys) == {}
 
     with _monitor(redis_url, "small", size=40) as client:
+        # Before any prediction of the new size: the next one goes to window 1 (it closes window 0
+        # short), and that is what `driftwatch simulate` reads to know which windows its run fills.
+        progress = client.get("/drift/window").json()
+        assert (progress["window"], progress["filled"], progress["size"]) == (1, 0, 40)
         _publish(redis_client, keys, x[60:100], at + 1_000)
         _publish(redis_client, keys, x[100:180] + SHIFT, at + 2_000)
         _wait(lambda: len(_reports(redis_client, keys)) == 4)
@@ -138,6 +142,8 @@ def test_raising_the_count_window_size_never_reuses_a_reported_window_and_report
         _wait(lambda: len(_reports(redis_client, keys)) == 3 and _filled(client) == 20)
 
     with _monitor(redis_url, "big", size=100) as client:
+        progress = client.get("/drift/window").json()
+        assert (progress["window"], progress["filled"], progress["size"]) == (4, 0, 100)
         _publish(redis_client, keys, x[140:240], at + 1_000)
         _publish(redis_client, keys, x[240:340] + SHIFT, at + 2_000)
         _wait(lambda: len(_reports(redis_client, keys)) == 6)
