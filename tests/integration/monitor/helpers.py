@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import redis
 import redis.asyncio as aioredis
 
 from shared.events import encode_feedback, encode_predictions
@@ -23,6 +24,42 @@ async def register(client: aioredis.Redis, model_dir: Path) -> tuple[ModelMetada
     keys = Keys(metadata.name, metadata.version)  # model keys, and version 1's series keys
     await register_model(client, keys, metadata, Reference.load(model_dir))
     return metadata, keys
+
+
+def register_sync(redis_url: str, model_dir: Path) -> Keys:
+    """:func:`register` for a test that talks to the monitor through a sync ``TestClient``."""
+
+    async def run() -> Keys:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            return (await register(client, model_dir))[1]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def publish_at(client: redis.Redis, keys: Keys, rows: npt.NDArray[np.float32], at_ms: int,
+               labelled: int = 0) -> None:
+    """``rows`` as predictions made at ``at_ms`` (classes cycling 0-9, one-hot probabilities), the first
+    ``labelled`` of them labelled a second later with their own class, in one pipeline."""
+    ids = new_prediction_ids(len(rows), at_ms)
+    classes = np.arange(len(rows), dtype=np.int64) % 10
+    probabilities = np.eye(10, dtype=np.float32)[classes]
+    with client.pipeline(transaction=False) as pipe:
+        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, classes, probabilities):
+            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
+        for pid, label in zip(ids[:labelled], classes[:labelled].tolist(), strict=True):
+            pipe.xadd(keys.feedback, encode_feedback(pid, label, at_ms + 1_000))  # type: ignore[arg-type]
+        pipe.execute()
+
+
+def wait_until(check: Callable[[], object], timeout_s: float = 30.0) -> None:
+    """Poll ``check`` (sync) until it is true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 async def publish_predictions(

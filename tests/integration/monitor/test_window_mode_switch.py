@@ -16,46 +16,24 @@ predictions close the earlier one at once. Nothing waits for the clock.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import redis
-import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
 from monitor.monitor_settings import MonitorSettings
-from shared.events import encode_predictions
-from shared.ids import new_prediction_ids
-from shared.keys import Keys
-from shared.model_metadata import ModelMetadata, Reference
-from shared.registry import register_model
-from tests.integration.monitor.helpers import holdout_rows
+from tests.integration.monitor.helpers import holdout_rows, publish_at, register_sync, wait_until
 
 STEP = 50  # count windows
 SLOT_S = 3  # time windows
 
 
-def _wait(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
-def _publish(client: redis.Redis, keys: Keys, rows: np.ndarray, at_ms: int) -> None:
-    ids = new_prediction_ids(len(rows), at_ms)
-    classes = np.arange(len(rows), dtype=np.int64) % 10
-    probabilities = np.eye(10, dtype=np.float32)[classes]
-    with client.pipeline(transaction=False) as pipe:
-        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, classes, probabilities):
-            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
-        pipe.execute()
 
 
 def _settings(redis_url: str, mode: str) -> MonitorSettings:
@@ -83,21 +61,13 @@ def _last_report_window(client: TestClient, model: str) -> int | None:
 def test_views_show_the_current_window_mode_after_switching_count_to_time_and_back(
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
-    metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name, metadata.version)
-
-    async def _register() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        await register_model(client, keys, metadata, Reference.load(model_dir))
-        await client.aclose()
-
-    asyncio.run(_register())
+    keys = register_sync(redis_url, model_dir)
     x = holdout_rows(model_dir, 250)
 
     # 1. Count windows: two reported (0, 1), window 2 holds 20 predictions.
     with TestClient(create_app(_settings(redis_url, "count"), consumer_name="count-1")) as client:
-        _publish(redis_client, keys, x[:120], int(time.time() * 1000))
-        _wait(lambda: client.get("/drift/window").json()["filled"] == 20 and len(_history(client)) == 2)
+        publish_at(redis_client, keys, x[:120], int(time.time() * 1000))
+        wait_until(lambda: client.get("/drift/window").json()["filled"] == 20 and len(_history(client)) == 2)
         assert _history(client) == [(1, "count"), (0, "count")]
 
     # 2. The same series with time windows, before any prediction of the new mode.
@@ -119,14 +89,14 @@ def test_views_show_the_current_window_mode_after_switching_count_to_time_and_ba
 
         # Its first slots: the views follow them.
         base = int(time.time()) // SLOT_S - 100
-        _publish(redis_client, keys, x[120:160], base * SLOT_S * 1000 + 500)
-        _publish(redis_client, keys, x[160:195], (base + 1) * SLOT_S * 1000 + 500)
-        _wait(lambda: len(_history(client)) == 1 and client.get("/drift/window").json()["filled"] == 35)
+        publish_at(redis_client, keys, x[120:160], base * SLOT_S * 1000 + 500)
+        publish_at(redis_client, keys, x[160:195], (base + 1) * SLOT_S * 1000 + 500)
+        wait_until(lambda: len(_history(client)) == 1 and client.get("/drift/window").json()["filled"] == 35)
         assert _history(client) == [(base, "time")]
         # The count window in progress (2, 20 rows) was closed by the switch: reported short, as a
         # count window, and not among the time views.
         series = keys.for_version("1")
-        _wait(lambda: redis_client.hexists(series.drift_reports, 2))
+        wait_until(lambda: redis_client.hexists(series.drift_reports, 2))
         short = json.loads(redis_client.hget(series.drift_reports, 2))  # type: ignore[arg-type]
         assert (short["window_mode"], short["window_size"]) == ("count", 20)
         assert client.get("/drift/window").json()["window"] == base + 1
@@ -146,11 +116,11 @@ def test_views_show_the_current_window_mode_after_switching_count_to_time_and_ba
         assert [w["window"] for w in windows] == [2, 1, 0]
 
         # The first count window holds STEP predictions of count mode: the time windows' 75 do not count.
-        _publish(redis_client, keys, x[195 : 195 + STEP - 1], int(time.time() * 1000))
-        _wait(lambda: client.get("/drift/window").json()["filled"] == STEP - 1)
+        publish_at(redis_client, keys, x[195 : 195 + STEP - 1], int(time.time() * 1000))
+        wait_until(lambda: client.get("/drift/window").json()["filled"] == STEP - 1)
         assert len(_history(client)) == 3
-        _publish(redis_client, keys, x[195 + STEP - 1 : 195 + STEP], int(time.time() * 1000))
-        _wait(lambda: len(_history(client)) == 4)
+        publish_at(redis_client, keys, x[195 + STEP - 1 : 195 + STEP], int(time.time() * 1000))
+        wait_until(lambda: len(_history(client)) == 4)
         assert _history(client) == [(3, "count"), (2, "count"), (1, "count"), (0, "count")]
         assert client.get("/drift").json()["window"] == 3
         assert client.get("/drift").json()["window_size"] == STEP  # its rows: none of time mode

@@ -9,25 +9,16 @@ slots at once, and the newest slot stays open. Nothing waits for the clock.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import redis
-import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
 from monitor.monitor_settings import MonitorSettings
-from shared.events import encode_feedback, encode_predictions
-from shared.ids import new_prediction_ids
-from shared.keys import Keys
-from shared.model_metadata import ModelMetadata, Reference
-from shared.registry import register_model
-from tests.integration.monitor.helpers import holdout_rows
+from tests.integration.monitor.helpers import holdout_rows, publish_at, register_sync, wait_until
 
 SLOT_S = 3
 # Predictions per slot (all above the minimum window size) and labels per slot.
@@ -35,37 +26,14 @@ PER_SLOT = [40, 35, 50, 45, 60, 31]
 LABELLED = [20, 0, 50, 10, 33, 1]
 
 
-def _wait(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
-def _publish_slot(client: redis.Redis, keys: Keys, rows: np.ndarray, at_ms: int, labelled: int) -> None:
-    ids = new_prediction_ids(len(rows), at_ms)
-    classes = np.arange(len(rows), dtype=np.int64) % 10
-    probs = np.eye(10, dtype=np.float32)[classes]
-    with client.pipeline(transaction=False) as pipe:
-        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, classes, probs):
-            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
-        for pid, label in zip(ids[:labelled], classes[:labelled].tolist(), strict=True):
-            pipe.xadd(keys.feedback, encode_feedback(pid, label, at_ms + 1_000))  # type: ignore[arg-type]
-        pipe.execute()
 
 
 def test_time_windows_reported_in_history_appear_in_performance_and_window_progress(
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
-    metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name, metadata.version)
-
-    async def _register() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        await register_model(client, keys, metadata, Reference.load(model_dir))
-        await client.aclose()
-
-    asyncio.run(_register())
+    keys = register_sync(redis_url, model_dir)
     settings = MonitorSettings(
         REDIS_URL=redis_url, DRIFTWATCH_WINDOW_MODE="time", DRIFTWATCH_WINDOW_SECONDS=SLOT_S,
         DRIFTWATCH_WINDOW_GRACE_S=3_600,
@@ -76,14 +44,14 @@ def test_time_windows_reported_in_history_appear_in_performance_and_window_progr
     with TestClient(create_app(settings, consumer_name="window-reads")) as client:
         start = 0
         for k, (n, labelled) in enumerate(zip(PER_SLOT, LABELLED, strict=True)):
-            _publish_slot(redis_client, keys, x[start : start + n], (base + k) * SLOT_S * 1000 + 500, labelled)
+            publish_at(redis_client, keys, x[start : start + n], (base + k) * SLOT_S * 1000 + 500, labelled=labelled)
             start += n
 
         def reported() -> list[dict]:
             return client.get("/drift/history").json()["reports"]
 
-        _wait(lambda: len(reported()) == len(PER_SLOT) - 1)
-        _wait(lambda: client.get("/performance").json()["labelled"] == sum(LABELLED))
+        wait_until(lambda: len(reported()) == len(PER_SLOT) - 1)
+        wait_until(lambda: client.get("/performance").json()["labelled"] == sum(LABELLED))
         history = {r["window"]: r for r in reported()}
         assert sorted(history) == [base + k for k in range(len(PER_SLOT) - 1)]
 

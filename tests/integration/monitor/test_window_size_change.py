@@ -16,58 +16,27 @@ are numbered on from the next number. Every prediction is in exactly one reporte
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import redis
-import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
 from monitor.monitor_settings import MonitorSettings
-from shared.events import encode_predictions
-from shared.ids import new_prediction_ids
 from shared.keys import Keys
-from shared.model_metadata import ModelMetadata, Reference
-from shared.registry import register_model
-from tests.integration.monitor.helpers import holdout_rows
+from tests.integration.monitor.helpers import holdout_rows, publish_at, register_sync, wait_until
 
 SLOT_S = 3
 SHIFT = np.float32(6.0)  # a covariate shift every window of 40 rows flags (tests/integration/monitor/test_windows.py)
 
 
-def _wait(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
-def _register(redis_url: str, model_dir: Path) -> Keys:
-    metadata = ModelMetadata.load(model_dir)
-    keys = Keys(metadata.name, metadata.version)
-
-    async def register() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        await register_model(client, keys, metadata, Reference.load(model_dir))
-        await client.aclose()
-
-    asyncio.run(register())
-    return keys
 
 
-def _publish(client: redis.Redis, keys: Keys, rows: np.ndarray, at_ms: int) -> None:
-    ids = new_prediction_ids(len(rows), at_ms)
-    classes = np.arange(len(rows), dtype=np.int64) % 10
-    probabilities = np.eye(10, dtype=np.float32)[classes]
-    with client.pipeline(transaction=False) as pipe:
-        for entry in encode_predictions(ids, at_ms, keys.model, "1", rows, classes, probabilities):
-            pipe.xadd(keys.predictions, entry)  # type: ignore[arg-type]
-        pipe.execute()
 
 
 def _monitor(redis_url: str, name: str, mode: str = "count", size: int = 40) -> TestClient:
@@ -104,13 +73,13 @@ def _assert_every_prediction_reported_once(reports: dict[int, dict], sent: int, 
 def test_lowering_the_count_window_size_reports_the_window_in_progress_and_numbers_on(
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
-    keys = _register(redis_url, model_dir)
+    keys = register_sync(redis_url, model_dir)
     x = holdout_rows(model_dir, 200, seed=1)
     at = int(time.time() * 1000) - 60_000
 
     with _monitor(redis_url, "big", size=100) as client:
-        _publish(redis_client, keys, x[:60], at)
-        _wait(lambda: _filled(client) == 60)
+        publish_at(redis_client, keys, x[:60], at)
+        wait_until(lambda: _filled(client) == 60)
         assert _reports(redis_client, keys) == {}
 
     with _monitor(redis_url, "small", size=40) as client:
@@ -118,9 +87,9 @@ def test_lowering_the_count_window_size_reports_the_window_in_progress_and_numbe
         # short), and that is what `driftwatch simulate` reads to know which windows its run fills.
         progress = client.get("/drift/window").json()
         assert (progress["window"], progress["filled"], progress["size"]) == (1, 0, 40)
-        _publish(redis_client, keys, x[60:100], at + 1_000)
-        _publish(redis_client, keys, x[100:180] + SHIFT, at + 2_000)
-        _wait(lambda: len(_reports(redis_client, keys)) == 4)
+        publish_at(redis_client, keys, x[60:100], at + 1_000)
+        publish_at(redis_client, keys, x[100:180] + SHIFT, at + 2_000)
+        wait_until(lambda: len(_reports(redis_client, keys)) == 4)
         reports = _reports(redis_client, keys)
         _assert_every_prediction_reported_once(reports, 180, [60, 40, 40, 40])
         assert sorted(reports) == [0, 1, 2, 3]
@@ -133,20 +102,20 @@ def test_lowering_the_count_window_size_reports_the_window_in_progress_and_numbe
 def test_raising_the_count_window_size_never_reuses_a_reported_window_and_reports_drift(
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
-    keys = _register(redis_url, model_dir)
+    keys = register_sync(redis_url, model_dir)
     x = holdout_rows(model_dir, 340, seed=2)
     at = int(time.time() * 1000) - 60_000
 
     with _monitor(redis_url, "small", size=40) as client:
-        _publish(redis_client, keys, x[:140], at)
-        _wait(lambda: len(_reports(redis_client, keys)) == 3 and _filled(client) == 20)
+        publish_at(redis_client, keys, x[:140], at)
+        wait_until(lambda: len(_reports(redis_client, keys)) == 3 and _filled(client) == 20)
 
     with _monitor(redis_url, "big", size=100) as client:
         progress = client.get("/drift/window").json()
         assert (progress["window"], progress["filled"], progress["size"]) == (4, 0, 100)
-        _publish(redis_client, keys, x[140:240], at + 1_000)
-        _publish(redis_client, keys, x[240:340] + SHIFT, at + 2_000)
-        _wait(lambda: len(_reports(redis_client, keys)) == 6)
+        publish_at(redis_client, keys, x[140:240], at + 1_000)
+        publish_at(redis_client, keys, x[240:340] + SHIFT, at + 2_000)
+        wait_until(lambda: len(_reports(redis_client, keys)) == 6)
         reports = _reports(redis_client, keys)
         _assert_every_prediction_reported_once(reports, 340, [40, 40, 40, 20, 100, 100])
         assert sorted(reports) == [0, 1, 2, 3, 4, 5]
@@ -160,20 +129,20 @@ def test_raising_the_count_window_size_never_reuses_a_reported_window_and_report
 def test_time_to_count_closes_the_open_slot_and_the_first_count_window_holds_count_predictions_only(
     redis_url: str, redis_client: redis.Redis, model_dir: Path
 ) -> None:
-    keys = _register(redis_url, model_dir)
+    keys = register_sync(redis_url, model_dir)
     x = holdout_rows(model_dir, 155, seed=3)
     base = int(time.time()) // SLOT_S - 100  # slots of five minutes ago: a later slot closes an earlier one at once
 
     with _monitor(redis_url, "time", mode="time") as client:
-        _publish(redis_client, keys, x[:40], base * SLOT_S * 1000 + 500)
-        _publish(redis_client, keys, x[40:75], (base + 1) * SLOT_S * 1000 + 500)
-        _wait(lambda: len(_reports(redis_client, keys)) == 1 and _filled(client) == 35)
+        publish_at(redis_client, keys, x[:40], base * SLOT_S * 1000 + 500)
+        publish_at(redis_client, keys, x[40:75], (base + 1) * SLOT_S * 1000 + 500)
+        wait_until(lambda: len(_reports(redis_client, keys)) == 1 and _filled(client) == 35)
 
     with _monitor(redis_url, "count", size=40) as client:
         at = int(time.time() * 1000)
-        _publish(redis_client, keys, x[75:115], at)
-        _publish(redis_client, keys, x[115:155] + SHIFT, at + 1_000)
-        _wait(lambda: len(_reports(redis_client, keys)) == 4)
+        publish_at(redis_client, keys, x[75:115], at)
+        publish_at(redis_client, keys, x[115:155] + SHIFT, at + 1_000)
+        wait_until(lambda: len(_reports(redis_client, keys)) == 4)
         reports = _reports(redis_client, keys)
         assert sorted(reports) == [0, 1, base, base + 1]
         sizes = {w: (r["window_mode"], r["window_size"]) for w, r in reports.items()}
