@@ -305,7 +305,8 @@ def run_simulation(
         if refused is not None:
             console.print(f"[red]{refused}[/]")
             return 2
-        return _simulate(scenario, n, features, labels, plan, model_url, monitor_url, batch, seed, console, api_key)
+        run = _Run(scenario, n, features, labels, plan, model_url, monitor_url, batch, seed, console)
+        return _simulate(run, api_key)
     except httpx.HTTPStatusError as exc:  # a wrong key, a model service without a model (--ingest-only)...
         answer = exc.response
         try:
@@ -326,29 +327,33 @@ def run_simulation(
     return 1
 
 
-def _simulate(
-    scenario: Scenario,
-    n: int,
-    features: np.ndarray,
-    labels: np.ndarray,
-    plan: ScenarioPlan,
-    model_url: str,
-    monitor_url: str,
-    batch: int,
-    seed: int,
-    console: Console,
-    api_key: str | None,
-) -> int:
+@dataclass(frozen=True)
+class _Run:
+    """What one ``driftwatch simulate`` sends, where, and where it prints."""
+
+    scenario: Scenario
+    n: int
+    features: np.ndarray  # the held-out sample the traffic is drawn from
+    labels: np.ndarray
+    plan: ScenarioPlan
+    model_url: str
+    monitor_url: str
+    batch: int
+    seed: int
+    console: Console
+
+
+def _simulate(run: _Run, api_key: str | None) -> int:
     """The run itself: its HTTP errors are named by ``run_simulation``."""
+    scenario, n, features, labels, plan = run.scenario, run.n, run.features, run.labels, run.plan
+    model_url, monitor_url, batch, seed, console = run.model_url, run.monitor_url, run.batch, run.seed, run.console
     # With DRIFTWATCH_API_KEY set on the services, /predict and /feedback need the key (reads may too).
     with httpx.Client(timeout=30.0, headers={API_KEY_HEADER: api_key} if api_key else None) as client:
         answer = client.get(f"{monitor_url}/drift/window")
         answer.raise_for_status()
         progress = answer.json()
         if progress["size"] is None:  # time windows: no count to fill
-            return _simulate_time_windows(
-                client, scenario, n, features, labels, plan, model_url, monitor_url, batch, seed, console
-            )
+            return _simulate_time_windows(client, run)
         size, filled, first_window = progress["size"], progress["filled"], progress["window"]
         if size > len(labels):
             console.print(
@@ -392,29 +397,18 @@ def _simulate(
     return 0
 
 
-def _simulate_time_windows(
-    client: httpx.Client,
-    scenario: Scenario,
-    n: int,
-    features: np.ndarray,
-    labels: np.ndarray,
-    plan: ScenarioPlan,
-    model_url: str,
-    monitor_url: str,
-    batch: int,
-    seed: int,
-    console: Console,
-) -> int:
+def _simulate_time_windows(client: httpx.Client, run: _Run) -> int:
     """The run with time windows: send, label, then show the windows the traffic reached."""
+    scenario, n, console, model_url, monitor_url = run.scenario, run.n, run.console, run.model_url, run.monitor_url
     labelled_before = labelled_so_far(client, monitor_url)
-    traffic = make_traffic(scenario, features, labels, n, seed, plan=plan)
+    traffic = make_traffic(scenario, run.features, run.labels, n, run.seed, plan=run.plan)
     console.print(
-        f"Scenario [bold]{scenario.value}[/]: sending {n} predictions in batches of {batch} "
+        f"Scenario [bold]{scenario.value}[/]: sending {n} predictions in batches of {run.batch} "
         "(time windows: each holds the predictions of its seconds)..."
     )
     sent_from = datetime.now(UTC)
     started = time.monotonic()
-    ids, predicted = send_traffic(client, model_url, traffic, batch)
+    ids, predicted = send_traffic(client, model_url, traffic, run.batch)
     console.print(f"  {n} predictions in {time.monotonic() - started:.1f}s; now the delayed feedback...")
     send_feedback(client, model_url, ids, traffic.labels)
     performance = wait_for_labels(client, monitor_url, labelled_before + n)
