@@ -7,13 +7,16 @@ Heavy imports (TensorFlow, the apps) happen inside the commands, so
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from driftwatch.cli.register import register
 from driftwatch.cli.simulate import Scenario
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Drift and performance monitoring for ML models.")
 console = Console()
@@ -29,6 +32,15 @@ def _logging(level: str, service: str) -> None:
     from shared.log_context import service_logging
 
     service_logging(service, level)
+
+
+def _run_uvicorn(asgi_app: FastAPI, host: str, port: int, log_level: str) -> None:
+    """Serve one of the two apps as both commands do: no access log, the logging
+    :func:`_logging` set up (``log_config=None``), 15 s for requests in flight at a stop."""
+    import uvicorn
+
+    uvicorn.run(asgi_app, host=host, port=port, access_log=False, log_config=None, log_level=log_level,
+                timeout_graceful_shutdown=15)
 
 
 @app.command()
@@ -100,8 +112,6 @@ def serve(
 ) -> None:
     """Run the model service: POST /predict and /feedback for its model, POST /models/{name}/predictions
     and /feedback for any registered model."""
-    import uvicorn
-
     from model_service.app import create_app
     from model_service.serving_settings import ModelServiceSettings
 
@@ -109,15 +119,7 @@ def serve(
     given = {"model_dir": model_dir, "host": host, "port": port, "ingest_only": ingest_only or None}
     overrides = {k: v for k, v in given.items() if v is not None}
     settings = ModelServiceSettings().model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=None,
-        log_level=log_level,
-        timeout_graceful_shutdown=15,
-    )
+    _run_uvicorn(create_app(settings), settings.host, settings.port, log_level)
 
 
 @app.command()
@@ -127,23 +129,13 @@ def monitor(
     log_level: str = "info",
 ) -> None:
     """Run the monitor (consumer worker + GET /drift, /performance, /alerts)."""
-    import uvicorn
-
     from monitor.app import create_app
     from monitor.monitor_settings import MonitorSettings
 
     _logging(log_level, "monitor")
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = MonitorSettings().model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_config=None,
-        log_level=log_level,
-        timeout_graceful_shutdown=15,
-    )
+    _run_uvicorn(create_app(settings), settings.host, settings.port, log_level)
 
 
 @app.command()
