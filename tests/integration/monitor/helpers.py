@@ -12,6 +12,7 @@ import numpy.typing as npt
 import redis
 import redis.asyncio as aioredis
 
+from monitor.monitor_settings import MonitorSettings
 from shared.events import encode_feedback, encode_predictions
 from shared.ids import new_prediction_ids
 from shared.keys import Keys
@@ -52,6 +53,20 @@ def publish_at(client: redis.Redis, keys: Keys, rows: npt.NDArray[np.float32], a
         for pid, label in zip(ids[:labelled], classes[:labelled].tolist(), strict=True):
             pipe.xadd(keys.feedback, encode_feedback(pid, label, at_ms + 1_000))  # type: ignore[arg-type]
         pipe.execute()
+
+
+def window_settings(redis_url: str, mode: str, size: int, seconds: int) -> MonitorSettings:
+    """A monitor for tests of its windows: ``mode`` windows of ``size`` rows or ``seconds``, a grace
+    of an hour (slots close when a later one fills, not by the clock), quick stream reads, no alerts."""
+    return MonitorSettings(
+        REDIS_URL=redis_url,
+        DRIFTWATCH_WINDOW_MODE=mode,
+        DRIFTWATCH_WINDOW_SIZE=size,
+        DRIFTWATCH_WINDOW_SECONDS=seconds,
+        DRIFTWATCH_WINDOW_GRACE_S=3_600,
+        DRIFTWATCH_READ_BLOCK_MS=50,
+        DRIFTWATCH_ALERTS_ENABLED=False,
+    )
 
 
 def wait_until(check: Callable[[], object], timeout_s: float = 30.0) -> None:

@@ -26,7 +26,13 @@ from fastapi.testclient import TestClient
 
 from monitor.app import create_app
 from monitor.monitor_settings import MonitorSettings
-from tests.integration.monitor.helpers import holdout_rows, publish_at, register_sync, wait_until
+from tests.integration.monitor.helpers import (
+    holdout_rows,
+    publish_at,
+    register_sync,
+    wait_until,
+    window_settings,
+)
 
 STEP = 50  # count windows
 SLOT_S = 3  # time windows
@@ -37,15 +43,7 @@ SLOT_S = 3  # time windows
 
 
 def _settings(redis_url: str, mode: str) -> MonitorSettings:
-    return MonitorSettings(
-        REDIS_URL=redis_url,
-        DRIFTWATCH_WINDOW_MODE=mode,
-        DRIFTWATCH_WINDOW_SIZE=STEP,
-        DRIFTWATCH_WINDOW_SECONDS=SLOT_S,
-        DRIFTWATCH_WINDOW_GRACE_S=3_600,
-        DRIFTWATCH_READ_BLOCK_MS=50,
-        DRIFTWATCH_ALERTS_ENABLED=False,
-    )
+    return window_settings(redis_url, mode, STEP, SLOT_S)
 
 
 def _history(client: TestClient) -> list[tuple[int, str]]:

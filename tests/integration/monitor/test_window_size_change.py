@@ -25,9 +25,14 @@ import redis
 from fastapi.testclient import TestClient
 
 from monitor.app import create_app
-from monitor.monitor_settings import MonitorSettings
 from shared.keys import Keys
-from tests.integration.monitor.helpers import holdout_rows, publish_at, register_sync, wait_until
+from tests.integration.monitor.helpers import (
+    holdout_rows,
+    publish_at,
+    register_sync,
+    wait_until,
+    window_settings,
+)
 
 SLOT_S = 3
 SHIFT = np.float32(6.0)  # a covariate shift every window of 40 rows flags (tests/integration/monitor/test_windows.py)
@@ -40,16 +45,7 @@ SHIFT = np.float32(6.0)  # a covariate shift every window of 40 rows flags (test
 
 
 def _monitor(redis_url: str, name: str, mode: str = "count", size: int = 40) -> TestClient:
-    settings = MonitorSettings(
-        REDIS_URL=redis_url,
-        DRIFTWATCH_WINDOW_MODE=mode,
-        DRIFTWATCH_WINDOW_SIZE=size,
-        DRIFTWATCH_WINDOW_SECONDS=SLOT_S,
-        DRIFTWATCH_WINDOW_GRACE_S=3_600,
-        DRIFTWATCH_READ_BLOCK_MS=50,
-        DRIFTWATCH_ALERTS_ENABLED=False,
-    )
-    return TestClient(create_app(settings, consumer_name=name))
+    return TestClient(create_app(window_settings(redis_url, mode, size, SLOT_S), consumer_name=name))
 
 
 def _reports(client: redis.Redis, keys: Keys) -> dict[int, dict]:  # type: ignore[type-arg]
